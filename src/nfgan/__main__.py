@@ -1,0 +1,5 @@
+import sys
+
+from nfgan.cli import main
+
+sys.exit(main())
