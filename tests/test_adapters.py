@@ -34,20 +34,21 @@ def _face_sources() -> list[Path]:
 _SOURCES = _face_sources()
 
 
-def put_image(path: Path, i: int = 0) -> Path:
-    """Write a valid image at ``path`` (a copy of a real face when available, converted to the suffix's format)."""
+def put_image(path: Path, i: int = 0, fmt: str | None = None) -> Path:
+    """Write a valid image at ``path`` (a copy of a real face when available), in ``fmt`` or the suffix's format."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if _SOURCES:
         src = _SOURCES[i % len(_SOURCES)]
-        if path.suffix.lower() in (".jpg", ".jpeg"):
+        if fmt is None and path.suffix.lower() in (".jpg", ".jpeg"):
             shutil.copyfile(src, path)
             return path
         img = Image.open(src).convert("L").resize((64, 64))
     else:
         rng = np.random.default_rng(i)
         img = Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8))
-    fmt = {"": "PNG", ".png": "PNG", ".tiff": "TIFF", ".tif": "TIFF", ".gif": "GIF", ".bmp": "BMP"}
-    img.save(path, format=fmt.get(path.suffix.lower(), "PNG"))
+    formats = {".png": "PNG", ".tiff": "TIFF", ".tif": "TIFF", ".gif": "GIF", ".bmp": "BMP", ".jpg": "JPEG",
+               ".jpeg": "JPEG"}
+    img.save(path, format=fmt or formats.get(path.suffix.lower(), "PNG"))
     return path
 
 
@@ -162,6 +163,138 @@ def test_csv_bad_rows_name_file_and_line(tmp_path, content, message):
 def test_csv_folder_without_manifest(tmp_path):
     with pytest.raises(AdapterError, match="without manifest.csv"):
         load("csv", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------------- ck+
+
+@pytest.mark.parametrize("subset, count, subjects", [("peak", 981, 118), ("with_neutral", 890, 123)])
+def test_ckplus_shared_subsets_match_manifest(shared_data, subset, count, subjects):
+    root = shared_data / "ckplus"
+    records = load("ckplus", root / subset)
+    check_common(records, "ckplus")
+    assert len(records) == count
+    assert len({r.subject for r in records}) == subjects
+    manifest = read_shared_manifest(root)
+    for r in records:
+        row = manifest[r.source_path]
+        assert (r.subject, r.expression, r.pose) == (row["subject"], row["expression"], row["pose"])
+        assert r.extra["precropped"] is True
+        assert r.extra["sequence"].startswith(r.subject + "_")
+    assert sum(1 for k in manifest if f"/{subset}/" in k) == count
+    # the explicit CK+48 adapter reads the same folder identically
+    assert [(r.source_path, r.expression) for r in load("ckplus48", root / subset)] == \
+        [(r.source_path, r.expression) for r in records]
+
+
+def test_ckplus_shared_root_with_two_subsets_is_refused(shared_data):
+    with pytest.raises(AdapterError, match=r"several CK\+ sub-sets \(peak, with_neutral\)"):
+        load("ckplus", shared_data / "ckplus")
+
+
+def _make_official_ckplus(root: Path) -> None:
+    """S005/001: 11 frames, disgust (3); S010/002: 5 frames, no label; S011/001: 3 frames, happy (5)."""
+    sequences = {("S005", "001", 11): 3, ("S010", "002", 5): None, ("S011", "001", 3): 5}
+    for (subject, seq, n), code in sequences.items():
+        for f in range(1, n + 1):
+            put_image(root / "cohn-kanade-images" / subject / seq / f"{subject}_{seq}_{f:08d}.png", f)
+        if code is not None:
+            label = root / "Emotion" / subject / seq / f"{subject}_{seq}_{n:08d}_emotion.txt"
+            label.parent.mkdir(parents=True)
+            label.write_text(f"   {code:.7e}\n")
+    (root / "cohn-kanade-images" / "S005" / "001" / ".DS_Store").write_text("x")
+
+
+def test_ckplus_official_layout(tmp_path):
+    _make_official_ckplus(tmp_path)
+    records = load("ckplus", tmp_path)
+    check_common(records, "ckplus")
+    got = [(r.extra["sequence"], r.extra["frame"], r.expression) for r in records]
+    assert got == [
+        ("S005_001", 1, "neutral"), ("S005_001", 9, "disgust"), ("S005_001", 10, "disgust"),
+        ("S005_001", 11, "disgust"),
+        ("S010_002", 1, "neutral"),                                   # unlabelled: its neutral frame only
+        ("S011_001", 1, "neutral"), ("S011_001", 2, "happy"), ("S011_001", 3, "happy"),  # short sequence
+    ]
+    assert all("precropped" not in r.extra for r in records)
+    assert [r.extra["labelled"] for r in records if r.extra["sequence"] == "S010_002"] == [False]
+
+    skip = load("ckplus", tmp_path, unlabelled="skip", peak_frames=1)
+    assert [(r.extra["sequence"], r.extra["frame"], r.expression) for r in skip] == [
+        ("S005_001", 1, "neutral"), ("S005_001", 11, "disgust"), ("S011_001", 1, "neutral"), ("S011_001", 3, "happy")]
+    # root may be cohn-kanade-images itself, with Emotion/ beside it
+    assert [r.source_path for r in load("ckplus", tmp_path / "cohn-kanade-images")] == [r.source_path for r in records]
+
+
+def test_ckplus_official_layout_errors(tmp_path):
+    _make_official_ckplus(tmp_path)
+    (tmp_path / "Emotion" / "S005" / "001" / "S005_001_00000011_emotion.txt").write_text("9.0\n")
+    with pytest.raises(AdapterError, match=r"S005_001_00000011_emotion.txt: emotion code 9"):
+        load("ckplus", tmp_path)
+    with pytest.raises(AdapterError, match="unlabelled must be"):
+        load("ckplus", tmp_path, unlabelled="drop")
+    shutil.rmtree(tmp_path / "Emotion")
+    with pytest.raises(AdapterError, match="no Emotion/ folder"):
+        load("ckplus", tmp_path)
+    other = tmp_path / "other"
+    put_image(other / "photos" / "x.png")
+    with pytest.raises(AdapterError, match="cohn-kanade-images/Sxxx/nnn"):
+        load("ckplus", other)
+
+
+def test_ckplus48_folder_layout(tmp_path):
+    put_image(tmp_path / "happy" / "S010_006_00000013.png", 0)
+    put_image(tmp_path / "contempt" / "S138_008_00000007.png", 1)
+    put_image(tmp_path / "contempt" / "thumbs.png", 2)
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        records = load("ckplus48", tmp_path)
+    got = {n: (r.subject, r.expression, r.extra["sequence"], r.extra["frame"], r.extra["precropped"])
+           for n, r in by_name(records).items()}
+    assert got == {"S010_006_00000013.png": ("S010", "happy", "S010_006", 13, True),
+                   "S138_008_00000007.png": ("S138", "contempt", "S138_008", 7, True)}
+
+
+# ------------------------------------------------------------------------------------------------------ jaffe, yale
+
+@pytest.mark.parametrize("name, count, subjects", [("jaffe", 213, 10), ("yale", 164, 15)])
+def test_jaffe_and_yale_shared_match_manifest(shared_data, name, count, subjects):
+    records = load(name, shared_data / name)
+    check_common(records, name)
+    assert len(records) == count and len({r.subject for r in records}) == subjects
+    manifest = read_shared_manifest(shared_data / name)
+    assert len(manifest) == count
+    for r in records:
+        row = manifest[r.source_path]
+        assert (r.subject, r.expression, r.pose) == (row["subject"], row["expression"], row["pose"])
+
+
+def test_jaffe_original_tiff_names(tmp_path):
+    for i, name in enumerate(["KA.AN1.39.tiff", "KM.SA5.13.tiff", "UY.NE2.135.tiff", "cover.tiff"]):
+        put_image(tmp_path / name, i)
+    (tmp_path / "README").write_text("JAFFE")                  # not an image: ignored silently
+    with pytest.warns(UserWarning, match="skipped 1 file.*cover.tiff"):
+        records = load("jaffe", tmp_path)
+    check_common(records, "jaffe")
+    got = {n: (r.subject, r.expression, r.extra["take"], r.extra["index"]) for n, r in by_name(records).items()}
+    assert got == {"KA.AN1.39.tiff": ("KA", "anger", 1, 39), "KM.SA5.13.tiff": ("KM", "sadness", 5, 13),
+                   "UY.NE2.135.tiff": ("UY", "neutral", 2, 135)}
+
+
+def test_yale_original_names_without_extension(tmp_path):
+    """The original Yale release stores GIF data in files named subject01.happy, without an extension."""
+    for i, label in enumerate(["happy", "normal", "sad", "surprised", "wink", "leftlight", "glasses"]):
+        put_image(tmp_path / f"subject07.{label}", i, fmt="GIF")
+    put_image(tmp_path / "subject07.unknownlabel", 0, fmt="GIF")
+    (tmp_path / "Readme.txt").write_text("Yale")
+    with pytest.warns(UserWarning, match="skipped 1 file.*subject07.unknownlabel"):
+        records = load("yale", tmp_path)
+    check_common(records, "yale")
+    got = {n: r.expression for n, r in by_name(records).items()}
+    assert got == {"subject07.happy": "happy", "subject07.normal": "neutral", "subject07.sad": "sadness",
+                   "subject07.surprised": "surprise", "subject07.wink": "wink",
+                   "subject07.leftlight": "neutral_leftlight", "subject07.glasses": "neutral_glasses"}
+    assert {r.subject for r in records} == {"subject07"}
+    assert by_name(records)["subject07.glasses"].extra["variant"] == "glasses"
+    Image.open(by_name(records)["subject07.wink"].source_path).verify()   # a readable image
 
 
 # ----------------------------------------------------------------------------------------------------------- registry
