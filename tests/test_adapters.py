@@ -297,6 +297,177 @@ def test_yale_original_names_without_extension(tmp_path):
     Image.open(by_name(records)["subject07.wink"].source_path).verify()   # a readable image
 
 
+# ------------------------------------------------------------------------------------------------------ oulu-casia
+
+def test_oulu_sequences_lighting_and_frame_choice(tmp_path):
+    for f in range(6):
+        put_image(tmp_path / "VL" / "Strong" / "P001" / "Anger" / f"{f:03d}.jpeg", f)
+    for f in range(3):
+        put_image(tmp_path / "VL" / "Dark" / "P001" / "Happiness" / f"{f:03d}.jpeg", f)
+    for f in range(12):        # frame names without zero padding must still sort numerically
+        put_image(tmp_path / "VL" / "Weak" / "P002" / "Surprise" / f"{f}.jpeg", f)
+    records = load("oulu", tmp_path)
+    check_common(records, "oulu")
+    got = [(r.extra["lighting"], r.subject, Path(r.source_path).name, r.expression) for r in records]
+    assert sorted(got) == sorted([
+        ("Dark", "P001", "000.jpeg", "neutral"), ("Dark", "P001", "001.jpeg", "happy"),
+        ("Dark", "P001", "002.jpeg", "happy"),
+        ("Strong", "P001", "000.jpeg", "neutral"), ("Strong", "P001", "003.jpeg", "anger"),
+        ("Strong", "P001", "004.jpeg", "anger"), ("Strong", "P001", "005.jpeg", "anger"),
+        ("Weak", "P002", "0.jpeg", "neutral"), ("Weak", "P002", "9.jpeg", "surprise"),
+        ("Weak", "P002", "10.jpeg", "surprise"), ("Weak", "P002", "11.jpeg", "surprise"),
+    ])
+    assert {r.extra["modality"] for r in records} == {"VL"}
+    # the root may be a lighting folder; options change the frame choice
+    strong = load("oulu", tmp_path / "VL" / "Strong", peak_frames=2, neutral_frames=2)
+    assert [(Path(r.source_path).name, r.expression) for r in strong] == [
+        ("000.jpeg", "neutral"), ("001.jpeg", "neutral"), ("004.jpeg", "anger"), ("005.jpeg", "anger")]
+    assert {r.extra["lighting"] for r in strong} == {""}
+    with pytest.raises(AdapterError, match="Pxxx"):
+        load("oulu", tmp_path / "VL" / "Strong" / "P001" / "Anger")
+
+
+# --------------------------------------------------------------------------------------------------------------- mmi
+
+def _make_mmi_session(root: Path, session: str, frames: int, xml: str | None, media: str = "S001-001") -> None:
+    for f in range(frames):
+        put_image(root / "Sessions" / session / f"{media}_{f + 1}.png", f)
+    if xml is not None:
+        (root / "Sessions" / session / f"{media}.xml").write_text(xml)
+
+
+def test_mmi_sessions_labelled_by_xml(tmp_path):
+    _make_mmi_session(tmp_path, "1766", 9, '<?xml version="1.0"?><Metatags><Metatag Name="Emotion" Value="6"/>'
+                      '<Metatag Name="Subject" Value="5"/></Metatags>', media="S005-002")
+    _make_mmi_session(tmp_path, "1767", 1, '<session><subject id="12"/><Metatag Name="Emotion" Value="4"/>'
+                      '</session>', media="S012-001")
+    _make_mmi_session(tmp_path, "1768", 5, '<Metatags><Metatag Name="Emotion" Value="2"/></Metatags>',
+                      media="S031-003")                                  # subject from the file name prefix
+    _make_mmi_session(tmp_path, "1769", 4, '<Metatags><Metatag Name="AU" Value="12"/></Metatags>')  # no emotion
+    with pytest.warns(UserWarning, match="skipped 1 file.*1769"):
+        records = load("mmi", tmp_path)
+    check_common(records, "mmi")
+    got = [(r.extra["session"], r.subject, r.extra["frame"], r.expression) for r in records]
+    assert got == [
+        # 9 frames neutral -> apex -> neutral: first frame neutral, the 3 middle frames (3, 4, 5) the peak
+        ("1766", "5", 0, "neutral"), ("1766", "5", 3, "surprise"), ("1766", "5", 4, "surprise"),
+        ("1766", "5", 5, "surprise"),
+        ("1767", "12", 0, "happy"),                                       # a still: one image, its label
+        ("1768", "S031", 0, "neutral"), ("1768", "S031", 1, "disgust"), ("1768", "S031", 2, "disgust"),
+        ("1768", "S031", 3, "disgust"),
+    ]
+
+
+def test_mmi_labels_csv_wins_and_is_checked(tmp_path):
+    _make_mmi_session(tmp_path, "2001", 7, '<Metatags><Metatag Name="Emotion" Value="6"/></Metatags>')
+    (tmp_path / "labels.csv").write_text("session,subject,expression\n2001,S040,Angry\n")
+    records = load("mmi", tmp_path, peak_frames=1)
+    assert [(r.subject, r.extra["frame"], r.expression) for r in records] == [
+        ("S040", 0, "neutral"), ("S040", 3, "anger")]
+    (tmp_path / "labels.csv").write_text("session,expression\n2001,anger\n")
+    with pytest.raises(AdapterError, match="labels.csv: expected columns session,subject,expression"):
+        load("mmi", tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------- multi-pie
+
+def test_multipie_names_expressions_and_cameras(tmp_path):
+    names = [("01", "01", "05_1"), ("01", "02", "11_0"), ("02", "03", "19_0"), ("03", "03", "14_0"),
+             ("04", "03", "24_0"), ("04", "02", "08_1"), ("02", "02", "04_1")]
+    for i, (session, rec, cam) in enumerate(names):
+        put_image(tmp_path / f"session{session}" / "multiview" / "042" / rec / cam /
+                  f"042_{session}_{rec}_{cam.replace('_', '')}_{i:02d}.png", i)
+    records = load("multipie", tmp_path)
+    check_common(records, "multipie")
+    got = {(r.extra["session"], r.extra["recording"], r.extra["camera"]):
+           (r.subject, r.expression, r.pose, r.extra.get("yaw_deg"), r.extra["illumination"]) for r in records}
+    assert got == {
+        (1, 1, "05_1"): ("042", "neutral", "frontal", 0.0, 0),
+        (1, 2, "11_0"): ("042", "happy", "left_profile", -90.0, 1),
+        (2, 3, "19_0"): ("042", "squint", "right_3quarter", 45.0, 2),
+        (3, 3, "14_0"): ("042", "disgust", "frontal", -15.0, 3),
+        (4, 3, "24_0"): ("042", "scream", "right_profile", 90.0, 4),
+        (4, 2, "08_1"): ("042", "neutral", "other", None, 5),
+        (2, 2, "04_1"): ("042", "surprise", "right_3quarter", 30.0, 6),
+    }
+    wrong = tmp_path / "session01" / "multiview" / "042" / "01" / "05_0" / "042_01_01_051_00.png"
+    put_image(wrong)
+    with pytest.raises(AdapterError, match="camera 05_1 but it is in folder 05_0"):
+        load("multipie", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------- kdef, rafd, fei
+
+def test_kdef_names(tmp_path):
+    for i, name in enumerate(["AF01/AF01ANS.JPG", "AF01/AF01AFHL.JPG", "BM23/BM23HAFR.JPG", "BM23/BM23NEHR.jpg",
+                              "AF01/AF01DIFL.JPG", "AF01/AF01SUS.JPG", "BM23/BM23XXS.JPG"]):
+        put_image(tmp_path / name, i)
+    with pytest.warns(UserWarning, match="skipped 1 file.*BM23XXS"):
+        records = load("kdef", tmp_path)
+    check_common(records, "kdef")
+    got = {n: (r.subject, r.extra["session"], r.expression, r.pose, r.extra["yaw_deg"])
+           for n, r in by_name(records).items()}
+    assert got == {
+        "AF01ANS.JPG": ("F01", "A", "anger", "frontal", 0.0),
+        "AF01AFHL.JPG": ("F01", "A", "fear", "left_3quarter", -45.0),
+        "BM23HAFR.JPG": ("M23", "B", "happy", "right_profile", 90.0),
+        "BM23NEHR.jpg": ("M23", "B", "neutral", "right_3quarter", 45.0),
+        "AF01DIFL.JPG": ("F01", "A", "disgust", "left_profile", -90.0),
+        "AF01SUS.JPG": ("F01", "A", "surprise", "frontal", 0.0),
+    }
+
+
+def test_rafd_names(tmp_path):
+    names = ["Rafd090_01_Caucasian_female_angry_frontal.jpg", "Rafd000_01_Caucasian_female_contemptuous_left.jpg",
+             "Rafd045_38_Kid_male_fearful_right.jpg", "Rafd135_57_Moroccan_male_sad_frontal.jpg",
+             "Rafd180_57_Moroccan_male_surprised_frontal.jpg"]
+    for i, name in enumerate(names):
+        put_image(tmp_path / name, i)
+    records = load("rafd", tmp_path)
+    check_common(records, "rafd")
+    got = {n: (r.subject, r.expression, r.pose, r.extra["yaw_deg"], r.extra["gaze"], r.extra["ethnicity"],
+               r.extra["gender"]) for n, r in by_name(records).items()}
+    assert got == {
+        names[0]: ("01", "anger", "frontal", 0.0, "frontal", "caucasian", "female"),
+        names[1]: ("01", "contempt", "left_profile", -90.0, "left", "caucasian", "female"),
+        names[2]: ("38", "fear", "left_3quarter", -45.0, "right", "kid", "male"),
+        names[3]: ("57", "sadness", "right_3quarter", 45.0, "frontal", "moroccan", "male"),
+        names[4]: ("57", "surprise", "right_profile", 90.0, "frontal", "moroccan", "male"),
+    }
+
+
+def test_fei_original_and_manually_aligned(tmp_path):
+    for image in (1, 3, 5, 6, 10, 11, 12, 13):
+        put_image(tmp_path / "originalimages" / f"7-{image:02d}.jpg", image)
+    put_image(tmp_path / "frontalimages_manuallyaligned" / "200a.jpg", 0)
+    put_image(tmp_path / "frontalimages_manuallyaligned" / "200b.jpg", 1)
+    put_image(tmp_path / "originalimages" / "7-15.jpg", 2)            # there is no image 15
+    with pytest.warns(UserWarning, match="skipped 1 file.*7-15.jpg"):
+        records = load("fei", tmp_path)
+    check_common(records, "fei")
+    got = {n: (r.subject, r.expression, r.pose, r.extra["yaw_deg"]) for n, r in by_name(records).items()}
+    assert got == {
+        "7-01.jpg": ("7", "neutral", "left_profile", -90.0),
+        "7-03.jpg": ("7", "neutral", "left_3quarter", -54.0),
+        "7-05.jpg": ("7", "neutral", "frontal", -18.0),
+        "7-06.jpg": ("7", "neutral", "frontal", 18.0),
+        "7-10.jpg": ("7", "neutral", "right_profile", 90.0),
+        "7-11.jpg": ("7", "neutral", "frontal", 0.0),
+        "7-12.jpg": ("7", "happy", "frontal", 0.0),
+        "7-13.jpg": ("7", "neutral_lowlight", "frontal", 0.0),
+        "200a.jpg": ("200", "neutral", "frontal", 0.0),
+        "200b.jpg": ("200", "happy", "frontal", 0.0),
+    }
+    assert by_name(records)["200a.jpg"].extra["aligned"] is True
+
+
+def test_pose_from_yaw_bins():
+    from nfgan.adapters import _pose_from_yaw
+    assert [_pose_from_yaw(y) for y in (-90, -67.5, -67.4, -45, -22.5, -22.4, 0, 22.4, 22.5, 60, 67.5, 90)] == [
+        "left_profile", "left_profile", "left_3quarter", "left_3quarter", "left_3quarter", "frontal", "frontal",
+        "frontal", "right_3quarter", "right_3quarter", "right_profile", "right_profile"]
+
+
 # ----------------------------------------------------------------------------------------------------------- registry
 
 def test_load_rejects_unknown_names_missing_roots_and_bad_options(tmp_path):
@@ -306,4 +477,5 @@ def test_load_rejects_unknown_names_missing_roots_and_bad_options(tmp_path):
         load("london", tmp_path / "missing")
     with pytest.raises(AdapterError, match="bad option"):
         load("london", tmp_path, peak_frames=3)
-    assert {"london", "csv"} <= set(adapters.ADAPTERS)
+    assert set(adapters.ADAPTERS) == {"london", "csv", "ckplus", "ckplus48", "jaffe", "yale", "oulu", "mmi",
+                                      "multipie", "kdef", "rafd", "fei"}
