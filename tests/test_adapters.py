@@ -105,6 +105,9 @@ def test_london_flat_figshare_layout(tmp_path):
         "017_04.jpg": ("017", "neutral", "right_3quarter", 4),
         "017_10.jpg": ("017", "happy", "right_profile", 10),
     }
+    counts = adapters.summary(records)
+    assert counts["subject"] == {"001": 3, "017": 2}
+    assert counts["expression"] == {"neutral": 3, "happy": 2}
 
 
 def test_london_warns_on_foreign_files_and_errors_when_nothing_matches(tmp_path):
@@ -187,7 +190,7 @@ def test_ckplus_shared_subsets_match_manifest(shared_data, subset, count, subjec
 
 
 def test_ckplus_shared_root_with_two_subsets_is_refused(shared_data):
-    with pytest.raises(AdapterError, match=r"several CK\+ sub-sets \(peak, with_neutral\)"):
+    with pytest.raises(AdapterError, match=r"CK\+ sub-sets in folders \(peak, with_neutral\)"):
         load("ckplus", shared_data / "ckplus")
 
 
@@ -218,7 +221,7 @@ def test_ckplus_official_layout(tmp_path):
     assert all("precropped" not in r.extra for r in records)
     assert [r.extra["labelled"] for r in records if r.extra["sequence"] == "S010_002"] == [False]
 
-    skip = load("ckplus", tmp_path, unlabelled="skip", peak_frames=1)
+    skip = load("ckplus", tmp_path, unlabelled="skip", peak_frames="1")     # text options (CLI) are converted
     assert [(r.extra["sequence"], r.extra["frame"], r.expression) for r in skip] == [
         ("S005_001", 1, "neutral"), ("S005_001", 11, "disgust"), ("S011_001", 1, "neutral"), ("S011_001", 3, "happy")]
     # root may be cohn-kanade-images itself, with Emotion/ beside it
@@ -230,6 +233,8 @@ def test_ckplus_official_layout_errors(tmp_path):
     (tmp_path / "Emotion" / "S005" / "001" / "S005_001_00000011_emotion.txt").write_text("9.0\n")
     with pytest.raises(AdapterError, match=r"S005_001_00000011_emotion.txt: emotion code 9"):
         load("ckplus", tmp_path)
+    with pytest.raises(AdapterError, match="option peak_frames='three' must be int"):
+        load("ckplus", tmp_path, peak_frames="three")
     with pytest.raises(AdapterError, match="unlabelled must be"):
         load("ckplus", tmp_path, unlabelled="drop")
     shutil.rmtree(tmp_path / "Emotion")
@@ -344,7 +349,7 @@ def test_mmi_sessions_labelled_by_xml(tmp_path):
     _make_mmi_session(tmp_path, "1768", 5, '<Metatags><Metatag Name="Emotion" Value="2"/></Metatags>',
                       media="S031-003")                                  # subject from the file name prefix
     _make_mmi_session(tmp_path, "1769", 4, '<Metatags><Metatag Name="AU" Value="12"/></Metatags>')  # no emotion
-    with pytest.warns(UserWarning, match="skipped 1 file.*1769"):
+    with pytest.warns(UserWarning, match="skipped 1 session folder.*1769"):
         records = load("mmi", tmp_path)
     check_common(records, "mmi")
     got = [(r.extra["session"], r.subject, r.extra["frame"], r.expression) for r in records]
@@ -477,5 +482,8 @@ def test_load_rejects_unknown_names_missing_roots_and_bad_options(tmp_path):
         load("london", tmp_path / "missing")
     with pytest.raises(AdapterError, match="bad option"):
         load("london", tmp_path, peak_frames=3)
+    put_image(tmp_path / "001_03.jpg")
+    with pytest.raises(AdapterError, match="is a file; give the dataset's folder"):
+        load("ckplus", tmp_path / "001_03.jpg")
     assert set(adapters.ADAPTERS) == {"london", "csv", "ckplus", "ckplus48", "jaffe", "yale", "oulu", "mmi",
                                       "multipie", "kdef", "rafd", "fei"}

@@ -8,7 +8,7 @@ One small function per dataset, registered in ``ADAPTERS``; ``load(name, root, *
 - ``expression``: the shared vocabulary (``schema.EXPRESSIONS``) where the dataset's label has an equivalent,
   otherwise the dataset's own label kept as a lower-case string (Yale ``sleepy``, Multi-PIE ``squint``),
 - ``pose``: one of ``schema.POSES``,
-- ``dataset``: the adapter name,
+- ``dataset``: the adapter name (both CK+ adapters say ``ckplus``; the csv adapter takes a ``dataset`` column),
 - ``extra``: dataset-specific fields (sequence id, frame index, session, lighting, nominal ``yaw_deg``...),
   ``extra["precropped"] = True`` for datasets that arrive as small face crops (CK+48).
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import os
 import re
 import warnings
 from pathlib import Path
@@ -57,11 +58,12 @@ def _images(root: Path) -> list[Path]:
     return sorted(out)
 
 
-def _warn_skipped(name: str, root: Path, skipped: list[Path], expected: str) -> None:
+def _warn_skipped(name: str, root: Path, skipped: list[Path], expected: str, what: str = "file(s)") -> None:
+    """One warning for everything an adapter left out, naming the first few."""
     if skipped:
         shown = ", ".join(str(p.relative_to(root)) for p in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-        warnings.warn(f"{name}: skipped {len(skipped)} file(s) under {root} not named like {expected}: {shown}{more}",
+        warnings.warn(f"{name}: skipped {len(skipped)} {what} under {root} not {expected}: {shown}{more}",
                       stacklevel=3)
 
 
@@ -72,7 +74,7 @@ def _require(records: list[FaceRecord], name: str, root: Path, expected: str) ->
 
 
 def _record(path: Path, subject: str, expression: str, pose: str, dataset: str, **extra) -> FaceRecord:
-    return FaceRecord(source_path=str(path.resolve()), subject=subject, expression=expression, pose=pose,
+    return FaceRecord(source_path=os.path.abspath(path), subject=subject, expression=expression, pose=pose,
                       dataset=dataset, extra=extra)
 
 
@@ -138,7 +140,7 @@ def load_london(root: Path) -> list[FaceRecord]:
         expression = "neutral" if code <= 5 else "happy"
         pose = _LONDON_VIEWS[(code - 1) % 5 + 1]
         records.append(_record(path, m.group(1), expression, pose, "london", view=code))
-    _warn_skipped("london", root, skipped, "SSS_VV.jpg with VV in 01..10")
+    _warn_skipped("london", root, skipped, "named like SSS_VV.jpg with VV in 01..10")
     return _require(records, "london", root, "files SSS_VV.jpg (e.g. 001_03.jpg), in one folder or in sub-folders")
 
 
@@ -265,7 +267,7 @@ def _ckplus_folders(root: Path, dataset: str) -> list[FaceRecord]:
                 continue
             records.append(_record(path, m.group(1), expression, "frontal", dataset,
                                    sequence=f"{m.group(1)}_{m.group(2)}", frame=int(m.group(3)), precropped=True))
-    _warn_skipped(dataset, root, skipped, "Sxxx_nnn_ffffffff.png")
+    _warn_skipped(dataset, root, skipped, "named like Sxxx_nnn_ffffffff.png")
     return records
 
 
@@ -310,8 +312,8 @@ def load_ckplus(root: Path, peak_frames: int = 3, neutral_frames: int = 1, unlab
     subsets = sorted(p.name for p in root.iterdir()
                      if p.is_dir() and any(c.is_dir() and c.name.lower() in _CK_FOLDER_LABELS for c in p.iterdir()))
     if subsets:
-        raise AdapterError(f"ckplus: {root} holds several CK+ sub-sets ({', '.join(subsets)}); give one of them, "
-                           f"e.g. {root / subsets[0]}")
+        raise AdapterError(f"ckplus: {root} holds CK+ sub-sets in folders ({', '.join(subsets)}) rather than the "
+                           f"images; give one of them, e.g. {root / subsets[0]}")
     raise AdapterError(f"ckplus: layout of {root} not recognised; expected {_CK_EXPECTED}")
 
 
@@ -346,7 +348,7 @@ def load_jaffe(root: Path) -> list[FaceRecord]:
             continue
         records.append(_record(path, m.group(1).upper(), canonical_expression(m.group(2)), "frontal", "jaffe",
                                take=int(m.group(3)), index=int(m.group(4))))
-    _warn_skipped("jaffe", root, skipped, "SS.XXn.i.tiff (e.g. KA.AN1.39.tiff)")
+    _warn_skipped("jaffe", root, skipped, "named like SS.XXn.i.tiff (e.g. KA.AN1.39.tiff)")
     return _require(records, "jaffe", root, "files SS.XXn.i.tiff/.png, e.g. KA.AN1.39.tiff")
 
 
@@ -378,7 +380,7 @@ def load_yale(root: Path) -> list[FaceRecord]:
             continue
         label = m.group(2).lower()
         records.append(_record(path, m.group(1).lower(), YALE_LABELS[label], "frontal", "yale", variant=label))
-    _warn_skipped("yale", root, skipped, f"subjectNN.<label> with label in {sorted(YALE_LABELS)}")
+    _warn_skipped("yale", root, skipped, f"named like subjectNN.<label> with label in {sorted(YALE_LABELS)}")
     return _require(records, "yale", root, "files subjectNN.<label>[.png], e.g. subject01.happy")
 
 
@@ -521,7 +523,8 @@ def load_mmi(root: Path, peak_frames: int = 3, neutral_frames: int = 1) -> list[
         for i, label in picks:
             records.append(_record(frames[i], subject, label, "frontal", "mmi", session=session_dir.name,
                                    frame=i, frames_in_session=len(frames)))
-    _warn_skipped("mmi", base, unlabelled, "a labelled session (labels.csv row or XML Emotion metatag + subject)")
+    _warn_skipped("mmi", base, unlabelled, "labelled (no labels.csv row, or no Emotion metatag / subject in its XML)",
+                  what="session folder(s)")
     return _require(records, "mmi", root, "session folders of frames (<root>/[Sessions/]<id>/*.png) labelled by "
                     "labels.csv (session,subject,expression) or by the sessions' XML (Emotion metatag)")
 
@@ -577,7 +580,8 @@ def load_multipie(root: Path) -> list[FaceRecord]:
         else:
             pose = "other"
         records.append(_record(path, subject, MULTIPIE_EXPRESSIONS[key], pose, "multipie", **extra))
-    _warn_skipped("multipie", root, skipped, "SSS_NN_RR_CCC_II.png with a known session/recording and camera")
+    _warn_skipped("multipie", root, skipped,
+                  "named like SSS_NN_RR_CCC_II.png with a known session/recording and camera")
     return _require(records, "multipie", root, "sessionNN/multiview/SSS/RR/CC_C/SSS_NN_RR_CCC_II.png")
 
 
@@ -610,7 +614,7 @@ def load_kdef(root: Path) -> list[FaceRecord]:
         yaw = KDEF_VIEWS[view]
         records.append(_record(path, f"{sex}{number}", KDEF_EXPRESSIONS[expr], _pose_from_yaw(yaw), "kdef",
                                session=session, sex=sex, view=view, yaw_deg=float(yaw)))
-    _warn_skipped("kdef", root, skipped, "[AB][FM]NNXX<view>.JPG (e.g. AF01ANS.JPG)")
+    _warn_skipped("kdef", root, skipped, "named like [AB][FM]NNXX<view>.JPG (e.g. AF01ANS.JPG)")
     return _require(records, "kdef", root, "files like AF01/AF01ANS.JPG")
 
 
@@ -643,7 +647,7 @@ def load_rafd(root: Path) -> list[FaceRecord]:
         records.append(_record(path, person, canonical_expression(expression), _pose_from_yaw(yaw), "rafd",
                                camera=int(angle), yaw_deg=float(yaw), ethnicity=ethnicity.lower(),
                                gender=gender.lower(), gaze=gaze.lower()))
-    _warn_skipped("rafd", root, skipped, "RafdAAA_NN_<ethnicity>_<gender>_<expression>_<gaze>.jpg")
+    _warn_skipped("rafd", root, skipped, "named like RafdAAA_NN_<ethnicity>_<gender>_<expression>_<gaze>.jpg")
     return _require(records, "rafd", root, "files like Rafd090_01_Caucasian_female_angry_frontal.jpg")
 
 
@@ -683,7 +687,7 @@ def load_fei(root: Path) -> list[FaceRecord]:
                                    yaw_deg=0.0))
         else:
             skipped.append(path)
-    _warn_skipped("fei", root, skipped, "N-II.jpg (II 01-14) or Na.jpg / Nb.jpg")
+    _warn_skipped("fei", root, skipped, "named like N-II.jpg (II 01-14) or Na.jpg / Nb.jpg")
     return _require(records, "fei", root, "files N-II.jpg (e.g. 1-01.jpg .. 200-14.jpg) or Na.jpg/Nb.jpg")
 
 
@@ -705,10 +709,26 @@ ADAPTERS: dict[str, Callable[..., list[FaceRecord]]] = {
 }
 
 
+def _coerce(name: str, key: str, value, default):
+    """Options given as text (from a command line or YAML) take the type of the option's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is inspect.Parameter.empty:
+        return value
+    if isinstance(default, bool):
+        if value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+    else:
+        try:
+            return type(default)(value)
+        except ValueError:
+            pass
+    raise AdapterError(f"{name}: option {key}={value!r} must be {type(default).__name__}")
+
+
 def load(name: str, root: str | Path, **options) -> list[FaceRecord]:
     """Read dataset ``name`` (a key of ``ADAPTERS``) from ``root``; records sorted by ``source_path``.
 
-    ``options`` go to the adapter (e.g. ``peak_frames=3`` for ``ckplus``). Raises ``AdapterError`` when the
+    ``options`` go to the adapter (e.g. ``peak_frames=3`` for ``ckplus``; text values such as ``"3"`` are
+    converted to the option's type). Raises ``AdapterError`` when the
     name is unknown, the root is missing, or the layout is not recognised.
     """
     if name not in ADAPTERS:
@@ -716,11 +736,15 @@ def load(name: str, root: str | Path, **options) -> list[FaceRecord]:
     root = Path(root).expanduser()
     if not root.exists():
         raise AdapterError(f"{name}: dataset root {root} does not exist")
+    if not root.is_dir() and name != "csv":
+        raise AdapterError(f"{name}: dataset root {root} is a file; give the dataset's folder")
     adapter = ADAPTERS[name]
+    signature = inspect.signature(adapter)
     try:
-        inspect.signature(adapter).bind(root, **options)
+        signature.bind(root, **options)
     except TypeError as e:
         raise AdapterError(f"{name}: bad option(s) {sorted(options)}: {e}") from None
+    options = {k: _coerce(name, k, v, signature.parameters[k].default) for k, v in options.items()}
     records = adapter(root.resolve(), **options)
     return sorted(records, key=lambda r: r.source_path)
 
