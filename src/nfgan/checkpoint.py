@@ -1,0 +1,107 @@
+"""Training checkpoints: one safetensors file per checkpoint, written atomically, never unpickled.
+
+A checkpoint holds everything ``nfgan train --resume`` needs to continue exactly where it stopped, and what
+``Normalizer.from_checkpoint`` needs to rebuild the networks:
+
+* tensors ``net/<name>/<key>``: the state dicts of enc / dec / dis (parameters and BN buffers);
+* tensors ``opt/<name>/<param index>/<key>``: each optimizer's per-parameter state (Adam moments, step);
+* tensors ``rng/<name>``: RNG states (torch CPU RNG, the batch sampler's ``torch.Generator``, CUDA);
+* metadata ``nfgan``: JSON with the format version, the step, the network hyper-parameters (``model``), the
+  optimizers' ``param_groups`` and any extra JSON-able info (the resolved config, metrics so far...).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from nfgan.atomic import save_safetensors
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path: str | Path, step: int, nets: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+                    rng: Mapping[str, torch.Tensor] | None = None, model: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically; returns its path."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in nets.items():
+        for k, v in net.state_dict().items():
+            tensors[f"net/{name}/{k}"] = v
+    groups = {}
+    for name, opt in (optimizers or {}).items():
+        sd = opt.state_dict()
+        groups[name] = sd["param_groups"]
+        for idx, state in sd["state"].items():
+            for k, v in state.items():
+                if not torch.is_tensor(v):
+                    v = torch.tensor(v)
+                tensors[f"opt/{name}/{idx}/{k}"] = v
+    for name, state in (rng or {}).items():
+        tensors[f"rng/{name}"] = state
+    meta = {"format": FORMAT_VERSION, "step": int(step), "model": model or {}, "param_groups": groups,
+            "extra": extra or {}}
+    path = Path(path)
+    save_safetensors(path, tensors, metadata={"nfgan": json.dumps(meta)})
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint: ``{"step", "model", "extra", "nets": {name: state_dict}, "optimizers":
+    {name: optimizer state_dict}, "rng": {name: tensor}}`` (all tensors on CPU)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():  # a run folder: take its last checkpoint
+        path = latest_checkpoint(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta_raw = (f.metadata() or {}).get("nfgan")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a damaged header
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    if not meta_raw:
+        raise CheckpointError(f"{path}: safetensors file without nfgan metadata - not an nfgan checkpoint")
+    meta = json.loads(meta_raw)
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} (this nfgan reads {FORMAT_VERSION})")
+    nets: dict[str, dict] = {}
+    opt_state: dict[str, dict[int, dict]] = {}
+    rng: dict[str, torch.Tensor] = {}
+    for key, v in tensors.items():
+        kind, rest = key.split("/", 1)
+        if kind == "net":
+            name, k = rest.split("/", 1)
+            nets.setdefault(name, {})[k] = v
+        elif kind == "opt":
+            name, idx, k = rest.split("/", 2)
+            opt_state.setdefault(name, {}).setdefault(int(idx), {})[k] = v
+        elif kind == "rng":
+            rng[rest] = v
+    optimizers = {name: {"state": opt_state.get(name, {}), "param_groups": groups}
+                  for name, groups in meta["param_groups"].items()}
+    return {"path": path, "step": meta["step"], "model": meta["model"], "extra": meta["extra"], "nets": nets,
+            "optimizers": optimizers, "rng": rng}
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.safetensors"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint with the highest step in ``run_dir/checkpoints``."""
+    folder = Path(run_dir) / "checkpoints"
+    found = sorted(folder.glob("step_*.safetensors"))
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoints/step_*.safetensors here")
+    return found[-1]
