@@ -87,6 +87,13 @@ def test_london_shared_counts_and_labels(shared_data):
     for r in records:
         row = manifest[r.source_path]
         assert (r.subject, r.expression, r.pose) == (row["subject"], row["expression"], row["pose"])
+    # per-subject facts from london_faces_info.csv
+    with open(root / "london_faces_info.csv", newline="") as f:
+        info = {row["face_id"]: row for row in csv.DictReader(f)}
+    for r in records:
+        row = info[r.subject]
+        assert r.extra["gender"] == row["face_gender"] and r.extra["ethnicity"] == row["face_eth"]
+        assert r.extra.get("age") == (int(row["face_age"]) if row["face_age"] else None)    # 2 ages are blank
 
 
 def test_london_flat_figshare_layout(tmp_path):
@@ -94,7 +101,7 @@ def test_london_flat_figshare_layout(tmp_path):
     for i, name in enumerate(["001_01.jpg", "001_03.jpg", "001_08.jpg", "017_10.jpg", "017_04.jpg"]):
         put_image(tmp_path / name, i)
     (tmp_path / "001_03.tem").write_text("189\n")
-    (tmp_path / "london_faces_info.csv").write_text("face_id,age\n1,24\n")
+    (tmp_path / "london_faces_info.csv").write_text("face_id,face_age,face_gender,face_eth\n1,24,female,white\n")
     records = load("london", tmp_path)
     check_common(records, "london")
     got = {n: (r.subject, r.expression, r.pose, r.extra["view"]) for n, r in by_name(records).items()}
@@ -105,6 +112,8 @@ def test_london_flat_figshare_layout(tmp_path):
         "017_04.jpg": ("017", "neutral", "right_3quarter", 4),
         "017_10.jpg": ("017", "happy", "right_profile", 10),
     }
+    assert by_name(records)["001_08.jpg"].extra == {"view": 8, "age": 24, "gender": "female", "ethnicity": "white"}
+    assert by_name(records)["017_10.jpg"].extra == {"view": 10}        # not in the info file
     counts = adapters.summary(records)
     assert counts["subject"] == {"001": 3, "017": 2}
     assert counts["expression"] == {"neutral": 3, "happy": 2}

@@ -121,15 +121,35 @@ _LONDON_NAME = re.compile(r"^(\d{3})_(\d{2})\.jpe?g$", re.IGNORECASE)
 _LONDON_VIEWS = {1: "left_profile", 2: "left_3quarter", 3: "frontal", 4: "right_3quarter", 5: "right_profile"}
 
 
+def _london_info(path: Path) -> dict[str, dict]:
+    """Per-subject age/gender/ethnicity from the London set's ``london_faces_info.csv`` (empty when absent)."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if rows and "face_id" not in rows[0]:
+        raise AdapterError(f"london: {path}: expected a face_id column (found {list(rows[0])})")
+    names = {"face_age": "age", "face_gender": "gender", "face_eth": "ethnicity"}
+    info = {}
+    for row in rows:
+        extra = {names[k]: v.strip() for k, v in row.items() if k in names and v and v.strip()}  # blanks left out
+        if extra.get("age", "").isdigit():
+            extra["age"] = int(extra["age"])
+        info[row["face_id"].strip().zfill(3)] = extra
+    return info
+
+
 def load_london(root: Path) -> list[FaceRecord]:
     """Face Research Lab London Set (DeBruine & Jones 2017): ``SSS_VV.jpg`` anywhere under ``root``.
 
     Works from the file names alone, so both the figshare layout (all files in one folder) and the shared copy
     (``neutral_front/``, ``smiling_left_profile/``... folders) load the same way. ``SSS`` is the subject; ``VV``
     01 left profile, 02 left 3/4, 03 front, 04 right 3/4, 05 right profile, all neutral; 06-10 the same views
-    smiling (-> ``happy``). "left" = nose towards the image's left. ``extra["view"]`` keeps the code.
-    Other files (``.tem`` templates, CSVs) are ignored.
+    smiling (-> ``happy``). "left" = nose towards the image's left. ``extra["view"]`` keeps the code; when
+    ``root`` holds the set's ``london_faces_info.csv`` (face_id,face_age,face_gender,face_eth), ``extra`` also
+    gets ``age``, ``gender`` and ``ethnicity``. Other files (``.tem`` templates) are ignored.
     """
+    info = _london_info(root / "london_faces_info.csv")
     records, skipped = [], []
     for path in _images(root):
         m = _LONDON_NAME.match(path.name)
@@ -139,7 +159,7 @@ def load_london(root: Path) -> list[FaceRecord]:
             continue
         expression = "neutral" if code <= 5 else "happy"
         pose = _LONDON_VIEWS[(code - 1) % 5 + 1]
-        records.append(_record(path, m.group(1), expression, pose, "london", view=code))
+        records.append(_record(path, m.group(1), expression, pose, "london", view=code, **info.get(m.group(1), {})))
     _warn_skipped("london", root, skipped, "named like SSS_VV.jpg with VV in 01..10")
     return _require(records, "london", root, "files SSS_VV.jpg (e.g. 001_03.jpg), in one folder or in sub-folders")
 
@@ -371,6 +391,7 @@ def load_yale(root: Path) -> list[FaceRecord]:
     as their own expressions; the variants of a neutral face are kept as ``neutral_<variant>`` (glasses,
     noglasses, leftlight, centerlight, rightlight), so they stay apart from the plain neutral face and out of
     the FER classes, as in the shared copy's manifest. ``extra["variant"]`` holds the file's own label.
+    A file whose name carries no known label (some copies have a ``subject01.gif``) is skipped with a warning.
     """
     records, skipped = [], []
     for path in sorted(p for p in root.rglob("subject*") if p.is_file() and not p.name.startswith(".")):
