@@ -180,6 +180,16 @@ def _flatten_checkpoint(obj, path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _unpickler_detail(message: str) -> str:
+    """The informative line of torch's (long) weights-only error message."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error:" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return rest.split(" was not an allowed global")[0].split(". Please use")[0]
+    return lines[0] if lines else "unknown error"
+
+
 def load_tensor_file(path: str | Path, what: str, use_cache: bool = True) -> dict[str, torch.Tensor]:
     """Tensors of a user's checkpoint (``.pth``/``.pt``/``.pth.tar`` or ``.safetensors``), as float32.
 
@@ -207,12 +217,15 @@ def load_tensor_file(path: str | Path, what: str, use_cache: bool = True) -> dic
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise WeightsFileError(
-            f"{path}: refused to load: it holds objects other than tensors (only weights_only loading is "
-            f"allowed; convert it to .safetensors yourself if you trust it). Detail: {str(e).splitlines()[0]}"
-        ) from e
+        detail = _unpickler_detail(str(e))
+        if "Unsupported global" in detail:
+            raise WeightsFileError(
+                f"{path}: refused to load: it holds objects other than tensors ({detail}); only weights_only "
+                f"loading is allowed: convert it to .safetensors yourself if you trust it"
+            ) from e
+        raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({detail})") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0]})") from e
+        raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({_unpickler_detail(str(e))})") from e
     sd = _flatten_checkpoint(obj, path)
     if cached is not None:
         save_safetensors(cached, sd, metadata={"source": str(path), "what": what})
