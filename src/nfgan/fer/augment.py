@@ -1,0 +1,181 @@
+"""NFGAN augmentation for FER (paper Sec. 5.4) and the guard that keeps test subjects out of it.
+
+Each training subject's normalised faces (NFGAN outputs for that subject's *training* images) join the
+fold's training set as same-identity neutral references:
+
+* 7-class label sets without a neutral class (CK+ peak): they enter only the metric branch, as negatives
+  for every query expression (label ``REFERENCE_ONLY``); identity-aware mining prefers them because they
+  share the positives' identity;
+* label sets with a neutral class (JAFFE 7 classes): they are also ordinary ``neutral`` samples for the
+  softmax branch and can be positives of the neutral query.
+
+Sources (``--augment``):
+* an NFGAN checkpoint: ``nfgan.normalizer.Normalizer.from_checkpoint(path).normalize(uint8 faces)`` is run once
+  on all faces of the FER dataset and cached in the run dir (``augment_faces.npy``); each fold then uses the
+  rows of its training subjects only;
+* a prepared folder of already-normalised faces (``manifest.csv`` + ``faces.npy``, ``subject`` column in the
+  FER dataset's ids; an optional ``source_id`` column names the FER row each face was made from).
+
+Leak guard: the NFGAN model must never have seen a test-fold subject. Its training subjects are read from the
+checkpoint (``train_subjects``, in the torch/safetensors state or a ``train_subjects.json`` beside it), from
+the folder's ``normalize_meta.json`` / ``train_subjects.json``, or from ``--augment-subjects FILE``. Unknown
+training subjects or any overlap with a fold's test subjects stop the run with ``AugmentLeakError``.
+A London-trained NFGAN never saw a CK+ or JAFFE subject, which is the simple compliant choice.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from nfgan.atomic import atomic_open
+
+
+class AugmentLeakError(RuntimeError):
+    """The augmenting NFGAN saw (or may have seen) a subject of the fold being tested."""
+
+
+def _subjects_from_obj(obj) -> list[str] | None:
+    if isinstance(obj, dict):
+        for key in ("train_subjects", "training_subjects"):
+            if key in obj:
+                val = obj[key]
+                if isinstance(val, str):
+                    val = json.loads(val)
+                return [str(s) for s in val]
+        for key in ("meta", "state", "metadata", "config"):
+            if isinstance(obj.get(key), dict):
+                found = _subjects_from_obj(obj[key])
+                if found is not None:
+                    return found
+    return None
+
+
+def read_subjects_file(path: str | Path) -> list[str]:
+    """A JSON list / JSON object with ``train_subjects``, or plain text with one subject per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: subjects file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if isinstance(obj, list):
+        return [str(s) for s in obj]
+    found = _subjects_from_obj(obj)
+    if found is None:
+        raise ValueError(f"{path}: JSON has no 'train_subjects' list")
+    return found
+
+
+def recorded_train_subjects(source: str | Path) -> list[str] | None:
+    """The subjects an NFGAN checkpoint (file or run dir) / normalised-face folder was trained on, if recorded."""
+    source = Path(source)
+    candidates = []
+    if source.is_dir():
+        candidates += [source / "train_subjects.json", source / "normalize_meta.json", source / "meta.json"]
+    else:
+        candidates += [source.parent / "train_subjects.json", source.parent.parent / "train_subjects.json"]
+        if source.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(source), framework="pt") as f:
+                found = _subjects_from_obj(f.metadata() or {})
+            if found is not None:
+                return found
+        elif source.suffix in (".pt", ".pth", ".ckpt"):
+            import torch
+
+            try:
+                state = torch.load(source, map_location="cpu", weights_only=True)
+            except Exception:  # not loadable safely -> not trusted; fall back to side files
+                state = None
+            found = _subjects_from_obj(state)
+            if found is not None:
+                return found
+    try:  # the checkpoint module of the project, when it offers a reader
+        from nfgan import checkpoint as ckpt_mod  # type: ignore
+
+        reader = getattr(ckpt_mod, "read_train_subjects", None)
+        if reader is not None:
+            found = reader(source)
+            if found is not None:
+                return [str(s) for s in found]
+    except ImportError:
+        pass
+    for c in candidates:
+        if c.is_file():
+            try:
+                return read_subjects_file(c)
+            except ValueError:
+                continue
+    return None
+
+
+def check_no_leak(train_subjects: Iterable[str] | None, test_subjects: Iterable[str], source: str,
+                  fold: int | None = None) -> None:
+    """Refuse when the augmenting model's training subjects are unknown or meet the fold's test subjects."""
+    where = f"fold {fold}" if fold is not None else "the test fold"
+    if train_subjects is None:
+        raise AugmentLeakError(
+            f"{source}: the subjects this NFGAN was trained on are not recorded, so it cannot be shown that it "
+            f"never saw a subject of {where}; pass --augment-subjects FILE (one subject id per line)")
+    leak = sorted(set(map(str, train_subjects)) & set(map(str, test_subjects)))
+    if leak:
+        raise AugmentLeakError(
+            f"{source}: NFGAN was trained on {len(leak)} subject(s) of {where} ({', '.join(leak[:10])}"
+            f"{' ...' if len(leak) > 10 else ''}); its outputs would leak test identities into training. "
+            f"Use an NFGAN trained without these subjects (e.g. on London).")
+
+
+class AugmentSource:
+    """Normalised faces per FER-dataset subject, from a checkpoint or a prepared folder (module doc)."""
+
+    def __init__(self, source: str | Path, dataset, cache_dir: str | Path | None = None,
+                 subjects_file: str | Path | None = None):
+        self.source = Path(source)
+        if not self.source.exists():
+            raise FileNotFoundError(f"{self.source}: --augment source not found")
+        self.train_subjects = (read_subjects_file(subjects_file) if subjects_file
+                               else recorded_train_subjects(self.source))
+        if self.source.is_dir() and (self.source / "manifest.csv").is_file():
+            from nfgan.dataset import PreparedDataset
+
+            ds = PreparedDataset(self.source)
+            self.faces = np.asarray(ds.images, dtype=np.uint8)
+            self.subjects = ds.column("subject")
+        else:
+            self.faces = self._normalize_dataset(dataset, cache_dir)
+            self.subjects = dataset.column("subject")
+
+    def _normalize_dataset(self, dataset, cache_dir) -> np.ndarray:
+        cache = Path(cache_dir) / "augment_faces.npy" if cache_dir else None
+        if cache is not None and cache.is_file():
+            faces = np.load(cache)
+            if len(faces) == len(dataset):
+                return faces
+        try:
+            from nfgan.normalizer import Normalizer  # written by another engineer
+        except ImportError as e:
+            raise RuntimeError(f"{self.source}: using a checkpoint needs nfgan.normalizer ({e})") from None
+        from tqdm import tqdm
+
+        norm = Normalizer.from_checkpoint(self.source)
+        images = np.asarray(dataset.images, dtype=np.uint8)
+        out = []
+        for start in tqdm(range(0, len(images), 128), desc="NFGAN normalise", unit="batch"):
+            out.append(np.asarray(norm.normalize(images[start:start + 128]), dtype=np.uint8))
+        faces = np.concatenate(out)
+        if faces.shape[1:] != images.shape[1:]:
+            raise RuntimeError(f"{self.source}: normaliser returned {faces.shape[1:]} faces, expected {images.shape[1:]}")
+        if cache is not None:
+            with atomic_open(cache, "wb") as f:
+                np.save(f, faces)
+        return faces
+
+    def indices_for(self, subjects: Iterable[str]) -> np.ndarray:
+        keep = set(subjects)
+        return np.asarray([i for i, s in enumerate(self.subjects) if s in keep], dtype=np.int64)

@@ -1,0 +1,107 @@
+"""``nfgan fer ...``: cross-validation (``cv``), fold files (``folds``), pre-cropped sets (``precropped``).
+
+Examples::
+
+    nfgan fer precropped --manifest ../shared/data/ckplus/manifest.csv --prefix peak/ --out out/ckplus_peak64
+    nfgan fer folds --data out/ckplus_peak64 --k 10 --seed 0 --out configs/folds/ckplus_peak_10fold.json
+    nfgan fer cv --data out/ckplus_peak64 --folds configs/folds/ckplus_peak_10fold.json \\
+        --variant 2b --config configs/fer/ckplus.yaml --out runs/fer/ckplus_2b
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="fer_command", metavar="FER_COMMAND")
+
+    cv = sub.add_parser("cv", help="subject-independent k-fold cross-validation (resumable per fold)")
+    cv.add_argument("--data", required=True, help="prepared dataset folder (manifest.csv + faces.npy)")
+    cv.add_argument("--folds", required=True, help="fold file (JSON, e.g. configs/folds/ckplus_peak_10fold.json)")
+    cv.add_argument("--variant", default="2b", choices=["softmax", "2b", "2b_aug"],
+                    help="softmax only, 2B[N+M]Softmax, or 2B[N+M]Softmax + NFGAN augmentation (default 2b)")
+    cv.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
+    cv.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on "
+                                               "(when the checkpoint does not record them)")
+    cv.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
+    cv.add_argument("--out", help="run directory (default runs/fer/<data>_<variant>)")
+    cv.add_argument("--only-fold", type=int, help="run just this fold (0-based)")
+    cv.add_argument("--epochs", type=int, help="override the config's epochs")
+    cv.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
+
+    folds = sub.add_parser("folds", help="write a subject-independent fold file for a prepared dataset")
+    folds.add_argument("--data", required=True, help="prepared dataset folder")
+    folds.add_argument("--k", type=int, default=10, help="number of folds (default 10)")
+    folds.add_argument("--loso", action="store_true", help="leave one subject out (one fold per subject)")
+    folds.add_argument("--seed", type=int, default=0)
+    folds.add_argument("--name", help="name stored in the file (default: the output's stem)")
+    folds.add_argument("--out", required=True, help="output JSON")
+
+    pc = sub.add_parser("precropped", help="import an already cropped face set (CK+48...) as a prepared folder")
+    pc.add_argument("--manifest", required=True, help="CSV with path,subject,expression[,pose] (paths relative to it)")
+    pc.add_argument("--prefix", default="", help="keep only rows whose path starts with this (e.g. peak/)")
+    pc.add_argument("--size", type=int, default=64, help="output side in pixels (default 64; PIL bicubic)")
+    pc.add_argument("--out", required=True, help="output prepared folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nfgan.dataset import PreparedDatasetError
+    from nfgan.fer.augment import AugmentLeakError
+    from nfgan.fer.cv import FERConfigError
+    from nfgan.fer.folds import FoldFileError
+
+    cmd = getattr(args, "fer_command", None)
+    if cmd is None:
+        print("usage: nfgan fer {cv,folds,precropped} ... (nfgan fer --help)", file=sys.stderr)
+        return 2
+    try:
+        if cmd == "cv":
+            return _cv(args)
+        if cmd == "folds":
+            return _folds(args)
+        if cmd == "precropped":
+            from nfgan.fer.precropped import prepare_precropped
+
+            out = prepare_precropped(args.manifest, args.out, size=args.size, prefix=args.prefix)
+            print(f"wrote {out}")
+            return 0
+    except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _cv(args) -> int:
+    from nfgan.fer.cv import run_cv
+
+    out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
+    summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
+                     overrides={"epochs": args.epochs, "threads": args.threads}, augment=args.augment,
+                     augment_subjects=args.augment_subjects, only_fold=args.only_fold)
+    print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean accuracy "
+          f"{summary['mean_accuracy']:.4f} +- {summary['std_accuracy']:.4f}")
+    print(json.dumps({k: (round(v, 4) if v is not None else None)
+                      for k, v in summary["per_class_accuracy"].items()}))
+    return 0
+
+
+def _folds(args) -> int:
+    from nfgan.dataset import PreparedDataset
+    from nfgan.fer.folds import leave_one_subject_out, make_subject_folds, save_folds
+
+    ds = PreparedDataset(args.data)
+    subjects, labels = ds.column("subject"), ds.column("expression")
+    if args.loso:
+        folds, method = leave_one_subject_out(subjects), "leave-one-subject-out"
+    else:
+        folds, method = make_subject_folds(subjects, labels, args.k, args.seed), "stratified-greedy-by-rarest-class"
+    src = ds.meta.get("source_manifest")   # portable name: "<source folder>/<prefix>" rather than a local path
+    dataset_name = f"{Path(src).parent.name}/{ds.meta.get('prefix', '')}".rstrip("/") if src else ds.root.name
+    save_folds(args.out, folds, name=args.name or Path(args.out).stem, dataset=dataset_name, seed=args.seed,
+               method=method)
+    sizes = [sum(1 for s in subjects if s in set(f)) for f in folds]
+    print(f"wrote {args.out}: {len(folds)} folds, images per fold {sizes}")
+    return 0

@@ -1,0 +1,333 @@
+"""Subject-independent cross-validation of the FER network (paper Sec. 5.4, Table 3 protocol).
+
+Variants (``--variant``):
+* ``softmax``  - the two-branch net trained with softmax cross-entropy only (tuplet weight 0);
+* ``2b``       - 2B[N+M]Softmax: cross-entropy + ``tuplet_weight`` x adaptive (N+M)-tuplet clusters loss;
+* ``2b_aug``   - ``2b`` plus NFGAN neutral references of the training subjects (``nfgan.fer.augment``).
+
+All variants share the batch construction (``TupletBatchSampler``), the crops and the fixed schedule, so
+they differ only in their losses and training items. No model selection on the test fold: every fold trains
+for ``epochs`` epochs with a cosine learning-rate schedule and the last weights are tested.
+
+Per image: aligned 64x64 face -> ``fer_normalize`` -> ten 60x60 training crops (``five_crops`` + flips, one
+drawn at random each time the image is used) / the centre crop at test time (Sec. 5.1).
+
+Run directory (``--out``)::
+
+    config.yaml              resolved configuration (+ data, folds, variant, augment source)
+    folds/fold_KK.json       one finished fold: accuracy, per-class accuracy, confusion, predictions, time
+    metrics.jsonl            one line per finished fold (rebuilt from folds/ after each fold)
+    confusion_fold_KK.csv    per-fold confusion matrix (rows: true class, columns: predicted)
+    confusion.csv/.png       confusion matrix summed over the finished folds (counts + row-normalised plot)
+    summary.json             mean/std accuracy over folds, pooled per-class accuracy, folds done
+
+Resumable: a fold whose ``folds/fold_KK.json`` exists is skipped; a run dir made with a different
+configuration is refused rather than mixed. Every file is written atomically (``nfgan.atomic``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from nfgan.atomic import write_bytes, write_text
+from nfgan.dataset import PreparedDataset
+from nfgan.fer.augment import AugmentSource, check_no_leak
+from nfgan.fer.folds import load_folds
+from nfgan.fer.model import FERNet
+from nfgan.fer.sampler import REFERENCE_ONLY, TupletBatchSampler, mine_tuplets
+from nfgan.fer.tuplet_loss import TupletClustersLoss
+from nfgan.photometric import center_crop, fer_normalize, five_crops
+from nfgan.schema import EXPRESSIONS
+
+VARIANTS = ("softmax", "2b", "2b_aug")
+
+DEFAULTS = {
+    "crop": 60,            # crop side (Sec. 5.1)
+    "epochs": 25,
+    "batch_size": 64,
+    "lr": 0.002,
+    "weight_decay": 0.0005,
+    "tuplet_weight": 0.5,  # joint loss = CE + tuplet_weight * L_tuplet (variants 2b, 2b_aug)
+    "n_queries": 4,        # query expressions per batch
+    "n_pos": 4,            # N
+    "n_neg": 8,            # M
+    "tau_init": 1.0,
+    "beta": 0.5,
+    "positive_mining": "hard",
+    "embed_dim": 64,
+    "width": 16,
+    "fc_dim": 384,
+    "dropout": 0.4,
+    "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
+    "seed": 0,
+    "threads": 2,
+}
+
+
+class FERConfigError(ValueError):
+    pass
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
+    cfg = dict(DEFAULTS)
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise FERConfigError(f"{path}: config file not found")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise FERConfigError(f"{path}: expected a mapping of options")
+        unknown = sorted(set(loaded) - set(DEFAULTS))
+        if unknown:
+            raise FERConfigError(f"{path}: unknown options {unknown}; known: {sorted(DEFAULTS)}")
+        cfg.update(loaded)
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return cfg
+
+
+def class_list(dataset: PreparedDataset, classes) -> list[str]:
+    present = set(dataset.column("expression"))
+    if classes == "auto":
+        ordered = [e for e in EXPRESSIONS if e in present] + sorted(present - set(EXPRESSIONS))
+        return ordered
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise FERConfigError(f"{dataset.root}: classes {missing} have no images")
+    return list(classes)
+
+
+def normalise_all(images: np.ndarray) -> np.ndarray:
+    """fer_normalize every uint8 face -> float32 N x S x S."""
+    return np.stack([fer_normalize(np.asarray(im, dtype=np.uint8)) for im in images]).astype(np.float32)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (true, pred), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> list[float | None]:
+    return [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(len(cm))]
+
+
+def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
+               n_classes: int, seed: int, desc: str = "train") -> tuple[FERNet, dict]:
+    """Train one fold's net on ``crops`` (items x 10 x C x C), labels (-1 = reference-only), subject ids."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
+                 dropout=cfg["dropout"], input_size=cfg["crop"])
+    use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
+    tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
+    params = list(net.parameters()) + (list(tuplet.parameters()) if use_metric else [])
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sampler = TupletBatchSampler(labels, subjects, batch_size=cfg["batch_size"], n_queries=cfg["n_queries"],
+                                 n_pos=cfg["n_pos"], n_neg=cfg["n_neg"], seed=seed)
+    total_steps = cfg["epochs"] * len(sampler)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    crops_t = torch.from_numpy(crops)
+    history = []
+    bar = tqdm(range(cfg["epochs"]), desc=desc, unit="epoch", leave=False)
+    for epoch in bar:
+        net.train()
+        sums = {"ce": 0.0, "tuplet": 0.0, "n": 0}
+        for batch in sampler:
+            idx = torch.as_tensor(batch)
+            which = torch.as_tensor(rng.integers(0, crops.shape[1], size=len(batch)))
+            x = crops_t[idx, which].unsqueeze(1)
+            y = torch.as_tensor(labels[batch])
+            logits, emb = net(x)
+            has_label = y != REFERENCE_ONLY
+            loss = F.cross_entropy(logits[has_label], y[has_label])
+            sums["ce"] += float(loss.detach())
+            if use_metric:
+                tuplets = mine_tuplets(emb, labels[batch], subjects[batch], cfg["n_pos"], cfg["n_neg"],
+                                       cfg["positive_mining"])
+                lt = tuplet(emb, tuplets)
+                loss = loss + cfg["tuplet_weight"] * lt
+                sums["tuplet"] += float(lt.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            sums["n"] += 1
+        rec = {"epoch": epoch + 1, "ce": sums["ce"] / sums["n"], "tuplet": sums["tuplet"] / sums["n"],
+               "tau": float(tuplet.tau.detach())}
+        history.append(rec)
+        bar.set_postfix(ce=f"{rec['ce']:.3f}", tup=f"{rec['tuplet']:.3f}", tau=f"{rec['tau']:.2f}")
+    bar.close()
+    net.eval()
+    return net, {"history": history, "tau": float(tuplet.tau.detach())}
+
+
+@torch.no_grad()
+def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256) -> np.ndarray:
+    """Softmax-branch predictions from the centre crops (Sec. 5.1)."""
+    net.eval()
+    x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
+    return torch.cat([net(x[i:i + batch])[0].argmax(1) for i in range(0, len(x), batch)]).numpy()
+
+
+def _config_hash(run_cfg: dict) -> str:
+    keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_confusion(path_stem: Path, cm: np.ndarray, classes: list[str], title: str, png: bool) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true\\pred", *classes])
+    for c, row in zip(classes, cm):
+        w.writerow([c, *map(int, row)])
+    write_text(path_stem.with_suffix(".csv"), buf.getvalue())
+    if png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(1 + 0.8 * len(classes), 1 + 0.7 * len(classes)), dpi=100)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        buf2 = io.BytesIO()
+        fig.savefig(buf2, format="png")
+        plt.close(fig)
+        write_bytes(path_stem.with_suffix(".png"), buf2.getvalue())
+
+
+def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict:
+    """Rebuild metrics.jsonl, confusion.csv/png and summary.json from the finished folds."""
+    results = [json.loads(p.read_text()) for p in sorted((out / "folds").glob("fold_*.json"))]
+    write_text(out / "metrics.jsonl", "".join(
+        json.dumps({k: r[k] for k in ("fold", "accuracy", "per_class_accuracy", "n_test", "n_train",
+                                      "n_references", "seconds", "tau")}) + "\n" for r in results))
+    if not results:
+        return {}
+    cm = sum(np.asarray(r["confusion"]) for r in results)
+    accs = np.asarray([r["accuracy"] for r in results])
+    summary = {
+        "variant": variant, "classes": classes, "folds_done": len(results), "folds_total": n_folds,
+        "complete": len(results) == n_folds,
+        "mean_accuracy": float(accs.mean()), "std_accuracy": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+        "pooled_accuracy": float(np.trace(cm) / cm.sum()),
+        "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))),
+        "fold_accuracy": {str(r["fold"]): r["accuracy"] for r in results},
+        "confusion": cm.tolist(), "minutes": sum(r["seconds"] for r in results) / 60.0,
+    }
+    _write_confusion(out / "confusion", cm, classes,
+                     f"{variant}: {len(results)}/{n_folds} folds, mean acc {summary['mean_accuracy']:.3f}", png=True)
+    write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: str = "2b",
+           config: str | Path | None = None, overrides: dict | None = None, augment: str | Path | None = None,
+           augment_subjects: str | Path | None = None, only_fold: int | None = None,
+           progress: bool = True) -> dict:
+    """Run (or resume) the cross-validation; returns the summary dict (see module doc)."""
+    if variant not in VARIANTS:
+        raise FERConfigError(f"--variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "2b_aug" and not augment:
+        raise FERConfigError("--variant 2b_aug needs --augment NFGAN_CHECKPOINT_OR_FOLDER")
+    if augment and variant != "2b_aug":
+        raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
+    cfg = load_config(config, overrides)
+    torch.set_num_threads(int(cfg["threads"]))
+    dataset = PreparedDataset(data)
+    folds = load_folds(folds_file, dataset.subjects())
+    classes = class_list(dataset, cfg["classes"])
+    if only_fold is not None and not 0 <= only_fold < len(folds):
+        raise FERConfigError(f"--only-fold {only_fold}: {folds_file} has folds 0..{len(folds) - 1}")
+    out = Path(out)
+    run_cfg = {**cfg, "data": str(Path(data).resolve()), "folds_file": str(Path(folds_file).resolve()),
+               "variant": variant, "augment": str(Path(augment).resolve()) if augment else None,
+               "classes": classes}
+    run_cfg["config_hash"] = _config_hash(run_cfg)
+    cfg_path = out / "config.yaml"
+    if cfg_path.is_file():
+        old = yaml.safe_load(cfg_path.read_text()) or {}
+        if old.get("config_hash") != run_cfg["config_hash"]:
+            raise FERConfigError(f"{out}: holds a run with a different configuration (config_hash "
+                                 f"{old.get('config_hash')} != {run_cfg['config_hash']}); use another --out")
+    else:
+        write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
+
+    # keep only images whose expression is in the label set
+    cls_index = {c: i for i, c in enumerate(classes)}
+    rows = [i for i, r in enumerate(dataset.records) if r["expression"] in cls_index]
+    images = np.asarray(dataset.images, dtype=np.uint8)
+    subj_all = dataset.column("subject")
+    subj_ids = {s: i for i, s in enumerate(sorted(set(subj_all)))}
+    faces = normalise_all(images)
+    labels_all = np.asarray([cls_index.get(r["expression"], REFERENCE_ONLY) for r in dataset.records])
+    subjects_all = np.asarray([subj_ids[s] for s in subj_all])
+    aug = None
+    if augment:
+        aug = AugmentSource(augment, dataset, cache_dir=out, subjects_file=augment_subjects)
+        for k, test_subjects in enumerate(folds):   # refuse before any training
+            check_no_leak(aug.train_subjects, test_subjects, str(augment), fold=k)
+        aug_faces = normalise_all(aug.faces)
+        ref_label = cls_index.get("neutral", REFERENCE_ONLY)
+
+    todo = [only_fold] if only_fold is not None else list(range(len(folds)))
+    fold_bar = tqdm(todo, desc=f"CV {variant}", unit="fold", disable=not progress)
+    for k in fold_bar:
+        res_path = out / "folds" / f"fold_{k:02d}.json"
+        if res_path.is_file():
+            continue
+        t0 = time.time()
+        test_set = set(folds[k])
+        train_idx = np.asarray([i for i in rows if subj_all[i] not in test_set])
+        test_idx = np.asarray([i for i in rows if subj_all[i] in test_set])
+        train_faces, train_labels, train_subj = faces[train_idx], labels_all[train_idx], subjects_all[train_idx]
+        n_refs = 0
+        if aug is not None:
+            check_no_leak(aug.train_subjects, folds[k], str(augment), fold=k)
+            train_subject_names = sorted({subj_all[i] for i in train_idx})
+            ref_idx = aug.indices_for(train_subject_names)
+            n_refs = len(ref_idx)
+            if n_refs:
+                train_faces = np.concatenate([train_faces, aug_faces[ref_idx]])
+                train_labels = np.concatenate([train_labels, np.full(n_refs, ref_label)])
+                train_subj = np.concatenate([train_subj, [subj_ids[aug.subjects[i]] for i in ref_idx]])
+        crops = np.stack([five_crops(f, cfg["crop"], flips=True) for f in train_faces]).astype(np.float32)
+        net, info = train_fold(cfg, variant, crops, train_labels, train_subj, len(classes),
+                               seed=int(cfg["seed"]) * 1000 + k, desc=f"fold {k}")
+        pred = predict(net, faces[test_idx], cfg["crop"])
+        true = labels_all[test_idx]
+        cm = confusion_matrix(true, pred, len(classes))
+        result = {"fold": k, "accuracy": float((pred == true).mean()),
+                  "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
+                  "n_train": int(len(train_idx)), "n_references": int(n_refs), "n_test": int(len(test_idx)),
+                  "test_subjects": sorted(test_set), "seconds": time.time() - t0, "tau": info["tau"],
+                  "history": info["history"],
+                  "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}
+                                  for i, t, p in zip(test_idx, true, pred)]}
+        _write_confusion(out / f"confusion_fold_{k:02d}", cm, classes, "", png=False)
+        write_text(res_path, json.dumps(result, indent=1) + "\n")
+        summary = summarize(out, classes, len(folds), variant)
+        fold_bar.set_postfix(acc=f"{result['accuracy']:.3f}", mean=f"{summary['mean_accuracy']:.3f}")
+    fold_bar.close()
+    return summarize(out, classes, len(folds), variant)

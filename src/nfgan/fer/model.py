@@ -1,0 +1,62 @@
+"""The FER network of 2B[N+M]Softmax (reference [2] of the paper): a CNN trunk and two FC branches.
+
+Input: ``B x 1 x 60 x 60`` float crops of FER-normalised faces (``photometric.fer_normalize``: histogram
+equalisation, plane removal, zero mean / unit variance; Sec. 5.1).
+
+Trunk (our choice; [2] used a much larger Inception-style net): four conv blocks of
+``conv3x3 -> BN -> ReLU`` (two convs in the third block) each followed by 2x2 max pooling, channels
+``w, 2w, 3w, 4w`` (default w = 16: 16-32-48-64), 60 -> 30 -> 15 -> 7 -> 3, then one shared FC layer
+(576 -> 384, BN, dropout). About 0.32 M parameters and ~7 M multiply-adds per crop (0.13 s CPU per
+forward+backward of a 64-crop batch on one core). Why this size: CK+ has under 1000 training images per fold,
+so a bigger net mostly over-fits, and a full 10-fold CK+ CV must train within an hour on a 2-core CPU that is
+shared with other jobs (``benchmarks/fer_cv_time.py``); w = 32 (0.58 M) costs 3x the time.
+
+Branches, trained jointly (``nfgan.fer.cv``):
+* softmax branch: FC 256 -> n_classes, cross-entropy; used for prediction;
+* metric branch: FC 256 -> ``embed_dim`` (64), L2-normalised, fed to the adaptive (N+M)-tuplet clusters loss
+  (``nfgan.fer.tuplet_loss``). L2 normalisation bounds squared distances to [0, 4], which makes the learned
+  threshold meaningful (otherwise the net could scale the embedding to satisfy any margin).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _block(cin: int, cout: int, convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                   nn.ReLU(inplace=True)]
+    layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class FERNet(nn.Module):
+    """CNN trunk + shared FC + (softmax branch, metric branch). ``forward`` returns ``(logits, embedding)``."""
+
+    def __init__(self, n_classes: int, embed_dim: int = 64, width: int = 16, fc_dim: int = 384,
+                 dropout: float = 0.4, input_size: int = 60):
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(_block(1, w, 1), _block(w, 2 * w, 1), _block(2 * w, 3 * w, 2),
+                                   _block(3 * w, 4 * w, 1))
+        side = input_size
+        for _ in range(4):
+            side //= 2
+        self.shared = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * side * side, fc_dim),
+                                    nn.BatchNorm1d(fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.softmax_branch = nn.Linear(fc_dim, n_classes)
+        self.metric_branch = nn.Linear(fc_dim, embed_dim)
+        self.n_classes = n_classes
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            raise ValueError(f"FERNet expects B x 1 x {self.input_size} x {self.input_size}, got {tuple(x.shape)}")
+        h = self.shared(self.trunk(x))
+        return self.softmax_branch(h), F.normalize(self.metric_branch(h), dim=1)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,36 @@
+"""The NFGAN-augmentation guard: no test-fold subject may have reached NFGAN training."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nfgan.atomic import save_safetensors
+from nfgan.fer.augment import AugmentLeakError, check_no_leak, read_subjects_file, recorded_train_subjects
+
+
+def test_guard_refuses_overlap_and_unknown():
+    check_no_leak(["L001", "L002"], ["S010", "S011"], "ckpt")          # disjoint: fine
+    with pytest.raises(AugmentLeakError, match=r"ckpt.*1 subject\(s\) of fold 3 \(S011\)"):
+        check_no_leak(["L001", "S011"], ["S010", "S011"], "ckpt", fold=3)
+    with pytest.raises(AugmentLeakError, match="not recorded.*--augment-subjects"):
+        check_no_leak(None, ["S010"], "ckpt")
+
+
+def test_train_subjects_read_from_checkpoints_and_files(tmp_path):
+    st = tmp_path / "g.safetensors"
+    save_safetensors(st, {"w": torch.zeros(2)}, metadata={"train_subjects": json.dumps(["001", "002"])})
+    assert recorded_train_subjects(st) == ["001", "002"]
+    pt = tmp_path / "run" / "ckpt.pt"
+    pt.parent.mkdir()
+    torch.save({"state": {"train_subjects": ["003"]}, "weights": {"w": torch.zeros(1)}}, pt)
+    assert recorded_train_subjects(pt) == ["003"]
+    bare = tmp_path / "bare.pt"
+    torch.save({"w": torch.zeros(1)}, bare)
+    assert recorded_train_subjects(bare) is None
+    (tmp_path / "subjects.txt").write_text("# London\n001\n\n002\n")
+    assert read_subjects_file(tmp_path / "subjects.txt") == ["001", "002"]
+    (tmp_path / "train_subjects.json").write_text(json.dumps({"train_subjects": ["004"]}))
+    assert recorded_train_subjects(bare) == ["004"]           # side file beside the checkpoint

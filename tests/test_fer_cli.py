@@ -1,0 +1,145 @@
+"""End-to-end `nfgan fer` runs: a tiny prepared folder made here (always runs) and one real CK+ fold (slow)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from nfgan.cli import main
+from nfgan.dataset import PreparedDataset
+
+CLASSES = ("anger", "happy", "surprise")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _face(rng, cls: int, subject: int) -> np.ndarray:
+    """48x48 gray 'face': subject-specific background, a class-specific bright bar, noise."""
+    img = rng.normal(90 + 10 * subject, 12, size=(48, 48))
+    img[8 + 12 * cls: 14 + 12 * cls, 6:42] += 110
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    """A pre-cropped 48 px set (6 subjects x 3 expressions x 2 frames) imported with `nfgan fer precropped`."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    (src / "img").mkdir(parents=True)
+    rows = []
+    for s in range(6):
+        for c, name in enumerate(CLASSES):
+            for f in range(2):
+                rel = f"img/S{s:03d}_{name}_{f}.png"
+                Image.fromarray(_face(rng, c, s)).save(src / rel)
+                rows.append({"path": rel, "subject": f"S{s:03d}", "expression": name, "pose": "frontal"})
+    with open(src / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "subject", "expression", "pose"])
+        w.writeheader()
+        w.writerows(rows)
+    data = tmp_path / "prepared"
+    assert main(["fer", "precropped", "--manifest", str(src / "manifest.csv"), "--out", str(data)]) == 0
+    folds = tmp_path / "folds.json"
+    assert main(["fer", "folds", "--data", str(data), "--k", "3", "--out", str(folds)]) == 0
+    return data, folds
+
+
+def test_precropped_import(tiny):
+    data, folds = tiny
+    ds = PreparedDataset(data)
+    assert ds.images.shape == (36, 64, 64) and ds.images.dtype == np.uint8
+    assert json.loads((data / "prepare_meta.json").read_text())["precropped"] is True
+    assert sorted(set(ds.column("expression"))) == list(CLASSES)
+    fold_subjects = [f["test_subjects"] for f in json.loads(folds.read_text())["folds"]]
+    assert sorted(s for f in fold_subjects for s in f) == ds.subjects()
+
+
+def test_cv_one_fold_resume_and_config_guard(tiny, tmp_path, capsys):
+    data, folds = tiny
+    out = tmp_path / "run"
+    args = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--out", str(out),
+            "--only-fold", "0", "--epochs", "2", "--threads", "1"]
+    assert main(args) == 0
+    for name in ("config.yaml", "folds/fold_00.json", "metrics.jsonl", "confusion.csv", "confusion.png",
+                 "confusion_fold_00.csv", "summary.json"):
+        assert (out / name).is_file(), name
+    fold = json.loads((out / "folds" / "fold_00.json").read_text())
+    cm = np.asarray(fold["confusion"])
+    assert cm.shape == (3, 3) and cm.sum() == fold["n_test"] == 12      # 2 test subjects x 6 faces
+    assert fold["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert len(fold["history"]) == 2 and fold["history"][0]["tuplet"] > 0   # the metric branch was trained
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["folds_done"] == 1 and summary["folds_total"] == 3 and not summary["complete"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["classes"] == list(CLASSES)
+    # resume: the finished fold is skipped (file untouched)
+    stamp = (out / "folds" / "fold_00.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "folds" / "fold_00.json").stat().st_mtime_ns == stamp
+    # a different configuration into the same run dir is refused with a clear message
+    assert main(args[:-4] + ["--epochs", "3"]) == 1
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_softmax_variant_has_no_metric_loss(tiny, tmp_path):
+    data, folds = tiny
+    out = tmp_path / "soft"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "softmax", "--out",
+                 str(out), "--only-fold", "1", "--epochs", "1", "--threads", "1"]) == 0
+    fold = json.loads((out / "folds" / "fold_01.json").read_text())
+    assert fold["history"][0]["tuplet"] == 0.0 and fold["n_references"] == 0
+
+
+def _normalised_folder(tmp_path, data: Path, train_subjects: list[str]) -> Path:
+    """A folder of 'NFGAN outputs' for every subject of ``data`` (one face each) + recorded NFGAN subjects."""
+    ds = PreparedDataset(data)
+    aug = tmp_path / "nfgan_faces"
+    (aug / "faces").mkdir(parents=True)
+    rows = []
+    for i, s in enumerate(ds.subjects()):
+        Image.fromarray(np.full((64, 64), 100 + 10 * i, np.uint8)).save(aug / "faces" / f"{i}.png")
+        rows.append({"id": str(i), "path": f"faces/{i}.png", "subject": s, "expression": "neutral",
+                     "pose": "frontal"})
+    with open(aug / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    np.save(aug / "faces.npy", np.stack([np.asarray(Image.open(aug / r["path"])) for r in rows]))
+    (aug / "train_subjects.json").write_text(json.dumps(train_subjects))
+    return aug
+
+
+def test_augmentation_guard_refuses_test_subject_and_accepts_clean(tiny, tmp_path, capsys):
+    data, folds = tiny
+    test0 = json.loads(folds.read_text())["folds"][0]["test_subjects"]
+    leaky = _normalised_folder(tmp_path / "a", data, ["L001", test0[0]])
+    out = tmp_path / "leak"
+    rc = main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
+               str(leaky), "--out", str(out), "--only-fold", "0", "--epochs", "1", "--threads", "1"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert test0[0] in err and "leak" in err
+    assert not (out / "folds").exists()                    # refused before any training
+    clean = _normalised_folder(tmp_path / "b", data, ["L001", "L002"])
+    out = tmp_path / "clean"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
+                 str(clean), "--out", str(out), "--only-fold", "0", "--epochs", "1", "--threads", "1"]) == 0
+    fold = json.loads((out / "folds" / "fold_00.json").read_text())
+    assert fold["n_references"] == 6 - len(test0)           # one reference per training subject only
+
+
+@pytest.mark.slow
+def test_real_ckplus_one_fold(shared_data, tmp_path):
+    data = tmp_path / "ck"
+    assert main(["fer", "precropped", "--manifest", str(shared_data / "ckplus" / "manifest.csv"), "--prefix",
+                 "peak/", "--out", str(data)]) == 0
+    out = tmp_path / "run"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(REPO / "configs/folds/ckplus_peak_10fold.json"),
+                 "--variant", "2b", "--config", str(REPO / "configs/fer/ckplus.yaml"), "--out", str(out),
+                 "--only-fold", "0", "--epochs", "6"]) == 0
+    fold = json.loads((out / "folds" / "fold_00.json").read_text())
+    assert fold["n_test"] + fold["n_train"] == 981
+    assert fold["accuracy"] > 0.6                            # chance is ~0.25 (surprise share)
