@@ -426,6 +426,8 @@ class TfjsGraph(torch.nn.Module):
             key = f"c{i}"
             self._const_keys[cname] = key
             t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            if t.dtype in (torch.float16, torch.bfloat16, torch.float64):  # stored compactly, computed in fp32
+                t = t.to(torch.float32)
             self.register_buffer(key, t, persistent=False)
         self.input_names = list(inputs) if inputs else [n["name"] for n in nodes if n["op"] == "Placeholder"]
         if outputs:
@@ -487,10 +489,12 @@ class TfjsGraph(torch.nn.Module):
                         stack.append((r[0], False))
         return order
 
-    @torch.no_grad()
     def run(self, feeds: Mapping[str, torch.Tensor] | torch.Tensor,
             outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Evaluate ``outputs`` (names as in the graph, ``node`` or ``node:0``) given Placeholder values."""
+        """Evaluate ``outputs`` (names as in the graph, ``node`` or ``node:0``) given Placeholder values.
+
+        Differentiable with respect to the fed tensors (wrap in ``torch.no_grad()`` for inference).
+        """
         if isinstance(feeds, torch.Tensor):
             if len(self.input_names) != 1:
                 raise ValueError(f"{self.graph_name} has inputs {self.input_names}; pass a dict")
@@ -530,8 +534,13 @@ def _signature_names(spec: Mapping) -> tuple[list[str] | None, list[str] | None]
 
 # --------------------------------------------------------------------------------------------- storage
 
-def save_graph(path: str | Path, graph: TfjsGraph, metadata: Mapping[str, str] | None = None) -> None:
-    """Store a graph as one safetensors file: Const tensors + topology/IO names (JSON) in the metadata."""
+def save_graph(path: str | Path, graph: TfjsGraph, metadata: Mapping[str, str] | None = None,
+               tensors: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Store a graph as one safetensors file: Const tensors + topology/IO names (JSON) in the metadata.
+
+    ``tensors`` overrides the stored Const values (e.g. the original float16 weights instead of the
+    float32 copies the graph computes with); it must hold every Const of the graph.
+    """
     from nfgan.atomic import save_safetensors
 
     topo = [{k: v for k, v in n.items() if k != "attr" or v} for n in graph.topology()]
@@ -539,7 +548,11 @@ def save_graph(path: str | Path, graph: TfjsGraph, metadata: Mapping[str, str] |
             "inputs": json.dumps(graph.input_names), "outputs": json.dumps(graph.output_names),
             "name": graph.graph_name}
     meta.update(metadata or {})
-    save_safetensors(path, graph.consts(), meta)
+    values = dict(tensors) if tensors is not None else graph.consts()
+    missing = [n for n in graph.consts() if n not in values]
+    if missing:
+        raise ValueError(f"save_graph: tensors lack Const values {missing[:5]}")
+    save_safetensors(path, values, meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

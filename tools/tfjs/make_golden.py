@@ -63,7 +63,10 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         (tmp / "rgb112.u8").write_bytes(rgb.tobytes())
         (tmp / "gray64.u8").write_bytes(gray.tobytes())
+        gray3 = np.repeat(gray, 3, axis=-1)  # what the ports feed for gray faces
+        (tmp / "gray64x3.u8").write_bytes(gray3.tobytes())
         rgb_in = {"input": str(tmp / "rgb112.u8"), "shape": list(rgb.shape)}
+        gray3_in = {"input": str(tmp / "gray64x3.u8"), "shape": list(gray3.shape)}
         cases = [
             {"id": "faceres", "kind": "graph", "model": str(MODELS / "faceres.json"), **rgb_in,
              "preprocess": "faceres", "size": 224,
@@ -75,6 +78,11 @@ def main(argv=None) -> int:
              "outputs": ["Identity:0"]},
             {"id": "faceapi_expression", "kind": "faceapi-expression",
              "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **rgb_in},
+            # 64 x 64 gray crops (nfgan's format) replicated to RGB: exercises the resize paths
+            {"id": "faceres_gray64", "kind": "graph", "model": str(MODELS / "faceres.json"), **gray3_in,
+             "preprocess": "faceres", "size": 224, "outputs": ["global_pooling/Mean"]},
+            {"id": "faceapi_expression_gray64", "kind": "faceapi-expression",
+             "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **gray3_in},
         ]
         (tmp / "job.json").write_text(json.dumps({"cases": cases}))
         subprocess.run(["node", str(HERE / "golden.js"), str(tmp / "job.json"), str(tmp / "out.json")],
