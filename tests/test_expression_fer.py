@@ -140,6 +140,8 @@ def test_input_forms_agree(classifier):
     assert (p_big.argmax(1) == p_uint8.argmax(1)).all() and np.abs(p_big - p_uint8).max() < 0.1
     with pytest.raises(ValueError, match="gray"):
         classifier.predict(np.zeros((2, 64, 64, 3), np.uint8)[:, None])
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        classifier.predict(faces.astype(np.float32))
     with pytest.raises(TypeError, match="uint8"):
         classifier.predict(np.zeros((64, 64), np.int32))
     assert classifier.predict_labels(faces[:2]) == ["neutral", "happy"]

@@ -191,3 +191,25 @@ def test_pairwise_distances():
     want = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
     np.testing.assert_allclose(pairwise_distances(a, b), want, atol=1e-12)
     assert np.allclose(np.diag(pairwise_distances(a)), 0)
+
+
+def test_identity_calibration_tool_counts_pairs_per_set():
+    """tools/calibrate_identity.py: each pair set holds the pairs its docstring describes, counted once."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "calibrate_identity.py"
+    spec = importlib.util.spec_from_file_location("calibrate_identity", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    meta = [{"subject": s, "expression": e, "pose": p} for s in ("a", "b", "c")
+            for e in ("neutral", "happy") for p in ("frontal", "left_3quarter")]
+    rng = np.random.default_rng(9)
+    centres = {s: rng.normal(size=8) * 10 for s in "abc"}
+    emb = np.stack([centres[m["subject"]] + rng.normal(size=8) for m in meta])
+    out = tool.calibrate_variant(emb, meta)
+    assert (out["expression"]["n_genuine"], out["expression"]["n_impostor"]) == (3, 6)
+    assert (out["pose"]["n_genuine"], out["pose"]["n_impostor"]) == (6, 12)      # same expression only
+    assert (out["expression_and_pose"]["n_genuine"], out["expression_and_pose"]["n_impostor"]) == (3, 6)
+    assert (out["all"]["n_genuine"], out["all"]["n_impostor"]) == (18, 48)        # 3 * C(4,2); C(12,2) - 18
+    assert out["all"]["eer"] == 0.0 and out["all"]["genuine_mean"] < out["all"]["impostor_mean"]

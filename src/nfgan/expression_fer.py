@@ -436,6 +436,9 @@ class ExpressionClassifier(nn.Module):
             x = faces.detach().float()
             if faces.dtype == torch.uint8:
                 x = x / 127.5 - 1.0
+        if x.numel() and x.abs().max() > 1.05:
+            raise ValueError(f"float faces must be in [-1, 1] (got values up to {x.abs().max():.3g}); "
+                             "pass uint8 arrays for 0..255 images")
         if x.ndim == 2:
             x = x[None, None]
         elif x.ndim == 3:
