@@ -34,3 +34,26 @@ def test_train_subjects_read_from_checkpoints_and_files(tmp_path):
     assert read_subjects_file(tmp_path / "subjects.txt") == ["001", "002"]
     (tmp_path / "train_subjects.json").write_text(json.dumps({"train_subjects": ["004"]}))
     assert recorded_train_subjects(bare) == ["004"]           # side file beside the checkpoint
+
+
+def test_train_subjects_from_nfgan_checkpoint_and_run_dir(tmp_path):
+    from nfgan.checkpoint import checkpoint_name, save_checkpoint
+
+    run = tmp_path / "london_run"
+    path = save_checkpoint(run / "checkpoints" / checkpoint_name(100), 100, {"enc": torch.nn.Linear(2, 2)},
+                           extra={"config": {"x": 1}, "train_subjects": ["001", "017"]})
+    assert recorded_train_subjects(path) == ["001", "017"]
+    assert recorded_train_subjects(run) == ["001", "017"]        # the run dir's latest checkpoint
+    check_no_leak(recorded_train_subjects(run), ["S010"], str(run))
+    with pytest.raises(AugmentLeakError):
+        check_no_leak(recorded_train_subjects(run), ["017"], str(run))
+
+
+def test_train_subjects_from_trainer_split_file(tmp_path):
+    from nfgan.checkpoint import save_checkpoint
+
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": ["001", "002"], "val": ["003"], "test": ["004"]}))
+    path = save_checkpoint(tmp_path / "c.safetensors", 1, {"enc": torch.nn.Linear(1, 1)},
+                           extra={"config": {"data": {"splits": str(splits)}}})
+    assert recorded_train_subjects(path) == ["001", "002", "003"]

@@ -17,7 +17,9 @@ Sources (``--augment``):
   FER dataset's ids; an optional ``source_id`` column names the FER row each face was made from).
 
 Leak guard: the NFGAN model must never have seen a test-fold subject. Its training subjects are read from the
-checkpoint (``train_subjects``, in the torch/safetensors state or a ``train_subjects.json`` beside it), from
+checkpoint (``train_subjects`` in the ``extra`` part of ``nfgan.checkpoint``'s safetensors metadata, in a
+torch state dict, or a ``train_subjects.json`` beside it / in the run dir; failing those, the train + val
+subjects of the split file named in the checkpoint's resolved trainer config), from
 the folder's ``normalize_meta.json`` / ``train_subjects.json``, or from ``--augment-subjects FILE``. Unknown
 training subjects or any overlap with a fold's test subjects stop the run with ``AugmentLeakError``.
 A London-trained NFGAN never saw a CK+ or JAFFE subject, which is the simple compliant choice.
@@ -45,11 +47,35 @@ def _subjects_from_obj(obj) -> list[str] | None:
                 if isinstance(val, str):
                     val = json.loads(val)
                 return [str(s) for s in val]
-        for key in ("meta", "state", "metadata", "config"):
-            if isinstance(obj.get(key), dict):
-                found = _subjects_from_obj(obj[key])
+        for key in ("nfgan", "extra", "meta", "state", "metadata", "config"):
+            val = obj.get(key)
+            if isinstance(val, str) and val.lstrip().startswith("{"):   # JSON metadata (nfgan.checkpoint)
+                try:
+                    val = json.loads(val)
+                except json.JSONDecodeError:
+                    continue
+            if isinstance(val, dict):
+                found = _subjects_from_obj(val)
                 if found is not None:
                     return found
+    return None
+
+
+def _subjects_from_trainer_splits(meta: dict) -> list[str] | None:
+    """Fallback for ``nfgan train`` checkpoints that record no subject list: the split file named in the
+    resolved config (``extra.config.data.splits``); its ``train`` and ``val`` subjects are taken (val faces
+    are only looked at, but counting them keeps the check conservative)."""
+    try:
+        nf = meta.get("nfgan")
+        nf = json.loads(nf) if isinstance(nf, str) else nf
+        splits = nf["extra"]["config"]["data"]["splits"]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        return None
+    repo = Path(__file__).resolve().parents[3]
+    for cand in (Path(splits), Path.cwd() / splits, repo / splits):
+        if cand.is_file():
+            doc = json.loads(cand.read_text(encoding="utf-8"))
+            return [str(x) for key in ("train", "val") for x in doc.get(key, [])]
     return None
 
 
@@ -77,13 +103,21 @@ def recorded_train_subjects(source: str | Path) -> list[str] | None:
     candidates = []
     if source.is_dir():
         candidates += [source / "train_subjects.json", source / "normalize_meta.json", source / "meta.json"]
+        ckpts = sorted((source / "checkpoints").glob("step_*.safetensors"))   # an `nfgan train` run dir
+        if ckpts:
+            found = recorded_train_subjects(ckpts[-1])
+            if found is not None:
+                return found
     else:
         candidates += [source.parent / "train_subjects.json", source.parent.parent / "train_subjects.json"]
         if source.suffix == ".safetensors":
             from safetensors import safe_open
 
             with safe_open(str(source), framework="pt") as f:
-                found = _subjects_from_obj(f.metadata() or {})
+                meta = f.metadata() or {}
+            found = _subjects_from_obj(meta)
+            if found is None:
+                found = _subjects_from_trainer_splits(meta)
             if found is not None:
                 return found
         elif source.suffix in (".pt", ".pth", ".ckpt"):
@@ -96,16 +130,6 @@ def recorded_train_subjects(source: str | Path) -> list[str] | None:
             found = _subjects_from_obj(state)
             if found is not None:
                 return found
-    try:  # the checkpoint module of the project, when it offers a reader
-        from nfgan import checkpoint as ckpt_mod  # type: ignore
-
-        reader = getattr(ckpt_mod, "read_train_subjects", None)
-        if reader is not None:
-            found = reader(source)
-            if found is not None:
-                return [str(s) for s in found]
-    except ImportError:
-        pass
     for c in candidates:
         if c.is_file():
             try:
