@@ -512,8 +512,9 @@ def run(args) -> int:
         print(f"nfgan prepare: unknown dataset {args.dataset!r}; known: {', '.join(sorted(adapters.ADAPTERS))}",
               file=sys.stderr)
         return 2
-    if not Path(args.src).is_dir():
-        print(f"nfgan prepare: {args.src}: not a folder", file=sys.stderr)
+    src = Path(args.src)
+    if not src.exists():
+        print(f"nfgan prepare: {src}: no such folder", file=sys.stderr)
         return 2
     try:
         records = adapters.load(args.dataset, args.src)
@@ -522,7 +523,7 @@ def run(args) -> int:
         return 2
     try:
         res = prepare_dataset(records, args.out, size=args.size, detector=args.detector, workers=args.workers,
-                              precropped=args.precropped, src_root=args.src, min_face=args.min_face,
+                              precropped=args.precropped, src_root=src if src.is_dir() else src.parent, min_face=args.min_face,
                               flip=not args.no_flip, resize_fallback=not args.no_resize_fallback,
                               max_pixels=args.max_pixels, retry_failed=args.retry_failed,
                               overwrite=args.overwrite, progress=not args.quiet, limit=args.limit)
