@@ -189,8 +189,6 @@ def _process(task: tuple[str, str, bool]) -> dict:
     face_id_, path, precropped = task
     try:
         img = read_gray_image(path, _OPTIONS["max_pixels"])
-        if precropped is None:       # auto without an adapter flag: small images are treated as crops
-            precropped = max(img.size) <= 2 * _OPTIONS["size"]
         if precropped:
             face = _ALIGNER.align_precropped(img, fallback=_OPTIONS["resize_fallback"])
         else:
@@ -299,9 +297,7 @@ def _precropped_flag(record: FaceRecord, mode: str):
         return True
     if mode == "off":
         return False
-    if record.extra.get("precropped"):
-        return True
-    return None     # decided from the image size in the worker
+    return bool(record.extra.get("precropped"))
 
 
 def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, size: int = 64,
@@ -312,8 +308,8 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
                     progress: bool = True, limit: int | None = None) -> PrepareResult:
     """Align ``records`` into the prepared-dataset folder ``out_dir`` (resumable; see the module docstring).
 
-    ``precropped``: "auto" (adapter flag ``extra["precropped"]``, else images no larger than 2 x ``size``),
-    "on" or "off". ``limit``: process at most this many new photos in this call (the manifest then covers
+    ``precropped``: "auto" (pre-cropped mode for records whose adapter set ``extra["precropped"]``), "on"
+    (every record) or "off" (none). ``limit``: process at most this many new photos in this call (the manifest then covers
     only what is finished). Returns a :class:`PrepareResult`; raises :class:`PrepareError` for run-level
     problems (e.g. OUT prepared with other options).
     """
@@ -492,7 +488,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector (default hog)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--precropped", choices=("auto", "on", "off"), default="auto",
-                        help="treat inputs as small face crops: auto = adapter flag or image <= 2 x size")
+                        help="treat inputs as small face crops (align_precropped): auto = where the adapter says so")
     parser.add_argument("--no-flip", action="store_true", help="do not mirror faces turned to the left")
     parser.add_argument("--no-resize-fallback", action="store_true",
                         help="pre-cropped faces whose landmarks fail are reported instead of resized")
@@ -523,7 +519,8 @@ def run(args) -> int:
         return 2
     try:
         res = prepare_dataset(records, args.out, size=args.size, detector=args.detector, workers=args.workers,
-                              precropped=args.precropped, src_root=src if src.is_dir() else src.parent, min_face=args.min_face,
+                              precropped=args.precropped, src_root=src if src.is_dir() else src.parent,
+                              min_face=args.min_face,
                               flip=not args.no_flip, resize_fallback=not args.no_resize_fallback,
                               max_pixels=args.max_pixels, retry_failed=args.retry_failed,
                               overwrite=args.overwrite, progress=not args.quiet, limit=args.limit)
