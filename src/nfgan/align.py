@@ -437,7 +437,9 @@ class FaceAligner:
 
         The crop is upsampled ``upscale`` times (bicubic) and padded by a quarter of its side on every edge
         (edge replication), so that the detector sees a face with some context (on CK+48 this finds a face in
-        every one of the 981 peak crops). The landmarks then go through the same template fit as photos.
+        every one of the 981 peak crops). The landmarks then go through the same template fit as photos; the
+        warp reads the unpadded crop, so parts of the template frame that the crop does not cover (CK+48 is
+        cut tighter than dlib's chips) are black.
         When no face is found or the fit fails and ``fallback`` is set, the crop is simply resized to
         ``size`` (``method="resize"``, landmarks NaN, yaw NaN); without ``fallback`` AlignError is raised.
         """
@@ -457,7 +459,12 @@ class FaceAligner:
             box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
             lm = self._landmarks(arr, box)
             box_src = apply_transform(invert_transform(to_work), np.array([box[:2], box[2:]])).ravel()
-            return self._finish(work, lm, to_work, box_src, len(boxes))
+            # Warp from the unpadded upsampled crop: what lies outside the original crop is black (as in
+            # dlib's chips and for photos), not smeared edge pixels.
+            shift = np.array([pad_x, pad_y], dtype=np.float64)
+            to_big = to_work.copy()
+            to_big[:, 2] -= shift
+            return self._finish(big, lm - shift, to_big, box_src, len(boxes))
         except AlignError:
             if not fallback:
                 raise
