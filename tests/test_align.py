@@ -227,11 +227,12 @@ def _read_pupils(tem: Path) -> np.ndarray:
     return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
 
 
+@pytest.mark.shared_data
 def test_london_landmark_accuracy(shared_data, aligner):
     """Eye centres (mean of landmarks 36-41 / 42-47) vs the hand-placed pupils of the 102 frontal faces."""
     rows = [r for r in _london_rows(shared_data, {"frontal"}) if r["expression"] == "neutral"]
     assert len(rows) == 102
-    errors = []
+    errors, signed = [], []
     for r in rows:
         path = shared_data / "london" / r["path"]
         pupils = _read_pupils(path.with_suffix(".tem"))
@@ -240,13 +241,21 @@ def test_london_landmark_accuracy(shared_data, aligner):
         except AlignError:
             errors.append(np.inf)
             continue
-        err = np.linalg.norm(_eye_centres(face.source_landmarks()) - pupils, axis=1).mean()
-        errors.append(err / np.linalg.norm(pupils[1] - pupils[0]))
+        iod = np.linalg.norm(pupils[1] - pupils[0])
+        d = (_eye_centres(face.source_landmarks()) - pupils) / iod
+        errors.append(np.linalg.norm(d, axis=1).mean())
+        signed.append(d)
     errors = np.array(errors)
     assert (errors < 0.05).mean() >= 0.95, f"only {(errors < 0.05).mean():.1%} under 5% of the IOD"
+    # most of the error is the constant offset between eyelid centre and pupil (the lid centre is lower)
+    signed = np.array(signed)
+    offset = signed.mean(0)
+    assert (offset[:, 1] > 0.02).all()
+    assert (np.linalg.norm(signed - offset, axis=2).mean(1) < 0.05).mean() >= 0.99
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_london_frontal_and_three_quarter_success(shared_data, aligner):
     rows = _london_rows(shared_data, {"frontal", "left_3quarter", "right_3quarter"})
     assert len(rows) == 612
