@@ -112,6 +112,24 @@ def test_size_128(aligner):
     assert np.abs(small - aligner.align(Image.open(FRONT)).crop).mean() < 6.0
 
 
+def test_large_photo_is_downscaled_with_antialiasing(aligner):
+    img = Image.open(FRONT).convert("L")
+    base = aligner.align(img)
+    big = img.resize((2048, 2048), Image.BICUBIC)          # 8x larger than the test photo
+    face = aligner.align(big)
+    assert np.allclose(face.box, (np.array(base.box) + 0.5) * 8 - 0.5, atol=60)   # detector boxes vary a bit
+    assert np.abs(face.landmarks68[list(INNER49)] - base.landmarks68[list(INNER49)]).mean() < 0.8
+    inner = (slice(8, 56), slice(8, 56))
+    assert np.abs(face.crop[inner].astype(float) - base.crop[inner].astype(float)).mean() < 4.0
+
+
+def test_cnn_detector_agrees_with_hog(aligner):
+    hog = aligner.align(Image.open(FRONT))
+    cnn = align_face(FRONT, detector="cnn")
+    assert np.abs(cnn.landmarks68[list(INNER49)] - hog.landmarks68[list(INNER49)]).mean() < 1.5
+    assert cnn.flipped == hog.flipped
+
+
 def test_alignment_is_rotation_invariant(aligner):
     img = Image.open(FRONT).convert("L")
     base = aligner.align(img)
