@@ -188,6 +188,9 @@ def test_cli_errors_and_summary(tmp_path, capsys):
     assert cli.main(["prepare", "no_such_dataset", str(src), str(tmp_path / "o")]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     assert cli.main(["prepare", "csv", str(tmp_path / "missing"), str(tmp_path / "o")]) == 2
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["prepare", "csv", str(src), str(tmp_path / "afile")]) == 2
+    assert "not a folder" in capsys.readouterr().err
     assert cli.main(["prepare", "csv", str(src), str(tmp_path / "o"), "--quiet", "--size", "48"]) == 0
     out = capsys.readouterr().out
     assert "prepared 3/4 faces (75.0%)" in out and "no face: 1" in out and "prepare_report.csv" in out

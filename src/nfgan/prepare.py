@@ -124,6 +124,15 @@ def read_gray_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     if p.stat().st_size == 0:
         raise ImageReadError(p, "empty file")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels          # Pillow's own bomb check uses our limit (restored below)
+    try:
+        return _read_gray(p, max_pixels)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _read_gray(p: Path, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -517,6 +526,10 @@ def run(args) -> int:
     except (adapters.AdapterError, OSError) as e:
         print(f"nfgan prepare: {e}", file=sys.stderr)
         return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"nfgan prepare: {out}: exists and is not a folder", file=sys.stderr)
+        return 2
     try:
         res = prepare_dataset(records, args.out, size=args.size, detector=args.detector, workers=args.workers,
                               precropped=args.precropped, src_root=src if src.is_dir() else src.parent,
@@ -527,6 +540,9 @@ def run(args) -> int:
     except PrepareError as e:
         print(f"nfgan prepare: {e}", file=sys.stderr)
         return 2
+    except OSError as e:       # OUT not writable, disk full...
+        print(f"nfgan prepare: cannot write to {out}: {e}", file=sys.stderr)
+        return 1
     reasons = ", ".join(f"{k}: {v}" for k, v in res.reasons.items()) or "none"
     methods = ", ".join(f"{k}: {v}" for k, v in res.methods.items())
     print(f"prepared {res.aligned}/{res.total} faces ({100 * res.success_rate:.1f}%) into {res.out_dir} "
