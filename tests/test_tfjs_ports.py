@@ -229,6 +229,8 @@ def test_embedder_separates_identities_on_golden_faces(golden, embedder):
         e = embedder.embed(faces)  # 001 neutral, 001 smiling, 002 neutral
         same = Embedder.distance(e[0], e[1])
         assert same < Embedder.distance(e[0], e[2]) and same < Embedder.distance(e[1], e[2])
+    e = embedder.embed(golden["faces_rgb112"])
+    assert Embedder.same_person(e[[0, 0, 1]], e[[1, 2, 2]]).tolist() == [True, False, False]
 
 
 def test_embedder_layouts_and_ranges_agree(golden, embedder):
