@@ -86,6 +86,13 @@ def test_dlib_identity_separates_people_on_64px_london_faces(shared_data, identi
     same, other = dist.diag(), dist[~torch.eye(5, dtype=torch.bool)]
     assert float(same.max()) < float(other.min())
     assert float(same.mean()) < 0.6 < float(other.mean())  # dlib's verification threshold
+    # the perceptual map (level2) also finds the same person across expressions (rank-1 identification)
+    perceptual = fn.build_feature_net({"type": "dlib_perceptual"})
+    with torch.no_grad():
+        (maps,) = perceptual(x)
+    flat = maps.flatten(1)
+    nearest = torch.cdist(flat[:5], flat[5:]).argmin(dim=1)
+    assert nearest.tolist() == list(range(5))
 
 
 def test_dlib_perceptual_stages():
