@@ -105,7 +105,7 @@ class FaceExpressionNet(nn.Module):
 
     def features(self, x_rgb255: torch.Tensor) -> torch.Tensor:
         """The 256-d bottleneck (face-api ``FaceFeatureExtractor``)."""
-        x = (x_rgb255 - torch.tensor(FACEAPI_MEAN_RGB, dtype=x_rgb255.dtype)) / 255.0
+        x = (x_rgb255 - torch.tensor(FACEAPI_MEAN_RGB, dtype=x_rgb255.dtype, device=x_rgb255.device)) / 255.0
         for b in range(4):
             x = self._dense_block(x, b)
         x = pool_nhwc(x, "avg", (7, 7), (2, 2), "VALID")
@@ -167,7 +167,7 @@ class ExpressionClassifier:
                 x255 = resize_bilinear_nhwc(x255, (self.input_size, self.input_size), False, False)
             return x255
         if x255.shape[-1] == 3:  # ITU-R 601 luma, as @vladmandic/human converts for this model
-            x255 = (x255 * torch.tensor([0.2989, 0.5870, 0.1140])).sum(-1, keepdim=True)
+            x255 = (x255 * torch.tensor([0.2989, 0.5870, 0.1140], device=x255.device)).sum(-1, keepdim=True)
         if x255.shape[1] != self.input_size or x255.shape[2] != self.input_size:
             x255 = resize_bilinear_nhwc(x255, (self.input_size, self.input_size), False, True)
         return x255 / 255.0 * 2.0 - 1.0

@@ -223,7 +223,7 @@ def resize_bilinear_nhwc(x: torch.Tensor, size: Sequence[int], align_corners: bo
             scale = (n_in - 1) / (n_out - 1)
         else:
             scale = n_in / n_out
-        dst = torch.arange(n_out, dtype=torch.float64)
+        dst = torch.arange(n_out, dtype=torch.float64, device=x.device)
         src = (dst + 0.5) * scale - 0.5 if half_pixel_centers else dst * scale
         if half_pixel_centers:
             src = src.clamp(min=0.0)
