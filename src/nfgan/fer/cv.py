@@ -131,8 +131,10 @@ def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, s
                  dropout=cfg["dropout"], input_size=cfg["crop"])
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
-    params = list(net.parameters()) + (list(tuplet.parameters()) if use_metric else [])
-    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
+    if use_metric:   # the learned threshold is not decayed (decay would pull it towards softplus(0))
+        groups.append({"params": list(tuplet.parameters()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=cfg["lr"])
     sampler = TupletBatchSampler(labels, subjects, batch_size=cfg["batch_size"], n_queries=cfg["n_queries"],
                                  n_pos=cfg["n_pos"], n_neg=cfg["n_neg"], seed=seed)
     total_steps = cfg["epochs"] * len(sampler)
@@ -288,6 +290,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         aug = AugmentSource(augment, dataset, cache_dir=out, subjects_file=augment_subjects)
         for k, test_subjects in enumerate(folds):   # refuse before any training
             check_no_leak(aug.train_subjects, test_subjects, str(augment), fold=k)
+        if aug.faces.shape[1:] != images.shape[1:]:
+            raise FERConfigError(f"{augment}: normalised faces are {aug.faces.shape[1:]}, the FER data "
+                                 f"{data} has {images.shape[1:]}; they must match")
         aug_faces = normalise_all(aug.faces)
         ref_label = cls_index.get("neutral", REFERENCE_ONLY)
 
