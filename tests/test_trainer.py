@@ -222,3 +222,27 @@ def test_cli_train_and_resume(prepared, tmp_path):
     assert main(["train", "--resume", str(tmp_path / "runs" / "r"), "--steps", "3", "--quiet"]) == 0
     assert [r["step"] for r in _losses(tmp_path / "runs" / "r")] == [1, 2, 3]
     assert main(["train", "--config", str(tmp_path / "nope.yaml"), "--quiet"]) == 1
+
+
+def test_shared_dlib_trunk_equals_separate_nets_and_plain_losses(tmp_path):
+    """With the default dlib auxiliary nets the trainer runs one trunk pass on x~; the losses equal those of
+    the two separate nets run plainly (fp32 exactly up to rounding, bf16 within its tolerance)."""
+    from nfgan.trainer import SharedTrunk
+
+    root = make_prepared(tmp_path / "p", subjects=4, poses=("frontal", "right_3quarter"))
+    for bf16 in (False, True):
+        cfg = load_config(overrides={"data": {"root": str(root), "splits": str(root / "splits.json")},
+                                     "train": {"batch_size": 4, "bf16": bf16, "channels_last": bf16}})
+        tr = NFGANTrainer(cfg)
+        assert isinstance(tr.shared_trunk, SharedTrunk)
+        xr, yr, gr = tr.sample_batch()
+        with torch.no_grad():
+            got = tr.compute_losses(xr, yr, gr)
+            x, y, g = (to_unit(tr.images[torch.from_numpy(r)]) for r in (xr, yr, gr))
+            for n in tr.nets.values():
+                n.to(memory_format=torch.contiguous_format)
+            ref = plain_losses(tr.nets, tr.perceptual, tr.identity, x, y, g, tr.weights)
+        tol = dict(rel=0.05, abs=2e-3) if bf16 else dict(rel=1e-4, abs=1e-6)
+        for k in ref:
+            assert float(got[k]) == pytest.approx(float(ref[k]), **tol), (bf16, k)
+        assert float(ref["feat"]) > 0 and float(ref["id"]) > 0

@@ -60,8 +60,8 @@ DEFAULT_CONFIG: dict = {
         "input_expressions": None,            # null = all expressions
         "target_pose": "frontal",
         "target_expression": "neutral",
-        "flip_left_poses": True,              # Sec. 4.2: mirror left-turned inputs (and their targets) so the
-                                              # occluded side is on the image's right
+        "flip_left_poses": True,              # Sec. 4.2: mirror left-turned inputs (unless `prepare` did)
+                                              # so the occluded side is on the image's right
     },
     "model": {"latent_dim": 256, "image_size": 64, "lrelu_alpha": 0.3, "init_std": 0.02},
     "feature_nets": {                         # specs for nfgan.feature_nets.build_feature_net
@@ -82,6 +82,7 @@ DEFAULT_CONFIG: dict = {
         "channels_last": True,
         "threads": 2,             # torch CPU threads
         "feature_batch": 64,      # chunk size when filling the frozen-feature caches
+        "share_trunk": True,      # one pass on x~ when both aux nets are stages of one network (SharedTrunk)
     },
     "log": {"every": 1, "sample_every": 250, "checkpoint_every": 250, "keep_checkpoints": 3, "sample_count": 8},
 }
@@ -200,6 +201,40 @@ class FeatureCache:
         return [m[pos] for m in self.maps]
 
 
+class SharedTrunk:
+    """Runs the two auxiliary nets as ONE forward pass on x~ when they are stages of the same network.
+
+    The default pair (``dlib_perceptual`` level-2 maps for L_feat, ``dlib_identity`` last two layers for
+    L_id) are prefixes of the same dlib ResNet with the same weights: the identity pass computes the
+    perceptual maps on its way, so running both separately would do the costly early layers (at 150 px)
+    twice, forward and backward. ``SharedTrunk.maybe(perceptual, identity)`` returns a fused runner when the
+    weights really are identical, else ``None``; its outputs equal the two nets' outputs exactly.
+    """
+
+    def __init__(self, perceptual, identity):
+        self.perceptual, self.identity = perceptual, identity
+
+    @staticmethod
+    def maybe(perceptual, identity) -> "SharedTrunk | None":
+        if perceptual is None or identity is None:
+            return None
+        if (getattr(perceptual, "name", "") != "dlib_perceptual" or getattr(identity, "name", "") != "dlib_identity"
+                or not hasattr(identity, "resnet") or not hasattr(perceptual, "resnet")):
+            return None
+        full = identity.resnet.state_dict()
+        part = perceptual.resnet.state_dict()
+        if any(k not in full or full[k].shape != v.shape or not torch.equal(full[k], v) for k, v in part.items()):
+            return None
+        return SharedTrunk(perceptual, identity)
+
+    def __call__(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        from nfgan.feature_nets import check_faces, gray_to_rgb255
+
+        check_faces(x, "shared dlib trunk")
+        f = self.identity.resnet.features(gray_to_rgb255(x, self.identity.size))
+        return [f[s] for s in self.perceptual.stages], [f["pooled"], f["descriptor"]]
+
+
 def plain_losses(nets: dict, perceptual, identity, x, y, g, weights: dict) -> dict[str, torch.Tensor]:
     """The step's losses written plainly (fp32, eager, features recomputed): the reference the fast path
     is checked against (tests) and timed against (benchmarks/train_throughput.py)."""
@@ -277,6 +312,7 @@ class NFGANTrainer:
                 net.to(self.device)
                 if self.channels_last:
                     net.to(memory_format=torch.channels_last)
+        self.shared_trunk = SharedTrunk.maybe(self.perceptual, self.identity) if tcfg["share_trunk"] else None
         chunk = int(tcfg["feature_batch"])
         all_targets = np.concatenate(self.train.target_choices) if len(self.train) else np.zeros(0, np.int64)
         self.target_cache = (FeatureCache(self.perceptual, self.images, all_targets, self.device, self.autocast,
@@ -308,12 +344,14 @@ class NFGANTrainer:
             raise ConfigError(f"{self.dataset.root}: no training pairs (train subjects with a "
                               f"{d['target_pose']} {d['target_expression']} face and inputs)")
         if d["flip_left_poses"]:
-            poses = self.dataset.column("pose")
+            # an input shows its occluded side on the left when it is turned left and `nfgan prepare` did not
+            # mirror it already (column `flipped`); such inputs use their mirror row. Targets are never
+            # mirrored: the output is always the person's real frontal face.
+            poses, flipped = self.dataset.column("pose"), self.dataset.column("flipped")
             for pairs in (self.train, self.val):
                 for j, i in enumerate(pairs.inputs):
-                    if poses[i].startswith("left"):
+                    if poses[i].startswith("left") != (str(flipped[i]).strip().lower() in ("1", "true", "yes")):
                         pairs.inputs[j] = i + n
-                        pairs.target_choices[j] = pairs.target_choices[j] + n
         missing = sorted(set(self.train.missing_targets) | set(self.val.missing_targets))
         self.missing_targets = missing
         if missing:
@@ -343,10 +381,13 @@ class NFGANTrainer:
         with self.autocast():
             xt = self.nets["dec"](self.nets["enc"](x))
             zero = xt.new_zeros((), dtype=torch.float32)
-            out = {"feat": L.feature_loss(self.perceptual(xt), self.target_cache(y_rows))
-                   if self.perceptual is not None else zero,
-                   "id": L.identity_loss(self.identity(xt), self.input_cache(x_rows))
-                   if self.identity is not None else zero,
+            if self.shared_trunk is not None:
+                feat_maps, id_maps = self.shared_trunk(xt)
+            else:
+                feat_maps = self.perceptual(xt) if self.perceptual is not None else None
+                id_maps = self.identity(xt) if self.identity is not None else None
+            out = {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
+                   "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero,
                    "pixel": L.pixel_loss(xt, y),
                    "sym": L.symmetry_loss(xt) if self.weights["sym"] > 0 else zero}
             fake_logits = self.nets["dis"](xt)
