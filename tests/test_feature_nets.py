@@ -257,3 +257,18 @@ def test_mfm_is_the_max_of_the_two_filter_halves():
     x = torch.randn(2, 3, 9, 9)
     y = F.conv2d(x, m.filter.weight, m.filter.bias, padding=1)
     torch.testing.assert_close(m(x), torch.maximum(y[:, :4], y[:, 4:]))
+
+
+def test_vggface_cache_keeps_only_convolutions(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("NFGAN_CACHE", str(tmp_path / "cache"))
+    sd = vgg_state("conv1_2")
+    sd["fc8.weight"] = torch.zeros(7, 5)
+    torch.save(sd, tmp_path / "with_fc.pth")
+    fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "with_fc.pth"), "layer": "conv1_2"})
+    (cached,) = (tmp_path / "cache").glob("vggface-*.safetensors")
+    assert sorted(load_file(str(cached))) == sorted(k for k in sd if k.startswith("conv"))
+    torch.save({"fc8.weight": torch.zeros(7, 5)}, tmp_path / "fc_only.pth")
+    with pytest.raises(fn.WeightsFileError, match=r"fc_only\.pth: contains no vggface tensors"):
+        fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "fc_only.pth"), "layer": "conv1_1"})

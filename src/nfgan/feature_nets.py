@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -190,12 +190,15 @@ def _unpickler_detail(message: str) -> str:
     return lines[0] if lines else "unknown error"
 
 
-def load_tensor_file(path: str | Path, what: str, use_cache: bool = True) -> dict[str, torch.Tensor]:
+def load_tensor_file(path: str | Path, what: str, use_cache: bool = True,
+                     keep: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a user's checkpoint (``.pth``/``.pt``/``.pth.tar`` or ``.safetensors``), as float32.
 
     Pickle-based files are read with ``torch.load(weights_only=True)``, which refuses anything but
     tensors and plain containers; the result is cached as safetensors in :func:`nfgan.weights.cache_dir`
     (keyed by ``what``, file name, size and modification time) so the next load does not unpickle at all.
+    ``keep`` selects the tensor names worth keeping (e.g. VGG-Face's convolutions, not its 400 MB of fc
+    layers); it should be the same for every call with the same ``what``.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -205,7 +208,7 @@ def load_tensor_file(path: str | Path, what: str, use_cache: bool = True) -> dic
         raise WeightsFileError(f"{path}: {what} weight file not found")
     if path.suffix == ".safetensors":
         try:
-            return {k: v.float().contiguous() for k, v in load_file(str(path)).items()}
+            return {k: v.float().contiguous() for k, v in load_file(str(path)).items() if keep is None or keep(k)}
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsFileError(f"{path}: not a readable safetensors file ({e})") from e
     cached = _weights.cache_dir() / f"{what}-{_file_key(path)}.safetensors" if use_cache else None
@@ -226,7 +229,10 @@ def load_tensor_file(path: str | Path, what: str, use_cache: bool = True) -> dic
         raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({detail})") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({_unpickler_detail(str(e))})") from e
-    sd = _flatten_checkpoint(obj, path)
+    everything = _flatten_checkpoint(obj, path)
+    sd = everything if keep is None else {k: v for k, v in everything.items() if keep(k)}
+    if not sd:
+        raise WeightsFileError(f"{path}: contains no {what} tensors (it has e.g. {sorted(everything)[:5]})")
     if cached is not None:
         save_safetensors(cached, sd, metadata={"source": str(path), "what": what})
     return sd

@@ -69,7 +69,7 @@ class VGGFaceNet(FeatureNet):
                        else order.index(_canonical(f"conv{n[4:]}")) for n in self.layers))
         self.convs = nn.ModuleDict({k: nn.Conv2d(*VGG_CONVS[k], 3, 1, 1) for k in order[: deepest + 1]})
         self.register_buffer("mean_rgb", torch.tensor(VGGFACE_MEAN_RGB).view(1, 3, 1, 1))
-        sd = load_tensor_file(path, "vggface")
+        sd = load_tensor_file(path, "vggface", keep=lambda k: k.startswith("conv"))
         expected = {}
         for k, conv in self.convs.items():
             expected[f"{k}.weight"] = tuple(conv.weight.shape)
