@@ -180,6 +180,22 @@ def _flatten_checkpoint(obj, path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _numpy_scalar_globals() -> list:
+    """Numpy scalars (e.g. an accuracy saved next to the weights, as in the Light CNN checkpoints) are plain
+    data; allow exactly the functions that rebuild them, under their numpy 1.x and 2.x names."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+    allowed: list = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "BoolDType"):
+        if hasattr(getattr(np, "dtypes", None), name):
+            allowed.append(getattr(np.dtypes, name))
+    return allowed
+
+
 def _unpickler_detail(message: str) -> str:
     """The informative line of torch's (long) weights-only error message."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
@@ -218,7 +234,8 @@ def load_tensor_file(path: str | Path, what: str, use_cache: bool = True,
         except Exception:  # damaged cache: rebuild it from the source file
             pass
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         detail = _unpickler_detail(str(e))
         if "Unsupported global" in detail:
