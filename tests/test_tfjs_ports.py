@@ -36,6 +36,12 @@ def embedder():
     return Embedder()
 
 
+@pytest.fixture(scope="module")
+def golden_embeddings(golden, embedder):
+    """Public-pipeline embeddings of the golden faces, computed once: {'rgb112': N x 1024, 'gray64': ...}."""
+    return {"rgb112": embedder.embed(golden["faces_rgb112"]), "gray64": embedder.embed(golden["faces_gray64"])}
+
+
 # ------------------------------------------------------------------------------------------ weight format
 
 def _manifest_bytes():
@@ -203,39 +209,37 @@ def test_executor_matches_tfjs_on_mobilefacenet(golden):
 
 # ------------------------------------------------------------------------------------------ embedder
 
-def test_embedder_matches_tfjs_faceres(golden, embedder):
+def test_embedder_matches_tfjs_faceres(golden, embedder, golden_embeddings):
     faces = golden["faces_rgb112"]
     ref = golden["faceres|global_pooling/Mean"]
+    names = ["global_pooling/Mean", "gender_pred/Sigmoid:0", "age_pred/Softmax:0"]
     with torch.no_grad():
-        raw = embedder.descriptors(as_nhwc_255(faces)).numpy()
-        heads = embedder.graph.run(embedder.preprocess(as_nhwc_255(faces)),
-                                   ["gender_pred/Sigmoid:0", "age_pred/Softmax:0"])
-    assert np.abs(raw - ref).max() < TOL * np.abs(ref).max()
-    for name in ("gender_pred/Sigmoid:0", "age_pred/Softmax:0"):
-        assert np.abs(heads[name].numpy() - golden[f"faceres|{name}"]).max() < TOL
-    e = embedder.embed(faces)
+        outs = embedder.graph.run(embedder.preprocess(as_nhwc_255(faces)), names)
+    assert np.abs(outs[names[0]].numpy() - ref).max() < TOL * np.abs(ref).max()  # values up to ~2.5
+    for name in names[1:]:
+        assert np.abs(outs[name].numpy() - golden[f"faceres|{name}"]).max() < TOL
+    e = golden_embeddings["rgb112"]  # the public pipeline, same faces
     np.testing.assert_allclose(e, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=TOL)
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
 
 
-def test_embedder_gray64_pipeline_matches_tfjs(golden, embedder):
+def test_embedder_gray64_pipeline_matches_tfjs(golden, golden_embeddings):
     ref = golden["faceres_gray64|global_pooling/Mean"]
-    e = embedder.embed(golden["faces_gray64"])  # N x 64 x 64 uint8 -> RGB -> 224 (half-pixel bilinear)
+    e = golden_embeddings["gray64"]  # N x 64 x 64 uint8 -> RGB -> 224 (half-pixel bilinear)
     np.testing.assert_allclose(e, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=TOL)
 
 
-def test_embedder_separates_identities_on_golden_faces(golden, embedder):
-    for faces in (golden["faces_rgb112"], golden["faces_gray64"]):
-        e = embedder.embed(faces)  # 001 neutral, 001 smiling, 002 neutral
+def test_embedder_separates_identities_on_golden_faces(golden_embeddings):
+    for e in golden_embeddings.values():  # 001 neutral, 001 smiling, 002 neutral
         same = Embedder.distance(e[0], e[1])
         assert same < Embedder.distance(e[0], e[2]) and same < Embedder.distance(e[1], e[2])
-    e = embedder.embed(golden["faces_rgb112"])
+    e = golden_embeddings["rgb112"]
     assert Embedder.same_person(e[[0, 0, 1]], e[[1, 2, 2]]).tolist() == [True, False, False]
 
 
-def test_embedder_layouts_and_ranges_agree(golden, embedder):
+def test_embedder_layouts_and_ranges_agree(golden, embedder, golden_embeddings):
     u8 = golden["faces_gray64"][:2]
-    e_u8 = embedder.embed(u8)
+    e_u8 = golden_embeddings["gray64"][:2]
     t = torch.from_numpy(u8).float()[:, None] / 127.5 - 1.0  # nfgan tensors: B x 1 x H x W in [-1, 1]
     np.testing.assert_allclose(embedder.embed(t), e_u8, atol=1e-5)
     np.testing.assert_allclose(embedder.embed(u8.astype(np.float32) / 255, value_range=(0, 1)), e_u8, atol=1e-5)
@@ -292,12 +296,24 @@ def test_expression_classes_use_schema_vocabulary(golden):
     from nfgan.schema import EXPRESSIONS
 
     clf = ExpressionClassifier("faceapi")
-    assert set(clf.classes) <= set(EXPRESSIONS) and len(set(clf.classes)) == 7
-    p = clf.predict(golden["faces_rgb112"])  # 001 neutral, 001 smiling, 002 neutral (see golden meta)
-    assert [f["expression"] for f in golden["meta"]["faces"]] == clf.labels(p)
+    assert set(clf.labels) <= set(EXPRESSIONS) and len(set(clf.labels)) == 7
+    faces = golden["faces_rgb112"]  # 001 neutral, 001 smiling, 002 neutral (see golden meta)
+    p = clf.predict(faces)
+    assert clf.predict_labels(faces) == [f["expression"] for f in golden["meta"]["faces"]] == clf.top_labels(p)
     assert clf.probability_of(p, "smiling")[1] > 0.9
-    with pytest.raises(KeyError, match="contempt"):
+    assert clf.neutral_rate(faces) == pytest.approx(2 / 3) and clf.rate(faces, "smiling") == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="contempt"):
         clf.probability_of(p, "contempt")
+
+
+def test_expression_forward_takes_nfgan_tensors(golden):
+    clf = ExpressionClassifier("faceapi")
+    u8 = golden["faces_gray64"]
+    x = (torch.from_numpy(u8).float()[:, None] / 127.5 - 1.0).requires_grad_(True)
+    p = clf(x)
+    np.testing.assert_allclose(p.detach().numpy(), clf.predict(u8), atol=1e-5)
+    p[:, clf.labels.index("neutral")].sum().backward()
+    assert float(x.grad.abs().sum()) > 0
 
 
 def test_faceapi_net_requires_all_weights():

@@ -16,7 +16,7 @@ Two pretrained models, both verified against the original TF.js code running in 
   surprise, neutral.
 
 Neither knows ``contempt``; probabilities are returned in the model's own class order together with the
-class names mapped to :data:`nfgan.schema.EXPRESSIONS` (``ExpressionClassifier.classes``).
+class names mapped to :data:`nfgan.schema.EXPRESSIONS` (``ExpressionClassifier.labels``).
 
 Input faces (:meth:`ExpressionClassifier.predict`): aligned crops, gray or RGB, any square size; see
 :func:`nfgan.embedders.as_nhwc_255` for the accepted layouts and value ranges. Gray faces are replicated
@@ -129,33 +129,45 @@ def pad_to_square(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, 0, 0, 0, before, after))
 
 
-class ExpressionClassifier:
+class ExpressionClassifier(nn.Module):
     """Expression probabilities for aligned face crops, from a pretrained TF.js model ported to PyTorch.
 
+    Same interface as :class:`nfgan.expression_fer.ExpressionClassifier` (``labels``, ``predict``,
+    ``predict_labels``, ``rate``, ``neutral_rate``), plus any input layout of
+    :func:`nfgan.embedders.as_nhwc_255` (gray or RGB).
+
     >>> clf = ExpressionClassifier()                 # face-api FaceExpressionNet, weights shipped in nfgan
-    >>> p = clf.predict(faces_uint8_64x64)           # N x 7, rows sum to 1, columns = clf.classes
-    >>> clf.labels(p)                                # ['happy', 'neutral', ...] in nfgan.schema vocabulary
+    >>> p = clf.predict(faces_uint8_64x64)           # N x 7, rows sum to 1, columns = clf.labels
+    >>> clf.predict_labels(faces_uint8_64x64)        # ['happy', 'neutral', ...] in nfgan.schema vocabulary
+    >>> clf.neutral_rate(outputs)                    # share of faces whose top class is neutral
+
+    ``forward(x)`` takes nfgan tensors ``B x C x H x W`` in [-1, 1] and returns ``B x 7`` probabilities
+    (differentiable).
     """
 
-    def __init__(self, model: str = "faceapi", batch_size: int = 64, device: str | torch.device = "cpu"):
+    def __init__(self, model: str = "faceapi", batch_size: int = 64):
+        super().__init__()
         path = asset_path(model)
         self.model_name = model
         self.batch_size = int(batch_size)
-        self.device = torch.device(device)
         self.metadata = read_metadata(path)
         if model == "faceapi":
             from safetensors.torch import load_file
 
             self.net: nn.Module = FaceExpressionNet(load_file(str(path)))
-            self.source_classes = FACEAPI_CLASSES
+            self.source_labels = FACEAPI_CLASSES
             self.input_size = 112
         else:
             self.net = load_graph(path)
-            self.source_classes = MINIXCEPTION_CLASSES
+            self.source_labels = MINIXCEPTION_CLASSES
             self.input_size = 64
-        self.net.to(self.device).eval()
         #: class names in nfgan.schema vocabulary, in the model's output order
-        self.classes: tuple[str, ...] = tuple(canonical_expression(c) for c in self.source_classes)
+        self.labels: tuple[str, ...] = tuple(canonical_expression(c) for c in self.source_labels)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "ExpressionClassifier":  # inference only
+        return super().train(False)
 
     def preprocess(self, x255: torch.Tensor) -> torch.Tensor:
         """NHWC 0..255 (gray or RGB, any size) -> the model's input tensor."""
@@ -172,9 +184,22 @@ class ExpressionClassifier:
             x255 = resize_bilinear_nhwc(x255, (self.input_size, self.input_size), False, True)
         return x255 / 255.0 * 2.0 - 1.0
 
+    def probabilities(self, x255: torch.Tensor) -> torch.Tensor:
+        """``B x 7`` probabilities of NHWC 0..255 faces (differentiable)."""
+        batch = self.preprocess(x255)
+        if self.model_name == "faceapi":
+            return self.net(batch)
+        return self.net.run(batch)[self.net.output_names[0]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probabilities((x.permute(0, 2, 3, 1).clamp(-1, 1) + 1.0) * 127.5)
+
+    def _device(self) -> torch.device:
+        return next(self.net.buffers()).device
+
     @torch.no_grad()
     def predict(self, faces, value_range: tuple[float, float] | None = None, progress: bool = False) -> np.ndarray:
-        """Probabilities ``N x 7`` (float32, rows sum to 1) for a batch of faces, columns = ``self.classes``."""
+        """Probabilities ``N x 7`` (float32 numpy, rows sum to 1), columns in the order of ``labels``."""
         from tqdm import tqdm
 
         from nfgan.embedders import as_nhwc_255
@@ -183,23 +208,38 @@ class ExpressionClassifier:
         out = []
         starts = range(0, x.shape[0], self.batch_size)
         for s in tqdm(starts, desc=f"expression ({self.model_name})", unit="batch", disable=not progress):
-            batch = self.preprocess(x[s:s + self.batch_size].to(self.device))
-            if self.model_name == "faceapi":
-                out.append(self.net(batch))
-            else:
-                out.append(self.net.run(batch)[self.net.output_names[0]])
-        return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, 7), np.float32)
+            out.append(self.probabilities(x[s:s + self.batch_size].to(self._device())).cpu())
+        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, len(self.labels)), np.float32)
 
-    def labels(self, probabilities: np.ndarray) -> list[str]:
-        """Most likely class per row, in nfgan.schema vocabulary."""
-        return [self.classes[i] for i in np.asarray(probabilities).argmax(axis=1)]
+    def top_labels(self, probabilities: np.ndarray) -> list[str]:
+        """Most likely class per row of a ``predict`` result, in nfgan.schema vocabulary."""
+        return [self.labels[i] for i in np.asarray(probabilities).argmax(axis=1)]
+
+    def predict_labels(self, faces, value_range: tuple[float, float] | None = None) -> list[str]:
+        """The most probable label of each face."""
+        return self.top_labels(self.predict(faces, value_range))
+
+    def _index(self, expression: str) -> int:
+        key = canonical_expression(expression)
+        if key not in self.labels:
+            raise ValueError(f"{self.model_name} has no class {expression!r}; it knows {self.labels}")
+        return self.labels.index(key)
 
     def probability_of(self, probabilities: np.ndarray, expression: str) -> np.ndarray:
         """Column of one expression (nfgan.schema name or an alias such as 'smiling')."""
-        key = canonical_expression(expression)
-        if key not in self.classes:
-            raise KeyError(f"{self.model_name} has no class {expression!r}; classes: {self.classes}")
-        return np.asarray(probabilities)[:, self.classes.index(key)]
+        return np.asarray(probabilities)[:, self._index(expression)]
+
+    def rate(self, faces, label: str, value_range: tuple[float, float] | None = None) -> float:
+        """Share of faces whose most probable class is ``label`` (any alias, e.g. 'sad' or 'smiling')."""
+        k = self._index(label)
+        probs = self.predict(faces, value_range)
+        if len(probs) == 0:
+            raise ValueError("no faces given")
+        return float((probs.argmax(axis=1) == k).mean())
+
+    def neutral_rate(self, faces, value_range: tuple[float, float] | None = None) -> float:
+        """Share of faces classified neutral - the neutrality score of normalised faces."""
+        return self.rate(faces, "neutral", value_range)
 
 
 def available_models() -> Sequence[str]:

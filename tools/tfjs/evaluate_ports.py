@@ -101,7 +101,7 @@ def main(argv=None) -> int:
               "expression": {}}
     for model in ("faceapi", "minixception"):
         clf = ExpressionClassifier(model)
-        report["expression"][model] = expression_rates(clf.predict(faces, progress=True), clf.classes, meta)
+        report["expression"][model] = expression_rates(clf.predict(faces, progress=True), clf.labels, meta)
     report["seconds"] = round(time.time() - t0, 1)
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     for name, c in report["identity"]["pairs"].items():
