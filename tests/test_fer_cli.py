@@ -143,3 +143,32 @@ def test_real_ckplus_one_fold(shared_data, tmp_path):
     fold = json.loads((out / "folds" / "fold_00.json").read_text())
     assert fold["n_test"] + fold["n_train"] == 981
     assert fold["accuracy"] > 0.6                            # chance is ~0.25 (surprise share)
+
+
+def _nfgan_checkpoint(path: Path, train_subjects: list[str]) -> Path:
+    """An untrained but real NFGAN encoder/decoder saved the way `nfgan train` saves checkpoints."""
+    import torch
+
+    from nfgan.checkpoint import save_checkpoint
+    from nfgan.networks import Decoder, Encoder
+
+    torch.manual_seed(0)
+    return save_checkpoint(path, 1, {"enc": Encoder(256, 64), "dec": Decoder(256, 64)},
+                           model={"latent_dim": 256, "image_size": 64}, extra={"train_subjects": train_subjects})
+
+
+def test_augmentation_from_nfgan_checkpoint(tiny, tmp_path, capsys):
+    data, folds = tiny
+    test0 = json.loads(folds.read_text())["folds"][0]["test_subjects"]
+    leaky = _nfgan_checkpoint(tmp_path / "leaky.safetensors", ["001", test0[-1]])
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
+                 str(leaky), "--out", str(tmp_path / "r1"), "--only-fold", "0", "--epochs", "1"]) == 1
+    assert test0[-1] in capsys.readouterr().err
+    ckpt = _nfgan_checkpoint(tmp_path / "london.safetensors", ["001", "002"])
+    out = tmp_path / "r2"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
+                 str(ckpt), "--out", str(out), "--only-fold", "0", "--epochs", "1", "--threads", "1"]) == 0
+    cached = np.load(out / "augment_faces.npy")          # NFGAN outputs for every face, computed once
+    assert cached.shape == (36, 64, 64) and cached.dtype == np.uint8
+    fold = json.loads((out / "folds" / "fold_00.json").read_text())
+    assert fold["n_references"] == 36 - 6 * len(test0)   # the training subjects' faces only
