@@ -57,7 +57,8 @@ def _manifest_bytes():
         {"name": "u8", "shape": [4], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}},
         {"name": "u16", "shape": [3], "dtype": "float32",
          "quantization": {"dtype": "uint16", "scale": 0.001, "min": 2.0}},
-        {"name": "h", "shape": [3], "dtype": "float32", "quantization": {"dtype": "float16", "original_dtype": "float32"}},
+        {"name": "h", "shape": [3], "dtype": "float32",
+         "quantization": {"dtype": "float16", "original_dtype": "float32"}},
         {"name": "i", "shape": [2], "dtype": "int32"}]}]
     shards = {"a.bin": blob[:10], "b.bin": blob[10:]}  # a shard boundary inside a weight
     return manifest, shards, (f32, q8, q16, h16, i32)
@@ -319,3 +320,33 @@ def test_expression_forward_takes_nfgan_tensors(golden):
 def test_faceapi_net_requires_all_weights():
     with pytest.raises(ValueError, match="lack"):
         FaceExpressionNet({"fc/bias": torch.zeros(7)})
+
+
+def test_pad_to_square_centres_like_face_api():
+    from nfgan.expression_faceapi import pad_to_square
+
+    x = torch.ones(1, 2, 5, 1)
+    y = pad_to_square(x)[0, :, :, 0]
+    assert y.shape == (5, 5)
+    assert y.sum(dim=1).tolist() == [0, 5, 5, 0, 0]  # 3 rows of padding: 1 before, 2 after
+
+
+@pytest.mark.skipif(not NODE_MODELS.is_dir(), reason="tools/tfjs/node_modules not installed (npm ci)")
+def test_conversion_script_regenerates_the_shipped_assets(tmp_path):
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    from nfgan.weights import assets_dir
+
+    script = HERE.parent / "tools" / "convert_tfjs_models.py"
+    spec = importlib.util.spec_from_file_location("convert_tfjs_models", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--out", str(tmp_path)]) == 0
+    for name in ("faceres", "emotion_minixception", "faceapi_expression"):
+        new = load_file(str(tmp_path / f"{name}.safetensors"))
+        shipped = load_file(str(assets_dir() / f"{name}.safetensors"))
+        assert new.keys() == shipped.keys()
+        assert all(torch.equal(new[k], shipped[k]) for k in new)
+    assert load_file(str(tmp_path / "faceres.safetensors"))["feats/kernel"].dtype == torch.float16
