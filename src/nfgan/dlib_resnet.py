@@ -471,6 +471,9 @@ def state_dict_from_dlib(net: DlibNet, path: str = "<dlib net>") -> dict[str, to
         raise DlibFormatError(f"{path}: the final fc layer has a bias; dlib's face ResNet has none")
     sd["fc.weight"] = torch.from_numpy(np.ascontiguousarray(fc.tensors["weight"].T))
     sd["mean_rgb"] = torch.tensor(net.input_mean_rgb, dtype=torch.float32).view(1, 3, 1, 1)
+    for key, ref in DlibFaceResNet().state_dict().items():
+        if tuple(sd[key].shape) != tuple(ref.shape):
+            raise DlibFormatError(f"{path}: {key} has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
     return sd
 
 
