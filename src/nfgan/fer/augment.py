@@ -188,7 +188,7 @@ class AugmentSource:
         from tqdm import tqdm
 
         norm = Normalizer.from_checkpoint(self.source)
-        images = np.asarray(dataset.images, dtype=np.uint8)
+        images = np.array(dataset.images, dtype=np.uint8)   # writable copy (torch warns on read-only maps)
         out = []
         for start in tqdm(range(0, len(images), 128), desc="NFGAN normalise", unit="batch"):
             out.append(np.asarray(norm.normalize(images[start:start + 128]), dtype=np.uint8))
