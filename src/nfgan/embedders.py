@@ -18,7 +18,8 @@ faces -> NHWC float 0..255 (:func:`as_nhwc_255`) -> gray replicated to RGB -> bi
 (TF ``resize_bilinear`` with half-pixel centres) -> faceres graph on raw 0..255 RGB, as
 ``@vladmandic/human`` feeds it -> ``global_pooling/Mean`` (1024-d) -> divided by its L2 norm.
 The crop should be the aligned face with a little margin (nfgan's aligned crops, or dlib's
-``get_face_chip(padding=0.25)``); the model is tolerant of the exact margin.
+``get_face_chip(padding=0.25)``); the model is tolerant of the exact margin. Crops should be square:
+other shapes are stretched to 224 x 224.
 """
 from __future__ import annotations
 
