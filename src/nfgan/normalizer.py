@@ -1,0 +1,195 @@
+"""Inference with a trained NFGAN: aligned faces in, frontal neutral faces out (``nfgan normalize``).
+
+Python::
+
+    from nfgan.normalizer import Normalizer
+    norm = Normalizer.from_checkpoint("runs/london-cpu")      # a run folder (its last checkpoint) or a file
+    out = norm.normalize(faces)        # uint8 N x 64 x 64 (or one 64 x 64 face) -> uint8 N x 64 x 64
+    z = norm.encode(faces)             # N x 256 codes
+    imgs = norm.decode(z)              # uint8 N x 64 x 64
+
+Accepted face inputs: uint8 arrays/tensors (gray values 0..255), float arrays/tensors already in the
+generator's range [-1, 1], PIL images, or lists of any of these; shapes ``S x S``, ``N x S x S`` or
+``N x 1 x S x S``. Faces must be aligned like the training data (``nfgan prepare``'s ``FaceAligner``);
+the CLI aligns photos itself (``--align``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from nfgan.atomic import save_image, write_text
+from nfgan.checkpoint import load_checkpoint
+from nfgan.networks import Decoder, Encoder
+
+
+class NormalizerInputError(ValueError):
+    pass
+
+
+def faces_to_tensor(images, size: int) -> torch.Tensor:
+    """Any accepted face input (see module docstring) -> float ``N x 1 x S x S`` in [-1, 1]."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise NormalizerInputError("no faces given")
+        return torch.cat([faces_to_tensor(im, size) for im in images])
+    if hasattr(images, "convert") and hasattr(images, "size"):  # PIL image
+        images = np.asarray(images.convert("L"))
+    t = images if torch.is_tensor(images) else torch.from_numpy(np.array(images))
+    if t.dim() == 2:
+        t = t[None, None]
+    elif t.dim() == 3:
+        t = t[:, None]
+    if t.dim() != 4 or t.shape[1] != 1:
+        raise NormalizerInputError(f"expected gray faces S x S, N x S x S or N x 1 x S x S, got shape {tuple(t.shape)}")
+    if tuple(t.shape[-2:]) != (size, size):
+        raise NormalizerInputError(f"faces must be aligned {size}x{size} crops, got {tuple(t.shape[-2:])} "
+                                   "(align photos first: nfgan normalize --align, or nfgan.align.FaceAligner)")
+    if t.dtype == torch.uint8:
+        return t.float() / 127.5 - 1.0
+    if not t.is_floating_point():
+        raise NormalizerInputError(f"faces must be uint8 (0..255) or float in [-1, 1], got {t.dtype}")
+    t = t.float()
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1.001 or hi > 1.001:
+        raise NormalizerInputError(f"float faces must be in [-1, 1] (got values {lo:.3g}..{hi:.3g}); "
+                                   "pass uint8 gray values instead")
+    return t
+
+
+class Normalizer:
+    """A trained encoder/decoder pair in eval mode."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder, image_size: int = 64, device: str | torch.device = "cpu",
+                 info: dict | None = None):
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.decoder = decoder.to(self.device).eval()
+        self.size = int(image_size)
+        self.info = info or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Normalizer":
+        """Load from a checkpoint file or a run folder (its latest checkpoint)."""
+        ck = load_checkpoint(path)
+        m = ck["model"]
+        enc = Encoder(m.get("latent_dim", 256), m.get("image_size", 64))
+        dec = Decoder(m.get("latent_dim", 256), m.get("image_size", 64))
+        enc.load_state_dict(ck["nets"]["enc"])
+        dec.load_state_dict(ck["nets"]["dec"])
+        return cls(enc, dec, m.get("image_size", 64), device, {"checkpoint": str(ck["path"]), "step": ck["step"]})
+
+    @torch.no_grad()
+    def encode(self, images, batch_size: int = 64) -> torch.Tensor:
+        x = faces_to_tensor(images, self.size)
+        return torch.cat([self.encoder(x[i:i + batch_size].to(self.device)).cpu()
+                          for i in range(0, len(x), batch_size)])
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch_size: int = 64, as_uint8: bool = True):
+        """Codes ``N x 256`` -> faces: uint8 ``N x S x S`` (default) or float ``N x 1 x S x S`` in [-1, 1]."""
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1:
+            z = z[None]
+        out = torch.cat([self.decoder(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
+        if not as_uint8:
+            return out
+        return ((out.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+
+    def normalize(self, images, batch_size: int = 64) -> np.ndarray:
+        """Aligned faces -> their synthesised frontal neutral faces, uint8 ``N x S x S`` (``S x S`` for one
+        ``S x S`` input)."""
+        single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
+        out = self.decode(self.encode(images, batch_size), batch_size)
+        return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _looks_aligned(img, size: int) -> bool:
+    """A face that is already an aligned crop: size x size and gray (or colour with equal channels)."""
+    if img.size != (size, size):
+        return False
+    if img.mode in ("L", "I;16", "I", "F", "1"):
+        return True
+    rgb = np.asarray(img.convert("RGB")).astype(np.int16)
+    return int(np.abs(rgb[..., 0] - rgb[..., 1]).max()) <= 2 and int(np.abs(rgb[..., 1] - rgb[..., 2]).max()) <= 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
+    p.add_argument("--model", required=True, type=Path, help="checkpoint file or run folder")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
+    p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
+                   help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+
+    try:
+        norm = Normalizer.from_checkpoint(args.model, args.device)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    aligner = None
+    faces: list[np.ndarray] = []
+    names: list[Path] = []
+    report: list[tuple[str, str, str]] = []
+    used: set[str] = set()
+    for path in tqdm(args.images, desc="reading", unit="img", disable=len(args.images) < 20):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                img = im.copy()
+            if args.align == "always" or (args.align == "auto" and not _looks_aligned(img, norm.size)):
+                if aligner is None:
+                    try:
+                        from nfgan.align import FaceAligner
+                    except ImportError:
+                        raise ValueError("not an aligned crop and nfgan.align is not available") from None
+                    aligner = FaceAligner(size=norm.size)
+                face = aligner.align(img).crop
+            else:
+                face = np.asarray(img.convert("L"))
+                if face.shape != (norm.size, norm.size):
+                    raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
+                                     f"{norm.size}x{norm.size} crop (use --align)")
+        except Exception as e:  # one bad file must not stop the others
+            print(f"{path}: skipped: {e}", file=sys.stderr)
+            report.append((str(path), "error", str(e)))
+            continue
+        name = path.stem
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{path.stem}-{k}"
+        used.add(name)
+        faces.append(face)
+        names.append(args.out / f"{name}.png")
+        report.append((str(path), "ok", str(names[-1])))
+    if faces:
+        stack = np.stack(faces)
+        for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
+                      disable=len(stack) <= args.batch):
+            outs = norm.normalize(stack[i:i + args.batch], args.batch)
+            for j, out in enumerate(outs):
+                save_image(names[i + j], out)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "status", "detail"])
+    w.writerows(report)
+    write_text(args.out / "normalize_report.csv", buf.getvalue())
+    n_bad = sum(1 for r in report if r[1] != "ok")
+    print(f"{len(faces)} normalised face(s) in {args.out}" + (f", {n_bad} skipped (see normalize_report.csv)"
+                                                             if n_bad else ""))
+    return 1 if n_bad else 0

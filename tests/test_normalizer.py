@@ -1,0 +1,115 @@
+"""Normalizer API, `nfgan normalize` and `nfgan traverse` on a checkpoint from a tiny real training run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nfgan.checkpoint import latest_checkpoint
+from nfgan.normalizer import Normalizer, NormalizerInputError
+from nfgan.trainer import train
+from test_trainer import make_prepared, tiny_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = make_prepared(tmp_path_factory.mktemp("norm-data"), subjects=4)
+    out = tmp_path_factory.mktemp("norm-run") / "run"
+    train(tiny_config(root, steps=2), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def faces(run_dir) -> np.ndarray:
+    return np.load(Path(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())["data"]["root"])
+                   / "faces.npy")[:5]
+
+
+def test_normalize_equals_decoder_of_encoder(run_dir, faces):
+    norm = Normalizer.from_checkpoint(run_dir)
+    assert norm.info["step"] == 2
+    out = norm.normalize(faces, batch_size=2)
+    assert out.shape == (5, 64, 64) and out.dtype == np.uint8
+    x = torch.from_numpy(faces).float()[:, None] / 127.5 - 1
+    with torch.no_grad():
+        ref = norm.decoder(norm.encoder(x))
+    ref_u8 = ((ref.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+    assert np.abs(out.astype(int) - ref_u8).max() <= 1
+    # batched evaluation uses eval-mode BN: per-face results do not depend on the batch
+    assert np.abs(norm.normalize(faces[:1]).astype(int) - out[:1]).max() <= 1
+    # same answer from a float input in [-1, 1], a PIL image, one 2-D face, and a file path to the checkpoint
+    assert np.abs(norm.normalize(x.numpy()).astype(int) - out).max() <= 1
+    assert norm.normalize(Image.fromarray(faces[0])).shape == (64, 64)
+    assert np.abs(norm.normalize(faces[0]).astype(int) - out[0]).max() <= 1
+    norm2 = Normalizer.from_checkpoint(latest_checkpoint(run_dir))
+    assert np.array_equal(norm2.normalize(faces), out)
+    assert norm.encode(faces).shape == (5, 256)
+    assert norm.decode(norm.encode(faces)).shape == (5, 64, 64)
+
+
+def test_bad_inputs_are_explained(run_dir):
+    norm = Normalizer.from_checkpoint(run_dir)
+    with pytest.raises(NormalizerInputError, match="aligned 64x64"):
+        norm.normalize(np.zeros((2, 48, 48), np.uint8))
+    with pytest.raises(NormalizerInputError, match=r"\[-1, 1\]"):
+        norm.normalize(np.full((1, 64, 64), 200.0, np.float32))
+
+
+def test_cli_normalize_reports_bad_files_and_goes_on(run_dir, faces, tmp_path):
+    from nfgan.cli import main
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for i in range(3):
+        Image.fromarray(faces[i]).save(inp / f"face{i}.png")
+    (inp / "broken.png").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((40, 30), np.uint8)).save(inp / "small.png")
+    files = sorted(inp.iterdir())
+    rc = main(["normalize", "--model", str(run_dir), *map(str, files), "-o", str(tmp_path / "out"),
+               "--align", "never"])
+    assert rc == 1
+    outs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert outs == ["face0.png", "face1.png", "face2.png"]
+    norm = Normalizer.from_checkpoint(run_dir)
+    got = np.asarray(Image.open(tmp_path / "out" / "face1.png"))
+    assert np.array_equal(got, norm.normalize(faces[1:2])[0])
+    report = (tmp_path / "out" / "normalize_report.csv").read_text()
+    assert "broken.png,error" in report and "small.png,error" in report and "use --align" in report
+
+
+def test_cli_traverse_writes_strip_and_gif(run_dir, faces, tmp_path):
+    from nfgan.cli import main
+
+    Image.fromarray(faces[2]).save(tmp_path / "face.png")
+    out = tmp_path / "t" / "morph.png"
+    assert main(["traverse", "--model", str(run_dir), str(tmp_path / "face.png"), "-o", str(out),
+                 "--steps", "5"]) == 0
+    strip = np.asarray(Image.open(out))
+    assert strip.shape == (64 + 4, 6 * 66 + 2)                         # input + 5 frames
+    assert np.array_equal(strip[2:66, 2:66], faces[2])
+    norm = Normalizer.from_checkpoint(run_dir)
+    first = strip[2:66, 68:132]
+    assert np.abs(first.astype(int) - norm.normalize(faces[2]).astype(int)).max() <= 1  # t = 0: Dec(Enc(x))
+    from nfgan.traverse import traverse
+
+    frames = traverse(norm, faces[2], 5)
+    for k in range(5):
+        assert np.array_equal(strip[2:66, 68 + 66 * k: 132 + 66 * k], frames[k])
+    gif = Image.open(out.with_suffix(".gif"))   # PIL merges identical consecutive frames: compare the first
+    assert np.array_equal(np.asarray(gif.convert("L"))[::2, ::2], frames[0])
+    assert gif.n_frames == 1 + sum(not np.array_equal(a, b) for a, b in
+                                   zip(list(frames) + list(frames[-2:0:-1]), (list(frames) + list(frames[-2:0:-1]))[1:]))
+
+
+@pytest.mark.shared_data
+def test_cli_aligns_a_london_photo(run_dir, shared_data, tmp_path):
+    from nfgan.cli import main
+
+    photo = shared_data / "london" / "neutral_front" / "001_03.jpg"
+    rc = main(["normalize", "--model", str(run_dir), str(photo), "-o", str(tmp_path / "o")])
+    assert rc == 0
+    out = np.asarray(Image.open(tmp_path / "o" / "001_03.png"))
+    assert out.shape == (64, 64) and out.std() > 0
