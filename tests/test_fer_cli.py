@@ -122,7 +122,7 @@ def test_augmentation_guard_refuses_test_subject_and_accepts_clean(tiny, tmp_pat
     assert rc == 1
     err = capsys.readouterr().err
     assert test0[0] in err and "leak" in err
-    assert not (out / "folds").exists()                    # refused before any training
+    assert not (out / "folds").exists() and not (out / "config.yaml").exists()   # refused before training
     clean = _normalised_folder(tmp_path / "b", data, ["L001", "L002"])
     out = tmp_path / "clean"
     assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
@@ -164,6 +164,7 @@ def test_augmentation_from_nfgan_checkpoint(tiny, tmp_path, capsys):
     assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",
                  str(leaky), "--out", str(tmp_path / "r1"), "--only-fold", "0", "--epochs", "1"]) == 1
     assert test0[-1] in capsys.readouterr().err
+    assert not (tmp_path / "r1" / "augment_faces.npy").exists()   # refused before the NFGAN ran
     ckpt = _nfgan_checkpoint(tmp_path / "london.safetensors", ["001", "002"])
     out = tmp_path / "r2"
     assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment",

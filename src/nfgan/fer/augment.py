@@ -32,7 +32,7 @@ from typing import Iterable
 
 import numpy as np
 
-from nfgan.atomic import atomic_open
+from nfgan.atomic import atomic_open, write_text
 
 
 class AugmentLeakError(RuntimeError):
@@ -158,13 +158,18 @@ def check_no_leak(train_subjects: Iterable[str] | None, test_subjects: Iterable[
 class AugmentSource:
     """Normalised faces per FER-dataset subject, from a checkpoint or a prepared folder (module doc)."""
 
-    def __init__(self, source: str | Path, dataset, cache_dir: str | Path | None = None,
-                 subjects_file: str | Path | None = None):
+    def __init__(self, source: str | Path, subjects_file: str | Path | None = None):
+        """Only reads which subjects the NFGAN saw (cheap), so the leak guard runs before ``load``."""
         self.source = Path(source)
         if not self.source.exists():
             raise FileNotFoundError(f"{self.source}: --augment source not found")
         self.train_subjects = (read_subjects_file(subjects_file) if subjects_file
                                else recorded_train_subjects(self.source))
+        self.faces: np.ndarray | None = None
+        self.subjects: list[str] = []
+
+    def load(self, dataset, cache_dir: str | Path | None = None) -> "AugmentSource":
+        """Read the folder's faces, or run the checkpoint's normaliser on every face of ``dataset``."""
         if self.source.is_dir() and (self.source / "manifest.csv").is_file():
             from nfgan.dataset import PreparedDataset
 
@@ -174,12 +179,15 @@ class AugmentSource:
         else:
             self.faces = self._normalize_dataset(dataset, cache_dir)
             self.subjects = dataset.column("subject")
+        return self
 
     def _normalize_dataset(self, dataset, cache_dir) -> np.ndarray:
         cache = Path(cache_dir) / "augment_faces.npy" if cache_dir else None
-        if cache is not None and cache.is_file():
+        stamp = self._stamp()
+        stamp_file = cache.with_suffix(".json") if cache is not None else None
+        if cache is not None and cache.is_file() and stamp_file.is_file():
             faces = np.load(cache)
-            if len(faces) == len(dataset):
+            if len(faces) == len(dataset) and json.loads(stamp_file.read_text()) == stamp:
                 return faces
         try:
             from nfgan.normalizer import Normalizer  # written by another engineer
@@ -198,7 +206,17 @@ class AugmentSource:
         if cache is not None:
             with atomic_open(cache, "wb") as f:
                 np.save(f, faces)
+            write_text(stamp_file, json.dumps(stamp) + "\n")
         return faces
+
+    def _stamp(self) -> dict:
+        """Which checkpoint file made the cached outputs (a retrained checkpoint invalidates the cache)."""
+        path = self.source
+        if path.is_dir():
+            ckpts = sorted((path / "checkpoints").glob("step_*.safetensors"))
+            path = ckpts[-1] if ckpts else path
+        st = path.stat()
+        return {"checkpoint": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
     def indices_for(self, subjects: Iterable[str]) -> np.ndarray:
         keep = set(subjects)

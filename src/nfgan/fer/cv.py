@@ -273,8 +273,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         if old.get("config_hash") != run_cfg["config_hash"]:
             raise FERConfigError(f"{out}: holds a run with a different configuration (config_hash "
                                  f"{old.get('config_hash')} != {run_cfg['config_hash']}); use another --out")
-    else:
-        write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
 
     # keep only images whose expression is in the label set
     cls_index = {c: i for i, c in enumerate(classes)}
@@ -287,14 +285,17 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     subjects_all = np.asarray([subj_ids[s] for s in subj_all])
     aug = None
     if augment:
-        aug = AugmentSource(augment, dataset, cache_dir=out, subjects_file=augment_subjects)
-        for k, test_subjects in enumerate(folds):   # refuse before any training
+        aug = AugmentSource(augment, subjects_file=augment_subjects)
+        for k, test_subjects in enumerate(folds):   # refuse before running the NFGAN or training anything
             check_no_leak(aug.train_subjects, test_subjects, str(augment), fold=k)
+        aug.load(dataset, cache_dir=out)
         if aug.faces.shape[1:] != images.shape[1:]:
             raise FERConfigError(f"{augment}: normalised faces are {aug.faces.shape[1:]}, the FER data "
                                  f"{data} has {images.shape[1:]}; they must match")
         aug_faces = normalise_all(aug.faces)
         ref_label = cls_index.get("neutral", REFERENCE_ONLY)
+    if not cfg_path.is_file():   # only once the inputs (and the leak guard) have been accepted
+        write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
 
     todo = [only_fold] if only_fold is not None else list(range(len(folds)))
     fold_bar = tqdm(todo, desc=f"CV {variant}", unit="fold", disable=not progress)
