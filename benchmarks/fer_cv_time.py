@@ -38,7 +38,11 @@ def from_run(run: Path) -> int:
     secs = [f["seconds"] for f in folds]
     per = sum(secs) / len(secs)
     print(f"{run}: {len(folds)}/{total} folds, {per / 60:.1f} min per fold (wall), "
-          f"{sum(secs) / 60:.1f} min so far -> full {total}-fold run ~ {per * total / 60:.1f} min")
+          f"{sum(secs) / 60:.1f} min so far -> full {total}-fold run ~ {per * total / 60:.1f} min wall")
+    cpu = [f["cpu_seconds"] for f in folds if "cpu_seconds" in f]
+    if cpu:
+        print(f"  CPU time {sum(cpu) / len(cpu) / 60:.1f} min per fold -> ~{sum(cpu) / len(cpu) * total / 60:.1f} min "
+              f"for {total} folds (wall time depends on the other jobs sharing the CPU)")
     return 0
 
 

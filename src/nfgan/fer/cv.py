@@ -223,8 +223,9 @@ def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict
     """Rebuild metrics.jsonl, confusion.csv/png and summary.json from the finished folds."""
     results = [json.loads(p.read_text()) for p in sorted((out / "folds").glob("fold_*.json"))]
     write_text(out / "metrics.jsonl", "".join(
-        json.dumps({k: r[k] for k in ("fold", "accuracy", "per_class_accuracy", "n_test", "n_train",
-                                      "n_references", "seconds", "tau")}) + "\n" for r in results))
+        json.dumps({k: r.get(k) for k in ("fold", "accuracy", "per_class_accuracy", "n_test", "n_train",
+                                          "n_references", "seconds", "cpu_seconds", "tau")}) + "\n"
+        for r in results))
     if not results:
         return {}
     cm = sum(np.asarray(r["confusion"]) for r in results)
@@ -303,7 +304,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         res_path = out / "folds" / f"fold_{k:02d}.json"
         if res_path.is_file():
             continue
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         test_set = set(folds[k])
         train_idx = np.asarray([i for i in rows if subj_all[i] not in test_set])
         test_idx = np.asarray([i for i in rows if subj_all[i] in test_set])
@@ -327,7 +328,8 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         result = {"fold": k, "accuracy": float((pred == true).mean()),
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
                   "n_train": int(len(train_idx)), "n_references": int(n_refs), "n_test": int(len(test_idx)),
-                  "test_subjects": sorted(test_set), "seconds": time.time() - t0, "tau": info["tau"],
+                  "test_subjects": sorted(test_set), "seconds": time.time() - t0,
+                  "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
                   "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}
                                   for i, t, p in zip(test_idx, true, pred)]}
