@@ -1,0 +1,149 @@
+"""nfgan evaluate: end to end on tiny runs (metrics.json keys and sane values, figures, HTML, CSV), model
+loading/export, the mirroring rule, and identity calibration."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nfgan.evaluate import (EvalSet, FaceNormalizer, IdentityEvaluator, calibrate_identity, evaluate,
+                            export_generator, load_eval_set, load_generator)
+from nfgan.pix2pix import load_config as p2p_load_config, train_any
+from nfgan.trainer import train
+from test_trainer import make_prepared, tiny_config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny prepared set, an NFGAN run and a pix2pix run of 2 steps each."""
+    base = tmp_path_factory.mktemp("evaluate")
+    root = make_prepared(base / "prepared", subjects=6)
+    train(tiny_config(root, steps=2), base / "nfgan", progress=False)
+    pc = p2p_load_config(overrides={
+        "model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
+        "data": {"root": str(root), "splits": str(root / "splits.json")},
+        "train": {"steps": 2, "batch_size": 6, "channels_last": False},
+        "log": {"sample_every": 2, "checkpoint_every": 2, "sample_count": 2}})
+    train_any(pc, base / "p2p", progress=False)
+    return base, root
+
+
+@pytest.fixture(scope="module")
+def evaluated(runs):
+    base, root = runs
+    m = evaluate([f"nfgan={base / 'nfgan'}", f"p2p={base / 'p2p'}"], root, split="train", splits=root / "splits.json",
+                 out=base / "eval", identity=("dlib",), expression=("fer",), kid_subsets=5, progress=False)
+    return base / "eval", m
+
+
+def test_metrics_json_keys_and_values(evaluated, runs):
+    out, m = evaluated
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["models"].keys() == {"input", "ground_truth", "nfgan", "p2p"}
+    assert on_disk["split"] == "train" and on_disk["n_inputs"] == 4 * 6
+    assert set(on_disk["group_sizes"]) >= {"all", "frontal/neutral", "3/4/happy", "*/neutral", "3/4/*"}
+    assert on_disk["group_sizes"]["all"] == 24 and on_disk["group_sizes"]["3/4/*"] == 16
+    cal = on_disk["identity_calibration"]["dlib"]
+    assert cal["training_aligned"] is True
+    assert 0.0 <= cal["eer"] <= 0.5 and cal["n_genuine"] == 4 * 15 and cal["n_impostor"] == 6 * 36
+    assert cal["far_at_threshold"] <= 0.01
+    gt = on_disk["models"]["ground_truth"]["groups"]
+    assert gt["all"]["ssim"] == pytest.approx(1.0) and gt["all"]["l1"] == 0.0
+    assert gt["all"]["psnr"] is None and gt["all"]["psnr_identical"] == 24     # identical images: inf dB
+    assert gt["all"]["id_gt_pass_dlib"] == 1.0
+    inp = on_disk["models"]["input"]["groups"]
+    assert inp["all"]["id_pass_dlib"] == 1.0                                    # distance 0 to itself
+    assert inp["frontal/neutral"]["ssim"] == pytest.approx(1.0)                 # the input is its own target
+    assert inp["3/4/neutral"]["ssim"] < 0.999                                   # a shifted face is not
+    for name in ("nfgan", "p2p"):
+        g = on_disk["models"][name]["groups"]["all"]
+        assert g["n"] == 24 and 0 <= g["id_pass_dlib"] <= 1 and 0 <= g["neutral_fer"] <= 1
+        assert -1 <= g["ssim"] < 1 and 0 < g["psnr"] < 60 and 0 < g["l1"] <= 2
+        assert g["kid"] is not None and np.isfinite(g["kid"])
+    assert on_disk["models"]["p2p"]["kind"] == "pix2pix" and on_disk["models"]["p2p"]["step"] == 2
+
+
+def test_report_figures_and_csv(evaluated):
+    out, m = evaluated
+    from PIL import Image
+
+    for key in ("fig1", "fig3", "fig4_dlib", "fig5", "fig7"):
+        assert (out / m["figures"][key]).is_file(), key
+    fig3 = np.asarray(Image.open(out / m["figures"]["fig3"]))
+    assert fig3.shape[1] == 2 + 4 * 66          # input | target | nfgan | p2p
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(m["figures"])
+    assert 'src="http' not in html and "<table>" in html
+    first = html.index("base64,") + 7
+    assert base64.b64decode(html[first:html.index('"', first)])[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "per_face.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 24
+    assert {r["model"] for r in rows} == {"input", "ground_truth", "nfgan", "p2p"}
+    gt_rows = [r for r in rows if r["model"] == "ground_truth"]
+    assert all(float(r["ssim"]) == pytest.approx(1.0) for r in gt_rows)
+
+
+def test_export_roundtrip_and_errors(runs, tmp_path):
+    base, _ = runs
+    g = load_generator(base / "nfgan")
+    assert g.kind == "nfgan" and g.info["step"] == 2
+    path = export_generator(base / "nfgan", tmp_path / "model.safetensors", identity_thresholds={"dlib": 0.5})
+    e = load_generator(path)
+    assert e.kind == "nfgan" and e.info["identity_thresholds"] == {"dlib": 0.5}
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(g(x), e(x))
+    assert path.stat().st_size < 0.6 * (base / "nfgan" / "checkpoints" / "step_00000002.safetensors").stat().st_size
+    bad = tmp_path / "not_a_model.safetensors"
+    bad.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not_a_model.safetensors"):
+        load_generator(bad)
+    with pytest.raises(ValueError, match="no such run folder"):
+        load_generator(tmp_path / "missing.safetensors")
+
+
+def test_normalize_mirrors_left_poses_like_the_trainer(runs):
+    base, _ = runs
+    g = load_generator(base / "nfgan")
+    g.flip_left_poses = True
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    poses = ["left_3quarter", "frontal", "right_3quarter"]
+    out = g.normalize(faces, poses, batch_size=2)
+    plain = g.normalize(faces, None)
+    mirrored = g.normalize(faces[:, :, ::-1].copy(), None)[:, :, ::-1]
+    assert np.array_equal(out[0], mirrored[0])
+    assert np.array_equal(out[1:], plain[1:])
+    assert not np.array_equal(out[0], plain[0])
+
+
+def test_calibration_on_real_pairs(runs):
+    """Pixels as the embedding: the synthetic subjects differ more between people than between the views and
+    expressions of one person, so genuine pairs are closer and the EER is low."""
+    _, root = runs
+    es = load_eval_set(root, root / "splits.json", "train")
+    pixels = IdentityEvaluator("pixels", False, lambda u8: u8.reshape(len(u8), -1).astype(np.float64) / 255)
+    cal, emb = calibrate_identity(pixels, es.dataset, es.subjects)
+    assert emb.shape == (24, 64 * 64)
+    assert cal["n_subjects"] == 4 and cal["n_faces"] == 24
+    assert cal["n_genuine"] == 4 * 15 and cal["n_impostor"] == 276 - 60
+    assert cal["genuine_mean"] < cal["impostor_mean"]
+    assert cal["eer"] < 0.25 and cal["far_at_threshold"] <= 0.01
+    assert cal["far_threshold"] <= cal["eer_threshold"] + 1e-9
+
+
+def test_groups_cover_views_and_expressions(runs):
+    _, root = runs
+    es = load_eval_set(root, root / "splits.json", "train")
+    assert isinstance(es, EvalSet) and len(es) == 24
+    groups = es.groups()
+    per_cell = [k for k in groups if "*" not in k and k != "all"]
+    assert sum(groups[k].sum() for k in per_cell) == len(es)
+    assert set(es.views) == {"frontal", "3/4"}
+    limited = load_eval_set(root, root / "splits.json", "train", limit=5)
+    assert len(limited) == 5 and limited.targets.shape == (5,)

@@ -1,0 +1,65 @@
+"""Export a trained run's generator as nfgan's shipped default model (``src/nfgan/assets/nfgan_london64.safetensors``).
+
+    python tools/export_default_model.py RUN_OR_CHECKPOINT --metrics EVAL_DIR/metrics.json \
+        [--name NAME_IN_METRICS] [--out src/nfgan/assets/nfgan_london64.safetensors]
+
+Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata
+(key ``nfgan_model``, read by :func:`nfgan.evaluate.load_generator`): model hyper-parameters and mirroring
+rule, training step and config, the training data and its licence, the split file and its test subjects, the
+identity thresholds calibrated on real faces by ``nfgan evaluate`` (the demo's identity check), and the
+held-out metrics of that model from ``metrics.json``. The discriminator and the optimiser state are dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from nfgan.evaluate import export_generator, load_generator  # noqa: E402
+
+LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
+          "doi": "10.6084/m9.figshare.5047666", "license": "CC BY 4.0"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="run folder or checkpoint")
+    p.add_argument("--metrics", type=Path, required=True, help="metrics.json of nfgan evaluate on the held-out split")
+    p.add_argument("--name", default=None, help="the model's name in metrics.json (default: the only non-reference model)")
+    p.add_argument("--out", type=Path, default=REPO / "src" / "nfgan" / "assets" / "nfgan_london64.safetensors")
+    p.add_argument("--splits", type=Path, default=REPO / "configs" / "splits" / "london.json")
+    args = p.parse_args(argv)
+    metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
+    names = [n for n, m in metrics["models"].items() if m["kind"] != "reference"]
+    name = args.name or (names[0] if len(names) == 1 else None)
+    if name not in metrics["models"]:
+        print(f"error: give --name, one of {names}", file=sys.stderr)
+        return 2
+    g = load_generator(args.run)
+    splits = json.loads(args.splits.read_text(encoding="utf-8"))
+    cfg = g.info.get("config", {})
+    meta = {
+        "name": "nfgan_london64",
+        "training_data": {**LONDON, "prepared": cfg.get("data", {}).get("root"),
+                          "train_subjects": len(splits["train"]), "val_subjects": len(splits["val"])},
+        "license": "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the London Set",
+        "splits": {"file": str(args.splits.relative_to(REPO)) if args.splits.is_relative_to(REPO) else str(args.splits),
+                   "sha256": hashlib.sha256(args.splits.read_bytes()).hexdigest(), "test": splits["test"]},
+        "source_run": str(args.run),
+        "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
+        "identity_calibration": metrics["identity_calibration"],
+        "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
+                            "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
+    }
+    out = export_generator(args.run, args.out, **meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
