@@ -1,0 +1,89 @@
+"""The demo job end to end on two of the shipped example photos, and the shipped default model's file."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nfgan.checkpoint import save_checkpoint
+from nfgan.demo import default_model, format_summary, list_photos, main, run_demo
+from nfgan.evaluate import export_generator, load_generator
+from nfgan.networks import build_networks
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "london"
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> Path:
+    """An (untrained) NFGAN generator exported the way tools/export_default_model.py does it."""
+    d = tmp_path_factory.mktemp("demo_model")
+    torch.manual_seed(0)
+    nets = build_networks()
+    ck = save_checkpoint(d / "step_00000000.safetensors", 0, nets,
+                         model={"latent_dim": 256, "image_size": 64, "lrelu_alpha": 0.3, "init_std": 0.02},
+                         extra={"config": {"data": {"flip_left_poses": True}}})
+    return export_generator(ck, d / "model.safetensors", identity_thresholds={"dlib": 0.59})
+
+
+def test_examples_are_held_out_london_subjects():
+    import json
+
+    photos = list_photos(EXAMPLES)
+    assert len(photos) == 20
+    test_subjects = set(json.loads((REPO / "configs" / "splits" / "london.json").read_text())["test"])
+    assert {p["subject"] for p in photos} <= test_subjects
+    assert {p["expression"] for p in photos} == {"neutral", "happy"}
+    assert {p["pose"] for p in photos} == {"frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile"}
+    assert all(p["path"].is_file() for p in photos)
+    assert "CC BY 4.0" in (EXAMPLES / "ATTRIBUTION.md").read_text()
+    assert sum(p["path"].stat().st_size for p in photos) < 1.2e6
+
+
+def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
+    s = run_demo(EXAMPLES, small_model, tmp_path / "demo", limit=2, identity=("dlib",), expression=("fer",),
+                 tile=64, progress=False)
+    assert s["photos"] == 2 and s["aligned"] == 2 and not s["failed"]
+    from PIL import Image
+
+    grid = np.asarray(Image.open(tmp_path / "demo" / "grid.png"))
+    assert grid.shape == (14 + 2 * 66 + 2, 120 + 4 * 66 + 2)     # 2 rows x (photo | input | output | truth)
+    with open(tmp_path / "demo" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["pose"] for r in rows] == ["frontal", "left_3quarter"]
+    assert all(float(r["id_dist_dlib"]) > 0 for r in rows)
+    assert s["identity_threshold"] == {"dlib": 0.59}
+    assert 0.0 <= s["identity_pass"]["dlib"] <= 1.0 and 0.0 <= s["output_neutral"]["fer"] <= 1.0
+    # the frontal neutral photo is its subject's ground truth
+    assert -1.0 <= float(rows[0]["ssim_to_gt"]) < 1.0
+    text = format_summary(s)
+    assert "identity kept (dlib" in text and "classified neutral (fer)" in text
+    # the CLI entry point, on a folder without a face: a clear error naming the file and the reason
+    empty = tmp_path / "noface"
+    empty.mkdir()
+    from PIL import Image as _I
+
+    _I.fromarray(np.full((80, 80), 128, np.uint8)).save(empty / "blank.png")
+    code = main(["--photos", str(empty), "--model", str(small_model), "--out", str(tmp_path / "d2"),
+                 "--identity", "dlib", "--expression", "fer", "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "blank.png" in err and "no face" in err
+
+
+def test_shipped_default_model():
+    path = default_model()
+    if not path.is_file():
+        pytest.skip(f"{path} not exported yet (tools/export_default_model.py)")
+    g = load_generator(path)
+    assert g.kind in ("nfgan", "pix2pix") and g.info["model"]["image_size"] == 64
+    assert path.stat().st_size < 20e6
+    assert "CC BY 4.0" in g.info["training_data"]["license"]
+    assert set(g.info["identity_thresholds"]) >= {"dlib"}
+    x = torch.zeros(1, 1, 64, 64)
+    with torch.no_grad():
+        y = g(x)
+    assert y.shape == (1, 1, 64, 64) and torch.isfinite(y).all()
