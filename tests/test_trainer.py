@@ -98,7 +98,7 @@ def tiny_config(data_root: Path, **train) -> dict:
         "data": {"root": str(data_root), "splits": str(data_root / "splits.json")},
         "feature_nets": {"perceptual": {"factory": "test_trainer:tiny_feature_net", "seed": 1},
                          "identity": {"factory": "test_trainer:tiny_feature_net", "seed": 2, "vector": True}},
-        "train": {"steps": 4, "batch_size": 8, "bf16": False, "channels_last": False, **train},
+        "train": {"steps": 4, "batch_size": 4, "bf16": False, "channels_last": False, **train},
         "log": {"every": 1, "sample_every": 2, "checkpoint_every": 2, "keep_checkpoints": 10, "sample_count": 3},
     })
 
@@ -134,28 +134,30 @@ def test_run_folder_has_everything(prepared, tmp_path):
     assert not list(run.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_training_reduces_pixel_loss(prepared, tmp_path):
-    cfg = tiny_config(prepared, steps=30)
+    """30 real steps (about 30 s on 2 free cores): the outputs move towards the targets."""
+    cfg = tiny_config(prepared, steps=30, batch_size=8)
     cfg["optim"]["enc"]["lr"] = cfg["optim"]["dec"]["lr"] = 1e-3
+    cfg["log"].update(sample_every=100, checkpoint_every=100)
     train(cfg, tmp_path / "run", progress=False)
     pix = [r["pixel"] for r in _losses(tmp_path / "run")]
     assert np.mean(pix[-5:]) < 0.7 * np.mean(pix[:5])
 
 
 def test_resume_continues_exactly(prepared, tmp_path):
-    cfg = tiny_config(prepared, steps=6)
+    cfg = tiny_config(prepared, steps=4)
     train(cfg, tmp_path / "full", progress=False)
     full = _losses(tmp_path / "full")
 
-    half = dict(cfg, train={**cfg["train"], "steps": 3})
-    half["log"] = {**cfg["log"], "checkpoint_every": 3}
+    half = dict(cfg, train={**cfg["train"], "steps": 2})
     train(half, tmp_path / "resumed", progress=False)
     # a crash after the checkpoint leaves extra metric lines; resume must drop them
     with open(tmp_path / "resumed" / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"step": 4, "pixel": -1.0}) + "\n")
+        f.write(json.dumps({"step": 3, "pixel": -1.0}) + "\n")
     train(cfg, tmp_path / "resumed", resume=True, progress=False)
     resumed = _losses(tmp_path / "resumed")
-    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
     for a, b in zip(full, resumed):
         for k in ("feat", "id", "pixel", "sym", "gan_dec", "gan_dis"):
             assert a[k] == b[k], (a["step"], k)
@@ -189,10 +191,10 @@ def test_fast_path_matches_plain_losses(prepared):
         results[fast] = (got, ref)
     got32, ref32 = results[False]
     for k in ref32:  # fp32 with caches: same numbers up to float rounding
-        assert float(got32[k].detach()) == pytest.approx(float(ref32[k]), rel=1e-4, abs=1e-6), k
+        assert float(got32[k].detach()) == pytest.approx(float(ref32[k].detach()), rel=1e-4, abs=1e-6), k
     gotbf, refbf = results[True]
     for k in refbf:
-        assert float(gotbf[k].detach()) == pytest.approx(float(refbf[k]), rel=0.05, abs=2e-3), k
+        assert float(gotbf[k].detach()) == pytest.approx(float(refbf[k].detach()), rel=0.05, abs=2e-3), k
 
 
 def test_config_errors_name_file_and_key(tmp_path):

@@ -193,3 +193,58 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(faces)} normalised face(s) in {args.out}" + (f", {n_bad} skipped (see normalize_report.csv)"
                                                              if n_bad else ""))
     return 1 if n_bad else 0
+
+
+# ----------------------------------------------------------------------------------------------- figure
+POSE_ORDER = ("left_profile", "left_3quarter", "frontal", "right_3quarter", "right_profile")
+
+
+def heldout_figure(norm: Normalizer, dataset_root: str | Path, subjects: Sequence[str],
+                   expressions: Sequence[str] = ("neutral", "happy"), pad: int = 2) -> np.ndarray:
+    """A comparison sheet for held-out subjects (docs/figures/london_heldout.png).
+
+    For each subject two rows: its prepared inputs (every view, each expression, in ``POSE_ORDER``) and,
+    under each, the network's output; the last column holds the ground-truth frontal neutral face (top row;
+    the cell under it stays blank). Returns uint8 gray.
+    """
+    from PIL import Image, ImageDraw
+
+    from nfgan.dataset import PreparedDataset
+
+    ds = PreparedDataset(dataset_root)
+    s = ds.size
+    rank = {p: i for i, p in enumerate(POSE_ORDER)}
+    rows = []
+    for sub in subjects:
+        idx = [i for e in expressions for i in sorted(ds.indices([sub], expression=e),
+                                                       key=lambda i: rank.get(ds.records[i]["pose"], 99))]
+        truth = ds.indices([sub], expression="neutral", pose="frontal")
+        if not idx:
+            continue
+        rows.append((sub, np.asarray(ds.images[idx]), norm.normalize(np.asarray(ds.images[idx])),
+                     np.asarray(ds.images[truth[0]]) if len(truth) else None))
+    if not rows:
+        raise ValueError(f"{dataset_root}: none of the subjects {list(subjects)[:5]} has faces")
+    label_w = 40
+    ncol = max(len(r[1]) for r in rows) + 1
+    cell = s + pad
+    sheet = np.full((len(rows) * 2 * cell + pad + 3 * len(rows), label_w + ncol * cell + 3 * pad), 255, np.uint8)
+    y = pad
+    for sub, inp, out, truth in rows:
+        for j in range(len(inp)):
+            x = label_w + j * cell
+            sheet[y:y + s, x:x + s] = inp[j]
+            sheet[y + cell:y + cell + s, x:x + s] = out[j]
+        if truth is not None:
+            x = label_w + (ncol - 1) * cell + 2 * pad
+            sheet[y:y + s, x:x + s] = truth
+        y += 2 * cell + 3
+    img = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(img)
+    y = pad
+    for sub, *_ in rows:
+        draw.text((2, y + 4), sub, fill=0)
+        draw.text((2, y + 4 + 12), "in", fill=0)
+        draw.text((2, y + cell + 4), "out", fill=0)
+        y += 2 * cell + 3
+    return np.asarray(img)
