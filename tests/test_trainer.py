@@ -248,3 +248,44 @@ def test_shared_dlib_trunk_equals_separate_nets_and_plain_losses(tmp_path):
         for k in ref:
             assert float(got[k]) == pytest.approx(float(ref[k]), **tol), (bf16, k)
         assert float(ref["feat"]) > 0 and float(ref["id"]) > 0
+
+
+def test_pairs_targets_guides_and_splits(prepared):
+    from nfgan.dataset import PreparedDataset
+    from nfgan.pairs import SplitError, build_pairs, check_splits, load_splits
+
+    ds = PreparedDataset(prepared)
+    splits = load_splits(prepared / "splits.json")
+    pairs = build_pairs(ds, splits["train"])
+    recs = ds.records
+    assert len(pairs) == len(splits["train"]) * len(POSES) * len(EXPRESSIONS)
+    for i, choices in zip(pairs.inputs, pairs.target_choices):
+        assert recs[i]["subject"] in splits["train"]
+        for t in choices:
+            assert recs[t]["subject"] == recs[i]["subject"]
+            assert (recs[t]["pose"], recs[t]["expression"]) == ("frontal", "neutral")
+    assert sorted(recs[g]["subject"] for g in pairs.guides) == sorted(splits["train"])
+    xs, ys = pairs.sample(50, torch.Generator().manual_seed(3))
+    assert all(recs[x]["subject"] == recs[y]["subject"] for x, y in zip(xs, ys))
+    only_3q = build_pairs(ds, splits["train"], input_poses=["left_3quarter", "right_3quarter"])
+    assert {recs[i]["pose"] for i in only_3q.inputs} == {"left_3quarter", "right_3quarter"}
+    with pytest.raises(SplitError, match="'S01' is in both 'train' and 'test'"):
+        check_splits({"train": ["S00", "S01"], "val": [], "test": ["S01"]})
+
+
+def test_committed_london_split():
+    from nfgan.pairs import load_splits
+
+    root = Path(__file__).resolve().parents[1]
+    sp = load_splits(root / "configs" / "splits" / "london.json")   # raises if a subject is in two splits
+    assert [len(sp[k]) for k in ("train", "val", "test")] == [70, 10, 22]
+    assert len(set(sp["train"] + sp["val"] + sp["test"])) == 102
+
+
+def test_london_split_covers_the_london_subjects(shared_data):
+    from nfgan.pairs import load_splits
+
+    with open(shared_data / "london" / "manifest.csv", newline="") as f:
+        subjects = {r["subject"] for r in csv.DictReader(f)}
+    sp = load_splits(Path(__file__).resolve().parents[1] / "configs" / "splits" / "london.json")
+    assert set(sp["train"] + sp["val"] + sp["test"]) == subjects
