@@ -276,7 +276,7 @@ def expression_evaluators(names: Sequence[str]) -> list[ExpressionEvaluator]:
                 from nfgan.expression_faceapi import ExpressionClassifier as FaceApi
 
                 clf = FaceApi("faceapi")
-                k = clf.classes.index("neutral")
+                k = clf.labels.index("neutral")
                 out.append(ExpressionEvaluator("faceapi", lambda u8, c=clf, k=k: c.predict(u8).argmax(1) == k,
                                                "face-api FaceExpressionNet, TF.js port"))
             else:
@@ -343,14 +343,32 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
 
 
 # =============================================================================================== metrics
+class RowEmbeddings:
+    """Embeddings of dataset rows, each computed once per evaluator (calibration faces, inputs, targets and
+    the KID reals overlap)."""
+
+    def __init__(self, ds: PreparedDataset):
+        self.ds = ds
+        self.store: dict[str, dict[int, np.ndarray]] = {}
+
+    def __call__(self, ev: IdentityEvaluator, rows: np.ndarray) -> np.ndarray:
+        known = self.store.setdefault(ev.name, {})
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.asarray(sorted(set(rows.tolist()) - set(known)), dtype=np.int64)
+        if len(todo):
+            for r, e in zip(todo.tolist(), ev.embed(np.asarray(self.ds.images[todo]))):
+                known[r] = e
+        return np.stack([known[r] for r in rows.tolist()]) if len(rows) else np.zeros((0, 0))
+
+
 def calibrate_identity(evaluator: IdentityEvaluator, ds: PreparedDataset, subjects: Sequence[str],
-                       far_target: float = 0.01) -> tuple[dict, np.ndarray]:
+                       far_target: float = 0.01, cache: RowEmbeddings | None = None) -> tuple[dict, np.ndarray]:
     """Verification operating points of ``evaluator`` on all pairs of real prepared faces of ``subjects``:
     genuine = same subject (any view/expression), impostor = different subjects."""
     rows = ds.indices(subjects)
     if len(rows) < 3:
         raise EvaluateError(f"calibration needs real faces of at least 2 subjects; got {len(rows)} faces")
-    emb = evaluator.embed(np.asarray(ds.images[rows]))
+    emb = (cache or RowEmbeddings(ds))(evaluator, rows)
     subj = np.asarray([ds.records[i]["subject"] for i in rows])
     d = pairwise_distances(emb)
     iu = np.triu_indices(len(rows), 1)
@@ -408,18 +426,19 @@ def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: li
     from tqdm import tqdm
 
     ds = es.dataset
-    calibration, cal_emb = {}, {}
+    calibration: dict[str, dict] = {}
+    cache = RowEmbeddings(ds)
     for ev in tqdm(id_evals, desc="calibrate identity", unit="evaluator", disable=not progress):
-        calibration[ev.name], _ = calibrate_identity(ev, ds, calibration_subjects, far_target)
+        calibration[ev.name], _ = calibrate_identity(ev, ds, calibration_subjects, far_target, cache)
         calibration[ev.name]["training_aligned"] = ev.training_aligned
         calibration[ev.name]["description"] = ev.description
-    input_emb = {ev.name: ev.embed(es.input_images) for ev in id_evals}
-    target_emb = {ev.name: ev.embed(es.target_images) for ev in id_evals}
+    input_emb = {ev.name: cache(ev, es.inputs) for ev in id_evals}
+    target_emb = {ev.name: cache(ev, es.targets) for ev in id_evals}
     kid_name = kid_embedder or next((e.name for e in id_evals if not e.training_aligned),
                                     id_evals[0].name if id_evals else None)
     real_rows = ds.indices(pose="frontal", expression="neutral")
     kid_ev = next((e for e in id_evals if e.name == kid_name), None)
-    real_feats = kid_ev.embed(np.asarray(ds.images[real_rows])) if kid_ev is not None and len(real_rows) >= 2 else None
+    real_feats = cache(kid_ev, real_rows) if kid_ev is not None and len(real_rows) >= 2 else None
 
     outputs: dict[str, np.ndarray] = {"input": es.input_images, "ground_truth": es.target_images}
     for name, g in models.items():
