@@ -107,19 +107,20 @@ def test_export_roundtrip_and_errors(runs, tmp_path):
         load_generator(tmp_path / "missing.safetensors")
 
 
-def test_normalize_mirrors_left_poses_like_the_trainer(runs):
-    base, _ = runs
-    g = load_generator(base / "nfgan")
-    g.flip_left_poses = True
+def test_normalize_mirrors_inputs_like_the_trainer():
+    """With an identity 'generator' the output shows exactly which inputs were mirrored."""
+    g = FaceNormalizer("pix2pix", {"gen": torch.nn.Identity()}, {"flip_left_poses": True, "model": {}})
     rng = np.random.default_rng(0)
-    faces = rng.integers(0, 256, (3, 64, 64), dtype=np.uint8)
-    poses = ["left_3quarter", "frontal", "right_3quarter"]
-    out = g.normalize(faces, poses, batch_size=2)
-    plain = g.normalize(faces, None)
-    mirrored = g.normalize(faces[:, :, ::-1].copy(), None)[:, :, ::-1]
-    assert np.array_equal(out[0], mirrored[0])
-    assert np.array_equal(out[1:], plain[1:])
-    assert not np.array_equal(out[0], plain[0])
+    faces = rng.integers(0, 256, (4, 64, 64), dtype=np.uint8)
+    poses = ["left_3quarter", "frontal", "right_3quarter", "left_profile"]
+    flipped = ["0", "0", "1", "1"]        # the last: already mirrored by prepare, so not again
+    assert g.mirror_mask(poses, flipped).tolist() == [True, False, True, False]
+    out = g.normalize(faces, poses, flipped, batch_size=3)
+    assert np.array_equal(out[[0, 2]], faces[[0, 2]][:, :, ::-1])
+    assert np.array_equal(out[[1, 3]], faces[[1, 3]])
+    assert np.array_equal(g.normalize(faces), faces)
+    g.flip_left_poses = False
+    assert np.array_equal(g.normalize(faces, poses, flipped), faces)
 
 
 def test_calibration_on_real_pairs(runs):

@@ -106,7 +106,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
             failures.append({"path": str(ph["path"]), "reason": getattr(e, "reason", str(e))})
             continue
         pose = ph["pose"] or _pose_from_yaw(face.yaw_deg)
-        aligned.append({**ph, "pose": pose, "crop": face.crop})
+        aligned.append({**ph, "pose": pose, "crop": face.crop, "flipped": face.flipped})
     # ground truth: each subject's frontal neutral photo (aligned above when present, else from the folder)
     gt: dict[str, np.ndarray] = {}
     for a in aligned:
@@ -116,7 +116,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
         raise ValueError(f"{photos_dir}: no face could be aligned in {len(photos)} photo(s): "
                          + "; ".join(f"{f['path']}: {f['reason']}" for f in failures[:5]))
     crops = np.stack([a["crop"] for a in aligned])
-    outs = g.normalize(crops, [a["pose"] for a in aligned])
+    outs = g.normalize(crops, [a["pose"] for a in aligned], [a["flipped"] for a in aligned])
     id_evals = identity_evaluators(list(identity))
     expr_evals = expression_evaluators(list(expression))
     rows: list[dict] = []

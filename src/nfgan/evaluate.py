@@ -22,7 +22,7 @@ Two reference rows are always evaluated: ``input`` (the output is the input itse
 
 Groups: input view (frontal, 3/4 = left/right 3/4, profile = left/right profile) x expression, each view and
 expression alone, and ``all``. Inputs are mirrored exactly as the model's trainer mirrored them
-(``data.flip_left_poses``) and its output mirrored back, so outputs are compared in the target's frame.
+(``data.flip_left_poses`` and the manifest's ``flipped`` column); targets are never mirrored.
 
 Writes ``OUT/metrics.json`` (every number, the calibration, the commands), ``OUT/per_face.csv`` (one row per
 input and model), ``OUT/report.html`` (self-contained) and ``OUT/figures/*.png`` (:mod:`nfgan.report`).
@@ -104,29 +104,36 @@ class FaceNormalizer(nn.Module):
         conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
         return conv.weight.detach().float()[:, 0].cpu().numpy()
 
+    def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
+        """Which inputs the trainer would have mirrored (Sec. 4.2, ``nfgan.trainer``): with
+        ``flip_left_poses``, a face whose occluded side is on the left - turned left and not already
+        mirrored by ``nfgan prepare`` (manifest column ``flipped``), or turned right and mirrored."""
+        if not self.flip_left_poses or poses is None:
+            return np.zeros(0 if poses is None else len(poses), bool)
+        flipped = [False] * len(poses) if flipped is None else flipped
+        return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
+                           for p, f in zip(poses, flipped)], bool)
+
     @torch.no_grad()
-    def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, batch_size: int = 64,
-                  progress: bool = False, desc: str = "normalize") -> np.ndarray:
+    def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
+                  batch_size: int = 64, progress: bool = False, desc: str = "normalize") -> np.ndarray:
         """uint8 ``N x S x S`` faces -> uint8 ``N x S x S`` normalised faces.
 
-        When the model was trained with ``flip_left_poses``, inputs whose pose starts with ``left`` are
-        mirrored before the generator and the output mirrored back (as the trainer paired them)."""
+        Inputs are mirrored before the generator exactly when the trainer mirrored such inputs
+        (:meth:`mirror_mask`); outputs are never mirrored (the trainer's targets are the real frontal faces)."""
         from tqdm import tqdm
 
         from nfgan.trainer import to_uint8
 
         images_u8 = np.asarray(images_u8)
         n = len(images_u8)
-        flip = np.zeros(n, bool)
-        if self.flip_left_poses and poses is not None:
-            flip = np.asarray([str(p).startswith("left") for p in poses], bool)
+        flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(n, bool)
         out = np.empty_like(images_u8, dtype=np.uint8)
         for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
             x = torch.from_numpy(np.ascontiguousarray(images_u8[s:s + batch_size])).float().div_(127.5).sub_(1.0)
             f = torch.from_numpy(flip[s:s + batch_size])
             x = torch.where(f[:, None, None], x.flip(-1), x)[:, None]
-            y = torch.from_numpy(to_uint8(self(x)))
-            out[s:s + batch_size] = torch.where(f[:, None, None], y.flip(-1), y).numpy()
+            out[s:s + batch_size] = to_uint8(self(x))
         return out
 
 
@@ -297,6 +304,7 @@ class EvalSet:
     inputs: np.ndarray        # dataset rows
     targets: np.ndarray       # dataset rows (first frontal neutral face of the subject)
     poses: list[str]
+    flipped: list[str]        # manifest column: mirrored by ``nfgan prepare``
     views: list[str]
     expressions: list[str]
     input_images: np.ndarray = field(repr=False, default=None)
@@ -338,7 +346,7 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
         inputs, targets = inputs[np.unique(pick)], targets[np.unique(pick)]
     poses = [ds.records[i]["pose"] for i in inputs]
     return EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
-                   [VIEW_OF_POSE.get(p, "other") for p in poses], [ds.records[i]["expression"] for i in inputs],
+                   [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses], [ds.records[i]["expression"] for i in inputs],
                    np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]))
 
 
@@ -442,7 +450,7 @@ def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: li
 
     outputs: dict[str, np.ndarray] = {"input": es.input_images, "ground_truth": es.target_images}
     for name, g in models.items():
-        outputs[name] = g.normalize(es.input_images, es.poses, progress=progress, desc=f"normalize {name}")
+        outputs[name] = g.normalize(es.input_images, es.poses, es.flipped, progress=progress, desc=f"normalize {name}")
 
     per_face: dict[str, dict[str, np.ndarray]] = {}
     feats_of: dict[str, np.ndarray] = {}
