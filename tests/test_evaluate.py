@@ -99,6 +99,11 @@ def test_export_roundtrip_and_errors(runs, tmp_path):
     with torch.no_grad():
         assert torch.equal(g(x), e(x))
     assert path.stat().st_size < 0.6 * (base / "nfgan" / "checkpoints" / "step_00000002.safetensors").stat().st_size
+    half = load_generator(export_generator(base / "nfgan", tmp_path / "half.safetensors", half=True))
+    assert half.info["stored_dtype"] == "float16"
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * path.stat().st_size
+    with torch.no_grad():
+        assert (half(x) - g(x)).abs().max() < 0.02
     bad = tmp_path / "not_a_model.safetensors"
     bad.write_bytes(b"hello")
     with pytest.raises(ValueError, match="not_a_model.safetensors"):

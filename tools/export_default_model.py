@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--name", default=None, help="the model's name in metrics.json (default: the only non-reference model)")
     p.add_argument("--out", type=Path, default=REPO / "src" / "nfgan" / "assets" / "nfgan_london64.safetensors")
     p.add_argument("--splits", type=Path, default=REPO / "configs" / "splits" / "london.json")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16, half the size)")
     args = p.parse_args(argv)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     names = [n for n, m in metrics["models"].items() if m["kind"] != "reference"]
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
         "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
                             "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
     }
-    out = export_generator(args.run, args.out, **meta)
+    out = export_generator(args.run, args.out, half=not args.float32, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
     return 0
 

@@ -199,17 +199,21 @@ def load_generator(path: str | Path) -> FaceNormalizer:
     return FaceNormalizer(kind, nets, info)
 
 
-def export_generator(checkpoint: str | Path, out: str | Path, **metadata) -> Path:
+def export_generator(checkpoint: str | Path, out: str | Path, half: bool = False, **metadata) -> Path:
     """Write the inference part of a run (Enc + Dec, or the U-Net) to one safetensors file with its model
     hyper-parameters, mirroring rule, step and the given ``metadata`` (JSON-able; e.g. data, licence,
-    metrics). Loaded back by :func:`load_generator`."""
+    metrics). ``half`` stores the float tensors as float16 (half the size; loaded back into float32
+    modules). Loaded back by :func:`load_generator`."""
     from nfgan.atomic import save_safetensors
 
     g = load_generator(checkpoint)
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
                for k, v in net.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
-            "flip_left_poses": g.flip_left_poses, "config": g.info.get("config", {}), **metadata}
+            "flip_left_poses": g.flip_left_poses, "config": g.info.get("config", {}),
+            "stored_dtype": "float16" if half else "float32", **metadata}
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
     return Path(out)
 
