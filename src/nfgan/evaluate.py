@@ -482,7 +482,7 @@ def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: li
 
     groups = es.groups()
     results: dict = {}
-    for name in outputs:
+    for name in tqdm(outputs, desc="group statistics + KID", unit="model", disable=not progress):
         g = models.get(name)
         results[name] = {
             "kind": "reference" if g is None else g.kind,
