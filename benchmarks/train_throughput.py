@@ -4,8 +4,8 @@ Compares, in the same process and on the same data:
 
 * the trainer's step (``NFGANTrainer.train_step``: cached frozen features, channels_last, bf16 autocast
   unless ``--fp32``), and
-* a naive step written plainly: fp32, eager, contiguous tensors, the frozen nets re-run on x and y every step
-  (``nfgan.trainer.plain_losses``) - same routing, same optimizers.
+* a naive step written plainly: fp32, eager, contiguous tensors, the frozen nets run layer by layer (no
+  folding) on x, y and x~ every step (``nfgan.trainer.plain_losses``) - same routing, same optimizers.
 
 Measurements alternate (naive, fast, naive, fast, ...) so that the load of a shared machine hits both alike.
 The last line is ``train_throughput images_per_s=<x> naive_images_per_s=<y> ratio=<x/y>``.
@@ -92,6 +92,9 @@ def main(argv=None) -> int:
     fast = make(True)
     print(f"fast trainer ready in {time.time() - t0:.1f}s (feature caches: {len(fast.train)} inputs)", flush=True)
     naive = make(False)
+    for net in (naive.perceptual, naive.identity):
+        if net is not None:
+            net.fold = False   # the plain step runs the layer-by-layer port, not the folded copy
 
     def naive_step() -> None:
         xr, yr, gr = naive.sample_batch()

@@ -198,3 +198,58 @@ def test_float_encoding_of_mean_is_exact():
     net = dr.read_dlib_net(dlib_model_path("resnet"))
     for v in net.input_mean_rgb:
         assert struct.unpack("<f", struct.pack("<f", v))[0] == v
+
+
+# ---------------------------------------------------------------- the folded copy used in training
+def _smooth_faces(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 8, 8, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)
+
+
+def test_folded_network_equals_the_port_on_every_stage(port):
+    from nfgan.feature_nets import gray_to_rgb255, resize_faces
+
+    fused = dr.FusedGrayResNet(port)
+    x = _smooth_faces(3)
+    ref = port.features(gray_to_rgb255(x, dr.DLIB_CHIP_SIZE))
+    got = fused.features(resize_faces(x, dr.DLIB_CHIP_SIZE))
+    assert set(got) == set(ref)
+    for k in ref:
+        scale = float(ref[k].abs().max())
+        assert float((got[k] - ref[k]).abs().max()) <= 2e-6 * max(scale, 1.0), k
+    # stopping early gives the same prefix
+    part = fused.features(resize_faces(x, dr.DLIB_CHIP_SIZE), upto="level2")
+    assert list(part) == ["stem", "level4", "level3", "level2"]
+    assert torch.equal(part["level2"], got["level2"])
+
+
+def test_folded_network_casts_once_for_bf16_and_still_runs_fp32(port):
+    from nfgan.feature_nets import resize_faces
+
+    fused = dr.FusedGrayResNet(port)
+    x = resize_faces(_smooth_faces(2, seed=1), dr.DLIB_CHIP_SIZE)
+    fp32 = fused.features(x)["descriptor"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = fused.features(x)["descriptor"]
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - fp32).abs().max()) < 0.02          # bf16 tolerance on a ~0.3-scale output
+    again = fused.features(x)["descriptor"]                          # the bf16 copy does not leak into fp32
+    assert again.dtype == torch.float32 and torch.equal(again, fp32)
+
+
+def test_identity_net_folded_and_unfolded_agree_with_gradients():
+    from nfgan.feature_nets import DlibIdentityNet
+
+    net = DlibIdentityNet()
+    x1 = _smooth_faces(2, seed=2).requires_grad_(True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    net.fold = True
+    a = net(x1)
+    net.fold = False
+    b = net(x2)
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, atol=1e-5)
+    sum(t.sum() for t in a).backward()
+    sum(t.sum() for t in b).backward()
+    assert torch.allclose(x1.grad, x2.grad, rtol=1e-4, atol=1e-6)

@@ -60,6 +60,7 @@ __all__ = [
     "DlibNet",
     "read_dlib_net",
     "DlibFaceResNet",
+    "FusedGrayResNet",
     "load_dlib_face_resnet",
     "DLIB_CHIP_SIZE",
 ]
@@ -411,6 +412,97 @@ class DlibFaceResNet(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.features(rgb)["descriptor"]
+
+
+def _pad_to(t: torch.Tensor, shape) -> torch.Tensor:
+    """Zero-pad ``t`` at the end of C, H and W up to ``shape`` where ``shape`` is larger."""
+    pc, ph, pw = (max(0, shape[k] - t.shape[k]) for k in (1, 2, 3))
+    return F.pad(t, (0, pw, 0, ph, 0, pc)) if pc or ph or pw else t
+
+
+class FusedGrayResNet(nn.Module):
+    """The same network, folded for gray training inputs: fewer operations, identical outputs.
+
+    Built from a loaded :class:`DlibFaceResNet` (frozen weights only):
+
+    * every ``affine`` is folded into the convolution before it (``gamma * (W x + b) + beta``), which
+      removes one elementwise pass forward and one backward per convolution;
+    * the input layer is folded into the first convolution: a gray face in [-1, 1] is ``g = 127.5 x + 127.5``
+      in all three channels, and dlib computes ``(g - mean_c) / 256``, so the 3-channel 7x7 kernel becomes
+      one 1-channel kernel and a bias (exact: that convolution has no padding; bilinear resizing commutes
+      with affine maps of the intensities);
+    * dlib's zero-padded ``add_prev`` becomes ``F.pad`` of the shortcut (its backward is a slice).
+
+    ``features(x)`` takes ``B x 1 x 150 x 150`` gray faces in [-1, 1] and returns what
+    :meth:`DlibFaceResNet.features` returns for ``gray_to_rgb255(x)`` (equal within float rounding,
+    ``tests/test_dlib_resnet.py``). Weights are buffers: nothing here is trainable.
+    """
+
+    def __init__(self, net: "DlibFaceResNet", blocks: int | None = None, with_fc: bool = True):
+        super().__init__()
+        with torch.no_grad():
+            w, b = net.conv.weight.double(), net.conv.bias.double()
+            gamma, beta = net.aff.gamma.double(), net.aff.beta.double()
+            mean = net.mean_rgb.double().view(1, 3, 1, 1)
+            w_gray = w.sum(dim=1, keepdim=True) / 256.0                           # kernel on g
+            b_gray = b - (w * mean).sum(dim=(1, 2, 3)) / 256.0
+            w_unit = 127.5 * w_gray                                               # kernel on x in [-1, 1]
+            b_unit = b_gray + 127.5 * w_gray.sum(dim=(1, 2, 3))
+            self.register_buffer("stem_w", (w_unit * gamma.view(-1, 1, 1, 1)).float())
+            self.register_buffer("stem_b", (b_unit * gamma + beta).float())
+            self.down: list[bool] = []
+            keep = len(net.blocks) if blocks is None else blocks
+            for i, block in enumerate(net.blocks[:keep]):
+                for j, (conv, aff) in enumerate(((block.conv1, block.aff1), (block.conv2, block.aff2))):
+                    g = aff.gamma.double()
+                    self.register_buffer(f"w{i}_{j}", (conv.weight.double() * g.view(-1, 1, 1, 1)).float())
+                    self.register_buffer(f"b{i}_{j}", (conv.bias.double() * g + aff.beta.double()).float())
+                self.down.append(block.down)
+            if with_fc and hasattr(net, "fc") and keep == len(RESNET_BLOCKS):
+                self.register_buffer("fc_w", net.fc.weight.detach().clone())
+
+    def _weights(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """The buffers in the compute dtype, cast once and kept (autocast would re-cast them every call)."""
+        key = (dtype, device)
+        cache = self.__dict__.setdefault("_cast", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = {k: v.to(device=device, dtype=dtype) for k, v in self.named_buffers()}
+        return cache[key]
+
+    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda() etc.: drop the cast copies
+        self.__dict__.pop("_cast", None)
+        return super()._apply(fn, *args, **kwargs)
+
+    def features(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        dev = x.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        p = self._weights(dtype, x.device)
+        out = {}
+        with torch.autocast(dev, enabled=False):
+            return self._features(x.to(dtype), p, upto, out)
+
+    def _features(self, x, p, upto, out) -> dict[str, torch.Tensor]:
+        h = F.max_pool2d(F.relu(F.conv2d(x, p["stem_w"], p["stem_b"], stride=2)), 3, 2)
+        out["stem"] = h
+        ends = {v: k for k, v in STAGE_ENDS.items()}
+        for i, down in enumerate(self.down):
+            y = F.relu(F.conv2d(h, p[f"w{i}_0"], p[f"b{i}_0"], stride=2 if down else 1, padding=0 if down else 1))
+            y = F.conv2d(y, p[f"w{i}_1"], p[f"b{i}_1"], padding=1)
+            shortcut = F.avg_pool2d(h, 2, 2) if down else h
+            if shortcut.shape != y.shape:           # dlib's add_prev: zero-pad both to the larger C, H, W
+                y, shortcut = _pad_to(y, shortcut.shape), _pad_to(shortcut, y.shape)
+            h = F.relu(y + shortcut)
+            if i in ends:
+                out[ends[i]] = h
+                if upto == ends[i]:
+                    return out
+        if upto is not None and upto not in ("pooled", "descriptor"):
+            raise KeyError(f"unknown stage {upto!r}; known: stem, {', '.join(STAGE_ENDS)}, pooled, descriptor")
+        out["pooled"] = h.mean(dim=(2, 3))
+        if "fc_w" in p:
+            out["descriptor"] = F.linear(out["pooled"], p["fc_w"])
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ class FeatureNet(nn.Module):
 
     #: short name used in configs and logs
     name: str = "feature_net"
+    #: dlib nets: run gray faces through the folded copy (:class:`nfgan.dlib_resnet.FusedGrayResNet`);
+    #: ``False`` runs the layer-by-layer port (the benchmark's plain baseline)
+    fold: bool = True
 
     def freeze(self) -> "FeatureNet":
         for p in self.parameters():
@@ -97,15 +100,22 @@ class DlibIdentityNet(FeatureNet):
 
     def __init__(self, path: str | Path | None = None):
         super().__init__()
-        from .dlib_resnet import DLIB_CHIP_SIZE, load_dlib_face_resnet
+        from .dlib_resnet import DLIB_CHIP_SIZE, FusedGrayResNet, load_dlib_face_resnet
 
         self.size = DLIB_CHIP_SIZE
         self.resnet = load_dlib_face_resnet(path)
+        self.fused = FusedGrayResNet(self.resnet)
         self.freeze()
+
+    def trunk_features(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """All stage outputs for [-1, 1] faces; gray faces take the folded network (same numbers, faster)."""
+        if x.shape[1] == 1 and self.fold:
+            return self.fused.features(resize_faces(x, self.size), upto=upto)
+        return self.resnet.features(gray_to_rgb255(x, self.size), upto=upto)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         check_faces(x, self.name)
-        f = self.resnet.features(gray_to_rgb255(x, self.size))
+        f = self.trunk_features(x)
         return [f["pooled"], f["descriptor"]]
 
     def descriptor(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +138,7 @@ class DlibPerceptualNet(FeatureNet):
 
     def __init__(self, path: str | Path | None = None, stages: str | list[str] = "level2"):
         super().__init__()
-        from .dlib_resnet import DLIB_CHIP_SIZE, STAGE_ENDS, load_dlib_face_resnet
+        from .dlib_resnet import DLIB_CHIP_SIZE, STAGE_ENDS, FusedGrayResNet, load_dlib_face_resnet
 
         self.stages = [stages] if isinstance(stages, str) else list(stages)
         order = ["stem", *STAGE_ENDS]
@@ -142,11 +152,15 @@ class DlibPerceptualNet(FeatureNet):
         keep = STAGE_ENDS.get(self.deepest, -1) + 1
         self.resnet.blocks = self.resnet.blocks[:keep]
         del self.resnet.fc
+        self.fused = FusedGrayResNet(self.resnet)
         self.freeze()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         check_faces(x, self.name)
-        f = self.resnet.features(gray_to_rgb255(x, self.size), upto=self.deepest)
+        if x.shape[1] == 1 and self.fold:
+            f = self.fused.features(resize_faces(x, self.size), upto=self.deepest)
+        else:
+            f = self.resnet.features(gray_to_rgb255(x, self.size), upto=self.deepest)
         return [f[s] for s in self.stages]
 
 

@@ -228,10 +228,10 @@ class SharedTrunk:
         return SharedTrunk(perceptual, identity)
 
     def __call__(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        from nfgan.feature_nets import check_faces, gray_to_rgb255
+        from nfgan.feature_nets import check_faces
 
         check_faces(x, "shared dlib trunk")
-        f = self.identity.resnet.features(gray_to_rgb255(x, self.identity.size))
+        f = self.identity.trunk_features(x)
         return [f[s] for s in self.perceptual.stages], [f["pooled"], f["descriptor"]]
 
 
