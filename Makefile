@@ -20,5 +20,13 @@ test: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
+# the main job on the shipped default model: example photos -> aligned -> normalised -> demo/grid.png
+demo: venv
+	$(BIN)/python -m nfgan.demo --out demo
+
+bench: venv
+	$(BIN)/python benchmarks/prepare_speed.py
+	$(BIN)/python benchmarks/train_throughput.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -129,3 +129,23 @@ def test_run_folder_checkpoint_loads_in_evaluate(prepared, tmp_path):
     cfg2 = load_config(tmp_path / "run" / "config.yaml")
     cfg2["train"]["steps"] = 3
     assert train_any(cfg2, tmp_path / "run", resume=True, progress=False)["step"] == 3
+
+
+def test_nfgan_train_cli_dispatches_on_model_type(prepared, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from nfgan.checkpoint import load_checkpoint
+    from nfgan.cli import main
+
+    cfg = p2p_config(prepared, steps=1)
+    path = tmp_path / "p2p.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path), "--name", "r", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 1
+    ck = load_checkpoint(tmp_path / "r")
+    assert set(ck["nets"]) == {"gen", "dis"} and ck["model"]["type"] == "pix2pix"
+    # and resumes as pix2pix from its own run folder
+    assert main(["train", "--resume", str(tmp_path / "r"), "--steps", "2", "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "r")["step"] == 2

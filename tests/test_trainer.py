@@ -132,6 +132,13 @@ def test_run_folder_has_everything(prepared, tmp_path):
     assert ck["step"] == 4 and set(ck["nets"]) == {"enc", "dec", "dis"}
     assert ck["model"]["latent_dim"] == 256
     assert not list(run.rglob("*.tmp"))
+    # the subjects whose faces trained it are recorded, and the FER leak guard reads them from the run
+    from nfgan.fer.augment import recorded_train_subjects
+    from nfgan.pairs import load_splits
+
+    train_subjects = sorted(load_splits(Path(cfg["data"]["splits"]))["train"])
+    assert ck["extra"]["train_subjects"] == train_subjects
+    assert recorded_train_subjects(run) == train_subjects
 
 
 @pytest.mark.slow

@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     meta = {
         "name": "nfgan_london64",
         "training_data": {**LONDON, "prepared": cfg.get("data", {}).get("root"),
-                          "train_subjects": len(splits["train"]), "val_subjects": len(splits["val"])},
+                          "train_subject_count": len(splits["train"]), "val_subject_count": len(splits["val"])},
+        "train_subjects": sorted(str(s) for s in splits["train"]),   # read by the FER leak guard
         "license": "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the London Set",
         "splits": {"file": str(args.splits.relative_to(REPO)) if args.splits.is_relative_to(REPO) else str(args.splits),
                    "sha256": hashlib.sha256(args.splits.read_bytes()).hexdigest(), "test": splits["test"]},

@@ -25,9 +25,9 @@ normaliser we want one answer per face).
 
 Selection: a YAML config with ``model: {type: pix2pix}`` (see ``configs/baseline_pix2pix.yaml``). The
 training loop, run folder, checkpoints and resume are the NFGAN trainer's (:mod:`nfgan.trainer`); this
-module only overrides network building, ``compute_losses``, the backward step and the sample grid. Until
-``nfgan train`` dispatches on ``model.type`` itself, train with ``python -m nfgan.pix2pix --config ...``
-(same options as ``nfgan train``), or ``nfgan.pix2pix.train_any(config, run_dir)`` from Python.
+module only overrides network building, ``compute_losses``, the backward step and the sample grid.
+``nfgan train --config configs/baseline_pix2pix.yaml`` picks this trainer from ``model.type``
+(``python -m nfgan.pix2pix`` is the same command).
 
 Checkpoints hold the nets ``gen`` and ``dis`` and ``model.type = "pix2pix"`` in their metadata;
 :func:`nfgan.evaluate.load_generator` rebuilds either kind of model from a run folder or checkpoint.
@@ -280,66 +280,21 @@ class Pix2PixTrainer(T.NFGANTrainer):
 
 def trainer_class(config: dict) -> type[T.NFGANTrainer]:
     """The trainer for a config: ``Pix2PixTrainer`` for ``model.type: pix2pix``, else ``NFGANTrainer``."""
-    return Pix2PixTrainer if is_pix2pix(config) else T.NFGANTrainer
+    return T.trainer_class(config)
 
 
 def train_any(config: dict, run_dir, resume: bool = False, device=None, base_dir=".", progress: bool = True) -> dict:
-    """``nfgan.trainer.train`` with the trainer class chosen by ``model.type``.
-
-    ``nfgan.trainer.train`` builds ``NFGANTrainer`` by name; until it takes the class from the config, the
-    name is bound to the chosen class for the duration of the call (restored afterwards, also on error).
-    """
-    cls = trainer_class(config)
-    if cls is T.NFGANTrainer:
-        return T.train(config, run_dir, resume, device, base_dir, progress)
-    original = T.NFGANTrainer
-    T.NFGANTrainer = cls
-    try:
-        return T.train(config, run_dir, resume, device, base_dir, progress)
-    finally:
-        T.NFGANTrainer = original
+    """``nfgan.trainer.train``, which picks the trainer class from ``model.type`` (kept for old callers)."""
+    return T.train(config, run_dir, resume, device, base_dir, progress)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nfgan.pix2pix --config configs/baseline_pix2pix.yaml`` - the options of ``nfgan train``."""
-    import json
-    import time
-
+    """``python -m nfgan.pix2pix ...`` is ``nfgan train ...`` (which dispatches on ``model.type``)."""
     p = argparse.ArgumentParser(prog="python -m nfgan.pix2pix",
                                 description="train a model from a YAML config whose model.type is nfgan or pix2pix")
     T.add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        if args.resume:
-            run_dir = args.resume
-            if not (run_dir / "config.yaml").is_file():
-                print(f"error: {run_dir}: not a run folder (no config.yaml)", file=sys.stderr)
-                return 2
-            cfg = load_config(run_dir / "config.yaml")
-        else:
-            if args.config is None:
-                print("error: give --config CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
-                return 2
-            cfg = load_config(args.config)
-        if args.steps:
-            cfg["train"]["steps"] = args.steps
-        if args.bf16:
-            cfg["train"]["bf16"] = True
-        if args.device:
-            cfg["train"]["device"] = args.device
-        if not args.resume:
-            run_dir = args.out / (args.name or f"{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-            if (run_dir / "config.yaml").exists():
-                print(f"error: {run_dir} already holds a run; use --resume {run_dir} or another --name",
-                      file=sys.stderr)
-                return 2
-        summary = train_any(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    except (T.ConfigError, T.NonFiniteLossError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary))
-    return 0
+    return T.run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

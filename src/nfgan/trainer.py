@@ -442,7 +442,9 @@ class NFGANTrainer:
 
     def save(self, path: Path) -> Path:
         return save_checkpoint(path, self.step, self.nets, self.optimizers, self.rng_state(), self.model_info(),
-                               extra={"config": self.cfg})
+                               extra={"config": self.cfg,
+                                      # whose faces reached a gradient (the FER leak guard reads this)
+                                      "train_subjects": sorted({str(s) for s in self.splits["train"]})})
 
     def restore(self, path: str | Path) -> None:
         ck = load_checkpoint(path)
@@ -466,9 +468,20 @@ def _prune_metrics(path: Path, last_step: int) -> None:
     write_text(path, "".join(ln + "\n" for ln in keep))
 
 
+def trainer_class(config: dict) -> type["NFGANTrainer"]:
+    """The trainer for a config: ``nfgan.pix2pix.Pix2PixTrainer`` for ``model.type: pix2pix``, else NFGAN's."""
+    if (config.get("model") or {}).get("type") == "pix2pix":
+        from nfgan.pix2pix import Pix2PixTrainer
+
+        return Pix2PixTrainer
+    return NFGANTrainer
+
+
 def train(config: dict, run_dir: str | Path, resume: bool = False, device: str | None = None,
           base_dir: str | Path = ".", progress: bool = True) -> dict:
     """Train (or resume) into ``run_dir`` until ``config['train']['steps']``. Returns a summary dict.
+
+    The model follows ``model.type`` (``nfgan``, the default, or ``pix2pix``: :func:`trainer_class`).
 
     Raises ``NonFiniteLossError`` after writing ``run_dir/FAILED.txt`` when a loss becomes NaN/Inf; the
     checkpoints already written are kept (they were all taken at finite-loss steps).
@@ -479,7 +492,7 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
     run_dir = Path(run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
-    trainer = NFGANTrainer(config, run_dir, device, base_dir)
+    trainer = trainer_class(config)(config, run_dir, device, base_dir)
     if resume:
         trainer.restore(latest_checkpoint(run_dir))
     write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -542,6 +555,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nfgan.pix2pix import load_config as load_any_config   # nfgan or pix2pix, by model.type
+
+    load_config = load_any_config
     try:
         if args.resume:
             run_dir = args.resume

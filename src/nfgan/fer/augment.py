@@ -47,7 +47,7 @@ def _subjects_from_obj(obj) -> list[str] | None:
                 if isinstance(val, str):
                     val = json.loads(val)
                 return [str(s) for s in val]
-        for key in ("nfgan", "extra", "meta", "state", "metadata", "config"):
+        for key in ("nfgan", "nfgan_model", "extra", "meta", "state", "metadata", "config"):
             val = obj.get(key)
             if isinstance(val, str) and val.lstrip().startswith("{"):   # JSON metadata (nfgan.checkpoint)
                 try:
