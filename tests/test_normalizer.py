@@ -113,3 +113,44 @@ def test_cli_aligns_a_london_photo(run_dir, shared_data, tmp_path):
     assert rc == 0
     out = np.asarray(Image.open(tmp_path / "o" / "001_03.png"))
     assert out.shape == (64, 64) and out.std() > 0
+
+
+def test_shipped_default_model_loads_like_the_evaluator_loads_it(faces):
+    from nfgan.evaluate import load_generator
+    from nfgan.normalizer import default_model_path
+
+    norm = Normalizer.from_checkpoint()                      # no path: the shipped model
+    assert norm.info["checkpoint"] == str(default_model_path()) and norm.info["exported"]
+    ref = load_generator(default_model_path())
+    x = torch.from_numpy(faces[:3]).float()[:, None] / 127.5 - 1
+    with torch.no_grad():
+        want = ((ref(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+    got = norm.normalize(faces[:3])
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    # outputs are faces, not a constant: they vary across the image
+    assert got.std(axis=(1, 2)).min() > 10
+
+
+def test_cli_normalize_defaults_to_the_shipped_model(faces, tmp_path):
+    from nfgan.cli import main
+
+    Image.fromarray(faces[0]).save(tmp_path / "a.png")
+    assert main(["normalize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (64, 64)
+
+
+def test_pix2pix_export_is_refused_with_a_clear_message(tmp_path):
+    from nfgan.checkpoint import CheckpointError
+    from nfgan.evaluate import export_generator
+    from nfgan.pix2pix import load_config as p2p_load
+    from nfgan.trainer import train as train_run
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_load(overrides={"model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
+                              "data": {"root": str(root), "splits": str(root / "splits.json")},
+                              "train": {"steps": 1, "batch_size": 4, "channels_last": False},
+                              "log": {"sample_every": 1, "checkpoint_every": 1, "sample_count": 2}})
+    train_run(cfg, tmp_path / "run", progress=False)
+    export_generator(tmp_path / "run", tmp_path / "p2p.safetensors")
+    with pytest.raises(CheckpointError, match="pix2pix"):
+        Normalizer.from_checkpoint(tmp_path / "p2p.safetensors")

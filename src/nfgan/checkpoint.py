@@ -8,6 +8,10 @@ A checkpoint holds everything ``nfgan train --resume`` needs to continue exactly
 * tensors ``rng/<name>``: RNG states (torch CPU RNG, the batch sampler's ``torch.Generator``, CUDA);
 * metadata ``nfgan``: JSON with the format version, the step, the network hyper-parameters (``model``), the
   optimizers' ``param_groups`` and any extra JSON-able info (the resolved config, metrics so far...).
+
+An *exported model* (``nfgan.evaluate.export_generator``, e.g. the shipped ``nfgan_london64.safetensors``)
+holds only the inference networks, as tensors ``<name>/<key>``, and metadata ``nfgan_model`` (JSON: format,
+kind, model hyper-parameters, provenance); :func:`read_exported_model` reads it.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from torch import nn
 from nfgan.atomic import save_safetensors
 
 FORMAT_VERSION = 1
+EXPORT_KEY = "nfgan_model"     # safetensors metadata key of an exported model
+EXPORT_FORMAT = 1
 
 
 class CheckpointError(ValueError):
@@ -105,3 +111,28 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     if not found:
         raise CheckpointError(f"{run_dir}: no checkpoints/step_*.safetensors here")
     return found[-1]
+
+
+def read_exported_model(path: str | Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]]] | None:
+    """``(info, {net name: state dict})`` of an exported model file, ``None`` for any other safetensors file.
+
+    Float16-stored tensors are returned as float32."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a safetensors file ({e})") from None
+    if EXPORT_KEY not in meta:
+        return None
+    info = json.loads(meta[EXPORT_KEY])
+    if info.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{path}: exported model format {info.get('format')} (this nfgan reads {EXPORT_FORMAT})")
+    nets: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(path)).items():
+        name, _, sub = key.partition("/")
+        nets.setdefault(name, {})[sub] = value.float() if value.dtype == torch.float16 else value
+    return info, nets

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 
 from nfgan.atomic import atomic_open, save_image
-from nfgan.weights import assets_dir
 
-DEFAULT_MODEL_NAME = "nfgan_london64.safetensors"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def default_model() -> Path:
-    return assets_dir() / DEFAULT_MODEL_NAME
+    from nfgan.normalizer import default_model_path
+
+    return default_model_path()
 
 
 def _pose_from_yaw(yaw: float) -> str:
@@ -185,7 +185,7 @@ def format_summary(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nfgan.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=Path, default=REPO_ROOT / "examples" / "london", help="photo folder")
-    p.add_argument("--model", type=Path, default=None, help=f"model file or run folder (default: assets/{DEFAULT_MODEL_NAME})")
+    p.add_argument("--model", type=Path, default=None, help="model file or run folder (default: the shipped nfgan_london64 model)")
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
     p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (dlib, faceres)")

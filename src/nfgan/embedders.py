@@ -47,7 +47,7 @@ def as_nhwc_255(faces, value_range: tuple[float, float] | None = None) -> torch.
     range (beyond rounding) raise ``ValueError`` naming the range seen.
     """
     is_torch = isinstance(faces, torch.Tensor)
-    x = faces.detach() if is_torch else torch.from_numpy(np.ascontiguousarray(np.asarray(faces)))
+    x = faces.detach() if is_torch else torch.from_numpy(np.require(np.asarray(faces), requirements=["C", "W"]))
     integer = x.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)
     if x.dim() == 2:
         x = x[None]

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from nfgan.atomic import atomic_open, write_text
+from nfgan.checkpoint import EXPORT_FORMAT, EXPORT_KEY, read_exported_model
 from nfgan.dataset import PreparedDataset
 from nfgan.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.pairs import build_pairs, load_splits
@@ -53,8 +54,6 @@ VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": 
                 "left_profile": "profile", "right_profile": "profile"}
 VIEWS = ("frontal", "3/4", "profile")
 REFERENCE_MODELS = ("input", "ground_truth")
-EXPORT_KEY = "nfgan_model"     # safetensors metadata key of an exported generator
-EXPORT_FORMAT = 1
 
 
 class EvaluateError(ValueError):
@@ -148,15 +147,9 @@ def _nets_for(kind: str, model: dict) -> dict[str, nn.Module]:
             "dec": Decoder(int(model.get("latent_dim", 256)), int(model.get("image_size", 64)))}
 
 
-def _state_for(prefixed: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
-    return {k[len(name) + 1:]: v for k, v in prefixed.items() if k.startswith(name + "/")}
-
-
 def load_generator(path: str | Path) -> FaceNormalizer:
     """A :class:`FaceNormalizer` from a run folder (its latest checkpoint), a training checkpoint, or a file
     written by :func:`export_generator`. Never unpickles: all three are safetensors."""
-    from safetensors import safe_open
-
     from nfgan.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 
     path = Path(path)
@@ -165,21 +158,15 @@ def load_generator(path: str | Path) -> FaceNormalizer:
     if not path.is_file():
         raise EvaluateError(f"{path}: no such run folder, checkpoint or model file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:
-        raise EvaluateError(f"{path}: not a safetensors file ({e})") from None
-    if EXPORT_KEY in meta:
-        info = json.loads(meta[EXPORT_KEY])
-        if info.get("format") != EXPORT_FORMAT:
-            raise EvaluateError(f"{path}: exported model format {info.get('format')} (this nfgan reads {EXPORT_FORMAT})")
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(path))
+        exported = read_exported_model(path)
+    except CheckpointError as e:
+        raise EvaluateError(str(e)) from None
+    if exported is not None:
+        info, states = exported
         kind = info["kind"]
         nets = _nets_for(kind, info["model"])
         for name, net in nets.items():
-            net.load_state_dict(_state_for(tensors, name))
+            net.load_state_dict(states.get(name, {}))
         return FaceNormalizer(kind, nets, {**info, "source": str(path)})
     try:
         ck = load_checkpoint(path)

@@ -3,7 +3,7 @@
 Python::
 
     from nfgan.normalizer import Normalizer
-    norm = Normalizer.from_checkpoint("runs/london-cpu")      # a run folder (its last checkpoint) or a file
+    norm = Normalizer.from_checkpoint()              # the shipped default model; or a run folder / checkpoint
     out = norm.normalize(faces)        # uint8 N x 64 x 64 (or one 64 x 64 face) -> uint8 N x 64 x 64
     z = norm.encode(faces)             # N x 256 codes
     imgs = norm.decode(z)              # uint8 N x 64 x 64
@@ -26,8 +26,17 @@ import numpy as np
 import torch
 
 from nfgan.atomic import save_image, write_text
-from nfgan.checkpoint import load_checkpoint
+from nfgan.checkpoint import CheckpointError, load_checkpoint, read_exported_model
 from nfgan.networks import Decoder, Encoder
+from nfgan.weights import assets_dir
+
+#: file name of the shipped default model in ``nfgan/assets`` (docs/model_card.md)
+DEFAULT_MODEL_NAME = "nfgan_london64.safetensors"
+
+
+def default_model_path() -> Path:
+    """The shipped default NFGAN (trained on the London Set's training subjects; docs/model_card.md)."""
+    return assets_dir() / DEFAULT_MODEL_NAME
 
 
 class NormalizerInputError(ValueError):
@@ -76,8 +85,25 @@ class Normalizer:
         self.info = info or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Normalizer":
-        """Load from a checkpoint file or a run folder (its latest checkpoint)."""
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Normalizer":
+        """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file
+        such as the shipped default (:func:`default_model_path`, used when ``path`` is None)."""
+        p = Path(path) if path is not None else default_model_path()
+        path = p
+        if p.is_file():
+            exported = read_exported_model(p)
+            if exported is not None:
+                info, states = exported
+                if info.get("kind", "nfgan") != "nfgan":
+                    raise CheckpointError(f"{p}: a {info.get('kind')} model, not NFGAN; load it with "
+                                          "nfgan.evaluate.load_generator")
+                m = info["model"]
+                enc = Encoder(m.get("latent_dim", 256), m.get("image_size", 64))
+                dec = Decoder(m.get("latent_dim", 256), m.get("image_size", 64))
+                enc.load_state_dict(states.get("enc", {}))
+                dec.load_state_dict(states.get("dec", {}))
+                return cls(enc, dec, m.get("image_size", 64), device,
+                           {"checkpoint": str(p), "step": info.get("step"), "exported": True})
         ck = load_checkpoint(path)
         m = ck["model"]
         enc = Encoder(m.get("latent_dim", 256), m.get("image_size", 64))
@@ -124,7 +150,8 @@ def _looks_aligned(img, size: int) -> bool:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint file or run folder")
+    p.add_argument("--model", type=Path, default=None,
+                   help="run folder, checkpoint or exported model (default: the shipped nfgan_london64 model)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")

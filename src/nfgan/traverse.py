@@ -51,7 +51,8 @@ def save_gif(path: Path, frames: np.ndarray, scale: int = 2, ms: int = 120) -> N
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, help="an aligned 64x64 face or a photo (aligned automatically)")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint file or run folder")
+    p.add_argument("--model", type=Path, default=None,
+                   help="run folder, checkpoint or exported model (default: the shipped nfgan_london64 model)")
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output: NAME.png (a NAME.gif is written beside it) or a folder")
     p.add_argument("--steps", type=int, default=8, help="interpolation frames (default 8)")
