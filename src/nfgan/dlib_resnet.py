@@ -42,6 +42,7 @@ file's size and modification time, so the 22 MB file is parsed once per machine.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,24 +395,30 @@ class DlibFaceResNet(nn.Module):
     def features(self, rgb: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
         """Outputs of ``stem``, each stage (``level4`` 32x35x35 ... ``level0`` 256x2x2), ``pooled`` (256)
         and ``descriptor`` (128). With ``upto`` (a stage name) it stops after that stage."""
-        out = {}
-        x = self.stem(rgb)
-        out["stem"] = x
-        ends = {v: k for k, v in STAGE_ENDS.items()}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in ends:
-                out[ends[i]] = x
-                if upto == ends[i]:
-                    return out
-        if upto is not None and upto not in ("pooled", "descriptor"):
-            raise KeyError(f"unknown stage {upto!r}; known: stem, {', '.join(STAGE_ENDS)}, pooled, descriptor")
+        out = {"stem": self.stem(rgb)}
+        x, stopped = _run_stages(out["stem"], self.blocks, upto, out)
+        if stopped:
+            return out
         out["pooled"] = x.mean(dim=(2, 3))
         out["descriptor"] = self.fc(out["pooled"])
         return out
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.features(rgb)["descriptor"]
+
+
+def _run_stages(x: torch.Tensor, blocks, upto: str | None, out: dict) -> tuple[torch.Tensor, bool]:
+    """Run the residual blocks, recording each stage's output in ``out``; ``True`` when it stopped at ``upto``."""
+    ends = {v: k for k, v in STAGE_ENDS.items()}
+    for i, block in enumerate(blocks):
+        x = block(x)
+        if i in ends:
+            out[ends[i]] = x
+            if upto == ends[i]:
+                return x, True
+    if upto is not None and upto not in ("pooled", "descriptor"):
+        raise KeyError(f"unknown stage {upto!r}; known: stem, {', '.join(STAGE_ENDS)}, pooled, descriptor")
+    return x, False
 
 
 def _pad_to(t: torch.Tensor, shape) -> torch.Tensor:
@@ -483,22 +490,20 @@ class FusedGrayResNet(nn.Module):
             return self._features(x.to(dtype), p, upto, out)
 
     def _features(self, x, p, upto, out) -> dict[str, torch.Tensor]:
-        h = F.max_pool2d(F.relu(F.conv2d(x, p["stem_w"], p["stem_b"], stride=2)), 3, 2)
-        out["stem"] = h
-        ends = {v: k for k, v in STAGE_ENDS.items()}
-        for i, down in enumerate(self.down):
+        out["stem"] = F.max_pool2d(F.relu(F.conv2d(x, p["stem_w"], p["stem_b"], stride=2)), 3, 2)
+
+        def block(i: int, down: bool, h: torch.Tensor) -> torch.Tensor:
             y = F.relu(F.conv2d(h, p[f"w{i}_0"], p[f"b{i}_0"], stride=2 if down else 1, padding=0 if down else 1))
             y = F.conv2d(y, p[f"w{i}_1"], p[f"b{i}_1"], padding=1)
             shortcut = F.avg_pool2d(h, 2, 2) if down else h
             if shortcut.shape != y.shape:           # dlib's add_prev: zero-pad both to the larger C, H, W
                 y, shortcut = _pad_to(y, shortcut.shape), _pad_to(shortcut, y.shape)
-            h = F.relu(y + shortcut)
-            if i in ends:
-                out[ends[i]] = h
-                if upto == ends[i]:
-                    return out
-        if upto is not None and upto not in ("pooled", "descriptor"):
-            raise KeyError(f"unknown stage {upto!r}; known: stem, {', '.join(STAGE_ENDS)}, pooled, descriptor")
+            return F.relu(y + shortcut)
+
+        blocks = [functools.partial(block, i, down) for i, down in enumerate(self.down)]
+        h, stopped = _run_stages(out["stem"], blocks, upto, out)
+        if stopped:
+            return out
         out["pooled"] = h.mean(dim=(2, 3))
         if "fc_w" in p:
             out["descriptor"] = F.linear(out["pooled"], p["fc_w"])

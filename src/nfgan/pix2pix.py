@@ -40,7 +40,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -265,17 +264,6 @@ class Pix2PixTrainer(T.NFGANTrainer):
             opt.step()
         self.step += 1
         return dict(zip(T.LOSS_NAMES, values.tolist()))
-
-    @torch.no_grad()
-    def sample_grid(self) -> np.ndarray:
-        x_rows, y_rows = self.sample_rows
-        for net in self.nets.values():
-            net.eval()
-        with self.autocast():
-            out = self.generate(self._batch(x_rows))
-        imgs = [self.images[torch.from_numpy(x_rows)].cpu().numpy(), T.to_uint8(out),
-                self.images[torch.from_numpy(y_rows)].cpu().numpy()]
-        return T._grid(imgs)
 
 
 def trainer_class(config: dict) -> type[T.NFGANTrainer]:

@@ -419,6 +419,10 @@ class NFGANTrainer:
         return dict(zip(LOSS_NAMES, values.tolist()))
 
     # -- outputs
+    def generate(self, x: torch.Tensor) -> torch.Tensor:
+        """The generator: x -> x~ (Dec(Enc(x)) for NFGAN)."""
+        return self.nets["dec"](self.nets["enc"](x))
+
     @torch.no_grad()
     def sample_grid(self) -> np.ndarray:
         """input | output | target for the fixed sample rows (networks in eval mode)."""
@@ -426,7 +430,7 @@ class NFGANTrainer:
         for net in self.nets.values():
             net.eval()
         with self.autocast():
-            out = self.nets["dec"](self.nets["enc"](self._batch(x_rows)))
+            out = self.generate(self._batch(x_rows))
         imgs = [self.images[torch.from_numpy(x_rows)].cpu().numpy(), to_uint8(out),
                 self.images[torch.from_numpy(y_rows)].cpu().numpy()]
         return _grid(imgs)
