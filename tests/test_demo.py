@@ -76,8 +76,7 @@ def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
 
 def test_shipped_default_model():
     path = default_model()
-    if not path.is_file():
-        pytest.skip(f"{path} not exported yet (tools/export_default_model.py)")
+    assert path.is_file(), f"{path}: the shipped default model is missing (tools/export_default_model.py)"
     g = load_generator(path)
     assert g.kind in ("nfgan", "pix2pix") and g.info["model"]["image_size"] == 64
     assert path.stat().st_size < 20e6
@@ -87,3 +86,14 @@ def test_shipped_default_model():
     with torch.no_grad():
         y = g(x)
     assert y.shape == (1, 1, 64, 64) and torch.isfinite(y).all()
+
+
+def test_shipped_model_records_its_training_subjects_for_the_fer_guard():
+    import json
+
+    from nfgan.fer.augment import recorded_train_subjects
+
+    splits = json.loads((REPO / "configs" / "splits" / "london.json").read_text())
+    recorded = recorded_train_subjects(default_model())
+    assert recorded == sorted(splits["train"])
+    assert not set(recorded) & set(splits["test"])
