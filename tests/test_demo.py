@@ -51,6 +51,11 @@ def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
 
     grid = np.asarray(Image.open(tmp_path / "demo" / "grid.png"))
     assert grid.shape == (14 + 2 * 66 + 2, 120 + 4 * 66 + 2)     # 2 rows x (photo | input | output | truth)
+    # overview: per subject 3 rows (photo, aligned, output) x one column per expression/view + the truth column
+    ov = np.asarray(Image.open(tmp_path / "demo" / "overview.png"))
+    assert ov.shape == (14 + 3 * 98 + 2, 84 + 3 * 98 + 2)
+    truth = lambda r: ov[14 + 2 + r * 98: 14 + 2 + r * 98 + 96, 84 + 2 + 2 * 98: 84 + 2 + 2 * 98 + 96]  # noqa: E731
+    assert (truth(0) == 255).all() and (truth(1) == 255).all() and truth(2).std() > 10   # only in the output row
     with open(tmp_path / "demo" / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["pose"] for r in rows] == ["frontal", "left_3quarter"]

@@ -4,7 +4,8 @@ Takes the example photos shipped in ``examples/london/`` (two held-out London su
 neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.align.align_face`), normalises
 the aligned face with the shipped default model (``src/nfgan/assets/nfgan_london64.safetensors``, see
 docs/model_card.md) and writes ``demo/grid.png`` - one row per photo: photo | aligned input | output |
-ground truth (the subject's aligned frontal neutral photo) - plus ``demo/results.csv``. It prints, per photo
+ground truth (the subject's aligned frontal neutral photo) - ``demo/overview.png`` (the same faces, one column
+per expression x view, three rows per subject) and ``demo/results.csv``. It prints, per photo
 and overall, the identity check (embedding distance input vs output against the threshold calibrated at 1 %
 false accepts on real faces, stored in the model file by ``tools/export_default_model.py``) and whether the
 expression classifiers call the input and the output neutral.
@@ -79,6 +80,36 @@ def _up(face: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC))
 
 
+POSE_COLUMNS = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile")
+
+
+def overview(aligned: list[dict], outs: np.ndarray, gt: dict[str, np.ndarray], tile: int = 96) -> np.ndarray:
+    """A wide picture (the README's): per subject three rows - photo, aligned input, output - with one column
+    per expression x view, and the ground-truth frontal neutral face in an extra last column of the output
+    row. Columns are the union over subjects (blank where a subject has no aligned photo)."""
+    from nfgan.report import tile as mosaic
+
+    def key(a):
+        pose = a["pose"] if a["pose"] in POSE_COLUMNS else "other"
+        return (a["expression"] != "neutral", a["expression"], POSE_COLUMNS.index(pose) if pose in POSE_COLUMNS else 9, pose)
+
+    columns = sorted({key(a) for a in aligned})
+    col_of = {k: i for i, k in enumerate(columns)}
+    labels = [f"{k[1][:3]} {k[3].replace('_3quarter', ' 3/4').replace('_profile', ' prof')}" for k in columns] + ["truth"]
+    rows, row_labels = [], []
+    for subject in dict.fromkeys(a["subject"] for a in aligned):
+        block = [[None] * (len(columns) + 1) for _ in range(3)]
+        for i, a in enumerate(aligned):
+            if a["subject"] == subject:
+                c = col_of[key(a)]
+                block[0][c], block[1][c], block[2][c] = _thumb(Path(a["path"]), tile), _up(a["crop"], tile), _up(outs[i], tile)
+        if subject in gt:
+            block[2][-1] = _up(gt[subject], tile)
+        rows += block
+        row_labels += [f"{subject} photo", f"{subject} aligned", f"{subject} output"]
+    return mosaic(rows, labels, row_labels, size=tile, label_w=84)
+
+
 def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | None = None,
              identity: tuple[str, ...] = ("dlib", "faceres"), expression: tuple[str, ...] = ("fer", "faceapi"),
              tile: int = 128, progress: bool = True) -> dict:
@@ -148,6 +179,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
                   [f"{a['subject']} {a['expression'][:3]} {a['pose'].replace('_3quarter', ' 3/4')}" for a in aligned],
                   size=tile, label_w=120)
     save_image(out_dir / "grid.png", grid)
+    save_image(out_dir / "overview.png", overview(aligned, outs, gt))
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_open(out_dir / "results.csv", "w", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=keys)
@@ -159,7 +191,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
                "mean_id_distance": {n: float(d.mean()) for n, d in dists.items()},
                "input_neutral": {n: float(v.mean()) for n, v in neutral_in.items()},
                "output_neutral": {n: float(v.mean()) for n, v in neutral_out.items()},
-               "grid": str(out_dir / "grid.png"), "rows": rows, "seconds": round(time.time() - t0, 1)}
+               "grid": str(out_dir / "grid.png"), "overview": str(out_dir / "overview.png"), "rows": rows, "seconds": round(time.time() - t0, 1)}
     return summary
 
 
@@ -178,7 +210,7 @@ def format_summary(s: dict) -> str:
     for n in s["output_neutral"]:
         lines.append(f"classified neutral ({n}): inputs {100 * s['input_neutral'][n]:.0f}%, "
                      f"outputs {100 * s['output_neutral'][n]:.0f}%")
-    lines.append(f"wrote {s['grid']} ({s['seconds']} s)")
+    lines.append(f"wrote {s['grid']} and {s.get('overview', '')} ({s['seconds']} s)")
     return "\n".join(lines)
 
 
