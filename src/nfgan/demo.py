@@ -80,18 +80,16 @@ def _up(face: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC))
 
 
-POSE_COLUMNS = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile")
-
-
 def overview(aligned: list[dict], outs: np.ndarray, gt: dict[str, np.ndarray], tile: int = 96) -> np.ndarray:
     """A wide picture (the README's): per subject three rows - photo, aligned input, output - with one column
     per expression x view, and the ground-truth frontal neutral face in an extra last column of the output
     row. Columns are the union over subjects (blank where a subject has no aligned photo)."""
+    from nfgan.report import POSE_ORDER
     from nfgan.report import tile as mosaic
 
-    def key(a):
-        pose = a["pose"] if a["pose"] in POSE_COLUMNS else "other"
-        return (a["expression"] != "neutral", a["expression"], POSE_COLUMNS.index(pose) if pose in POSE_COLUMNS else 9, pose)
+    def key(a):   # neutral first, then views left to right (unknown poses last)
+        order = POSE_ORDER.index(a["pose"]) if a["pose"] in POSE_ORDER else len(POSE_ORDER)
+        return (a["expression"] != "neutral", a["expression"], order, a["pose"])
 
     columns = sorted({key(a) for a in aligned})
     col_of = {k: i for i, k in enumerate(columns)}
@@ -210,7 +208,7 @@ def format_summary(s: dict) -> str:
     for n in s["output_neutral"]:
         lines.append(f"classified neutral ({n}): inputs {100 * s['input_neutral'][n]:.0f}%, "
                      f"outputs {100 * s['output_neutral'][n]:.0f}%")
-    lines.append(f"wrote {s['grid']} and {s.get('overview', '')} ({s['seconds']} s)")
+    lines.append(f"wrote {s['grid']} and {s['overview']} ({s['seconds']} s)")
     return "\n".join(lines)
 
 
