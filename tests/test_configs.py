@@ -7,7 +7,8 @@ import pytest
 from nfgan.pix2pix import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-COMPARED = ["ablation_no_lid", "ablation_no_lfeat", "baseline_autoencoder", "baseline_pix2pix", "nfgan_strong_lid"]
+COMPARED = ["ablation_no_lid", "ablation_no_lfeat", "baseline_autoencoder", "baseline_pix2pix", "nfgan_strong_lid",
+            "pix2pix_lid"]
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -28,3 +29,27 @@ def test_compared_runs_share_the_london_budget(name):
         assert cfg["data"][key] == ref["data"][key], key
     if cfg["model"].get("type", "nfgan") == "nfgan":
         assert cfg["optim"] == ref["optim"]
+
+
+FER_CONFIGS = sorted((CONFIGS / "fer").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", FER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_fer_config_loads(path):
+    from nfgan.fer.cv import load_config as load_fer_config   # refuses unknown options
+
+    cfg = load_fer_config(path)
+    assert cfg["epochs"] > 0 and cfg["crop"] <= 64
+
+
+def test_fer_default_is_the_candidate_chosen_on_validation():
+    """configs/fer/ckplus.yaml must be candidate c1 plus r1's reference option (docs/fer.md 'Model selection')."""
+    from nfgan.fer.cv import load_config as load_fer_config
+
+    chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
+    c1 = load_fer_config(CONFIGS / "fer" / "selection" / "c1.yaml")
+    c0 = load_fer_config(CONFIGS / "fer" / "selection" / "c0.yaml")
+    drop = lambda c: {k: v for k, v in c.items() if k != "threads"}  # noqa: E731
+    r1 = load_fer_config(CONFIGS / "fer" / "selection" / "r1.yaml")
+    assert drop(chosen) == {**drop(c1), "references_per_subject": 1} == drop(r1)
+    assert {k for k in c0 if c0[k] != c1[k]} == {"rotate", "scale", "shift", "tta"}

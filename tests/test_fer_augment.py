@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +58,29 @@ def test_train_subjects_from_trainer_split_file(tmp_path):
     path = save_checkpoint(tmp_path / "c.safetensors", 1, {"enc": torch.nn.Linear(1, 1)},
                            extra={"config": {"data": {"splits": str(splits)}}})
     assert recorded_train_subjects(path) == ["001", "002", "003"]
+
+
+
+def test_references_per_subject_cap(tmp_path):
+    """A folder of normalised faces (2 subjects x several images): the cap keeps the first ones per subject."""
+    from PIL import Image
+
+    from nfgan.fer.augment import AugmentSource
+    from nfgan.fer.precropped import prepare_precropped
+
+    subjects = ["A", "B", "A", "C", "A", "B"]
+    lines = ["path,subject,expression,pose"]
+    for i, s in enumerate(subjects):
+        Image.fromarray(np.full((48, 48), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,{s},neutral,frontal")
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    folder = prepare_precropped(tmp_path / "manifest.csv", tmp_path / "refs")
+    (Path(folder) / "train_subjects.json").write_text("[]")
+    src = AugmentSource(folder).load(None)
+    assert src.subjects == subjects
+    np.testing.assert_array_equal(src.indices_for(["A", "B"]), [0, 1, 2, 4, 5])
+    np.testing.assert_array_equal(src.indices_for(["A", "B"], per_subject=1), [0, 1])
+    np.testing.assert_array_equal(src.indices_for(["A", "C"], per_subject=2), [0, 2, 3])
+    assert len(src.indices_for(["D"], per_subject=1)) == 0
+    # the faces follow the manifest order: the capped indices pick the right images
+    assert [int(src.faces[i].mean()) for i in src.indices_for(["A"], per_subject=2)] == [0, 80]

@@ -16,7 +16,10 @@ splits, batch sampler and step budget as NFGAN (issue #4, "the model a user woul
 * losses: ``L_G = lambda_L1 |G(x) - y|_1 + lambda_GAN BCE(D(x, G(x)), 1)``,
   ``L_D = 0.5 [BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)]`` (pix2pix halves D's objective); config ``loss.pixel``
   is lambda_L1 (100 in pix2pix) and ``loss.gan`` is lambda_GAN (1); ``loss.feat``, ``loss.id`` and
-  ``loss.sym`` must be 0 (pix2pix has none of them, and no frozen feature net is loaded).
+  ``loss.sym`` default to 0 (pix2pix has none of them, and no frozen feature net is loaded). An experiment
+  may switch NFGAN's L_feat / L_id / L_sym on for the U-Net generator (``configs/pix2pix_lid.yaml``): they
+  are the NFGAN trainer's losses (``NFGANTrainer.feature_losses``), added to L_G with their weights, and
+  need the matching ``feature_nets`` entry.
   The real pair uses the sampled target y (the subject's frontal neutral face), not the guiding set.
 
 At inference the generator runs in eval mode: BatchNorm uses its running statistics and dropout is off, so
@@ -45,6 +48,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from nfgan import losses as L
 from nfgan import trainer as T
 from nfgan.networks import init_weights
 
@@ -182,9 +186,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = T._merge(base, data, source)
     if overrides:
         cfg = T._merge(cfg, overrides, "overrides")
-    for k in ("feat", "id", "sym"):
-        if cfg["loss"][k]:
-            raise T.ConfigError(f"{source}: loss.{k} must be 0 for model.type pix2pix (got {cfg['loss'][k]})")
+    for k, net in (("feat", "perceptual"), ("id", "identity")):
+        if cfg["loss"][k] and not cfg["feature_nets"].get(net):
+            raise T.ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
+                                f"(pix2pix has no {k} loss by default)")
     cfg["model"].update({**PIX2PIX_MODEL_DEFAULTS, **extra})
     unknown = set(cfg["model"]) - set(T.DEFAULT_CONFIG["model"]) - set(PIX2PIX_MODEL_DEFAULTS)
     if unknown:
@@ -207,7 +212,7 @@ class Pix2PixTrainer(T.NFGANTrainer):
 
     Loss names follow the NFGAN trainer's (``nfgan.trainer.LOSS_NAMES``) so logs and tools stay the same:
     ``pixel`` = L1 to the target, ``gan_dec`` = the generator's BCE, ``gan_dis`` = D's objective;
-    ``feat``, ``id`` and ``sym`` are logged as 0.
+    ``feat``, ``id`` and ``sym`` are 0 unless the config switches them on (module doc).
     """
 
     def __init__(self, config: dict, run_dir=None, device=None, base_dir="."):
@@ -235,7 +240,8 @@ class Pix2PixTrainer(T.NFGANTrainer):
         with self.autocast():
             fake = self.nets["gen"](x)
             zero = fake.new_zeros((), dtype=torch.float32)
-            out = {"feat": zero, "id": zero, "pixel": (fake.float() - y.float()).abs().mean(), "sym": zero,
+            out = {**self.feature_losses(fake, x_rows, y_rows), "pixel": (fake.float() - y.float()).abs().mean(),
+                   "sym": L.symmetry_loss(fake) if self.weights["sym"] > 0 else zero,
                    "gan_dec": _bce(self.nets["dis"](x, fake), True)}
             out["gan_dis"] = 0.5 * (_bce(self.nets["dis"](x, y), True) + _bce(self.nets["dis"](x, fake.detach()), False))
         return out
@@ -244,7 +250,11 @@ class Pix2PixTrainer(T.NFGANTrainer):
         """G <- grad_G (lambda_L1 L1 + lambda_GAN BCE); D <- grad_D L_D (its loss sees G(x) detached)."""
         gen_p = [p for p in self.nets["gen"].parameters() if p.requires_grad]
         dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
-        g_loss = self.weights["pixel"] * losses["pixel"] + self.weights["gan"] * losses["gan_dec"]
+        w = self.weights
+        g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_dec"]
+        for k in ("feat", "id", "sym"):   # NFGAN's extra losses, when a config switches them on
+            if w[k] > 0:
+                g_loss = g_loss + w[k] * losses[k]
         g_loss.backward(inputs=gen_p)
         losses["gan_dis"].backward(inputs=dis_p)
 

@@ -380,20 +380,24 @@ class NFGANTrainer:
         x, y, g = self._batch(x_rows), self._batch(y_rows), self._batch(g_rows)
         with self.autocast():
             xt = self.nets["dec"](self.nets["enc"](x))
-            zero = xt.new_zeros((), dtype=torch.float32)
-            if self.shared_trunk is not None:
-                feat_maps, id_maps = self.shared_trunk(xt)
-            else:
-                feat_maps = self.perceptual(xt) if self.perceptual is not None else None
-                id_maps = self.identity(xt) if self.identity is not None else None
-            out = {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
-                   "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero,
-                   "pixel": L.pixel_loss(xt, y),
-                   "sym": L.symmetry_loss(xt) if self.weights["sym"] > 0 else zero}
+            out = {**self.feature_losses(xt, x_rows, y_rows), "pixel": L.pixel_loss(xt, y),
+                   "sym": L.symmetry_loss(xt) if self.weights["sym"] > 0 else xt.new_zeros((), dtype=torch.float32)}
             fake_logits = self.nets["dis"](xt)
             out["gan_dec"] = L.generator_adversarial_loss(fake_logits)
             out["gan_dis"] = L.discriminator_loss(self.nets["dis"](g), fake_logits)
         return out
+
+    def feature_losses(self, xt: torch.Tensor, x_rows, y_rows) -> dict[str, torch.Tensor]:
+        """L_feat (eq. 2, against the targets' cached maps) and L_id (eq. 6, against the inputs' cached maps)
+        of the outputs ``xt``; a loss whose feature net is off is 0."""
+        zero = xt.new_zeros((), dtype=torch.float32)
+        if self.shared_trunk is not None:
+            feat_maps, id_maps = self.shared_trunk(xt)
+        else:
+            feat_maps = self.perceptual(xt) if self.perceptual is not None else None
+            id_maps = self.identity(xt) if self.identity is not None else None
+        return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
+                "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero}
 
     def sample_batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         b = int(self.cfg["train"]["batch_size"])

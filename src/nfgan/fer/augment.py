@@ -218,6 +218,14 @@ class AugmentSource:
         st = path.stat()
         return {"checkpoint": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
-    def indices_for(self, subjects: Iterable[str]) -> np.ndarray:
+    def indices_for(self, subjects: Iterable[str], per_subject: int | None = None) -> np.ndarray:
+        """Indices of the normalised faces of ``subjects``; with ``per_subject`` only that many per subject
+        (the first ones in dataset order)."""
         keep = set(subjects)
-        return np.asarray([i for i, s in enumerate(self.subjects) if s in keep], dtype=np.int64)
+        taken: dict[str, int] = {}
+        out = []
+        for i, s in enumerate(self.subjects):
+            if s in keep and (not per_subject or taken.get(s, 0) < per_subject):
+                taken[s] = taken.get(s, 0) + 1
+                out.append(i)
+        return np.asarray(out, dtype=np.int64)

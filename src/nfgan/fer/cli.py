@@ -28,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "(when the checkpoint does not record them)")
     cv.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
     cv.add_argument("--out", help="run directory (default runs/fer/<data>_<variant>)")
-    cv.add_argument("--only-fold", type=int, help="run just this fold (0-based)")
+    cv.add_argument("--only-fold", type=int, nargs="+", help="run just these folds (0-based)")
+    cv.add_argument("--validate", action="store_true",
+                    help="model selection: score on a validation split carved from each fold's training "
+                         "subjects (val_fraction); test subjects are not used")
     cv.add_argument("--epochs", type=int, help="override the config's epochs")
+    cv.add_argument("--seed", type=int, help="override the config's seed (fold k trains with seed*1000+k)")
     cv.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
 
     folds = sub.add_parser("folds", help="write a subject-independent fold file for a prepared dataset")
@@ -79,9 +83,10 @@ def _cv(args) -> int:
 
     out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
     summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
-                     overrides={"epochs": args.epochs, "threads": args.threads}, augment=args.augment,
-                     augment_subjects=args.augment_subjects, only_fold=args.only_fold)
-    print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean accuracy "
+                     overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed}, augment=args.augment,
+                     augment_subjects=args.augment_subjects, only_fold=args.only_fold,
+                     validate=args.validate)
+    print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean {summary['split']} accuracy "
           f"{summary['mean_accuracy']:.4f} +- {summary['std_accuracy']:.4f}")
     print(json.dumps({k: (round(v, 4) if v is not None else None)
                       for k, v in summary["per_class_accuracy"].items()}))

@@ -72,6 +72,13 @@ DEFAULTS = {
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
     "seed": 0,
     "threads": 2,
+    # training-time geometric jitter (0 = the paper's ten fixed crops: five_crops + flips)
+    "rotate": 0.0,         # max rotation, degrees (uniform in +-rotate)
+    "scale": 0.0,          # max relative zoom (uniform in 1 +- scale)
+    "shift": 0.0,          # max translation of the crop window, pixels (uniform in +-shift)
+    "tta": False,          # test time: average the softmax over the ten crops instead of the centre crop
+    "val_fraction": 0.15,  # share of each fold's training subjects held out by --validate
+    "references_per_subject": 0,  # 2b_aug: NFGAN references kept per training subject (0 = one per image)
 }
 
 
@@ -122,11 +129,37 @@ def per_class_accuracy(cm: np.ndarray) -> list[float | None]:
     return [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(len(cm))]
 
 
-def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
+def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, shift: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Random ``crop`` x ``crop`` views of B x 1 x S x S faces: rotation, zoom, shift and a mirror flip.
+
+    One affine map per face, sampled bilinearly (border padding) straight into the crop, so the identity
+    map with no jitter is exactly the centre crop.
+    """
+    b, side = faces.shape[0], faces.shape[-1]
+    u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    angle = u() * math.radians(rotate)
+    zoom = 1.0 / (1.0 + u() * scale)          # > 1 samples a larger window = zoom out
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    k = crop / side                            # the crop window in the face's normalised coordinates
+    cos, sin = torch.cos(angle) * zoom * k, torch.sin(angle) * zoom * k
+    theta = torch.stack([torch.stack([cos * flip, -sin, u() * shift * 2 / side], 1),
+                         torch.stack([sin * flip, cos, u() * shift * 2 / side], 1)], 1)
+    grid = F.affine_grid(theta, [b, 1, crop, crop], align_corners=False)
+    return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
                n_classes: int, seed: int, desc: str = "train") -> tuple[FERNet, dict]:
-    """Train one fold's net on ``crops`` (items x 10 x C x C), labels (-1 = reference-only), subject ids."""
+    """Train one fold's net on normalised faces (items x S x S), labels (-1 = reference-only), subject ids.
+
+    Each time a face enters a batch it is seen through one random view: with no jitter configured one of
+    its ten fixed crops (``five_crops`` + flips, Sec. 5.1), otherwise a random affine crop
+    (``jitter_crops``).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
                  dropout=cfg["dropout"], input_size=cfg["crop"])
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
@@ -139,7 +172,12 @@ def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, s
                                  n_pos=cfg["n_pos"], n_neg=cfg["n_neg"], seed=seed)
     total_steps = cfg["epochs"] * len(sampler)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    crops_t = torch.from_numpy(crops)
+    jitter = any(float(cfg[k]) > 0 for k in ("rotate", "scale", "shift"))
+    if jitter:
+        faces_t = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)).unsqueeze(1)
+    else:
+        crops_t = torch.from_numpy(np.stack([five_crops(f, cfg["crop"], flips=True) for f in faces])
+                                   .astype(np.float32))
     history = []
     bar = tqdm(range(cfg["epochs"]), desc=desc, unit="epoch", leave=False)
     for epoch in bar:
@@ -147,8 +185,12 @@ def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, s
         sums = {"ce": 0.0, "tuplet": 0.0, "n": 0}
         for batch in sampler:
             idx = torch.as_tensor(batch)
-            which = torch.as_tensor(rng.integers(0, crops.shape[1], size=len(batch)))
-            x = crops_t[idx, which].unsqueeze(1)
+            if jitter:
+                x = jitter_crops(faces_t[idx], cfg["crop"], float(cfg["rotate"]), float(cfg["scale"]),
+                                 float(cfg["shift"]), gen)
+            else:
+                which = torch.as_tensor(rng.integers(0, crops_t.shape[1], size=len(batch)))
+                x = crops_t[idx, which].unsqueeze(1)
             y = torch.as_tensor(labels[batch])
             logits, emb = net(x)
             has_label = y != REFERENCE_ONLY
@@ -175,11 +217,20 @@ def train_fold(cfg: dict, variant: str, crops: np.ndarray, labels: np.ndarray, s
 
 
 @torch.no_grad()
-def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256) -> np.ndarray:
-    """Softmax-branch predictions from the centre crops (Sec. 5.1)."""
+def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tta: bool = False) -> np.ndarray:
+    """Softmax-branch predictions: from the centre crop (Sec. 5.1) or, with ``tta``, from the mean softmax
+    over the ten crops (``five_crops`` + flips)."""
     net.eval()
-    x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
-    return torch.cat([net(x[i:i + batch])[0].argmax(1) for i in range(0, len(x), batch)]).numpy()
+    if not tta:
+        x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
+        return torch.cat([net(x[i:i + batch])[0].argmax(1) for i in range(0, len(x), batch)]).numpy()
+    out = []
+    for i in range(0, len(faces_norm), batch):
+        views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 x C x C
+        x = torch.from_numpy(views.astype(np.float32)).reshape(-1, 1, crop, crop)
+        probs = net(x)[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1)
+        out.append(probs.argmax(1))
+    return torch.cat(out).numpy()
 
 
 def _config_hash(run_cfg: dict) -> str:
@@ -231,7 +282,7 @@ def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict
     cm = sum(np.asarray(r["confusion"]) for r in results)
     accs = np.asarray([r["accuracy"] for r in results])
     summary = {
-        "variant": variant, "classes": classes, "folds_done": len(results), "folds_total": n_folds,
+        "variant": variant, "split": results[0].get("split", "test"), "classes": classes, "folds_done": len(results), "folds_total": n_folds,
         "complete": len(results) == n_folds,
         "mean_accuracy": float(accs.mean()), "std_accuracy": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
         "pooled_accuracy": float(np.trace(cm) / cm.sum()),
@@ -247,9 +298,15 @@ def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict
 
 def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: str = "2b",
            config: str | Path | None = None, overrides: dict | None = None, augment: str | Path | None = None,
-           augment_subjects: str | Path | None = None, only_fold: int | None = None,
-           progress: bool = True) -> dict:
-    """Run (or resume) the cross-validation; returns the summary dict (see module doc)."""
+           augment_subjects: str | Path | None = None, only_fold: int | list[int] | None = None,
+           progress: bool = True, validate: bool = False) -> dict:
+    """Run (or resume) the cross-validation; returns the summary dict (see module doc).
+
+    ``validate``: model-selection mode. In every fold a subject-disjoint validation split
+    (``val_fraction`` of the fold's training subjects, seeded) is held out of training and the net is scored
+    on it; the fold's test subjects are not touched at all. Compare configurations on these numbers, then
+    run the chosen one without ``validate`` for the test figures.
+    """
     if variant not in VARIANTS:
         raise FERConfigError(f"--variant must be one of {VARIANTS}, got {variant!r}")
     if variant == "2b_aug" and not augment:
@@ -261,12 +318,17 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     dataset = PreparedDataset(data)
     folds = load_folds(folds_file, dataset.subjects())
     classes = class_list(dataset, cfg["classes"])
-    if only_fold is not None and not 0 <= only_fold < len(folds):
-        raise FERConfigError(f"--only-fold {only_fold}: {folds_file} has folds 0..{len(folds) - 1}")
+    todo = list(range(len(folds))) if only_fold is None else (
+        [only_fold] if isinstance(only_fold, int) else list(only_fold))
+    bad = [k for k in todo if not 0 <= k < len(folds)]
+    if bad:
+        raise FERConfigError(f"--only-fold {bad}: {folds_file} has folds 0..{len(folds) - 1}")
+    if validate and not 0 < float(cfg["val_fraction"]) < 1:
+        raise FERConfigError(f"val_fraction must be in (0, 1) for --validate, got {cfg['val_fraction']}")
     out = Path(out)
     run_cfg = {**cfg, "data": str(Path(data).resolve()), "folds_file": str(Path(folds_file).resolve()),
                "variant": variant, "augment": str(Path(augment).resolve()) if augment else None,
-               "classes": classes}
+               "classes": classes, "split": "val" if validate else "test"}
     run_cfg["config_hash"] = _config_hash(run_cfg)
     cfg_path = out / "config.yaml"
     if cfg_path.is_file():
@@ -298,7 +360,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     if not cfg_path.is_file():   # only once the inputs (and the leak guard) have been accepted
         write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
 
-    todo = [only_fold] if only_fold is not None else list(range(len(folds)))
     fold_bar = tqdm(todo, desc=f"CV {variant}", unit="fold", disable=not progress)
     for k in fold_bar:
         res_path = out / "folds" / f"fold_{k:02d}.json"
@@ -306,29 +367,38 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
             continue
         t0, c0 = time.time(), time.process_time()
         test_set = set(folds[k])
-        train_idx = np.asarray([i for i in rows if subj_all[i] not in test_set])
-        test_idx = np.asarray([i for i in rows if subj_all[i] in test_set])
+        if validate:   # hold out part of the training subjects; the test fold stays unseen
+            train_subjects = sorted({subj_all[i] for i in rows} - test_set)
+            vrng = np.random.default_rng(int(cfg["seed"]) * 1000 + k + 7919)
+            n_val = max(1, int(round(float(cfg["val_fraction"]) * len(train_subjects))))
+            eval_set = set(vrng.choice(train_subjects, size=n_val, replace=False).tolist())
+            excluded = test_set | eval_set
+        else:
+            eval_set, excluded = test_set, test_set
+        train_idx = np.asarray([i for i in rows if subj_all[i] not in excluded])
+        test_idx = np.asarray([i for i in rows if subj_all[i] in eval_set])
         train_faces, train_labels, train_subj = faces[train_idx], labels_all[train_idx], subjects_all[train_idx]
         n_refs = 0
         if aug is not None:
             check_no_leak(aug.train_subjects, folds[k], str(augment), fold=k)
             train_subject_names = sorted({subj_all[i] for i in train_idx})
-            ref_idx = aug.indices_for(train_subject_names)
+            ref_idx = aug.indices_for(train_subject_names,
+                                      per_subject=int(cfg["references_per_subject"]) or None)
             n_refs = len(ref_idx)
             if n_refs:
                 train_faces = np.concatenate([train_faces, aug_faces[ref_idx]])
                 train_labels = np.concatenate([train_labels, np.full(n_refs, ref_label)])
                 train_subj = np.concatenate([train_subj, [subj_ids[aug.subjects[i]] for i in ref_idx]])
-        crops = np.stack([five_crops(f, cfg["crop"], flips=True) for f in train_faces]).astype(np.float32)
-        net, info = train_fold(cfg, variant, crops, train_labels, train_subj, len(classes),
+        net, info = train_fold(cfg, variant, train_faces, train_labels, train_subj, len(classes),
                                seed=int(cfg["seed"]) * 1000 + k, desc=f"fold {k}")
-        pred = predict(net, faces[test_idx], cfg["crop"])
+        pred = predict(net, faces[test_idx], cfg["crop"], tta=bool(cfg["tta"]))
         true = labels_all[test_idx]
         cm = confusion_matrix(true, pred, len(classes))
         result = {"fold": k, "accuracy": float((pred == true).mean()),
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
                   "n_train": int(len(train_idx)), "n_references": int(n_refs), "n_test": int(len(test_idx)),
-                  "test_subjects": sorted(test_set), "seconds": time.time() - t0,
+                  "split": "val" if validate else "test", "test_subjects": sorted(eval_set),
+                  "seconds": time.time() - t0,
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
                   "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}

@@ -1,0 +1,121 @@
+"""FER training views (random affine crops), test-time augmentation and the validation (model-selection) mode."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nfgan.cli import main
+from nfgan.dataset import PreparedDataset
+from nfgan.fer.cv import jitter_crops, predict
+from nfgan.fer.model import FERNet
+from nfgan.photometric import center_crop, five_crops
+
+from test_fer_cli import tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
+
+
+def test_jitter_without_jitter_is_the_centre_crop_or_its_mirror():
+    faces = torch.from_numpy(np.random.default_rng(0).normal(size=(16, 1, 64, 64)).astype(np.float32))
+    views = jitter_crops(faces, 60, rotate=0.0, scale=0.0, shift=0.0, generator=torch.Generator().manual_seed(1))
+    centre = torch.from_numpy(center_crop(faces.numpy(), 60))
+    same = (views - centre).abs().amax(dim=(1, 2, 3)) < 1e-4
+    mirrored = (views - centre.flip(-1)).abs().amax(dim=(1, 2, 3)) < 1e-4
+    assert bool((same | mirrored).all())
+    assert 0 < int(same.sum()) < 16          # both orientations occur
+
+
+def test_jitter_shift_moves_the_window_by_whole_pixels():
+    # a horizontal ramp: shifting the window by d pixels adds d to every value (away from the border)
+    ramp = torch.arange(64, dtype=torch.float32).expand(64, 64).clone()
+    faces = ramp.expand(200, 1, 64, 64).contiguous()
+    views = jitter_crops(faces, 60, rotate=0.0, scale=0.0, shift=2.0, generator=torch.Generator().manual_seed(3))
+    centre = center_crop(ramp.numpy(), 60)
+    inner = views[..., 10:50, 10:50]
+    # left-right mirrored views of a ramp reverse it; undo that before measuring the offset
+    slope = inner[..., 0, 1] - inner[..., 0, 0]
+    unflipped = torch.where(slope.view(-1, 1, 1, 1) > 0, inner, inner.flip(-1))
+    offset = (unflipped - torch.from_numpy(centre[10:50, 10:50])).mean(dim=(1, 2, 3))
+    assert float(offset.abs().max()) <= 2.0 + 1e-4
+    assert float(offset.std()) > 0.5          # the shifts really vary
+
+
+def test_jitter_rotation_keeps_the_centre_and_is_reproducible():
+    img = torch.zeros(1, 1, 64, 64)
+    img[..., 28:36, 8:56] = 1.0               # a horizontal bar through the centre
+    a = jitter_crops(img.expand(8, 1, 64, 64), 60, rotate=30.0, scale=0.0, shift=0.0,
+                     generator=torch.Generator().manual_seed(5))
+    b = jitter_crops(img.expand(8, 1, 64, 64), 60, rotate=30.0, scale=0.0, shift=0.0,
+                     generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert bool((a[..., 29:31, 29:31] > 0.9).all())        # the centre stays on the bar
+    rows = (a > 0.5).float().sum(dim=-1)                   # a rotated bar spans more rows than 8
+    assert int(((rows > 0).sum(dim=-1)).max()) > 12
+
+
+def test_tta_prediction_is_the_mean_softmax_over_the_ten_crops():
+    torch.manual_seed(0)
+    net = FERNet(5).eval()
+    faces = np.random.default_rng(1).normal(size=(7, 64, 64)).astype(np.float32)
+    got = predict(net, faces, 60, tta=True)
+    with torch.no_grad():
+        views = torch.from_numpy(np.stack([five_crops(f, 60) for f in faces]).astype(np.float32))
+        probs = net(views.reshape(-1, 1, 60, 60))[0].softmax(1).reshape(7, 10, 5).mean(1)
+    np.testing.assert_array_equal(got, probs.argmax(1).numpy())
+    plain = predict(net, faces, 60)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(center_crop(faces, 60)).unsqueeze(1))[0].argmax(1).numpy()
+    np.testing.assert_array_equal(plain, ref)
+
+
+def test_validate_mode_scores_held_out_training_subjects_only(tiny, tmp_path):  # noqa: F811
+    data, folds = tiny
+    out = tmp_path / "val"
+    cfg = tmp_path / "jitter.yaml"
+    cfg.write_text("rotate: 8\nscale: 0.05\nshift: 2\ntta: true\nval_fraction: 0.25\nthreads: 1\n")
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--config", str(cfg), "--variant", "2b",
+                 "--out", str(out), "--only-fold", "0", "2", "--epochs", "1", "--validate"]) == 0
+    fold_file = json.loads(folds.read_text())["folds"]
+    subject_of = {r["id"]: r["subject"] for r in PreparedDataset(data).records}
+    for k in (0, 2):
+        res = json.loads((out / "folds" / f"fold_{k:02d}.json").read_text())
+        test_subjects = set(fold_file[k]["test_subjects"])
+        assert res["split"] == "val"
+        assert res["test_subjects"] and not set(res["test_subjects"]) & test_subjects
+        scored = {subject_of[p["id"]] for p in res["predictions"]}
+        assert scored == set(res["test_subjects"])            # only validation subjects were scored
+        # 6 subjects: 2 in the test fold, 1 (= 25 % of 4) for validation, 3 x 6 faces for training
+        assert res["n_train"] == 18 and res["n_test"] == 6
+    assert not (out / "folds" / "fold_01.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["split"] == "val" and summary["folds_done"] == 2
+
+
+def test_seed_override_and_results_table(tiny, tmp_path, capsys):  # noqa: F811
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    data, folds = tiny
+    runs = []
+    for seed in (0, 3):
+        out = tmp_path / f"seed{seed}"
+        assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "softmax", "--out",
+                     str(out), "--only-fold", "1", "--epochs", "1", "--threads", "1", "--seed", str(seed)]) == 0
+        assert yaml.safe_load((out / "config.yaml").read_text())["seed"] == seed
+        runs.append(out)
+    h0, h3 = (json.loads((r / "folds" / "fold_01.json").read_text())["history"][0]["ce"] for r in runs)
+    assert h0 != h3                                   # a different seed really trains differently
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
+    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    assert mod.main([str(r) for r in runs]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 4 and rows[0].startswith("| run | split | folds |")
+    s0 = json.loads((runs[0] / "summary.json").read_text())
+    assert f"| test | 1/3 | {100 * s0['mean_accuracy']:.2f} |" in rows[2]
+    assert mod.main([str(tmp_path / "missing")]) == 1

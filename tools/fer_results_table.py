@@ -1,0 +1,52 @@
+"""Print the markdown rows of docs/fer.md's result tables from finished `nfgan fer cv` run directories.
+
+    python tools/fer_results_table.py runs/fer/ckplus_softmax runs/fer/ckplus_2b runs/fer/ckplus_2b_aug
+    python tools/fer_results_table.py --per-fold runs/fer/ckplus_softmax runs/fer/ckplus_2b   # fold columns
+
+Row: run, folds done, mean and sample std of the fold accuracies, pooled accuracy, pooled per-class recall,
+wall minutes (sum over folds). Reads only ``summary.json`` (and ``folds/`` for ``--per-fold``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--per-fold", action="store_true", help="one row per fold, one column per run")
+    args = ap.parse_args(argv)
+    summaries = []
+    for run in args.runs:
+        path = run / "summary.json"
+        if not path.is_file():
+            print(f"error: {path}: not found (is {run} an `nfgan fer cv` run directory?)", file=sys.stderr)
+            return 1
+        summaries.append(json.loads(path.read_text()))
+    if args.per_fold:
+        folds = sorted({int(k) for s in summaries for k in s["fold_accuracy"]})
+        print("| fold | " + " | ".join(r.name for r in args.runs) + " |")
+        print("|---" * (len(args.runs) + 1) + "|")
+        for k in folds:
+            print(f"| {k} | " + " | ".join(_pct(s["fold_accuracy"].get(str(k))) for s in summaries) + " |")
+        return 0
+    classes = summaries[0]["classes"]
+    print("| run | split | folds | mean acc (%) | std (%) | pooled (%) | " + " | ".join(classes) + " | wall min |")
+    print("|---" * (len(classes) + 7) + "|")
+    for run, s in zip(args.runs, summaries):
+        per = [_pct(s["per_class_accuracy"].get(c)) for c in classes]
+        print(f"| `{run}` | {s.get('split', 'test')} | {s['folds_done']}/{s['folds_total']} | "
+              f"{100 * s['mean_accuracy']:.2f} | {100 * s['std_accuracy']:.2f} | {100 * s['pooled_accuracy']:.2f} | "
+              + " | ".join(per) + f" | {s['minutes']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
