@@ -173,3 +173,33 @@ def test_augmentation_from_nfgan_checkpoint(tiny, tmp_path, capsys):
     assert cached.shape == (36, 64, 64) and cached.dtype == np.uint8
     fold = json.loads((out / "folds" / "fold_00.json").read_text())
     assert fold["n_references"] == 36 - 6 * len(test0)   # the training subjects' faces only
+
+
+def test_augmentation_from_a_pix2pix_checkpoint(tiny, tmp_path):
+    """Another generator kind (the pix2pix U-Net of configs/pix2pix_lid.yaml) serves as the reference source:
+    its outputs are exactly what nfgan.evaluate.load_generator gives, and the reference cap applies."""
+    import torch
+
+    from nfgan.checkpoint import save_checkpoint
+    from nfgan.evaluate import load_generator
+    from nfgan.pix2pix import build_pix2pix
+
+    data, folds = tiny
+    model = {"type": "pix2pix", "ngf": 8, "ndf": 8, "max_channels": 32, "dropout": 0.0, "d_layers": 3,
+             "image_size": 64}
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "p2p.safetensors", 1, build_pix2pix(model), model=model,
+                           extra={"train_subjects": ["L001", "L002"]})
+    cfg = tmp_path / "cap.yaml"
+    cfg.write_text("references_per_subject: 1\nthreads: 1\n")
+    out = tmp_path / "run"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--config", str(cfg), "--variant",
+                 "2b_aug", "--augment", str(ckpt), "--out", str(out), "--only-fold", "0", "--epochs", "1"]) == 0
+    cached = np.load(out / "augment_faces.npy")
+    ds = PreparedDataset(data)
+    expected = load_generator(ckpt).normalize(np.array(ds.images, dtype=np.uint8), poses=ds.column("pose"))
+    np.testing.assert_array_equal(cached, expected)
+    assert cached.std(axis=0).mean() > 0                  # real, input-dependent outputs
+    test0 = json.loads(folds.read_text())["folds"][0]["test_subjects"]
+    fold = json.loads((out / "folds" / "fold_00.json").read_text())
+    assert fold["n_references"] == 6 - len(test0)          # one reference per training subject
