@@ -43,13 +43,21 @@ def test_fer_config_loads(path):
 
 
 def test_fer_default_is_the_candidate_chosen_on_validation():
-    """configs/fer/ckplus.yaml must be candidate c1 plus r1's reference option (docs/fer.md 'Model selection')."""
+    """configs/fer/ckplus.yaml = candidate c5 plus r1's reference option; jaffe.yaml = j2 (docs/fer.md
+    'Model selection'); each candidate differs from its predecessor only in what the docs say."""
     from nfgan.fer.cv import load_config as load_fer_config
 
-    chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
-    c1 = load_fer_config(CONFIGS / "fer" / "selection" / "c1.yaml")
-    c0 = load_fer_config(CONFIGS / "fer" / "selection" / "c0.yaml")
+    sel = lambda name: load_fer_config(CONFIGS / "fer" / "selection" / f"{name}.yaml")  # noqa: E731
     drop = lambda c: {k: v for k, v in c.items() if k != "threads"}  # noqa: E731
-    r1 = load_fer_config(CONFIGS / "fer" / "selection" / "r1.yaml")
-    assert drop(chosen) == {**drop(c1), "references_per_subject": 1} == drop(r1)
-    assert {k for k in c0 if c0[k] != c1[k]} == {"rotate", "scale", "shift", "tta"}
+    changed = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
+    chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
+    c0, c1, c5, c6, c7, r1 = (sel(n) for n in ("c0", "c1", "c5", "c6", "c7", "r1"))
+    assert drop(chosen) == {**drop(c5), "references_per_subject": 1}
+    assert chosen["trunk"] == "mini_xception"
+    assert changed(c0, c1) == {"rotate", "scale", "shift", "tta"}
+    assert changed(c1, c5) == {"trunk"}
+    assert changed(c5, c6) == changed(c5, c7) == {"lr"}
+    assert changed(c1, r1) == {"references_per_subject"}
+    jaffe = load_fer_config(CONFIGS / "fer" / "jaffe.yaml")
+    j0, j2 = sel("j0"), sel("j2")
+    assert drop(jaffe) == drop(j2) and changed(j0, j2) == {"trunk"}

