@@ -51,12 +51,14 @@ def test_fer_default_is_the_candidate_chosen_on_validation():
     drop = lambda c: {k: v for k, v in c.items() if k != "threads"}  # noqa: E731
     changed = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
     chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
-    c0, c1, c5, c6, c7, r1 = (sel(n) for n in ("c0", "c1", "c5", "c6", "c7", "r1"))
+    c0, c1, c5, c6, c7, c8, c9, c10, r1 = (sel(n) for n in ("c0", "c1", "c5", "c6", "c7", "c8", "c9", "c10", "r1"))
     assert drop(chosen) == {**drop(c5), "references_per_subject": 1}
-    assert chosen["trunk"] == "mini_xception"
+    assert chosen["trunk"] == "mini_xception"   # not faceapi112: its pretraining data may include CK+
     assert changed(c0, c1) == {"rotate", "scale", "shift", "tta"}
     assert changed(c1, c5) == {"trunk"}
     assert changed(c5, c6) == changed(c5, c7) == {"lr"}
+    assert changed(c5, c8) == changed(c5, c9) == {"trunk"} and (c8["trunk"], c9["trunk"]) == ("faceapi", "faceapi112")
+    assert changed(c5, c10) == {"ensemble"} and c10["ensemble"] == 2
     assert changed(c1, r1) == {"references_per_subject"}
     jaffe = load_fer_config(CONFIGS / "fer" / "jaffe.yaml")
     j0, j2 = sel("j0"), sel("j2")

@@ -93,6 +93,44 @@ def test_softmax_variant_has_no_metric_loss(tiny, tmp_path):
     assert fold["history"][0]["tuplet"] == 0.0 and fold["n_references"] == 0
 
 
+def test_ensemble_averages_member_softmax_and_member_zero_is_the_single_run(tiny, tmp_path, capsys):
+    from nfgan.fer.cv import load_config, normalise_all, predict_proba, train_fold
+
+    data, folds = tiny
+    base = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--only-fold", "2",
+            "--epochs", "2", "--threads", "1"]
+    assert main(base + ["--out", str(tmp_path / "single")]) == 0
+    assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "2"]) == 0
+    single = json.loads((tmp_path / "single" / "folds" / "fold_02.json").read_text())
+    ens = json.loads((tmp_path / "ens" / "folds" / "fold_02.json").read_text())
+    assert "members" not in single and len(ens["members"]) == 2
+    # member 0 is the single-net run (same seed, same data): same training curve and accuracy
+    assert ens["members"][0]["history"] == single["history"]
+    assert ens["members"][0]["accuracy"] == single["accuracy"]
+    assert ens["members"][0]["history"] != ens["members"][1]["history"]   # member 1: another seed
+    # the ensemble predicts the argmax of the members' mean softmax: rebuild it from two nets trained here
+    ds = PreparedDataset(data)
+    classes = list(CLASSES)
+    y = np.asarray([classes.index(e) for e in ds.column("expression")])
+    subj = ds.column("subject")
+    ids = {s: i for i, s in enumerate(sorted(set(subj)))}
+    s_idx = np.asarray([ids[s] for s in subj])
+    test = np.asarray([s in set(ens["test_subjects"]) for s in subj])
+    faces = normalise_all(np.asarray(ds.images))
+    cfg = load_config(None, {"epochs": 2, "threads": 1})
+    probs = 0.0
+    for m in range(2):
+        net, _ = train_fold(cfg, "2b", faces[~test], y[~test], s_idx[~test], 3, seed=2 + 100000 * m)
+        probs = probs + predict_proba(net, faces[test], 60) / 2
+    want = [classes[i] for i in np.asarray(probs).argmax(1)]
+    assert [p["pred"] for p in ens["predictions"]] == want
+    # the config hash changes with the ensemble size; ensemble 1 keeps earlier run dirs' hash
+    assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "3"]) == 1
+    assert "different configuration" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "bad"), "--ensemble", "0"]) == 1
+    assert "ensemble must be a positive number" in capsys.readouterr().err
+
+
 def _normalised_folder(tmp_path, data: Path, train_subjects: list[str]) -> Path:
     """A folder of 'NFGAN outputs' for every subject of ``data`` (one face each) + recorded NFGAN subjects."""
     ds = PreparedDataset(data)

