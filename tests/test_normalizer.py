@@ -75,7 +75,7 @@ def test_cli_normalize_reports_bad_files_and_goes_on(run_dir, faces, tmp_path):
     assert outs == ["face0.png", "face1.png", "face2.png"]
     norm = Normalizer.from_checkpoint(run_dir)
     got = np.asarray(Image.open(tmp_path / "out" / "face1.png"))
-    assert np.array_equal(got, norm.normalize(faces[1:2])[0])
+    assert np.array_equal(got, norm.normalize(faces[1:2])[0])   # aligned crops: pose unknown, not mirrored
     report = (tmp_path / "out" / "normalize_report.csv").read_text()
     assert "broken.png,error" in report and "small.png,error" in report and "use --align" in report
 
@@ -139,7 +139,29 @@ def test_cli_normalize_defaults_to_the_shipped_model(faces, tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (64, 64)
 
 
-def test_pix2pix_export_is_refused_with_a_clear_message(tmp_path):
+def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
+    """A shipped left 3/4 example photo: `nfgan normalize` aligns it (the aligner mirrors left-turned faces),
+    records its pose and applies the model's mirroring rule exactly like `nfgan demo` / `nfgan evaluate`, so
+    the mirrored crop is not mirrored back."""
+    from nfgan.align import align_face, pose_from_yaw
+    from nfgan.cli import main
+    from nfgan.evaluate import load_generator
+    from nfgan.normalizer import default_model_path
+
+    photo = Path(__file__).resolve().parents[1] / "examples" / "london" / "neutral_left_3quarter" / "124_02.jpg"
+    assert main(["normalize", str(photo), "-o", str(tmp_path / "o")]) == 0
+    got = np.asarray(Image.open(tmp_path / "o" / "124_02.png"))
+    face = align_face(photo, size=64)
+    pose = pose_from_yaw(face.yaw_deg)
+    assert pose.startswith("left") and face.flipped
+    gen = load_generator(default_model_path())
+    assert gen.flip_left_poses and gen.mirror_mask([pose], [face.flipped]).tolist() == [False]
+    assert gen.mirror_mask([pose], [False]).tolist() == [True]      # an unmirrored left face would be
+    assert np.array_equal(got, gen.normalize(face.crop[None], [pose], [face.flipped])[0])
+    assert "(pose left_3quarter)" in (tmp_path / "o" / "normalize_report.csv").read_text()
+
+
+def test_pix2pix_export_is_refused_by_the_api_and_run_by_the_cli(tmp_path):
     from nfgan.checkpoint import CheckpointError
     from nfgan.evaluate import export_generator
     from nfgan.pix2pix import load_config as p2p_load
@@ -152,5 +174,17 @@ def test_pix2pix_export_is_refused_with_a_clear_message(tmp_path):
                               "log": {"sample_every": 1, "checkpoint_every": 1, "sample_count": 2}})
     train_run(cfg, tmp_path / "run", progress=False)
     export_generator(tmp_path / "run", tmp_path / "p2p.safetensors")
-    with pytest.raises(CheckpointError, match="pix2pix"):
+    with pytest.raises(CheckpointError, match="pix2pix"):      # the Python API is NFGAN's (encode/decode)
         Normalizer.from_checkpoint(tmp_path / "p2p.safetensors")
+    # ... while `nfgan normalize` runs any generator: same output as the evaluator's loader
+    from nfgan.cli import main
+    from nfgan.evaluate import load_generator
+
+    faces = np.load(root / "faces.npy")[:2]
+    for i, f in enumerate(faces):
+        Image.fromarray(f).save(tmp_path / f"f{i}.png")
+    assert main(["normalize", "--model", str(tmp_path / "p2p.safetensors"), str(tmp_path / "f0.png"),
+                 str(tmp_path / "f1.png"), "-o", str(tmp_path / "out")]) == 0
+    want = load_generator(tmp_path / "p2p.safetensors").normalize(faces)
+    got = np.stack([np.asarray(Image.open(tmp_path / "out" / f"f{i}.png")) for i in range(2)])
+    assert np.array_equal(got, want)

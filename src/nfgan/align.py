@@ -481,6 +481,15 @@ def _cached_aligner(size: int, detector: str, **kwargs) -> FaceAligner:
     return FaceAligner(size=size, detector=detector, **kwargs)
 
 
+def pose_from_yaw(yaw: float) -> str:
+    """Pose label of an aligned photo from its estimated yaw (``AlignedFace.yaw_deg``; < 0 = nose to the
+    image's left): frontal below 15 degrees or when unknown, three-quarter below 60, else profile."""
+    if not np.isfinite(yaw) or abs(yaw) < 15:
+        return "frontal"
+    side = "left" if yaw < 0 else "right"
+    return f"{side}_3quarter" if abs(yaw) < 60 else f"{side}_profile"
+
+
 def align_face(image, size: int = 64, detector: str = "hog", precropped: bool = False, **kwargs) -> AlignedFace:
     """Align one face: ``image`` is a path, a PIL image or a uint8 array (gray or RGB).
 

@@ -37,14 +37,6 @@ def default_model() -> Path:
     return default_model_path()
 
 
-def _pose_from_yaw(yaw: float) -> str:
-    """Pose label of an aligned photo from its yaw (nfgan.align sign: < 0 = nose to the image's left)."""
-    if not np.isfinite(yaw) or abs(yaw) < 15:
-        return "frontal"
-    side = "left" if yaw < 0 else "right"
-    return f"{side}_3quarter" if abs(yaw) < 60 else f"{side}_profile"
-
-
 def list_photos(folder: Path) -> list[dict]:
     """``[{path, subject, expression, pose}]`` from ``folder/manifest.csv``, or every image in the folder."""
     manifest = folder / "manifest.csv"
@@ -114,7 +106,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
     """The whole demo; returns a summary dict (also printed by :func:`main`)."""
     from tqdm import tqdm
 
-    from nfgan.align import AlignError, align_face
+    from nfgan.align import AlignError, align_face, pose_from_yaw
     from nfgan.evaluate import expression_evaluators, identity_evaluators, load_generator
     from nfgan.metrics import ssim
     from nfgan.prepare import ImageReadError
@@ -134,7 +126,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
         except (AlignError, ImageReadError) as e:
             failures.append({"path": str(ph["path"]), "reason": getattr(e, "reason", str(e))})
             continue
-        pose = ph["pose"] or _pose_from_yaw(face.yaw_deg)
+        pose = ph["pose"] or pose_from_yaw(face.yaw_deg)
         aligned.append({**ph, "pose": pose, "crop": face.crop, "flipped": face.flipped})
     # ground truth: each subject's frontal neutral photo (aligned above when present, else from the folder)
     gt: dict[str, np.ndarray] = {}

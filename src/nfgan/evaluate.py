@@ -126,13 +126,14 @@ class FaceNormalizer(nn.Module):
 
         images_u8 = np.asarray(images_u8)
         n = len(images_u8)
+        device = next(self.parameters(), torch.empty(0)).device   # a parameter-free net runs on the CPU
         flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(n, bool)
         out = np.empty_like(images_u8, dtype=np.uint8)
         for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
-            x = torch.from_numpy(np.ascontiguousarray(images_u8[s:s + batch_size])).float().div_(127.5).sub_(1.0)
+            x = torch.from_numpy(np.array(images_u8[s:s + batch_size], dtype=np.float32)).div_(127.5).sub_(1.0)
             f = torch.from_numpy(flip[s:s + batch_size])
             x = torch.where(f[:, None, None], x.flip(-1), x)[:, None]
-            out[s:s + batch_size] = to_uint8(self(x))
+            out[s:s + batch_size] = to_uint8(self(x.to(device)))
         return out
 
 

@@ -151,7 +151,8 @@ def _looks_aligned(img, size: int) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
     p.add_argument("--model", type=Path, default=None,
-                   help="run folder, checkpoint or exported model (default: the shipped nfgan_london64 model)")
+                   help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
+                        "nfgan_london64 model)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")
@@ -160,16 +161,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``nfgan normalize``: any generator ``nfgan.evaluate.load_generator`` reads (NFGAN or the pix2pix U-Net).
+
+    Photos aligned here get a pose from their estimated yaw (``nfgan.align.pose_from_yaw``) and the model's
+    mirroring rule (``FaceNormalizer.mirror_mask``: the aligner's own mirroring counts) exactly as in
+    ``nfgan demo`` and ``nfgan evaluate``; already aligned crops are used as they are (pose unknown).
+    """
     from PIL import Image
     from tqdm import tqdm
 
+    from nfgan.evaluate import EvaluateError, load_generator
+
     try:
-        norm = Normalizer.from_checkpoint(args.model, args.device)
-    except (ValueError, FileNotFoundError) as e:
+        gen = load_generator(args.model if args.model is not None else default_model_path())
+    except (ValueError, FileNotFoundError, EvaluateError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    gen.to(args.device)
+    size = int(gen.info["model"].get("image_size", 64))
     aligner = None
     faces: list[np.ndarray] = []
+    poses: list[str] = []
+    flipped: list[bool] = []
     names: list[Path] = []
     report: list[tuple[str, str, str]] = []
     used: set[str] = set()
@@ -178,19 +191,20 @@ def run(args: argparse.Namespace) -> int:
             with Image.open(path) as im:
                 im.load()
                 img = im.copy()
-            if args.align == "always" or (args.align == "auto" and not _looks_aligned(img, norm.size)):
+            if args.align == "always" or (args.align == "auto" and not _looks_aligned(img, size)):
+                try:
+                    from nfgan.align import FaceAligner, pose_from_yaw
+                except ImportError:
+                    raise ValueError("not an aligned crop and nfgan.align is not available") from None
                 if aligner is None:
-                    try:
-                        from nfgan.align import FaceAligner
-                    except ImportError:
-                        raise ValueError("not an aligned crop and nfgan.align is not available") from None
-                    aligner = FaceAligner(size=norm.size)
-                face = aligner.align(img).crop
+                    aligner = FaceAligner(size=size)
+                aligned = aligner.align(img)
+                face, pose, flip = aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped)
             else:
-                face = np.asarray(img.convert("L"))
-                if face.shape != (norm.size, norm.size):
+                face, pose, flip = np.asarray(img.convert("L")), "unknown", False
+                if face.shape != (size, size):
                     raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
-                                     f"{norm.size}x{norm.size} crop (use --align)")
+                                     f"{size}x{size} crop (use --align)")
         except Exception as e:  # one bad file must not stop the others
             print(f"{path}: skipped: {e}", file=sys.stderr)
             report.append((str(path), "error", str(e)))
@@ -202,13 +216,16 @@ def run(args: argparse.Namespace) -> int:
             name = f"{path.stem}-{k}"
         used.add(name)
         faces.append(face)
+        poses.append(pose)
+        flipped.append(flip)
         names.append(args.out / f"{name}.png")
-        report.append((str(path), "ok", str(names[-1])))
+        report.append((str(path), "ok", f"{names[-1]} (pose {pose})"))
     if faces:
         stack = np.stack(faces)
         for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
                       disable=len(stack) <= args.batch):
-            outs = norm.normalize(stack[i:i + args.batch], args.batch)
+            outs = gen.normalize(stack[i:i + args.batch], poses[i:i + args.batch], flipped[i:i + args.batch],
+                                 batch_size=args.batch)
             for j, out in enumerate(outs):
                 save_image(names[i + j], out)
     buf = io.StringIO()
