@@ -187,3 +187,26 @@ def test_london_frontal_neutral_and_smiling_faces(shared_data, classifier):
     subjects = [r["subject"] for r in rows]
     assert subjects[0::2] == subjects[1::2]            # sorted: (happy, neutral) per subject
     assert (happy[0::2] > happy[1::2]).mean() >= 0.95
+
+
+def test_zero_shot_tool_scores_only_known_labels(classifier):
+    """tools/zero_shot_expression.py (the contamination probe of docs/fer.md): faces whose label the classifier
+    does not know (contempt) are left out; accuracy and recall come from the classifier's own argmax."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "zero_shot_expression.py"
+    spec = importlib.util.spec_from_file_location("zero_shot_expression", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 256, (6, 64, 64), dtype=np.uint8)
+    expressions = np.asarray(["happy", "neutral", "contempt", "happy", "sadness", "contempt"])
+    n, acc, recall = mod.zero_shot(faces, expressions, classifier)
+    keep = expressions != "contempt"
+    pred = np.asarray(classifier.labels)[classifier.predict(faces[keep]).argmax(1)]
+    assert n == 4 and acc == pytest.approx(float((pred == expressions[keep]).mean()))
+    assert set(recall) == {"happy", "neutral", "sadness"}
+    assert recall["happy"] == pytest.approx(float((pred[:3:2] == "happy").mean()))
+    with pytest.raises(ValueError, match="no face has a label"):
+        mod.zero_shot(faces[:1], np.asarray(["contempt"]), classifier)
