@@ -90,6 +90,10 @@ DEFAULTS = {
 }
 
 
+#: options added after run directories existed, with the default that earlier runs implicitly used
+LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1}
+
+
 class FERConfigError(ValueError):
     pass
 
@@ -248,16 +252,9 @@ def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tt
 
 
 def _config_hash(run_cfg: dict) -> str:
-    keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")}
     # options added later, at their defaults, leave the hash of earlier run dirs unchanged
-    if keep.get("trunk") == "plain":
-        del keep["trunk"]
-    if keep.get("ensemble") == 1:
-        del keep["ensemble"]
-    if keep.get("label_smoothing") == 0.0:
-        del keep["label_smoothing"]
-    if keep.get("trunk_input") is None:
-        keep.pop("trunk_input", None)
+    keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")
+            and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
