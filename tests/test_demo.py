@@ -79,11 +79,19 @@ def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
     assert "blank.png" in err and "no face" in err
 
 
-def test_shipped_default_model():
-    path = default_model()
-    assert path.is_file(), f"{path}: the shipped default model is missing (tools/export_default_model.py)"
+def _shipped(which: str) -> Path:
+    from nfgan.normalizer import nfgan_model_path
+
+    return default_model() if which == "default" else nfgan_model_path()
+
+
+@pytest.mark.parametrize("which,kind", [("default", "pix2pix"), ("nfgan", "nfgan")])
+def test_shipped_models(which, kind):
+    path = _shipped(which)
+    assert path.is_file(), f"{path}: a shipped model is missing (tools/export_default_model.py)"
     g = load_generator(path)
-    assert g.kind in ("nfgan", "pix2pix") and g.info["model"]["image_size"] == 64
+    assert g.kind == kind and g.info["model"]["image_size"] == 64
+    assert g.info["name"] == path.name.removesuffix(".safetensors")
     assert path.stat().st_size < 20e6
     assert "CC BY 4.0" in g.info["training_data"]["license"]
     assert set(g.info["identity_thresholds"]) >= {"dlib"}
@@ -93,12 +101,13 @@ def test_shipped_default_model():
     assert y.shape == (1, 1, 64, 64) and torch.isfinite(y).all()
 
 
-def test_shipped_model_records_its_training_subjects_for_the_fer_guard():
+@pytest.mark.parametrize("which", ["default", "nfgan"])
+def test_shipped_models_record_their_training_subjects_for_the_fer_guard(which):
     import json
 
     from nfgan.fer.augment import recorded_train_subjects
 
     splits = json.loads((REPO / "configs" / "splits" / "london.json").read_text())
-    recorded = recorded_train_subjects(default_model())
+    recorded = recorded_train_subjects(_shipped(which))
     assert recorded == sorted(splits["train"])
     assert not set(recorded) & set(splits["test"])

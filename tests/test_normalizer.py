@@ -131,6 +131,28 @@ def test_shipped_default_model_loads_like_the_evaluator_loads_it(faces):
     assert got.std(axis=(1, 2)).min() > 10
 
 
+def test_shipped_nfgan_has_a_latent_code_and_mirrors_like_the_evaluator(faces):
+    from nfgan.evaluate import load_generator
+    from nfgan.normalizer import default_model_path, nfgan_model_path
+
+    assert Normalizer.from_checkpoint().kind == "pix2pix"          # the default normaliser: no latent code
+    assert nfgan_model_path() != default_model_path()
+    norm = Normalizer.from_checkpoint(nfgan_model_path())
+    assert norm.kind == "nfgan"
+    z = norm.encode(faces[:3])
+    assert z.shape == (3, 256)
+    assert np.array_equal(norm.decode(z), norm.normalize(faces[:3]))
+    gen = load_generator(nfgan_model_path())
+    poses, flipped = ["left_3quarter", "frontal", "right_3quarter"], [False, False, True]
+    got = norm.normalize(faces[:3], poses, flipped)
+    assert np.array_equal(got, gen.normalize(faces[:3], poses, flipped))
+    # the mirroring rule is applied: an unmirrored left face goes in mirrored, a frontal one as it is
+    assert np.array_equal(got[0], norm.normalize(faces[0, :, ::-1].copy()))
+    assert np.array_equal(got[1], norm.normalize(faces[1]))
+    with pytest.raises(NormalizerInputError, match="3 faces but 1 poses"):
+        norm.normalize(faces[:3], ["frontal"])
+
+
 def test_cli_normalize_defaults_to_the_shipped_model(faces, tmp_path):
     from nfgan.cli import main
 
@@ -161,7 +183,7 @@ def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
     assert "(pose left_3quarter)" in (tmp_path / "o" / "normalize_report.csv").read_text()
 
 
-def test_pix2pix_export_is_refused_by_the_api_and_run_by_the_cli(tmp_path):
+def test_pix2pix_export_normalizes_in_the_api_and_the_cli_but_has_no_latent_code(tmp_path):
     from nfgan.checkpoint import CheckpointError
     from nfgan.evaluate import export_generator
     from nfgan.pix2pix import load_config as p2p_load
@@ -174,17 +196,36 @@ def test_pix2pix_export_is_refused_by_the_api_and_run_by_the_cli(tmp_path):
                               "log": {"sample_every": 1, "checkpoint_every": 1, "sample_count": 2}})
     train_run(cfg, tmp_path / "run", progress=False)
     export_generator(tmp_path / "run", tmp_path / "p2p.safetensors")
-    with pytest.raises(CheckpointError, match="pix2pix"):      # the Python API is NFGAN's (encode/decode)
-        Normalizer.from_checkpoint(tmp_path / "p2p.safetensors")
-    # ... while `nfgan normalize` runs any generator: same output as the evaluator's loader
     from nfgan.cli import main
     from nfgan.evaluate import load_generator
 
     faces = np.load(root / "faces.npy")[:2]
+    norm = Normalizer.from_checkpoint(tmp_path / "p2p.safetensors")
+    assert norm.kind == "pix2pix" and norm.info["exported"]
+    with pytest.raises(CheckpointError, match="pix2pix model has no latent code"):
+        norm.encode(faces)
+    with pytest.raises(CheckpointError, match="no latent code"):
+        norm.decode(torch.zeros(1, 256))
+    # the API and `nfgan normalize` give the evaluator's output, for uint8 and float input alike
+    want = load_generator(tmp_path / "p2p.safetensors").normalize(faces)
+    assert np.array_equal(norm.normalize(faces), want)
+    assert np.array_equal(norm.normalize(torch.from_numpy(faces).float() / 127.5 - 1), want)
     for i, f in enumerate(faces):
         Image.fromarray(f).save(tmp_path / f"f{i}.png")
     assert main(["normalize", "--model", str(tmp_path / "p2p.safetensors"), str(tmp_path / "f0.png"),
                  str(tmp_path / "f1.png"), "-o", str(tmp_path / "out")]) == 0
-    want = load_generator(tmp_path / "p2p.safetensors").normalize(faces)
     got = np.stack([np.asarray(Image.open(tmp_path / "out" / f"f{i}.png")) for i in range(2)])
     assert np.array_equal(got, want)
+
+
+def test_cli_traverse_defaults_to_the_shipped_nfgan(faces, tmp_path):
+    """The default normaliser has no latent code, so `nfgan traverse` falls back to the shipped NFGAN."""
+    from nfgan.cli import main
+    from nfgan.normalizer import nfgan_model_path
+    from nfgan.traverse import traverse
+
+    Image.fromarray(faces[0]).save(tmp_path / "face.png")
+    assert main(["traverse", str(tmp_path / "face.png"), "-o", str(tmp_path / "t.png"), "--steps", "3"]) == 0
+    strip = np.asarray(Image.open(tmp_path / "t.png"))
+    frames = traverse(Normalizer.from_checkpoint(nfgan_model_path()), faces[0], 3)
+    assert np.array_equal(strip[2:66, 68 + 66 * 2: 132 + 66 * 2], frames[2])

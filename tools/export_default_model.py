@@ -1,7 +1,10 @@
-"""Export a trained run's generator as nfgan's shipped default model (``src/nfgan/assets/nfgan_london64.safetensors``).
+"""Export a trained run's generator as one of nfgan's shipped models (``src/nfgan/assets/*.safetensors``).
 
     python tools/export_default_model.py RUN_OR_CHECKPOINT --metrics EVAL_DIR/metrics.json \
-        [--name NAME_IN_METRICS] [--out src/nfgan/assets/nfgan_london64.safetensors]
+        [--name NAME_IN_METRICS] --out src/nfgan/assets/MODEL.safetensors
+
+The shipped files: ``pix2pix_lid_london64.safetensors`` (the default normaliser) and
+``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation); docs/model_card.md.
 
 Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata
 (key ``nfgan_model``, read by :func:`nfgan.evaluate.load_generator`): model hyper-parameters and mirroring
@@ -31,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path, help="run folder or checkpoint")
     p.add_argument("--metrics", type=Path, required=True, help="metrics.json of nfgan evaluate on the held-out split")
     p.add_argument("--name", default=None, help="the model's name in metrics.json (default: the only non-reference model)")
-    p.add_argument("--out", type=Path, default=REPO / "src" / "nfgan" / "assets" / "nfgan_london64.safetensors")
+    p.add_argument("--out", type=Path, required=True, help="src/nfgan/assets/NAME.safetensors (NAME becomes the model's name)")
     p.add_argument("--splits", type=Path, default=REPO / "configs" / "splits" / "london.json")
     p.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16, half the size)")
     args = p.parse_args(argv)
@@ -45,7 +48,7 @@ def main(argv=None) -> int:
     splits = json.loads(args.splits.read_text(encoding="utf-8"))
     cfg = g.info.get("config", {})
     meta = {
-        "name": "nfgan_london64",
+        "name": args.out.name.removesuffix(".safetensors"),
         "training_data": {**LONDON, "prepared": cfg.get("data", {}).get("root"),
                           "train_subject_count": len(splits["train"]), "val_subject_count": len(splits["val"])},
         "train_subjects": sorted(str(s) for s in splits["train"]),   # read by the FER leak guard

@@ -2,9 +2,9 @@
 
 Takes the example photos shipped in ``examples/london/`` (two held-out London subjects, all five views,
 neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.align.align_face`), normalises
-the aligned face with the shipped default model (``src/nfgan/assets/nfgan_london64.safetensors``, see
-docs/model_card.md) and writes ``demo/grid.png`` - one row per photo: photo | aligned input | output |
-ground truth (the subject's aligned frontal neutral photo) - ``demo/overview.png`` (the same faces, one column
+the aligned face with the shipped default normaliser (``src/nfgan/assets/pix2pix_lid_london64.safetensors``,
+see docs/model_card.md; ``--model`` takes the NFGAN ``nfgan_london64.safetensors`` or any run) and writes
+``demo/grid.png`` - one row per photo: photo | aligned input | output | ground truth (the subject's aligned frontal neutral photo) - ``demo/overview.png`` (the same faces, one column
 per expression x view, three rows per subject) and ``demo/results.csv``. It prints, per photo
 and overall, the identity check (embedding distance input vs output against the threshold calibrated at 1 %
 false accepts on real faces, stored in the model file by ``tools/export_default_model.py``) and whether the
@@ -207,7 +207,7 @@ def format_summary(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nfgan.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=Path, default=REPO_ROOT / "examples" / "london", help="photo folder")
-    p.add_argument("--model", type=Path, default=None, help="model file or run folder (default: the shipped nfgan_london64 model)")
+    p.add_argument("--model", type=Path, default=None, help="model file or run folder (default: the shipped pix2pix_lid_london64 normaliser)")
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
     p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (dlib, faceres)")

@@ -1,7 +1,7 @@
 """``nfgan evaluate``: identity, neutrality, fidelity and realism of normalised faces, per input view and expression.
 
 For each model (an NFGAN or pix2pix run folder, one of its checkpoints, or an exported generator such as the
-shipped ``assets/nfgan_london64.safetensors``) the faces of the evaluation split's subjects are normalised
+shipped ``assets/pix2pix_lid_london64.safetensors``) the faces of the evaluation split's subjects are normalised
 and compared (issue #4; paper Sec. 5, Figs. 1, 3, 4, 5, 7):
 
 * **identity** (paper Fig. 4): L2 distance between the embeddings of the input x and the output x~, accepted

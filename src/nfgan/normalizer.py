@@ -1,12 +1,18 @@
-"""Inference with a trained NFGAN: aligned faces in, frontal neutral faces out (``nfgan normalize``).
+"""Inference: aligned faces in, frontal neutral faces out (``nfgan normalize`` and the Python API).
 
 Python::
 
-    from nfgan.normalizer import Normalizer
+    from nfgan.normalizer import Normalizer, nfgan_model_path
     norm = Normalizer.from_checkpoint()              # the shipped default model; or a run folder / checkpoint
     out = norm.normalize(faces)        # uint8 N x 64 x 64 (or one 64 x 64 face) -> uint8 N x 64 x 64
-    z = norm.encode(faces)             # N x 256 codes
-    imgs = norm.decode(z)              # uint8 N x 64 x 64
+    nf = Normalizer.from_checkpoint(nfgan_model_path())   # the shipped NFGAN: it also has a latent code
+    z = nf.encode(faces)               # N x 256 codes
+    imgs = nf.decode(z)                # uint8 N x 64 x 64
+
+Two models ship (docs/model_card.md): the default normaliser ``pix2pix_lid_london64`` (a U-Net trained with
+pix2pix's losses plus NFGAN's identity loss L_id; it kept identity best on held-out London subjects) and the
+NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode``, ``nfgan traverse`` and the FER
+augmentation need its latent code). ``normalize`` runs either kind; ``encode``/``decode`` only an NFGAN.
 
 Accepted face inputs: uint8 arrays/tensors (gray values 0..255), float arrays/tensors already in the
 generator's range [-1, 1], PIL images, or lists of any of these; shapes ``S x S``, ``N x S x S`` or
@@ -20,23 +26,29 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from nfgan.atomic import save_image, write_text
-from nfgan.checkpoint import CheckpointError, load_checkpoint, read_exported_model
-from nfgan.networks import Decoder, Encoder
+from nfgan.checkpoint import CheckpointError
 from nfgan.weights import assets_dir
 
-#: file name of the shipped default model in ``nfgan/assets`` (docs/model_card.md)
-DEFAULT_MODEL_NAME = "nfgan_london64.safetensors"
+#: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
+DEFAULT_MODEL_NAME = "pix2pix_lid_london64.safetensors"
+#: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
+NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
 
 
 def default_model_path() -> Path:
-    """The shipped default NFGAN (trained on the London Set's training subjects; docs/model_card.md)."""
+    """The shipped default normaliser (pix2pix U-Net + L_id, London training subjects; docs/model_card.md)."""
     return assets_dir() / DEFAULT_MODEL_NAME
+
+
+def nfgan_model_path() -> Path:
+    """The shipped NFGAN (Enc + Dec, London training subjects; docs/model_card.md): the model with a latent code."""
+    return assets_dir() / NFGAN_MODEL_NAME
 
 
 class NormalizerInputError(ValueError):
@@ -73,67 +85,80 @@ def faces_to_tensor(images, size: int) -> torch.Tensor:
     return t
 
 
-class Normalizer:
-    """A trained encoder/decoder pair in eval mode."""
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)[:, 0].numpy()
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, image_size: int = 64, device: str | torch.device = "cpu",
-                 info: dict | None = None):
+
+class Normalizer:
+    """A trained generator (``nfgan.evaluate.FaceNormalizer``: NFGAN or pix2pix U-Net) with a forgiving input
+    API. ``info``: ``checkpoint`` (the file read), ``step``, ``kind``, ``exported`` (an exported model file)."""
+
+    def __init__(self, generator, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
-        self.encoder = encoder.to(self.device).eval()
-        self.decoder = decoder.to(self.device).eval()
-        self.size = int(image_size)
-        self.info = info or {}
+        self.generator = generator.to(self.device)
+        self.kind = generator.kind
+        self.size = int(generator.info["model"].get("image_size", 64))
+        source = generator.info.get("source")
+        self.info = {"checkpoint": source, "step": generator.info.get("step"), "kind": self.kind,
+                     "exported": "format" in generator.info}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Normalizer":
-        """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file
-        such as the shipped default (:func:`default_model_path`, used when ``path`` is None)."""
-        p = Path(path) if path is not None else default_model_path()
-        path = p
-        if p.is_file():
-            exported = read_exported_model(p)
-            if exported is not None:
-                info, states = exported
-                if info.get("kind", "nfgan") != "nfgan":
-                    raise CheckpointError(f"{p}: a {info.get('kind')} model, not NFGAN; load it with "
-                                          "nfgan.evaluate.load_generator")
-                m = info["model"]
-                enc = Encoder(m.get("latent_dim", 256), m.get("image_size", 64))
-                dec = Decoder(m.get("latent_dim", 256), m.get("image_size", 64))
-                enc.load_state_dict(states.get("enc", {}))
-                dec.load_state_dict(states.get("dec", {}))
-                return cls(enc, dec, m.get("image_size", 64), device,
-                           {"checkpoint": str(p), "step": info.get("step"), "exported": True})
-        ck = load_checkpoint(path)
-        m = ck["model"]
-        enc = Encoder(m.get("latent_dim", 256), m.get("image_size", 64))
-        dec = Decoder(m.get("latent_dim", 256), m.get("image_size", 64))
-        enc.load_state_dict(ck["nets"]["enc"])
-        dec.load_state_dict(ck["nets"]["dec"])
-        return cls(enc, dec, m.get("image_size", 64), device, {"checkpoint": str(ck["path"]), "step": ck["step"]})
+        """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file;
+        ``None`` = the shipped default normaliser (:func:`default_model_path`). Raises ``CheckpointError``
+        naming the file when it cannot be read."""
+        from nfgan.evaluate import EvaluateError, load_generator
+
+        try:
+            return cls(load_generator(Path(path) if path is not None else default_model_path()), device)
+        except EvaluateError as e:
+            raise CheckpointError(str(e)) from None
+
+    def _nfgan_net(self, name: str) -> torch.nn.Module:
+        if self.kind != "nfgan":
+            raise CheckpointError(f"{self.info['checkpoint']}: a {self.kind} model has no latent code; "
+                                  "encode/decode need an NFGAN, e.g. Normalizer.from_checkpoint(nfgan_model_path())")
+        return self.generator.nets[name]
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self._nfgan_net("enc")
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self._nfgan_net("dec")
 
     @torch.no_grad()
     def encode(self, images, batch_size: int = 64) -> torch.Tensor:
+        enc = self.encoder
         x = faces_to_tensor(images, self.size)
-        return torch.cat([self.encoder(x[i:i + batch_size].to(self.device)).cpu()
-                          for i in range(0, len(x), batch_size)])
+        return torch.cat([enc(x[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 64, as_uint8: bool = True):
         """Codes ``N x 256`` -> faces: uint8 ``N x S x S`` (default) or float ``N x 1 x S x S`` in [-1, 1]."""
+        dec = self.decoder
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.dim() == 1:
             z = z[None]
-        out = torch.cat([self.decoder(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
-        if not as_uint8:
-            return out
-        return ((out.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+        out = torch.cat([dec(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
+        return _to_uint8(out) if as_uint8 else out
 
-    def normalize(self, images, batch_size: int = 64) -> np.ndarray:
+    @torch.no_grad()
+    def normalize(self, images, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
+                  batch_size: int = 64) -> np.ndarray:
         """Aligned faces -> their synthesised frontal neutral faces, uint8 ``N x S x S`` (``S x S`` for one
-        ``S x S`` input)."""
+        ``S x S`` input). ``poses``/``flipped`` (per face, as in a prepared manifest) apply the model's
+        mirroring rule (``FaceNormalizer.mirror_mask``); without them no face is mirrored."""
         single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
-        out = self.decode(self.encode(images, batch_size), batch_size)
+        x = faces_to_tensor(images, self.size)
+        flip = torch.from_numpy(self.generator.mirror_mask(poses, flipped)) if poses is not None \
+            else torch.zeros(len(x), dtype=torch.bool)
+        if len(flip) != len(x):
+            raise NormalizerInputError(f"{len(x)} faces but {len(flip)} poses")
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        out = _to_uint8(torch.cat([self.generator(x[i:i + batch_size].to(self.device)).cpu()
+                                   for i in range(0, len(x), batch_size)]))
         return out[0] if single else out
 
 
@@ -152,7 +177,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
     p.add_argument("--model", type=Path, default=None,
                    help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
-                        "nfgan_london64 model)")
+                        "pix2pix_lid_london64 normaliser)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nfgan.atomic import save_image, write_bytes
-from nfgan.normalizer import Normalizer, _looks_aligned
+from nfgan.normalizer import Normalizer, _looks_aligned, nfgan_model_path
 
 
 def traverse(norm: Normalizer, face, steps: int = 8) -> np.ndarray:
@@ -52,7 +52,7 @@ def save_gif(path: Path, frames: np.ndarray, scale: int = 2, ms: int = 120) -> N
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, help="an aligned 64x64 face or a photo (aligned automatically)")
     p.add_argument("--model", type=Path, default=None,
-                   help="run folder, checkpoint or exported model (default: the shipped nfgan_london64 model)")
+                   help="NFGAN run folder, checkpoint or exported model (default: the shipped nfgan_london64 NFGAN)")
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output: NAME.png (a NAME.gif is written beside it) or a folder")
     p.add_argument("--steps", type=int, default=8, help="interpolation frames (default 8)")
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     try:
-        norm = Normalizer.from_checkpoint(args.model, args.device)
+        norm = Normalizer.from_checkpoint(args.model or nfgan_model_path(), args.device)
         with Image.open(args.image) as im:
             im.load()
             img = im.copy()

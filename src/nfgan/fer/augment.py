@@ -10,10 +10,10 @@ fold's training set as same-identity neutral references:
   softmax branch and can be positives of the neutral query.
 
 Sources (``--augment``):
-* an NFGAN checkpoint: ``nfgan.normalizer.Normalizer.from_checkpoint(path).normalize(uint8 faces)`` is run once
-  on all faces of the FER dataset and cached in the run dir (``augment_faces.npy``); each fold then uses the
-  rows of its training subjects only. Any other generator ``nfgan.evaluate.load_generator`` reads (a
-  pix2pix-type run such as ``configs/pix2pix_lid.yaml``) is run the same way through its ``normalize``;
+* an NFGAN checkpoint, run folder or exported model (or any other generator ``nfgan.evaluate.load_generator``
+  reads, e.g. the pix2pix U-Net of ``configs/pix2pix_lid.yaml``): its ``normalize`` (with the model's
+  mirroring rule) is run once on all faces of the FER dataset and cached in the run dir
+  (``augment_faces.npy``); each fold then uses the rows of its training subjects only;
 * a prepared folder of already-normalised faces (``manifest.csv`` + ``faces.npy``, ``subject`` column in the
   FER dataset's ids; an optional ``source_id`` column names the FER row each face was made from).
 
@@ -190,24 +190,14 @@ class AugmentSource:
             faces = np.load(cache)
             if len(faces) == len(dataset) and json.loads(stamp_file.read_text()) == stamp:
                 return faces
-        from tqdm import tqdm
-
         from nfgan.evaluate import load_generator
-        from nfgan.normalizer import Normalizer
 
         images = np.array(dataset.images, dtype=np.uint8)   # writable copy (torch warns on read-only maps)
-        generator = load_generator(self.source)
-        if generator.kind == "nfgan":
-            norm = Normalizer.from_checkpoint(self.source)
-            out = []
-            for start in tqdm(range(0, len(images), 128), desc="NFGAN normalise", unit="batch"):
-                out.append(np.asarray(norm.normalize(images[start:start + 128]), dtype=np.uint8))
-            faces = np.concatenate(out)
-        else:   # another generator kind (the pix2pix U-Net, e.g. configs/pix2pix_lid.yaml), same mirroring rule
-            poses = dataset.column("pose") if "pose" in dataset.records[0] else None
-            flipped = dataset.column("flipped") if "flipped" in dataset.records[0] else None
-            faces = generator.normalize(images, poses=poses, flipped=flipped, progress=True,
-                                        desc=f"{generator.kind} normalise")
+        generator = load_generator(self.source)             # NFGAN or another kind (the pix2pix U-Net)
+        poses = dataset.column("pose") if "pose" in dataset.records[0] else None
+        flipped = dataset.column("flipped") if "flipped" in dataset.records[0] else None
+        faces = generator.normalize(images, poses=poses, flipped=flipped, progress=True,
+                                    desc=f"{generator.kind} normalise")
         if faces.shape[1:] != images.shape[1:]:
             raise RuntimeError(f"{self.source}: normaliser returned {faces.shape[1:]} faces, expected {images.shape[1:]}")
         if cache is not None:
