@@ -163,8 +163,8 @@ def test_cli_normalize_defaults_to_the_shipped_model(faces, tmp_path):
 
 def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
     """A shipped left 3/4 example photo: `nfgan normalize` aligns it (the aligner mirrors left-turned faces),
-    records its pose and applies the model's mirroring rule exactly like `nfgan demo` / `nfgan evaluate`, so
-    the mirrored crop is not mirrored back."""
+    records its pose and landmarks and applies the model's mirroring and frontalisation rules exactly like
+    `nfgan demo` / `nfgan evaluate`, so the mirrored crop is not mirrored back."""
     from nfgan.align import align_face, pose_from_yaw
     from nfgan.cli import main
     from nfgan.evaluate import load_generator
@@ -179,7 +179,12 @@ def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
     gen = load_generator(default_model_path())
     assert gen.flip_left_poses and gen.mirror_mask([pose], [face.flipped]).tolist() == [False]
     assert gen.mirror_mask([pose], [False]).tolist() == [True]      # an unmirrored left face would be
-    assert np.array_equal(got, gen.normalize(face.crop[None], [pose], [face.flipped])[0])
+    want = gen.normalize(face.crop[None], [pose], [face.flipped], landmarks=face.landmarks68[None])[0]
+    assert np.array_equal(got, want)
+    # the default normaliser frontalises a turned face first (its landmarks come from the aligner)
+    assert gen.frontalize
+    gen.frontalize = False
+    assert np.abs(gen.normalize(face.crop[None], [pose], [face.flipped])[0].astype(int) - got).mean() > 2
     assert "(pose left_3quarter)" in (tmp_path / "o" / "normalize_report.csv").read_text()
 
 

@@ -3,7 +3,7 @@
     python tools/export_default_model.py RUN_OR_CHECKPOINT --metrics EVAL_DIR/metrics.json \
         [--name NAME_IN_METRICS] --out src/nfgan/assets/MODEL.safetensors
 
-The shipped files: ``pix2pix_lid_london64.safetensors`` (the default normaliser) and
+The shipped files: ``pix2pix_lid_frontalized_london64.safetensors`` (the default normaliser) and
 ``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation); docs/model_card.md.
 
 Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata

@@ -2,10 +2,12 @@
 
 Takes the example photos shipped in ``examples/london/`` (two held-out London subjects, all five views,
 neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.align.align_face`), normalises
-the aligned face with the shipped default normaliser (``src/nfgan/assets/pix2pix_lid_london64.safetensors``,
-see docs/model_card.md; ``--model`` takes the NFGAN ``nfgan_london64.safetensors`` or any run) and writes
-``demo/grid.png`` - one row per photo: photo | aligned input | output | ground truth (the subject's aligned frontal neutral photo) - ``demo/overview.png`` (the same faces, one column
-per expression x view, three rows per subject) and ``demo/results.csv``. It prints, per photo
+the aligned face with the shipped default normaliser
+(``src/nfgan/assets/pix2pix_lid_frontalized_london64.safetensors``, see docs/model_card.md; ``--model`` takes
+the NFGAN ``nfgan_london64.safetensors`` or any run) and writes ``demo/grid.png`` - one row per photo:
+photo | aligned input | output | ground truth (the subject's aligned frontal neutral photo) -
+``demo/overview.png`` (the same faces, one column per expression x view, three rows per subject) and
+``demo/results.csv``. It prints, per photo
 and overall, the identity check (embedding distance input vs output against the threshold calibrated at 1 %
 false accepts on real faces, stored in the model file by ``tools/export_default_model.py``) and whether the
 expression classifiers call the input and the output neutral.
@@ -127,7 +129,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
             failures.append({"path": str(ph["path"]), "reason": getattr(e, "reason", str(e))})
             continue
         pose = ph["pose"] or pose_from_yaw(face.yaw_deg)
-        aligned.append({**ph, "pose": pose, "crop": face.crop, "flipped": face.flipped})
+        aligned.append({**ph, "pose": pose, "crop": face.crop, "flipped": face.flipped, "landmarks": face.landmarks68})
     # ground truth: each subject's frontal neutral photo (aligned above when present, else from the folder)
     gt: dict[str, np.ndarray] = {}
     for a in aligned:
@@ -137,7 +139,8 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
         raise ValueError(f"{photos_dir}: no face could be aligned in {len(photos)} photo(s): "
                          + "; ".join(f"{f['path']}: {f['reason']}" for f in failures[:5]))
     crops = np.stack([a["crop"] for a in aligned])
-    outs = g.normalize(crops, [a["pose"] for a in aligned], [a["flipped"] for a in aligned])
+    outs = g.normalize(crops, [a["pose"] for a in aligned], [a["flipped"] for a in aligned],
+                       landmarks=np.stack([a["landmarks"] for a in aligned]))
     id_evals = identity_evaluators(list(identity))
     expr_evals = expression_evaluators(list(expression))
     rows: list[dict] = []
@@ -207,7 +210,8 @@ def format_summary(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nfgan.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=Path, default=REPO_ROOT / "examples" / "london", help="photo folder")
-    p.add_argument("--model", type=Path, default=None, help="model file or run folder (default: the shipped pix2pix_lid_london64 normaliser)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model file or run folder (default: the shipped pix2pix_lid_frontalized_london64 normaliser)")
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
     p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (dlib, faceres)")

@@ -1,8 +1,8 @@
 """``nfgan evaluate``: identity, neutrality, fidelity and realism of normalised faces, per input view and expression.
 
 For each model (an NFGAN or pix2pix run folder, one of its checkpoints, or an exported generator such as the
-shipped ``assets/pix2pix_lid_london64.safetensors``) the faces of the evaluation split's subjects are normalised
-and compared (issue #4; paper Sec. 5, Figs. 1, 3, 4, 5, 7):
+shipped ``assets/pix2pix_lid_frontalized_london64.safetensors``) the faces of the evaluation split's subjects are
+normalised and compared (issue #4; paper Sec. 5, Figs. 1, 3, 4, 5, 7):
 
 * **identity** (paper Fig. 4): L2 distance between the embeddings of the input x and the output x~, accepted
   when at most a threshold - the threshold at 1 % false accepts, calibrated here on genuine/impostor pairs of
@@ -76,6 +76,9 @@ class FaceNormalizer(nn.Module):
         self.nets = nn.ModuleDict(nets)
         self.info = info
         self.flip_left_poses = bool(info.get("flip_left_poses", False))
+        #: turned inputs are landmark-frontalised before the generator (config data.frontalize_inputs)
+        self.frontalize = bool(info.get("frontalize_inputs",
+                                        (info.get("config") or {}).get("data", {}).get("frontalize_inputs", False)))
         self.requires_grad_(False)
         self.eval()
 
@@ -113,27 +116,51 @@ class FaceNormalizer(nn.Module):
         return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
                            for p, f in zip(poses, flipped)], bool)
 
+    def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
+                         flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``N x S x S`` faces as the generator reads them: mirrored exactly when the trainer mirrored
+        such inputs (:meth:`mirror_mask`), then, for a model trained with ``frontalize_inputs``, turned faces
+        frontalised with their ``landmarks`` (``N x 68 x 2`` in the given faces' crop coordinates)."""
+        images_u8 = np.asarray(images_u8)
+        n = len(images_u8)
+        flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(n, bool)
+        x = np.where(flip[:, None, None], images_u8[:, :, ::-1], images_u8).astype(np.uint8)
+        if not self.frontalize or poses is None:
+            return x
+        from nfgan.align import mirror_landmarks
+        from nfgan.frontalize import frontalize_batch, is_turned
+
+        turned = [i for i, p in enumerate(poses) if is_turned(p)]
+        if not turned:
+            return x
+        if landmarks is None:
+            raise EvaluateError(f"{self.info.get('source', 'this model')}: frontalises turned inputs and needs their "
+                                "68 landmarks (nfgan prepare's landmarks.npy, or AlignedFace.landmarks68)")
+        size = x.shape[-1]
+        lm = np.asarray(landmarks, dtype=np.float64)
+        lm = np.stack([mirror_landmarks(lm[i], size) if flip[i] else lm[i] for i in range(n)])
+        x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned])
+        return x
+
     @torch.no_grad()
     def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
-                  batch_size: int = 64, progress: bool = False, desc: str = "normalize") -> np.ndarray:
+                  batch_size: int = 64, progress: bool = False, desc: str = "normalize",
+                  landmarks: np.ndarray | None = None) -> np.ndarray:
         """uint8 ``N x S x S`` faces -> uint8 ``N x S x S`` normalised faces.
 
-        Inputs are mirrored before the generator exactly when the trainer mirrored such inputs
-        (:meth:`mirror_mask`); outputs are never mirrored (the trainer's targets are the real frontal faces)."""
+        The generator reads :meth:`generator_inputs` (the trainer's mirroring rule; frontalisation when the
+        model was trained with it); outputs are never mirrored (the trainer's targets are the real frontal faces)."""
         from tqdm import tqdm
 
         from nfgan.trainer import to_uint8
 
-        images_u8 = np.asarray(images_u8)
+        images_u8 = self.generator_inputs(images_u8, poses, flipped, landmarks)
         n = len(images_u8)
         device = next(self.parameters(), torch.empty(0)).device   # a parameter-free net runs on the CPU
-        flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(n, bool)
         out = np.empty_like(images_u8, dtype=np.uint8)
         for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
             x = torch.from_numpy(np.array(images_u8[s:s + batch_size], dtype=np.float32)).div_(127.5).sub_(1.0)
-            f = torch.from_numpy(flip[s:s + batch_size])
-            x = torch.where(f[:, None, None], x.flip(-1), x)[:, None]
-            out[s:s + batch_size] = to_uint8(self(x.to(device)))
+            out[s:s + batch_size] = to_uint8(self(x[:, None].to(device)))
         return out
 
 
@@ -200,7 +227,8 @@ def export_generator(checkpoint: str | Path, out: str | Path, half: bool = False
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
-            "flip_left_poses": g.flip_left_poses, "config": g.info.get("config", {}),
+            "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize,
+            "config": g.info.get("config", {}),
             "stored_dtype": "float16" if half else "float32", **metadata}
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
     return Path(out)
@@ -301,6 +329,7 @@ class EvalSet:
     expressions: list[str]
     input_images: np.ndarray = field(repr=False, default=None)
     target_images: np.ndarray = field(repr=False, default=None)
+    input_landmarks: np.ndarray | None = field(repr=False, default=None)   # N x 68 x 2 (if prepared with them)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -338,8 +367,10 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
         inputs, targets = inputs[np.unique(pick)], targets[np.unique(pick)]
     poses = [ds.records[i]["pose"] for i in inputs]
     return EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
-                   [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses], [ds.records[i]["expression"] for i in inputs],
-                   np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]))
+                   [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
+                   [ds.records[i]["expression"] for i in inputs],
+                   np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
+                   np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None)
 
 
 # =============================================================================================== metrics
@@ -442,7 +473,8 @@ def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: li
 
     outputs: dict[str, np.ndarray] = {"input": es.input_images, "ground_truth": es.target_images}
     for name, g in models.items():
-        outputs[name] = g.normalize(es.input_images, es.poses, es.flipped, progress=progress, desc=f"normalize {name}")
+        outputs[name] = g.normalize(es.input_images, es.poses, es.flipped, progress=progress, desc=f"normalize {name}",
+                                    landmarks=es.input_landmarks)
 
     per_face: dict[str, dict[str, np.ndarray]] = {}
     feats_of: dict[str, np.ndarray] = {}

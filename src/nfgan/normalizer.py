@@ -4,15 +4,17 @@ Python::
 
     from nfgan.normalizer import Normalizer, nfgan_model_path
     norm = Normalizer.from_checkpoint()              # the shipped default model; or a run folder / checkpoint
-    out = norm.normalize(faces)        # uint8 N x 64 x 64 (or one 64 x 64 face) -> uint8 N x 64 x 64
+    out = norm.normalize(faces, poses, flipped, landmarks)   # uint8 N x 64 x 64 -> uint8 N x 64 x 64
     nf = Normalizer.from_checkpoint(nfgan_model_path())   # the shipped NFGAN: it also has a latent code
     z = nf.encode(faces)               # N x 256 codes
     imgs = nf.decode(z)                # uint8 N x 64 x 64
 
-Two models ship (docs/model_card.md): the default normaliser ``pix2pix_lid_london64`` (a U-Net trained with
-pix2pix's losses plus NFGAN's identity loss L_id; it kept identity best on held-out London subjects) and the
-NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode``, ``nfgan traverse`` and the FER
-augmentation need its latent code). ``normalize`` runs either kind; ``encode``/``decode`` only an NFGAN.
+Two models ship (docs/model_card.md): the default normaliser ``pix2pix_lid_frontalized_london64`` (a U-Net
+trained with pix2pix's losses plus NFGAN's identity loss L_id on landmark-frontalised inputs; it kept identity
+best on the validation subjects) and the NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode`` and
+``nfgan traverse`` need its latent code). ``normalize`` runs either kind; ``encode``/``decode`` only an
+NFGAN. The default normaliser frontalises turned faces (pose ``*_3quarter`` / ``*_profile``) and needs their
+68 landmarks for that; frontal faces and faces of unknown pose need none.
 
 Accepted face inputs: uint8 arrays/tensors (gray values 0..255), float arrays/tensors already in the
 generator's range [-1, 1], PIL images, or lists of any of these; shapes ``S x S``, ``N x S x S`` or
@@ -36,7 +38,7 @@ from nfgan.checkpoint import CheckpointError
 from nfgan.weights import assets_dir
 
 #: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
-DEFAULT_MODEL_NAME = "pix2pix_lid_london64.safetensors"
+DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
 #: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
 NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
 
@@ -144,21 +146,19 @@ class Normalizer:
         out = torch.cat([dec(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
         return _to_uint8(out) if as_uint8 else out
 
-    @torch.no_grad()
     def normalize(self, images, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
-                  batch_size: int = 64) -> np.ndarray:
+                  landmarks: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
         """Aligned faces -> their synthesised frontal neutral faces, uint8 ``N x S x S`` (``S x S`` for one
-        ``S x S`` input). ``poses``/``flipped`` (per face, as in a prepared manifest) apply the model's
-        mirroring rule (``FaceNormalizer.mirror_mask``); without them no face is mirrored."""
+        ``S x S`` input). ``poses``/``flipped`` (per face, as in a prepared manifest; ``nfgan.align.pose_from_yaw``
+        and ``AlignedFace.flipped`` for a photo) apply the model's mirroring rule; a model trained with
+        frontalised inputs also needs the faces' ``landmarks`` (``N x 68 x 2``, ``AlignedFace.landmarks68``)
+        for turned poses. Without poses no face is mirrored or frontalised. Runs exactly what ``nfgan
+        evaluate`` runs (``FaceNormalizer.normalize``) on the faces as 8-bit gray values."""
         single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
         x = faces_to_tensor(images, self.size)
-        flip = torch.from_numpy(self.generator.mirror_mask(poses, flipped)) if poses is not None \
-            else torch.zeros(len(x), dtype=torch.bool)
-        if len(flip) != len(x):
-            raise NormalizerInputError(f"{len(x)} faces but {len(flip)} poses")
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        out = _to_uint8(torch.cat([self.generator(x[i:i + batch_size].to(self.device)).cpu()
-                                   for i in range(0, len(x), batch_size)]))
+        if poses is not None and len(poses) != len(x):
+            raise NormalizerInputError(f"{len(x)} faces but {len(poses)} poses")
+        out = self.generator.normalize(_to_uint8(x), poses, flipped, batch_size=batch_size, landmarks=landmarks)
         return out[0] if single else out
 
 
@@ -177,7 +177,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
     p.add_argument("--model", type=Path, default=None,
                    help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
-                        "pix2pix_lid_london64 normaliser)")
+                        "pix2pix_lid_frontalized_london64 normaliser)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")
@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     faces: list[np.ndarray] = []
     poses: list[str] = []
     flipped: list[bool] = []
+    landmarks: list[np.ndarray] = []
     names: list[Path] = []
     report: list[tuple[str, str, str]] = []
     used: set[str] = set()
@@ -225,8 +226,10 @@ def run(args: argparse.Namespace) -> int:
                     aligner = FaceAligner(size=size)
                 aligned = aligner.align(img)
                 face, pose, flip = aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped)
+                lm = aligned.landmarks68
             else:
                 face, pose, flip = np.asarray(img.convert("L")), "unknown", False
+                lm = np.full((68, 2), np.nan, np.float32)
                 if face.shape != (size, size):
                     raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
                                      f"{size}x{size} crop (use --align)")
@@ -241,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
             name = f"{path.stem}-{k}"
         used.add(name)
         faces.append(face)
+        landmarks.append(lm)
         poses.append(pose)
         flipped.append(flip)
         names.append(args.out / f"{name}.png")
@@ -250,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
                       disable=len(stack) <= args.batch):
             outs = gen.normalize(stack[i:i + args.batch], poses[i:i + args.batch], flipped[i:i + args.batch],
-                                 batch_size=args.batch)
+                                 batch_size=args.batch, landmarks=np.stack(landmarks[i:i + args.batch]))
             for j, out in enumerate(outs):
                 save_image(names[i + j], out)
     buf = io.StringIO()

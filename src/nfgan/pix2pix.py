@@ -236,7 +236,7 @@ class Pix2PixTrainer(T.NFGANTrainer):
         return self.nets["gen"](x)
 
     def compute_losses(self, x_rows, y_rows, g_rows) -> dict[str, torch.Tensor]:
-        x, y = self._batch(x_rows), self._batch(y_rows)
+        x, y = self._input_batch(x_rows), self._batch(y_rows)
         with self.autocast():
             fake = self.nets["gen"](x)
             zero = fake.new_zeros((), dtype=torch.float32)

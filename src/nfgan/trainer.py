@@ -62,6 +62,8 @@ DEFAULT_CONFIG: dict = {
         "target_expression": "neutral",
         "flip_left_poses": True,              # Sec. 4.2: mirror left-turned inputs (unless `prepare` did)
                                               # so the occluded side is on the image's right
+        "frontalize_inputs": False,           # feed turned inputs to the generator landmark-frontalised
+                                              # (nfgan.frontalize; L_id still compares with the real input)
     },
     "model": {"latent_dim": 256, "image_size": 64, "lrelu_alpha": 0.3, "init_std": 0.02},
     "feature_nets": {                         # specs for nfgan.feature_nets.build_feature_net
@@ -357,6 +359,10 @@ class NFGANTrainer:
         if missing:
             warnings.warn(f"{len(missing)} subject(s) have no {d['target_pose']} {d['target_expression']} face "
                           f"and are not trained on: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        # the generator reads row gen_rows[r] for input row r (r itself unless frontalize_inputs)
+        self.gen_rows = np.arange(len(self.images), dtype=np.int64)
+        if d.get("frontalize_inputs"):
+            self._add_frontalized_rows(n)
         if self.device.type != "cpu":
             self.images = self.images.to(self.device)
         # fixed sample batch: spread over the validation inputs (training inputs when there is no val split)
@@ -364,6 +370,29 @@ class NFGANTrainer:
         k = min(int(self.cfg["log"]["sample_count"]), len(src))
         pick = np.linspace(0, len(src) - 1, k).round().astype(np.int64)
         self.sample_rows = (src.inputs[pick], src.first_targets()[pick])
+
+    def _add_frontalized_rows(self, n: int) -> None:
+        """Append the frontalised version of every turned input row (a mirror row r >= n uses the mirrored
+        landmarks of face r - n) and point ``gen_rows`` at it. Needs the prepared set's ``landmarks.npy``."""
+        from nfgan.align import mirror_landmarks
+        from nfgan.frontalize import frontalize_batch, is_turned
+
+        lms = self.dataset.landmarks
+        if lms is None:
+            raise ConfigError(f"{self.dataset.root}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
+        poses = self.dataset.column("pose")
+        rows = sorted({int(r) for pairs in (self.train, self.val) for r in pairs.inputs if is_turned(poses[int(r) % n])})
+        if not rows:
+            return
+        size = self.images.shape[-1]
+        lm = np.stack([mirror_landmarks(lms[r - n], size) if r >= n else np.asarray(lms[r], np.float64) for r in rows])
+        bad = [self.dataset.records[r % n]["id"] for r, m in zip(rows, lm) if not np.isfinite(m).all()]
+        if bad:
+            raise ConfigError(f"{self.dataset.root}: turned input(s) without landmarks cannot be frontalised: {bad[:5]}")
+        faces = frontalize_batch(self.images[rows].numpy(), lm, [poses[r % n] for r in rows])
+        self.gen_rows[rows] = len(self.images) + np.arange(len(rows))
+        self.gen_rows = np.concatenate([self.gen_rows, len(self.images) + np.arange(len(rows))])
+        self.images = torch.cat([self.images, torch.from_numpy(faces)])
 
     def autocast(self):
         if not self.bf16:
@@ -374,10 +403,14 @@ class NFGANTrainer:
         x = to_unit(self.images[torch.from_numpy(rows).to(self.images.device)]).to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def _input_batch(self, x_rows: np.ndarray) -> torch.Tensor:
+        """What the generator reads for input rows ``x_rows`` (their frontalised rows with frontalize_inputs)."""
+        return self._batch(self.gen_rows[x_rows])
+
     # -- one step
     def compute_losses(self, x_rows, y_rows, g_rows) -> dict[str, torch.Tensor]:
         """All six losses of Algorithm 1 for the given dataset rows (graphs kept for ``routed_backward``)."""
-        x, y, g = self._batch(x_rows), self._batch(y_rows), self._batch(g_rows)
+        x, y, g = self._input_batch(x_rows), self._batch(y_rows), self._batch(g_rows)
         with self.autocast():
             xt = self.nets["dec"](self.nets["enc"](x))
             out = {**self.feature_losses(xt, x_rows, y_rows), "pixel": L.pixel_loss(xt, y),
@@ -434,8 +467,8 @@ class NFGANTrainer:
         for net in self.nets.values():
             net.eval()
         with self.autocast():
-            out = self.generate(self._batch(x_rows))
-        imgs = [self.images[torch.from_numpy(x_rows)].cpu().numpy(), to_uint8(out),
+            out = self.generate(self._input_batch(x_rows))
+        imgs = [self.images[torch.from_numpy(self.gen_rows[x_rows])].cpu().numpy(), to_uint8(out),
                 self.images[torch.from_numpy(y_rows)].cpu().numpy()]
         return _grid(imgs)
 

@@ -1,0 +1,157 @@
+"""Landmark frontalisation (nfgan.frontalize) and its use by the trainer and the evaluator's normaliser."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nfgan.align import mirror_landmarks
+from nfgan.frontalize import (FRONTAL68, WARP_POINTS, Frontalizer, derive_frontal68, frontalize_batch, is_turned,
+                              visible_side)
+
+S = 64
+
+
+def smooth_image(seed: int = 0) -> np.ndarray:
+    coarse = np.random.default_rng(seed).uniform(0, 255, size=(8, 8)).astype(np.float32)
+    return np.asarray(Image.fromarray(coarse).resize((S, S), Image.BICUBIC), dtype=np.float64).clip(0, 255)
+
+
+def test_template_is_symmetric_and_derivation_is_its_own_fixed_point():
+    t = FRONTAL68 * (S - 1)
+    assert np.abs(mirror_landmarks(t, S) - t).max() < 0.01            # 4 decimals of rounding
+    assert np.allclose(derive_frontal68(t[None], S), FRONTAL68, atol=1e-4)
+    # a frontal layout has its nose tip on the midline, so neither half is preferred by much
+    assert abs(t[30, 0] - (S - 1) / 2) < 1e-6
+
+
+def test_warp_undoes_a_known_affine_turn_inside_the_face():
+    """Squeeze a face horizontally towards the image's left (a crude turn) and move the landmarks with it:
+    the warp brings every pixel inside the landmark mesh back to where it was."""
+    f = Frontalizer(S)
+    img = smooth_image()
+    t = FRONTAL68 * (S - 1)
+    a = np.array([[0.8, 0.0, 2.0], [0.0, 1.0, 0.0]])      # x' = 0.8 x + 2
+    turned_lm = t @ a[:, :2].T + a[:, 2]
+    # turned image: pixel x' shows the original at x = (x' - 2) / 0.8
+    xs = np.clip((np.arange(S) - 2.0) / 0.8, 0, S - 1)
+    x0 = np.floor(xs).astype(int)
+    x1 = np.minimum(x0 + 1, S - 1)
+    w = xs - x0
+    turned = img[:, x0] * (1 - w) + img[:, x1] * w
+    back = f.warp(turned, turned_lm)
+    # pixels whose mesh triangle has only landmark vertices (the border points do not move with the face)
+    inside = (f.vertices < len(WARP_POINTS)).all(1).reshape(S, S)
+    assert inside.sum() > 500
+    err = np.abs(back - img)[inside]
+    assert err.mean() < 2.0 and err.max() < 20.0        # bilinear resampling error only
+    assert np.abs(turned - img)[inside].mean() > 10 * err.mean()   # the turn itself was a large change
+
+
+def test_frontalized_face_is_the_visible_half_and_its_mirror():
+    f = Frontalizer(S)
+    t = FRONTAL68 * (S - 1)
+    lm = t.copy()
+    lm[30, 0] += 6.0                          # nose towards the image's right: the left half faces the camera
+    assert visible_side(lm) == "left"
+    assert visible_side(mirror_landmarks(lm, S)) == "right"
+    img = smooth_image(1).round().astype(np.uint8)
+    out = f(img, lm).astype(float)
+    assert np.abs(out - out[:, ::-1]).max() <= 1.0         # exactly symmetric up to rounding
+    warped = f.warp(img, lm)
+    left = slice(0, int((S - 1) / 2 - f.band))
+    assert np.abs(out[:, left] - warped[:, left]).max() <= 0.5   # the visible half is the warp itself
+
+
+def test_frontalize_batch_touches_turned_faces_only_and_refuses_bad_landmarks():
+    imgs = np.stack([smooth_image(k).round().astype(np.uint8) for k in range(4)])
+    t = FRONTAL68 * (S - 1)
+    lms = np.stack([t + [k, 0] for k in range(4)])
+    poses = ["frontal", "left_3quarter", "unknown", "right_profile"]
+    assert [is_turned(p) for p in poses] == [False, True, False, True]
+    out = frontalize_batch(imgs, lms, poses)
+    assert np.array_equal(out[0], imgs[0]) and np.array_equal(out[2], imgs[2])
+    assert np.array_equal(out[1], Frontalizer(S)(imgs[1], lms[1]))
+    assert not np.array_equal(out[3], imgs[3])
+    with pytest.raises(ValueError, match="68 finite landmarks"):
+        Frontalizer(S)(imgs[0], np.full((68, 2), np.nan))
+    with pytest.raises(ValueError, match="64x64"):
+        Frontalizer(S)(imgs[0][:32], t)
+
+
+def _with_landmarks(root):
+    """Landmarks for the synthetic prepared set of test_trainer: the template moved with each pose's shift."""
+    import csv
+
+    with open(root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    shift = {"frontal": 0, "left_3quarter": -6, "right_3quarter": 6}
+    lm = np.stack([FRONTAL68 * (S - 1) + [shift[r["pose"]], 0] for r in rows]).astype(np.float32)
+    np.save(root / "landmarks.npy", lm)
+    return root, rows, lm
+
+
+def test_trainer_feeds_frontalized_turned_inputs_and_keeps_real_ones_for_identity(tmp_path):
+    from test_trainer import make_prepared, tiny_config
+
+    from nfgan.trainer import ConfigError, NFGANTrainer
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["frontalize_inputs"] = True
+    with pytest.raises(ConfigError, match="landmarks.npy"):
+        NFGANTrainer(cfg, tmp_path / "r0")
+    root, rows, lm = _with_landmarks(root)
+    tr = NFGANTrainer(cfg, tmp_path / "r1")
+    n = len(rows)
+    inputs = np.unique(np.concatenate([tr.train.inputs, tr.val.inputs]))
+    for r in inputs:
+        face = r % n
+        pose = rows[face]["pose"]
+        g = int(tr.gen_rows[r])
+        if pose == "frontal":
+            assert g == r
+            continue
+        assert g >= 2 * n                                    # an appended row ...
+        mirrored = r >= n
+        want_lm = mirror_landmarks(lm[face], S) if mirrored else lm[face]
+        want = frontalize_batch(tr.images[r].numpy()[None], want_lm[None], [pose])[0]
+        assert np.array_equal(tr.images[g].numpy(), want)   # ... holding the frontalised (mirrored) input
+    # the generator reads the frontalised rows; the input rows themselves (L_id's reference) stay real
+    x_rows = tr.train.inputs[:4]
+    assert torch.equal(tr._input_batch(x_rows), tr._batch(tr.gen_rows[x_rows]))
+    assert all(r < 2 * n for r in tr.train.inputs)
+    tr.train_step()
+
+
+def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
+    from test_trainer import make_prepared, tiny_config
+
+    from nfgan.evaluate import EvaluateError, load_generator
+    from nfgan.trainer import train
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["frontalize_inputs"] = True
+    train(cfg, tmp_path / "run", progress=False)
+    g = load_generator(tmp_path / "run")
+    assert g.frontalize
+    faces = np.load(root / "faces.npy")
+    poses = [r["pose"] for r in rows]
+    flipped = [r["flipped"] for r in rows]
+    with pytest.raises(EvaluateError, match="landmarks"):
+        g.normalize(faces, poses, flipped)
+    x = g.generator_inputs(faces, poses, flipped, lm)
+    flip = g.mirror_mask(poses, flipped)
+    for i, p in enumerate(poses):
+        face = faces[i, :, ::-1] if flip[i] else faces[i]
+        if p == "frontal":
+            assert np.array_equal(x[i], face)
+        else:
+            want_lm = mirror_landmarks(lm[i], S) if flip[i] else lm[i]
+            assert np.array_equal(x[i], frontalize_batch(face[None], want_lm[None], [p])[0])
+    # without frontalize_inputs nothing needs landmarks
+    plain = load_generator(tmp_path / "run")
+    plain.frontalize = False
+    assert plain.normalize(faces, poses, flipped).shape == faces.shape
