@@ -35,6 +35,7 @@ import torch
 
 from nfgan.atomic import save_image, write_text
 from nfgan.checkpoint import CheckpointError
+from nfgan.trainer import to_uint8
 from nfgan.weights import assets_dir
 
 #: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
@@ -44,7 +45,8 @@ NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
 
 
 def default_model_path() -> Path:
-    """The shipped default normaliser (pix2pix U-Net + L_id, London training subjects; docs/model_card.md)."""
+    """The shipped default normaliser (landmark frontalisation + U-Net trained with L_id, London training
+    subjects; docs/model_card.md)."""
     return assets_dir() / DEFAULT_MODEL_NAME
 
 
@@ -85,10 +87,6 @@ def faces_to_tensor(images, size: int) -> torch.Tensor:
         raise NormalizerInputError(f"float faces must be in [-1, 1] (got values {lo:.3g}..{hi:.3g}); "
                                    "pass uint8 gray values instead")
     return t
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)[:, 0].numpy()
 
 
 class Normalizer:
@@ -144,7 +142,7 @@ class Normalizer:
         if z.dim() == 1:
             z = z[None]
         out = torch.cat([dec(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
-        return _to_uint8(out) if as_uint8 else out
+        return to_uint8(out) if as_uint8 else out
 
     def normalize(self, images, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
                   landmarks: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
@@ -158,7 +156,7 @@ class Normalizer:
         x = faces_to_tensor(images, self.size)
         if poses is not None and len(poses) != len(x):
             raise NormalizerInputError(f"{len(x)} faces but {len(poses)} poses")
-        out = self.generator.normalize(_to_uint8(x), poses, flipped, batch_size=batch_size, landmarks=landmarks)
+        out = self.generator.normalize(to_uint8(x), poses, flipped, batch_size=batch_size, landmarks=landmarks)
         return out[0] if single else out
 
 
