@@ -151,6 +151,17 @@ def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
         else:
             want_lm = mirror_landmarks(lm[i], S) if flip[i] else lm[i]
             assert np.array_equal(x[i], frontalize_batch(face[None], want_lm[None], [p])[0])
+    # a turned face without landmarks (a resize-aligned crop) goes in unwarped, with a warning; the others
+    # are still frontalised
+    bad = lm.copy()
+    k = next(i for i, p in enumerate(poses) if p != "frontal")
+    bad[k] = np.nan
+    with pytest.warns(UserWarning, match="1 turned face"):
+        y = g.generator_inputs(faces, poses, flipped, bad)
+    face_k = faces[k, :, ::-1] if flip[k] else faces[k]
+    assert np.array_equal(y[k], face_k)
+    others = [i for i in range(len(poses)) if i != k]
+    assert np.array_equal(y[others], x[others])
     # without frontalize_inputs nothing needs landmarks
     plain = load_generator(tmp_path / "run")
     plain.frontalize = False

@@ -36,6 +36,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -139,7 +140,13 @@ class FaceNormalizer(nn.Module):
         size = x.shape[-1]
         lm = np.asarray(landmarks, dtype=np.float64)
         lm = np.stack([mirror_landmarks(lm[i], size) if flip[i] else lm[i] for i in range(n)])
-        x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned])
+        missing = [i for i in turned if not np.isfinite(lm[i]).all()]
+        if missing:   # e.g. a pre-cropped face aligned by resizing: one bad face must not stop a batch
+            warnings.warn(f"{len(missing)} turned face(s) without landmarks (rows {missing[:5]}) go to the "
+                          "generator unfrontalised")
+            turned = [i for i in turned if i not in set(missing)]
+        if turned:
+            x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned])
         return x
 
     @torch.no_grad()
