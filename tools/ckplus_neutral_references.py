@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.align import FaceAligner, compose, invert_transform, warp_gray  # noqa: E402
 from nfgan.atomic import save_image, write_text  # noqa: E402
-from nfgan.dataset import MANIFEST_COLUMNS, PreparedDataset, write_pack  # noqa: E402
+from nfgan.dataset import PreparedDataset, write_manifest  # noqa: E402
 
 PAD = 16   # px of edge replication around a 64 px neutral face before the warp
 
@@ -84,12 +83,7 @@ def main(argv=None) -> int:
         out_rows.append({"id": rid, "path": f"faces/{rid}.png", "subject": r["subject"], "expression": "neutral",
                          "pose": "frontal", "yaw_deg": "0", "flipped": "0", "source_path": str(src.resolve()),
                          "dataset": "ckplus_neutral"})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(MANIFEST_COLUMNS), lineterminator="\n")
-    w.writeheader()
-    w.writerows(out_rows)
-    write_text(args.out / "manifest.csv", buf.getvalue())
-    write_pack(args.out)
+    write_manifest(args.out, out_rows)
     write_text(args.out / "no_model.txt", "# real faces: no model was trained, so no subject was seen by one\n")
     write_text(args.out / "normalize_meta.json", json.dumps(
         {"what": "real CK+ neutral frames (with_neutral/neutral), reframed to the peak crops",

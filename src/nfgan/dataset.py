@@ -43,6 +43,23 @@ def read_manifest(path: str | Path) -> list[dict]:
     return rows
 
 
+def write_manifest(root: str | Path, rows: Sequence[dict], columns: Sequence[str] = MANIFEST_COLUMNS) -> Path:
+    """Write ``root/manifest.csv`` (``columns`` in that order, newline line ends) atomically and then
+    ``faces.npy`` (:func:`write_pack`) from the PNGs the rows name. Returns the manifest's path."""
+    import io
+
+    from nfgan.atomic import write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path = Path(root) / "manifest.csv"
+    write_text(path, buf.getvalue())
+    write_pack(root)
+    return path
+
+
 def write_pack(root: str | Path) -> Path:
     """(Re)build ``faces.npy`` from ``manifest.csv`` and the PNGs, atomically. Returns its path."""
     from PIL import Image

@@ -128,7 +128,6 @@ class FaceNormalizer(nn.Module):
         x = np.where(flip[:, None, None], images_u8[:, :, ::-1], images_u8).astype(np.uint8)
         if not self.frontalize or poses is None:
             return x
-        from nfgan.align import mirror_landmarks
         from nfgan.frontalize import frontalize_batch, is_turned
 
         turned = [i for i, p in enumerate(poses) if is_turned(p)]
@@ -137,16 +136,14 @@ class FaceNormalizer(nn.Module):
         if landmarks is None:
             raise EvaluateError(f"{self.info.get('source', 'this model')}: frontalises turned inputs and needs their "
                                 "68 landmarks (nfgan prepare's landmarks.npy, or AlignedFace.landmarks68)")
-        size = x.shape[-1]
         lm = np.asarray(landmarks, dtype=np.float64)
-        lm = np.stack([mirror_landmarks(lm[i], size) if flip[i] else lm[i] for i in range(n)])
         missing = [i for i in turned if not np.isfinite(lm[i]).all()]
         if missing:   # e.g. a pre-cropped face aligned by resizing: one bad face must not stop a batch
             warnings.warn(f"{len(missing)} turned face(s) without landmarks (rows {missing[:5]}) go to the "
                           "generator unfrontalised")
             turned = [i for i in turned if i not in set(missing)]
         if turned:
-            x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned])
+            x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=flip[turned])
         return x
 
     @torch.no_grad()

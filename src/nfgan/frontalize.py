@@ -17,9 +17,9 @@ writes them to ``landmarks.npy`` and ``nfgan.align`` returns them):
    after the warp; it is replaced by the mirror image of the visible half (blended over a few pixels at the
    midline). The visible half is the one with the longer nose-to-jaw distance in the input.
 
-Frontal inputs, and inputs of unknown pose, are left as they are (:func:`frontalize_batch`). Hassner et al. (CVPR 2015, "Effective
-face frontalization in unconstrained images") frontalise with a 3D model and soft symmetry; this is a 2D
-version of the same idea built on our aligner's landmarks.
+Frontal inputs, and inputs of unknown pose, are left as they are (:func:`frontalize_batch`). Hassner et al.
+(CVPR 2015, "Effective face frontalization in unconstrained images") frontalise with a 3D model and soft
+symmetry; this is a 2D version of the same idea built on our aligner's landmarks.
 """
 from __future__ import annotations
 
@@ -144,16 +144,19 @@ def is_turned(pose: str) -> bool:
     return "3quarter" in str(pose) or "profile" in str(pose)
 
 
-def frontalize_batch(faces: np.ndarray, landmarks: np.ndarray, poses: Sequence[str]) -> np.ndarray:
+def frontalize_batch(faces: np.ndarray, landmarks: np.ndarray, poses: Sequence[str],
+                     mirrored: Sequence[bool] | None = None) -> np.ndarray:
     """uint8 ``N x S x S`` -> the same with every turned face (:func:`is_turned`) frontalised, the others copied.
-    ``landmarks``: ``N x 68 x 2`` in the faces' own crop coordinates (mirror them with
-    :func:`nfgan.align.mirror_landmarks` when the faces were mirrored after alignment)."""
+    ``landmarks``: ``N x 68 x 2`` in the crop coordinates they were found in; ``mirrored[i]`` says face i was
+    mirrored after that (by a trainer's or normaliser's flip rule), so its landmarks are mirrored to match
+    (:func:`nfgan.align.mirror_landmarks`)."""
     faces = np.asarray(faces)
     out = np.array(faces, dtype=np.uint8, copy=True)
     f = frontalizer(faces.shape[-1])
     for i, pose in enumerate(poses):
         if is_turned(pose):
-            out[i] = f(faces[i], landmarks[i])
+            lm = landmarks[i]
+            out[i] = f(faces[i], mirror_landmarks(lm, faces.shape[-1]) if mirrored is not None and mirrored[i] else lm)
     return out
 
 

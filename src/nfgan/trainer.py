@@ -372,9 +372,8 @@ class NFGANTrainer:
         self.sample_rows = (src.inputs[pick], src.first_targets()[pick])
 
     def _add_frontalized_rows(self, n: int) -> None:
-        """Append the frontalised version of every turned input row (a mirror row r >= n uses the mirrored
-        landmarks of face r - n) and point ``gen_rows`` at it. Needs the prepared set's ``landmarks.npy``."""
-        from nfgan.align import mirror_landmarks
+        """Append the frontalised version of every turned input row (a mirror row r >= n is face r - n
+        mirrored) and point ``gen_rows`` at it. Needs the prepared set's ``landmarks.npy``."""
         from nfgan.frontalize import frontalize_batch, is_turned
 
         lms = self.dataset.landmarks
@@ -384,12 +383,12 @@ class NFGANTrainer:
         rows = sorted({int(r) for pairs in (self.train, self.val) for r in pairs.inputs if is_turned(poses[int(r) % n])})
         if not rows:
             return
-        size = self.images.shape[-1]
-        lm = np.stack([mirror_landmarks(lms[r - n], size) if r >= n else np.asarray(lms[r], np.float64) for r in rows])
-        bad = [self.dataset.records[r % n]["id"] for r, m in zip(rows, lm) if not np.isfinite(m).all()]
+        face = [r % n for r in rows]
+        bad = [self.dataset.records[i]["id"] for i in face if not np.isfinite(lms[i]).all()]
         if bad:
             raise ConfigError(f"{self.dataset.root}: turned input(s) without landmarks cannot be frontalised: {bad[:5]}")
-        faces = frontalize_batch(self.images[rows].numpy(), lm, [poses[r % n] for r in rows])
+        faces = frontalize_batch(self.images[rows].numpy(), np.asarray(lms[face], np.float64),
+                                 [poses[i] for i in face], mirrored=[r >= n for r in rows])
         self.gen_rows[rows] = len(self.images) + np.arange(len(rows))
         self.gen_rows = np.concatenate([self.gen_rows, len(self.images) + np.arange(len(rows))])
         self.images = torch.cat([self.images, torch.from_numpy(faces)])

@@ -11,7 +11,6 @@ tell the difference. Do not commit the output of research-licensed sets (CK+, JA
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from nfgan.atomic import save_image, write_text
-from nfgan.dataset import MANIFEST_COLUMNS, PreparedDatasetError, write_pack
+from nfgan.dataset import PreparedDatasetError, write_manifest
 from nfgan.schema import canonical_expression
 
 
@@ -51,12 +50,7 @@ def prepare_precropped(manifest: str | Path, out: str | Path, size: int = 64, pr
                          "expression": canonical_expression(r["expression"]), "pose": r.get("pose") or "frontal",
                          "yaw_deg": "0", "flipped": "0", "source_path": str(src.resolve()),
                          "dataset": dataset or src_root.name})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(MANIFEST_COLUMNS), lineterminator="\n")
-    w.writeheader()
-    w.writerows(out_rows)
-    write_text(out / "manifest.csv", buf.getvalue())
-    write_pack(out)
+    write_manifest(out, out_rows)
     write_text(out / "prepare_meta.json", json.dumps(
         {"precropped": True, "source_manifest": str(manifest.resolve()), "prefix": prefix, "size": size,
          "resize": "PIL bicubic", "aligned_by": "source dataset (no detection/alignment here)",
