@@ -153,3 +153,32 @@ def test_groups_cover_views_and_expressions(runs):
     assert set(es.views) == {"frontal", "3/4"}
     limited = load_eval_set(root, root / "splits.json", "train", limit=5)
     assert len(limited) == 5 and limited.targets.shape == (5,)
+
+
+def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
+    from nfgan.evaluate import goal_checks
+    from nfgan.report import goals_table
+
+    metrics = {
+        "identity_calibration": {"dlib": {"training_aligned": True}, "faceres": {"training_aligned": False}},
+        "expression_evaluators": {"fer": "", "faceapi": ""},
+        "models": {
+            "input": {"kind": "reference", "groups": {}},
+            "m": {"kind": "pix2pix", "groups": {
+                "frontal/*": {"id_pass_dlib": 0.5, "id_pass_faceres": 1.0},
+                "3/4/*": {"id_pass_dlib": 1.0, "id_pass_faceres": 0.42},
+                "all": {"neutral_fer": 0.956, "neutral_faceapi": 0.881}}}}}
+    goals = goal_checks(metrics)
+    assert list(goals) == ["m"]                      # references are not judged
+    got = {(r["group"], r["evaluator"]): (r["met"], r["margin_points"]) for r in goals["m"]}
+    # identity goals use the independent embedder only; neutrality goals every classifier
+    assert got == {("frontal/*", "faceres"): (True, 5.0), ("3/4/*", "faceres"): (False, -53.0),
+                   ("all", "fer"): (True, 5.6), ("all", "faceapi"): (False, -1.9)}
+    table = goals_table({"goals": goals})
+    assert "| m | identity kept, 3/4 inputs | faceres | 42.0 | 95 | missed by 53.0 points |" in table
+    assert "| m | outputs classified neutral | fer | 95.6 | 90 | met |" in table
+    # nfgan evaluate writes them to metrics.json and the report
+    out, m = evaluated
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert set(on_disk["goals"]) == {"nfgan", "p2p"}
+    assert "<h2>Goals</h2>" in (out / "report.html").read_text()

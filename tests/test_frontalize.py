@@ -125,6 +125,42 @@ def test_trainer_feeds_frontalized_turned_inputs_and_keeps_real_ones_for_identit
     tr.train_step()
 
 
+def test_same_pose_targets_are_the_frontalised_neutral_face_in_the_input_pose(tmp_path):
+    from test_trainer import make_prepared, tiny_config
+
+    from nfgan.trainer import ConfigError, NFGANTrainer
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["turned_targets"] = "same_pose"
+    with pytest.raises(ConfigError, match="frontalize_inputs"):
+        NFGANTrainer(cfg, tmp_path / "r0")
+    cfg["data"]["frontalize_inputs"] = True
+    tr = NFGANTrainer(cfg, tmp_path / "r1")
+    n = len(rows)
+    faces = tr.images[:n].numpy()
+    seen = set()
+    for pairs in (tr.train, tr.val):
+        for r, choices in zip(pairs.inputs, pairs.target_choices):
+            face, pose = int(r) % n, rows[int(r) % n]["pose"]
+            assert len(choices) == 1
+            t = int(choices[0])
+            if pose == "frontal":
+                assert t < n and (rows[t]["pose"], rows[t]["expression"]) == ("frontal", "neutral")
+                continue
+            # the same subject's neutral face in the input's pose, mirrored with the input, frontalised
+            want = next(i for i, q in enumerate(rows) if q["subject"] == rows[face]["subject"]
+                        and q["pose"] == pose and q["expression"] == "neutral")
+            mirrored = int(r) >= n
+            img = faces[want, :, ::-1] if mirrored else faces[want]
+            want_lm = mirror_landmarks(lm[want], S) if mirrored else lm[want]
+            assert t >= 2 * n
+            assert np.array_equal(tr.images[t].numpy(), frontalize_batch(img[None], want_lm[None], [pose])[0])
+            seen.add(pose)
+    assert {"left_3quarter", "right_3quarter"} <= seen
+    tr.train_step()
+
+
 def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
     from test_trainer import make_prepared, tiny_config
 

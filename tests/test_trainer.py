@@ -280,6 +280,31 @@ def test_pairs_targets_guides_and_splits(prepared):
         check_splits({"train": ["S00", "S01"], "val": [], "test": ["S01"]})
 
 
+def test_mirror_pairs_add_mirrored_frontal_pairs_only(prepared, tmp_path):
+    from nfgan.trainer import NFGANTrainer
+
+    cfg = tiny_config(prepared)
+    cfg["data"]["flip_left_poses"] = False          # mirror_pairs makes its own mirror rows
+    plain = NFGANTrainer(cfg, tmp_path / "r0")
+    cfg["data"]["mirror_pairs"] = True
+    tr = NFGANTrainer(cfg, tmp_path / "r1")
+    n = len(tr.dataset.records)
+    assert len(tr.images) == 2 * n
+    assert torch.equal(tr.images[n:], tr.images[:n].flip(-1))
+    poses = tr.dataset.column("pose")
+    base = len(plain.train)
+    frontal = [j for j, i in enumerate(plain.train.inputs) if poses[i] == "frontal"]
+    assert 0 < len(frontal) < base
+    assert len(tr.train) == base + len(frontal)
+    assert np.array_equal(tr.train.inputs[:base], plain.train.inputs)
+    assert np.array_equal(tr.train.inputs[base:], plain.train.inputs[frontal] + n)
+    for j, k in enumerate(frontal):   # each mirrored input is paired with its own subject's mirrored targets
+        assert np.array_equal(tr.train.target_choices[base + j], plain.train.target_choices[k] + n)
+    assert np.array_equal(tr.train.guides, np.concatenate([plain.train.guides, plain.train.guides + n]))
+    assert len(tr.val) == len(plain.val)            # validation pairs are not mirrored
+    tr.train_step()
+
+
 def test_committed_london_split():
     from nfgan.pairs import load_splits
 

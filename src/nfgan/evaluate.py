@@ -452,6 +452,34 @@ def _group_stats(mask: np.ndarray, per: dict[str, np.ndarray], kid_feats: np.nda
     return out
 
 
+#: the absolute quality goals of a normaliser (issue #4): (name, group, metric prefix, target share). Identity
+#: goals use every independent (not training-aligned) embedder, neutrality goals every expression classifier.
+GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
+         ("identity kept, 3/4 inputs", "3/4/*", "id_pass", 0.95),
+         ("outputs classified neutral", "all", "neutral", 0.90))
+
+
+def goal_checks(metrics: dict) -> dict[str, list[dict]]:
+    """Per model (references excluded): each goal of :data:`GOALS` with its value, target, whether it is
+    met and the margin in percentage points (negative = missed by that much)."""
+    independent = [e for e, c in metrics["identity_calibration"].items() if not c.get("training_aligned")]
+    evaluators = {"id_pass": independent, "neutral": list(metrics["expression_evaluators"])}
+    out: dict[str, list[dict]] = {}
+    for name, res in metrics["models"].items():
+        if res["kind"] == "reference":
+            continue
+        rows = []
+        for goal, group, prefix, target in GOALS:
+            st = res["groups"].get(group)
+            for e in evaluators[prefix]:
+                v = None if st is None else st.get(f"{prefix}_{e}")
+                rows.append({"goal": goal, "group": group, "evaluator": e, "target": target, "value": v,
+                             "met": None if v is None else bool(v >= target),
+                             "margin_points": None if v is None else round(100 * (v - target), 1)})
+        out[name] = rows
+    return out
+
+
 def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: list[IdentityEvaluator],
                     expr_evals: list[ExpressionEvaluator], calibration_subjects: Sequence[str],
                     kid_embedder: str | None = None, kid_subsets: int = 100, progress: bool = True,
@@ -526,6 +554,7 @@ def evaluate_models(models: dict[str, FaceNormalizer], es: EvalSet, id_evals: li
                 "estimator": "unbiased MMD^2, cubic polynomial kernel (Binkowski et al. 2018)"},
         "models": results,
     }
+    metrics["goals"] = goal_checks(metrics)
     extras = {"outputs": outputs, "calibration": calibration}
     return jsonable(metrics), per_face, extras
 
@@ -625,8 +654,10 @@ def run(args: argparse.Namespace) -> int:
     except (EvaluateError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    from nfgan.report import summary_table
+    from nfgan.report import goals_table, summary_table
 
     print(summary_table(m))
+    print()
+    print(goals_table(m))
     print(f"wrote {m['out']}/metrics.json")
     return 0

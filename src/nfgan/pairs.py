@@ -5,6 +5,10 @@
 * Target y: a frontal neutral face of the same subject, drawn at random when there are several. A frontal
   neutral input is kept and may be paired with itself: the network must then learn the identity mapping for
   faces that are already normalised, which is what we want at inference time.
+* With ``turned_targets="same_pose"`` a 3/4 or profile input's target is instead the same subject's
+  neutral face in the *same* pose (for a normaliser whose turned inputs are frontalised first: the trainer
+  frontalises such targets too, so the generator only learns to remove the expression, not to guess the
+  person's frontal geometry). Frontal inputs keep frontal targets.
 * Guiding set g: all frontal neutral faces of the training subjects (the Dis's "real" examples, Sec. 4.3).
 * Subjects without any frontal neutral face cannot be trained on; they are not dropped silently but listed in
   ``TrainingPairs.missing_targets`` (the trainer warns and writes them to the run folder).
@@ -117,11 +121,28 @@ class TrainingPairs:
         pick = torch.randint(len(self.guides), (batch_size,), generator=generator).numpy()
         return self.guides[pick]
 
+    def with_mirrors(self, keep: np.ndarray, offset: int) -> "TrainingPairs":
+        """These pairs plus the mirror image of every pair whose input is selected by the boolean ``keep``:
+        input row ``i + offset`` with targets ``t + offset`` (the caller stores the mirror of row r at
+        r + offset). The guiding set gains the mirrored guides. A mirrored frontal face is a plausible
+        frontal face of a new-looking person, so this doubles the identities the generator sees; a turned
+        input must not be mirrored this way (its hidden side would swap, unlike every inference input)."""
+        keep = np.asarray(keep, dtype=bool)
+        extra = np.flatnonzero(keep)
+        return TrainingPairs(np.concatenate([self.inputs, self.inputs[extra] + offset]),
+                             self.target_choices + [self.target_choices[j] + offset for j in extra],
+                             np.concatenate([self.guides, self.guides + offset]), self.subjects,
+                             self.missing_targets)
+
 
 def build_pairs(ds: PreparedDataset, subjects: Iterable[str], input_poses: Sequence[str] | None = None,
                 input_expressions: Sequence[str] | None = None, target_pose: str = "frontal",
-                target_expression: str = "neutral") -> TrainingPairs:
-    """Pairs for the given subjects of ``ds`` (see the module docstring for the rules)."""
+                target_expression: str = "neutral", turned_targets: str = "frontal") -> TrainingPairs:
+    """Pairs for the given subjects of ``ds`` (see the module docstring for the rules). A turned input
+    without a same-pose target (``turned_targets="same_pose"``) gets no pair; its subject is listed in
+    ``missing_targets`` as ``"subject (pose)"``."""
+    if turned_targets not in ("frontal", "same_pose"):
+        raise SplitError(f"turned_targets must be 'frontal' or 'same_pose', got {turned_targets!r}")
     subjects = sorted(set(subjects))
     known = set(ds.subjects())
     unknown = [s for s in subjects if s not in known]
@@ -136,14 +157,28 @@ def build_pairs(ds: PreparedDataset, subjects: Iterable[str], input_poses: Seque
         equals["expression"] = list(input_expressions)
     inputs_by_subject = ds.by_subject(ds.indices(subjects, **equals))
     missing = sorted(s for s in subjects if s in known and s not in targets)
+    same_pose: dict[tuple[str, str], list[int]] = {}
+    if turned_targets == "same_pose":
+        poses = ds.column("pose")
+        for i in ds.indices(subjects, expression=target_expression):
+            same_pose.setdefault((ds.records[i]["subject"], poses[i]), []).append(int(i))
     inputs, choices, used = [], [], []
     for s in sorted(inputs_by_subject):
         if s not in targets:
             continue
         t = np.asarray(sorted(targets[s]), dtype=np.int64)
         for i in inputs_by_subject[s]:
+            pose = ds.records[i]["pose"]
+            if turned_targets == "same_pose" and pose != target_pose:
+                if (s, pose) not in same_pose:
+                    missing.append(f"{s} ({pose})")
+                    continue
+                inputs.append(i)
+                choices.append(np.asarray(sorted(same_pose[s, pose]), dtype=np.int64))
+                continue
             inputs.append(i)
             choices.append(t)
         used.append(s)
+    missing = sorted(set(missing))
     guides = np.asarray(sorted(i for s in used for i in targets[s]), dtype=np.int64)
     return TrainingPairs(np.asarray(inputs, dtype=np.int64), choices, guides, used, missing)

@@ -235,6 +235,23 @@ def summary_table(metrics: dict, groups: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def goal_rows(metrics: dict) -> list[list[str]]:
+    """The goal checks (``metrics["goals"]``, :func:`nfgan.evaluate.goal_checks`) as table cells: model,
+    goal, evaluator, value %, target %, verdict."""
+    return [[name, r["goal"], r["evaluator"], _fmt(r["value"], pct=True), f"{100 * r['target']:.0f}",
+             "-" if r["met"] is None else "met" if r["met"] else f"missed by {-r['margin_points']:.1f} points"]
+            for name, rows in metrics.get("goals", {}).items() for r in rows]
+
+
+GOAL_HEADER = ("model", "goal", "evaluator", "value %", "target %", "verdict")
+
+
+def goals_table(metrics: dict) -> str:
+    """:func:`goal_rows` as a Markdown table."""
+    lines = ["| " + " | ".join(GOAL_HEADER) + " |", "|" + "|".join("---" for _ in GOAL_HEADER) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in goal_rows(metrics)])
+
+
 def _img_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="image-rendering:pixelated;max-width:100%">'
@@ -259,6 +276,8 @@ def write_html(path: Path, metrics: dict, figs: dict[str, Path]) -> Path:
         cap = captions.get(key, f"Fig. 4: identity distances input vs output ({key[5:]}), threshold at 1% FAR"
                            if key.startswith("fig4") else key)
         fig_html += f"<figure>{_img_tag(p, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>\n"
+    goals = "<table><tr>" + "".join(f"<th>{h}</th>" for h in GOAL_HEADER) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in goal_rows(metrics)) + "</table>"
     kid = metrics.get("kid", {})
     doc = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>nfgan evaluation</title>
@@ -278,6 +297,10 @@ neutral: share classified neutral; SSIM/PSNR/L1 against the subject's frontal ne
 and {kid.get('real_faces', '?')} real frontal neutral faces on {html.escape(str(kid.get('embedder')))} features.
 Rows <i>input</i> and <i>ground_truth</i> are references (no normalisation; the target itself).</p>
 {table}
+<h2>Goals</h2>
+<p>Each normaliser against the quality goals (identity with the independent embedder(s), neutrality with
+every classifier); a missed goal says by how many percentage points.</p>
+{goals}
 <h2>Figures</h2>
 {fig_html}
 </body></html>

@@ -64,6 +64,11 @@ DEFAULT_CONFIG: dict = {
                                               # so the occluded side is on the image's right
         "frontalize_inputs": False,           # feed turned inputs to the generator landmark-frontalised
                                               # (nfgan.frontalize; L_id still compares with the real input)
+        "turned_targets": "frontal",          # or "same_pose": a turned input's target is the subject's
+                                              # neutral face in the same pose, frontalised (nfgan.pairs;
+                                              # needs frontalize_inputs)
+        "mirror_pairs": False,                # also train on the mirror image of every frontal (input,
+                                              # target) pair (TrainingPairs.with_mirrors)
     },
     "model": {"latent_dim": 256, "image_size": 64, "lrelu_alpha": 0.3, "init_std": 0.02},
     "feature_nets": {                         # specs for nfgan.feature_nets.build_feature_net
@@ -336,10 +341,15 @@ class NFGANTrainer:
         images = torch.from_numpy(np.array(self.dataset.images))  # in memory, writable
         n = len(images)
         # rows n..2n-1 are the mirror images of rows 0..n-1 (used for left-turned inputs, see flip_left_poses)
-        self.images = torch.cat([images, images.flip(-1)]) if d["flip_left_poses"] else images
+        mirrors = d["flip_left_poses"] or d.get("mirror_pairs")
+        self.images = torch.cat([images, images.flip(-1)]) if mirrors else images
         self.splits = load_splits(self._path(d["splits"]))
         kw = dict(input_poses=d["input_poses"], input_expressions=d["input_expressions"],
-                  target_pose=d["target_pose"], target_expression=d["target_expression"])
+                  target_pose=d["target_pose"], target_expression=d["target_expression"],
+                  turned_targets=d.get("turned_targets", "frontal"))
+        if kw["turned_targets"] == "same_pose" and not d.get("frontalize_inputs"):
+            raise ConfigError("data.turned_targets: same_pose needs data.frontalize_inputs: true (the model's "
+                              "outputs must be frontal faces)")
         self.train = build_pairs(self.dataset, self.splits["train"], **kw)
         self.val = build_pairs(self.dataset, self.splits["val"], **kw)
         if len(self.train) == 0:
@@ -347,18 +357,26 @@ class NFGANTrainer:
                               f"{d['target_pose']} {d['target_expression']} face and inputs)")
         if d["flip_left_poses"]:
             # an input shows its occluded side on the left when it is turned left and `nfgan prepare` did not
-            # mirror it already (column `flipped`); such inputs use their mirror row. Targets are never
-            # mirrored: the output is always the person's real frontal face.
+            # mirror it already (column `flipped`); such inputs use their mirror row. Frontal targets are
+            # never mirrored: the output is the person's real frontal face (data.mirror_pairs adds mirrored
+            # frontal pairs, input and target together); a same-pose target is mirrored with its input.
             poses, flipped = self.dataset.column("pose"), self.dataset.column("flipped")
+            swap = np.asarray([p.startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
+                               for p, f in zip(poses, flipped)])
+            swap_target = swap & (np.asarray(poses) != d["target_pose"])
             for pairs in (self.train, self.val):
-                for j, i in enumerate(pairs.inputs):
-                    if poses[i].startswith("left") != (str(flipped[i]).strip().lower() in ("1", "true", "yes")):
-                        pairs.inputs[j] = i + n
+                pairs.inputs += np.where(swap[pairs.inputs], n, 0)
+                pairs.target_choices = [c + np.where(swap_target[c], n, 0) for c in pairs.target_choices]
+        if d.get("mirror_pairs"):   # validation pairs stay as they are
+            poses = self.dataset.column("pose")
+            self.train = self.train.with_mirrors(
+                np.asarray([i < n and poses[i] == "frontal" for i in self.train.inputs]), n)
         missing = sorted(set(self.train.missing_targets) | set(self.val.missing_targets))
         self.missing_targets = missing
         if missing:
             warnings.warn(f"{len(missing)} subject(s) have no {d['target_pose']} {d['target_expression']} face "
-                          f"and are not trained on: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+                          f"(or no same-pose target, listed with the pose) and are not trained on: "
+                          f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
         # the generator reads row gen_rows[r] for input row r (r itself unless frontalize_inputs)
         self.gen_rows = np.arange(len(self.images), dtype=np.int64)
         if d.get("frontalize_inputs"):
@@ -372,15 +390,17 @@ class NFGANTrainer:
         self.sample_rows = (src.inputs[pick], src.first_targets()[pick])
 
     def _add_frontalized_rows(self, n: int) -> None:
-        """Append the frontalised version of every turned input row (a mirror row r >= n is face r - n
-        mirrored) and point ``gen_rows`` at it. Needs the prepared set's ``landmarks.npy``."""
+        """Append the frontalised version of every turned input or target row (a mirror row r >= n is face
+        r - n mirrored), point ``gen_rows`` at it and the pairs' turned targets too. Needs the prepared set's
+        ``landmarks.npy``."""
         from nfgan.frontalize import frontalize_batch, is_turned
 
         lms = self.dataset.landmarks
         if lms is None:
             raise ConfigError(f"{self.dataset.root}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
         poses = self.dataset.column("pose")
-        rows = sorted({int(r) for pairs in (self.train, self.val) for r in pairs.inputs if is_turned(poses[int(r) % n])})
+        used = [r for pairs in (self.train, self.val) for r in (pairs.inputs, *pairs.target_choices)]
+        rows = sorted({int(r) for r in np.concatenate(used) if is_turned(poses[int(r) % n])}) if used else []
         if not rows:
             return
         face = [r % n for r in rows]
@@ -392,6 +412,9 @@ class NFGANTrainer:
         self.gen_rows[rows] = len(self.images) + np.arange(len(rows))
         self.gen_rows = np.concatenate([self.gen_rows, len(self.images) + np.arange(len(rows))])
         self.images = torch.cat([self.images, torch.from_numpy(faces)])
+        # turned (same-pose) targets are read frontalised, like the inputs; input rows stay real (L_id)
+        for pairs in (self.train, self.val):
+            pairs.target_choices = [self.gen_rows[c] for c in pairs.target_choices]
 
     def autocast(self):
         if not self.bf16:
