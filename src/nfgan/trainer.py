@@ -355,22 +355,7 @@ class NFGANTrainer:
         if len(self.train) == 0:
             raise ConfigError(f"{self.dataset.root}: no training pairs (train subjects with a "
                               f"{d['target_pose']} {d['target_expression']} face and inputs)")
-        if d["flip_left_poses"]:
-            # an input shows its occluded side on the left when it is turned left and `nfgan prepare` did not
-            # mirror it already (column `flipped`); such inputs use their mirror row. Frontal targets are
-            # never mirrored: the output is the person's real frontal face (data.mirror_pairs adds mirrored
-            # frontal pairs, input and target together); a same-pose target is mirrored with its input.
-            poses, flipped = self.dataset.column("pose"), self.dataset.column("flipped")
-            swap = np.asarray([p.startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
-                               for p, f in zip(poses, flipped)])
-            swap_target = swap & (np.asarray(poses) != d["target_pose"])
-            for pairs in (self.train, self.val):
-                pairs.inputs += np.where(swap[pairs.inputs], n, 0)
-                pairs.target_choices = [c + np.where(swap_target[c], n, 0) for c in pairs.target_choices]
-        if d.get("mirror_pairs"):   # validation pairs stay as they are
-            poses = self.dataset.column("pose")
-            self.train = self.train.with_mirrors(
-                np.asarray([i < n and poses[i] == "frontal" for i in self.train.inputs]), n)
+        self._mirror_rows(n)
         missing = sorted(set(self.train.missing_targets) | set(self.val.missing_targets))
         self.missing_targets = missing
         if missing:
@@ -388,6 +373,27 @@ class NFGANTrainer:
         k = min(int(self.cfg["log"]["sample_count"]), len(src))
         pick = np.linspace(0, len(src) - 1, k).round().astype(np.int64)
         self.sample_rows = (src.inputs[pick], src.first_targets()[pick])
+
+    def _mirror_rows(self, n: int) -> None:
+        """Apply the mirror rules to the pairs (mirror of row r is row r + n): ``flip_left_poses`` and
+        ``mirror_pairs``."""
+        d = self.cfg["data"]
+        poses = self.dataset.column("pose")
+        if d["flip_left_poses"]:
+            # an input shows its occluded side on the left when it is turned left and `nfgan prepare` did not
+            # mirror it already (column `flipped`); such inputs use their mirror row. Frontal targets are
+            # never mirrored: the output is the person's real frontal face (data.mirror_pairs adds mirrored
+            # frontal pairs, input and target together); a same-pose target is mirrored with its input.
+            flipped = self.dataset.column("flipped")
+            swap = np.asarray([p.startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
+                               for p, f in zip(poses, flipped)])
+            swap_target = swap & (np.asarray(poses) != d["target_pose"])
+            for pairs in (self.train, self.val):
+                pairs.inputs += np.where(swap[pairs.inputs], n, 0)
+                pairs.target_choices = [c + np.where(swap_target[c], n, 0) for c in pairs.target_choices]
+        if d.get("mirror_pairs"):   # validation pairs stay as they are
+            self.train = self.train.with_mirrors(
+                np.asarray([i < n and poses[i] == "frontal" for i in self.train.inputs]), n)
 
     def _add_frontalized_rows(self, n: int) -> None:
         """Append the frontalised version of every turned input or target row (a mirror row r >= n is face
