@@ -49,7 +49,7 @@ from nfgan.atomic import atomic_open, write_text
 from nfgan.checkpoint import EXPORT_FORMAT, EXPORT_KEY, read_exported_model
 from nfgan.dataset import PreparedDataset
 from nfgan.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
-from nfgan.pairs import build_pairs, load_splits
+from nfgan.pairs import build_pairs, load_splits, occluded_left
 
 VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
                 "left_profile": "profile", "right_profile": "profile"}
@@ -113,9 +113,7 @@ class FaceNormalizer(nn.Module):
         mirrored by ``nfgan prepare`` (manifest column ``flipped``), or turned right and mirrored."""
         if not self.flip_left_poses or poses is None:
             return np.zeros(0 if poses is None else len(poses), bool)
-        flipped = [False] * len(poses) if flipped is None else flipped
-        return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
-                           for p, f in zip(poses, flipped)], bool)
+        return occluded_left(poses, flipped)
 
     def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
                          flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:

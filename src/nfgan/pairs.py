@@ -89,6 +89,15 @@ def save_splits(path: str | Path, splits: dict, **info) -> None:
     write_text(path, json.dumps({**info, **splits}, indent=1) + "\n")
 
 
+def occluded_left(poses: Sequence[str], flipped: Sequence | None = None) -> np.ndarray:
+    """Per face: is its occluded side on the image's left - turned left and not mirrored by ``nfgan prepare``
+    (manifest column ``flipped``), or turned right and mirrored. Such faces are mirrored before the generator
+    (Sec. 4.2, ``data.flip_left_poses``) in training and at inference alike."""
+    flipped = [False] * len(poses) if flipped is None else flipped
+    return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
+                       for p, f in zip(poses, flipped)], bool)
+
+
 @dataclass
 class TrainingPairs:
     """Index bookkeeping for one split of a prepared dataset (indices are dataset rows)."""

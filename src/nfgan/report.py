@@ -229,10 +229,17 @@ def table_rows(metrics: dict, groups: Sequence[str] | None = None) -> tuple[list
 
 def summary_table(metrics: dict, groups: Sequence[str] | None = None) -> str:
     """A Markdown table (also readable in a terminal). ``*`` marks training-aligned identity evaluators."""
-    header, rows = table_rows(metrics, groups)
+    return _markdown_table(*table_rows(metrics, groups))
+
+
+def _markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _html_table(header: Sequence[str], rows: list[list[str]]) -> str:
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
 
 
 def goal_rows(metrics: dict) -> list[list[str]]:
@@ -248,8 +255,7 @@ GOAL_HEADER = ("model", "goal", "evaluator", "value %", "target %", "verdict")
 
 def goals_table(metrics: dict) -> str:
     """:func:`goal_rows` as a Markdown table."""
-    lines = ["| " + " | ".join(GOAL_HEADER) + " |", "|" + "|".join("---" for _ in GOAL_HEADER) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in goal_rows(metrics)])
+    return _markdown_table(GOAL_HEADER, goal_rows(metrics))
 
 
 def _img_tag(path: Path, alt: str) -> str:
@@ -265,8 +271,7 @@ def write_html(path: Path, metrics: dict, figs: dict[str, Path]) -> Path:
         f"<td>{c['eer'] * 100:.2f}%</td><td>{c['eer_threshold']:.4f}</td><td>{c['far_threshold']:.4f}</td>"
         f"<td>{c['tar_at_far'] * 100:.1f}%</td><td>{c['n_genuine']}</td><td>{c['n_impostor']}</td></tr>"
         for e, c in metrics.get("identity_calibration", {}).items())
-    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
+    table = _html_table(header, rows)
     captions = {"fig1": "Fig. 1-style grid: inputs by expression and view, and the first model's outputs",
                 "fig3": "Fig. 3-style comparison: input | target | each model",
                 "fig5": "Fig. 5: first-layer filters of each model's encoder",
@@ -276,8 +281,7 @@ def write_html(path: Path, metrics: dict, figs: dict[str, Path]) -> Path:
         cap = captions.get(key, f"Fig. 4: identity distances input vs output ({key[5:]}), threshold at 1% FAR"
                            if key.startswith("fig4") else key)
         fig_html += f"<figure>{_img_tag(p, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>\n"
-    goals = "<table><tr>" + "".join(f"<th>{h}</th>" for h in GOAL_HEADER) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in goal_rows(metrics)) + "</table>"
+    goals = _html_table(GOAL_HEADER, goal_rows(metrics))
     kid = metrics.get("kid", {})
     doc = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>nfgan evaluation</title>

@@ -48,7 +48,7 @@ from nfgan.atomic import save_image, write_text
 from nfgan.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from nfgan.dataset import PreparedDataset
 from nfgan.networks import build_networks
-from nfgan.pairs import build_pairs, load_splits
+from nfgan.pairs import build_pairs, load_splits, occluded_left
 
 DEFAULT_CONFIG: dict = {
     "name": "nfgan",
@@ -384,9 +384,7 @@ class NFGANTrainer:
             # mirror it already (column `flipped`); such inputs use their mirror row. Frontal targets are
             # never mirrored: the output is the person's real frontal face (data.mirror_pairs adds mirrored
             # frontal pairs, input and target together); a same-pose target is mirrored with its input.
-            flipped = self.dataset.column("flipped")
-            swap = np.asarray([p.startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
-                               for p, f in zip(poses, flipped)])
+            swap = occluded_left(poses, self.dataset.column("flipped"))
             swap_target = swap & (np.asarray(poses) != d["target_pose"])
             for pairs in (self.train, self.val):
                 pairs.inputs += np.where(swap[pairs.inputs], n, 0)
