@@ -43,16 +43,21 @@ def test_fer_config_loads(path):
 
 
 def test_fer_default_is_the_candidate_chosen_on_validation():
-    """configs/fer/ckplus.yaml = candidate c5 plus r1's reference option; jaffe.yaml = j2 (docs/fer.md
-    'Model selection'); each candidate differs from its predecessor only in what the docs say."""
+    """configs/fer/ckplus.yaml = candidate c16 plus r1's reference option (c5r1.yaml keeps the earlier c5 + r1);
+    jaffe.yaml = j2 (docs/fer.md 'Model selection'); each candidate differs from its predecessor only in what
+    the docs say."""
     from nfgan.fer.cv import load_config as load_fer_config
 
     sel = lambda name: load_fer_config(CONFIGS / "fer" / "selection" / f"{name}.yaml")  # noqa: E731
     drop = lambda c: {k: v for k, v in c.items() if k != "threads"}  # noqa: E731
     changed = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
     chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
-    c0, c1, c5, c6, c7, c8, c9, c10, r1 = (sel(n) for n in ("c0", "c1", "c5", "c6", "c7", "c8", "c9", "c10", "r1"))
-    assert drop(chosen) == {**drop(c5), "references_per_subject": 1}
+    c0, c1, c5, c6, c7, c8, c9, c10, c13, c16, r1, c5r1, p1 = (sel(n) for n in (
+        "c0", "c1", "c5", "c6", "c7", "c8", "c9", "c10", "c13", "c16", "r1", "c5r1", "p1"))
+    assert drop(chosen) == {**drop(c16), "references_per_subject": 1}
+    assert changed(c5, c13) == changed(c5, c16) == {"trunk_input"} and (c13["trunk_input"], c16["trunk_input"]) == (80, 96)
+    assert drop(c5r1) == {**drop(c5), "references_per_subject": 1}
+    assert changed(c5r1, p1) == {"references_as"} and p1["references_as"] == "input"
     assert chosen["trunk"] == "mini_xception"   # not faceapi112: its pretraining data may include CK+
     assert changed(c0, c1) == {"rotate", "scale", "shift", "tta"}
     assert changed(c1, c5) == {"trunk"}

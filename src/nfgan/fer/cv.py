@@ -4,6 +4,11 @@ Variants (``--variant``):
 * ``softmax``  - the two-branch net trained with softmax cross-entropy only (tuplet weight 0);
 * ``2b``       - 2B[N+M]Softmax: cross-entropy + ``tuplet_weight`` x adaptive (N+M)-tuplet clusters loss;
 * ``2b_aug``   - ``2b`` plus NFGAN neutral references of the training subjects (``nfgan.fer.augment``).
+  ``references_as: items`` (default, Sec. 5.4) adds them as training faces; ``references_as: input`` pairs
+  every face with its reference instead - in training and at test time - and the net reads the expression
+  as the difference from that neutral face (``FERNet(paired=True)``). With a normaliser as the source the
+  reference of a test face is the normaliser's output for that face; with a folder of faces it is the
+  subject's first face there (real neutral faces: an upper bound, since a test face's neutral is given).
 
 All variants share the batch construction (``TupletBatchSampler``), the crops and the fixed schedule, so
 they differ only in their losses and training items. No model selection on the test fold: every fold trains
@@ -87,11 +92,15 @@ DEFAULTS = {
     "references_per_subject": 0,  # 2b_aug: NFGAN references kept per training subject (0 = one per image)
     "label_smoothing": 0.0,  # cross-entropy label smoothing (0 = plain cross-entropy)
     "ensemble": 1,         # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
+    "references_as": "items",  # 2b_aug: "items" (extra training faces, Sec. 5.4) or "input" (every face paired
+                               # with its neutral reference as a second input, in training and at test time)
 }
 
 
 #: options added after run directories existed, with the default that earlier runs implicitly used
-LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1}
+LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1,
+                 "references_as": "items"}
+REFERENCE_MODES = ("items", "input")
 
 
 class FERConfigError(ValueError):
@@ -143,10 +152,11 @@ def per_class_accuracy(cm: np.ndarray) -> list[float | None]:
 
 def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, shift: float,
                  generator: torch.Generator) -> torch.Tensor:
-    """Random ``crop`` x ``crop`` views of B x 1 x S x S faces: rotation, zoom, shift and a mirror flip.
+    """Random ``crop`` x ``crop`` views of B x C x S x S faces: rotation, zoom, shift and a mirror flip.
 
-    One affine map per face, sampled bilinearly (border padding) straight into the crop, so the identity
-    map with no jitter is exactly the centre crop.
+    One affine map per face (shared by its C channels, e.g. a face and its paired reference), sampled
+    bilinearly (border padding) straight into the crop, so the identity map with no jitter is exactly the
+    centre crop.
     """
     b, side = faces.shape[0], faces.shape[-1]
     u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
@@ -157,7 +167,7 @@ def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, sh
     cos, sin = torch.cos(angle) * zoom * k, torch.sin(angle) * zoom * k
     theta = torch.stack([torch.stack([cos * flip, -sin, u() * shift * 2 / side], 1),
                          torch.stack([sin * flip, cos, u() * shift * 2 / side], 1)], 1)
-    grid = F.affine_grid(theta, [b, 1, crop, crop], align_corners=False)
+    grid = F.affine_grid(theta, [b, faces.shape[1], crop, crop], align_corners=False)
     return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -167,14 +177,15 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
 
     Each time a face enters a batch it is seen through one random view: with no jitter configured one of
     its ten fixed crops (``five_crops`` + flips, Sec. 5.1), otherwise a random affine crop
-    (``jitter_crops``).
+    (``jitter_crops``). ``faces`` of shape items x 2 x S x S are (face, its neutral reference) pairs
+    (``references_as: input``): the net is then built with ``paired=True`` and both get the same view.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
                  dropout=cfg["dropout"], input_size=cfg["crop"], trunk=cfg["trunk"],
-                 trunk_input=cfg["trunk_input"])
+                 trunk_input=cfg["trunk_input"], paired=faces.ndim == 4)
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
     groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
@@ -187,7 +198,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     jitter = any(float(cfg[k]) > 0 for k in ("rotate", "scale", "shift"))
     if jitter:
-        faces_t = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)).unsqueeze(1)
+        faces_t = _channels_first(torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)))
     else:
         crops_t = torch.from_numpy(np.stack([five_crops(f, cfg["crop"], flips=True) for f in faces])
                                    .astype(np.float32))
@@ -203,7 +214,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
                                  float(cfg["shift"]), gen)
             else:
                 which = torch.as_tensor(rng.integers(0, crops_t.shape[1], size=len(batch)))
-                x = crops_t[idx, which].unsqueeze(1)
+                x = _channels_first(crops_t[idx, which])
             y = torch.as_tensor(labels[batch])
             logits, emb = net(x)
             has_label = y != REFERENCE_ONLY
@@ -229,19 +240,26 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     return net, {"history": history, "tau": float(tuplet.tau.detach())}
 
 
+def _channels_first(x: torch.Tensor) -> torch.Tensor:
+    """B x S x S single faces -> B x 1 x S x S; B x C x S x S (face + reference pairs) stays as it is."""
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
 @torch.no_grad()
 def predict_proba(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256,
                   tta: bool = False) -> np.ndarray:
     """Softmax-branch class probabilities (N x classes): of the centre crop (Sec. 5.1) or, with ``tta``, the
-    mean softmax over the ten crops (``five_crops`` + flips)."""
+    mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S, or N x 2 x S x S
+    (face, reference) pairs for a ``paired`` net (both channels cropped alike)."""
     net.eval()
     if not tta:
-        x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
+        x = _channels_first(torch.from_numpy(center_crop(faces_norm, crop)))
         return torch.cat([net(x[i:i + batch])[0].softmax(1) for i in range(0, len(x), batch)]).numpy()
     out = []
+    channels = faces_norm.shape[1] if faces_norm.ndim == 4 else 1
     for i in range(0, len(faces_norm), batch):
-        views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 x C x C
-        x = torch.from_numpy(views.astype(np.float32)).reshape(-1, 1, crop, crop)
+        views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 [x C] x c x c
+        x = torch.from_numpy(views.astype(np.float32)).reshape(-1, channels, crop, crop)
         out.append(net(x)[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1))
     return torch.cat(out).numpy()
 
@@ -334,6 +352,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     if augment and variant != "2b_aug":
         raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
     cfg = load_config(config, overrides)
+    if cfg["references_as"] not in REFERENCE_MODES:
+        raise FERConfigError(f"references_as must be one of {REFERENCE_MODES}, got {cfg['references_as']!r}")
+    paired = variant == "2b_aug" and cfg["references_as"] == "input"
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     folds = load_folds(folds_file, dataset.subjects())
@@ -379,6 +400,12 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                                  f"{data} has {images.shape[1:]}; they must match")
         aug_faces = normalise_all(aug.faces)
         ref_label = cls_index.get("neutral", REFERENCE_ONLY)
+        if paired:   # every face travels with its reference, in training and at test time
+            try:
+                ref_rows = aug.reference_rows(subj_all, rows)
+            except ValueError as e:
+                raise FERConfigError(str(e)) from None
+            faces = np.stack([faces, aug_faces[np.maximum(ref_rows, 0)]], axis=1)
     if not cfg_path.is_file():   # only once the inputs (and the leak guard) have been accepted
         write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
 
@@ -403,6 +430,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         n_refs = 0
         if aug is not None:
             check_no_leak(aug.train_subjects, folds[k], str(augment), fold=k)
+        if aug is not None and not paired:
             train_subject_names = sorted({subj_all[i] for i in train_idx})
             ref_idx = aug.indices_for(train_subject_names,
                                       per_subject=int(cfg["references_per_subject"]) or None)
@@ -431,6 +459,8 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
                   **({"members": members} if len(members) > 1 else {}),
+                  **({"test_references": "the normaliser's output for each test face" if aug.per_image
+                      else f"the test subject's own face in {augment} (given, not computed)"} if paired else {}),
                   "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}
                                   for i, t, p in zip(test_idx, true, pred)]}
         _write_confusion(out / f"confusion_fold_{k:02d}", cm, classes, "", png=False)

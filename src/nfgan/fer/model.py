@@ -32,6 +32,12 @@ undisclosed ("publicly available datasets" and web images) and its zero-shot acc
 6 shared classes, mini-XCEPTION 69.6 %) suggests CK+ was among them, so a test fold's subjects may have
 been seen. Which trunk and why: docs/fer.md, 'Model selection'.
 
+``paired=True`` (``references_as: input`` in ``nfgan.fer.cv``): the input is ``B x 2 x S x S``, a face and
+its neutral reference (the normaliser's output for that face, or a given neutral face of the subject). The
+same trunk encodes both; the shared layer sees ``[f(face), f(face) - f(reference)]``: the face's features and
+how they differ from the same person's neutral face - the expression as a residue of the identity, the
+direction the paper's Sec. 5.5 walks between ``z`` and ``z~``. Twice the trunk's cost per item.
+
 Branches, trained jointly (``nfgan.fer.cv``):
 * softmax branch: FC ``fc_dim`` (384) -> n_classes, cross-entropy; used for prediction;
 * metric branch: FC ``fc_dim`` -> ``embed_dim`` (64), L2-normalised, fed to the adaptive (N+M)-tuplet clusters loss
@@ -183,8 +189,10 @@ class FERNet(nn.Module):
     """CNN trunk + shared FC + (softmax branch, metric branch). ``forward`` returns ``(logits, embedding)``."""
 
     def __init__(self, n_classes: int, embed_dim: int = 64, width: int = 16, fc_dim: int = 384,
-                 dropout: float = 0.4, input_size: int = 60, trunk: str = "plain", trunk_input: int | None = None):
+                 dropout: float = 0.4, input_size: int = 60, trunk: str = "plain", trunk_input: int | None = None,
+                 paired: bool = False):
         super().__init__()
+        self.paired = bool(paired)
         self.trunk_input = int(trunk_input) if trunk_input else None
         if trunk == "plain":
             w = width
@@ -201,6 +209,8 @@ class FERNet(nn.Module):
         with torch.no_grad():
             n_features = self.trunk(self._resize(torch.zeros(1, 1, input_size, input_size))).numel()
         self.trunk.train(was_training)
+        if self.paired:
+            n_features *= 2
         self.shared = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_features, fc_dim),
                                     nn.BatchNorm1d(fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.softmax_branch = nn.Linear(fc_dim, n_classes)
@@ -209,9 +219,16 @@ class FERNet(nn.Module):
         self.input_size = input_size
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            raise ValueError(f"FERNet expects B x 1 x {self.input_size} x {self.input_size}, got {tuple(x.shape)}")
-        h = self.shared(self.trunk(self._resize(x)))
+        c = 2 if self.paired else 1
+        if x.ndim != 4 or x.shape[1] != c or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            raise ValueError(f"FERNet expects B x {c} x {self.input_size} x {self.input_size}"
+                             f"{' (face, reference)' if self.paired else ''}, got {tuple(x.shape)}")
+        if self.paired:   # one trunk pass over faces and references together (shared batch statistics)
+            f, r = self.trunk(self._resize(torch.cat([x[:, :1], x[:, 1:]]))).flatten(1).chunk(2)
+            features = torch.cat([f, f - r], 1)
+        else:
+            features = self.trunk(self._resize(x))
+        h = self.shared(features)
         return self.softmax_branch(h), F.normalize(self.metric_branch(h), dim=1)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
