@@ -405,6 +405,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                 ref_rows = aug.reference_rows(subj_all, rows)
             except ValueError as e:
                 raise FERConfigError(str(e)) from None
+            # rows outside the label set (-1: never trained or tested) borrow face 0 to keep one array
             faces = np.stack([faces, aug_faces[np.maximum(ref_rows, 0)]], axis=1)
     if not cfg_path.is_file():   # only once the inputs (and the leak guard) have been accepted
         write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
