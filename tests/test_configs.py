@@ -52,8 +52,8 @@ def test_fer_default_is_the_candidate_chosen_on_validation():
     drop = lambda c: {k: v for k, v in c.items() if k != "threads"}  # noqa: E731
     changed = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
     chosen = load_fer_config(CONFIGS / "fer" / "ckplus.yaml")
-    c0, c1, c5, c6, c7, c8, c9, c10, c13, c16, r1, c5r1, p1 = (sel(n) for n in (
-        "c0", "c1", "c5", "c6", "c7", "c8", "c9", "c10", "c13", "c16", "r1", "c5r1", "p1"))
+    c0, c1, c5, c6, c7, c8, c9, c10, c13, c16, c17, c18, r1, c5r1, p1 = (sel(n) for n in (
+        "c0", "c1", "c5", "c6", "c7", "c8", "c9", "c10", "c13", "c16", "c17", "c18", "r1", "c5r1", "p1"))
     assert drop(chosen) == {**drop(c16), "references_per_subject": 1}
     assert changed(c5, c13) == changed(c5, c16) == {"trunk_input"} and (c13["trunk_input"], c16["trunk_input"]) == (80, 96)
     assert drop(c5r1) == {**drop(c5), "references_per_subject": 1}
@@ -64,6 +64,9 @@ def test_fer_default_is_the_candidate_chosen_on_validation():
     assert changed(c5, c6) == changed(c5, c7) == {"lr"}
     assert changed(c5, c8) == changed(c5, c9) == {"trunk"} and (c8["trunk"], c9["trunk"]) == ("faceapi", "faceapi112")
     assert changed(c5, c10) == {"ensemble"} and c10["ensemble"] == 2
+    assert changed(c5, c17) == {"trunk", "trunk_input", "trunk_lr_scale"}
+    assert (c17["trunk"], c17["trunk_input"], c17["trunk_lr_scale"]) == ("dlib_resnet", 112, 0.1)
+    assert changed(c17, c18) == {"trunk_lr_scale"} and c18["trunk_lr_scale"] == 1.0
     assert changed(c1, r1) == {"references_per_subject"}
     jaffe = load_fer_config(CONFIGS / "fer" / "jaffe.yaml")
     j0, j2 = sel("j0"), sel("j2")

@@ -8,7 +8,7 @@ import torch
 
 from nfgan.expression_fer import KerasConversionError, load_fer_graph
 from nfgan.fer.cv import DEFAULTS, _config_hash, train_fold
-from nfgan.fer.model import FACEAPI_GAIN, MINI_XCEPTION_GAIN, FaceApiTrunk, FERNet
+from nfgan.fer.model import DLIB_GAIN, FACEAPI_GAIN, MINI_XCEPTION_GAIN, DlibResNetTrunk, FaceApiTrunk, FERNet
 
 
 def test_truncate_keeps_the_intermediate_output_exactly():
@@ -142,6 +142,53 @@ def test_faceapi_trunk_scales_its_input_and_trains(trunk):
     first = net.trunk.blocks[0].convs[0]
     assert first.weight.shape == (32, 1, 3, 3) and first.weight.grad is not None
     assert net.trunk.blocks[3].convs[3].depthwise.weight.grad is not None
+
+
+def test_dlib_trunk_equals_dlib_resnet_on_the_gray_face_in_three_channels():
+    """Gray first conv (RGB filters summed, dlib's mean folded into the bias) == dlib's own net at level1 on
+    the 0..255 image the unit-variance crop stands for, replicated to RGB; resized to 112 px in FERNet."""
+    from nfgan.dlib_resnet import load_dlib_face_resnet
+
+    trunk = DlibResNetTrunk().eval()
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 1, 112, 112)).astype(np.float32))
+    rgb = (127.5 + 255.0 / np.sqrt(12.0) * x).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        want = load_dlib_face_resnet().features(rgb, upto="level1")["level1"]
+        got = trunk(x)
+    assert DLIB_GAIN == pytest.approx(255.0 / 256.0 / np.sqrt(12.0))
+    assert got.shape == (2, 256, 3, 3)
+    assert (got - want).abs().max().item() < 1e-5 * want.abs().max().item()
+    net = FERNet(7, trunk="dlib_resnet", trunk_input=112)
+    assert net.shared[2].in_features == 256 * 3 * 3 and net.trunk.input_size == 112
+    assert FERNet(7, trunk="dlib_resnet").trunk.input_size == DlibResNetTrunk.DEFAULT_INPUT
+    # everything in the trunk trains, nothing is shared with the evaluator's frozen copy
+    net.train()
+    net(torch.randn(4, 1, 60, 60))[0].sum().backward()
+    assert net.trunk.conv.weight.grad is not None and net.trunk.blocks[-1].aff2.gamma.grad is not None
+    assert not any(p.requires_grad for p in load_dlib_face_resnet().parameters())
+
+
+def test_trunk_lr_scale_slows_only_the_trunk():
+    """trunk_lr_scale 0 leaves the pretrained trunk exactly as loaded while the head learns; the default 1.0
+    keeps the hash of earlier runs."""
+    faces, labels, subjects = _two_class_faces()
+    cfg = {**DEFAULTS, "trunk": "mini_xception", "epochs": 2, "batch_size": 16, "n_queries": 2, "n_pos": 2,
+           "n_neg": 2, "threads": 1, "trunk_lr_scale": 0.0}
+    fresh = FERNet(2, trunk="mini_xception")
+    net, _ = train_fold(cfg, "2b", faces, labels, subjects, n_classes=2, seed=0)
+    trained = [(n, p0, p1) for (n, p0), p1 in zip(fresh.trunk.named_parameters(), net.trunk.parameters())
+               if p0.requires_grad]                                  # (BN running statistics still move)
+    assert len(trained) > 20
+    for name, p0, p1 in trained:
+        assert torch.equal(p0, p1), name
+    torch.manual_seed(0)                                             # train_fold's init for seed 0
+    head0 = FERNet(2, trunk="mini_xception").softmax_branch.weight
+    assert not torch.equal(net.softmax_branch.weight, head0)
+    moved, _ = train_fold({**cfg, "trunk_lr_scale": 1.0}, "2b", faces, labels, subjects, n_classes=2, seed=0)
+    assert not torch.equal(moved.trunk.graph.blocks["conv2d_1"].weight, fresh.trunk.graph.blocks["conv2d_1"].weight)
+    base = {k: v for k, v in DEFAULTS.items() if k != "trunk_lr_scale"}
+    assert _config_hash({**base, "trunk_lr_scale": 1.0}) == _config_hash(base)
+    assert _config_hash({**base, "trunk_lr_scale": 0.1}) != _config_hash(base)
 
 
 def _two_class_faces(n: int = 48):

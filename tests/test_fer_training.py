@@ -119,3 +119,27 @@ def test_seed_override_and_results_table(tiny, tmp_path, capsys):  # noqa: F811
     s0 = json.loads((runs[0] / "summary.json").read_text())
     assert f"| test | 1/3 | {100 * s0['mean_accuracy']:.2f} |" in rows[2]
     assert mod.main([str(tmp_path / "missing")]) == 1
+
+
+def test_results_table_paired_comparison_by_hand(tmp_path, capsys):
+    """--paired: differences on the folds both runs finished, counts, sd and the exact Wilcoxon p."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
+    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = {"0": 0.90, "1": 0.95, "2": 1.00, "3": 0.80}
+    other = {"0": 0.92, "1": 0.95, "2": 0.97, "3": 0.85, "4": 0.50}       # fold 4 unfinished in base
+    cells = mod.paired_row(base, other, Path("b"), Path("a"))
+    # differences +2, 0, -3, +5 points; nonzero ranks 1, 2, 3 -> W- = 2, exact two-sided p = 2 * 3/8
+    assert cells[2:] == ["4", "+1.00", "2 / 1 / 1", f"{np.std([2, 0, -3, 5], ddof=1):.2f}", "0.75"]
+    assert mod.paired_row(base, base, Path("a"), Path("a"))[3:] == ["+0.00", "0 / 4 / 0", "0.00", "-"]
+    for name, acc in (("a", base), ("b", other)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"fold_accuracy": acc}))
+    capsys.readouterr()
+    assert mod.main(["--paired", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3 and rows[2].endswith("| 0.75 |")

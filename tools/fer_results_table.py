@@ -2,6 +2,11 @@
 
     python tools/fer_results_table.py runs/fer/ckplus_softmax runs/fer/ckplus_2b runs/fer/ckplus_2b_aug
     python tools/fer_results_table.py --per-fold runs/fer/ckplus_softmax runs/fer/ckplus_2b   # fold columns
+    python tools/fer_results_table.py --paired runs/fer/ckplus_2b runs/fer/ckplus_2b_aug      # each run vs the first
+
+``--paired``: every later run against the first one, fold by fold on the folds both finished: mean
+difference (points), folds better / equal / worse, sample sd of the differences and the two-sided Wilcoxon
+signed-rank p (zero differences dropped; ``-`` when every fold is equal). How docs/fer.md reads a difference.
 
 Row: run, folds done, mean and sample std of the fold accuracies, pooled accuracy, pooled per-class recall,
 wall minutes (sum over folds). Reads only ``summary.json`` (and ``folds/`` for ``--per-fold``).
@@ -22,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--per-fold", action="store_true", help="one row per fold, one column per run")
+    ap.add_argument("--paired", action="store_true", help="each later run against the first, fold by fold")
     args = ap.parse_args(argv)
     summaries = []
     for run in args.runs:
@@ -37,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         for k in folds:
             print(f"| {k} | " + " | ".join(_pct(s["fold_accuracy"].get(str(k))) for s in summaries) + " |")
         return 0
+    if args.paired:
+        print("| run | vs | folds | difference (points) | better / equal / worse | sd of differences | Wilcoxon p |")
+        print("|---" * 7 + "|")
+        for run, s in zip(args.runs[1:], summaries[1:]):
+            print("| " + " | ".join(paired_row(summaries[0]["fold_accuracy"], s["fold_accuracy"], run, args.runs[0]))
+                  + " |")
+        return 0
     classes = summaries[0]["classes"]
     print("| run | split | folds | mean acc (%) | std (%) | pooled (%) | " + " | ".join(classes) + " | wall min |")
     print("|---" * (len(classes) + 7) + "|")
@@ -46,6 +59,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * s['mean_accuracy']:.2f} | {100 * s['std_accuracy']:.2f} | {100 * s['pooled_accuracy']:.2f} | "
               + " | ".join(per) + f" | {s['minutes']:.1f} |")
     return 0
+
+
+def paired_row(base: dict, other: dict, run: Path, base_run: Path) -> list[str]:
+    """Markdown cells comparing two ``fold_accuracy`` maps on their common folds (accuracies as fractions)."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    folds = sorted(set(base) & set(other), key=int)
+    d = 100 * (np.array([other[k] for k in folds]) - np.array([base[k] for k in folds]))
+    d = np.round(d, 9)       # the same fraction from two runs can differ in the last bit
+    better, equal, worse = int((d > 0).sum()), int((d == 0).sum()), int((d < 0).sum())
+    p = f"{wilcoxon(d[d != 0]).pvalue:.2f}" if better + worse else "-"
+    sd = f"{d.std(ddof=1):.2f}" if len(d) > 1 else "-"
+    return [f"`{run}`", f"`{base_run}`", str(len(folds)), f"{d.mean():+.2f}" if len(d) else "-",
+            f"{better} / {equal} / {worse}", sd, p]
 
 
 if __name__ == "__main__":

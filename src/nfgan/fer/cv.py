@@ -78,6 +78,7 @@ DEFAULTS = {
     "width": 16,
     "trunk": "plain",      # or "mini_xception" / "faceapi" / "faceapi112": pretrained, fine-tuned (nfgan.fer.model)
     "trunk_input": None,   # resize the crop to this side before the trunk (None = as cropped)
+    "trunk_lr_scale": 1.0,  # the trunk's learning rate = lr * this (e.g. 0.1 to fine-tune a large pretrained trunk gently)
     "fc_dim": 384,
     "dropout": 0.4,
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
@@ -99,7 +100,7 @@ DEFAULTS = {
 
 #: options added after run directories existed, with the default that earlier runs implicitly used
 LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1,
-                 "references_as": "items"}
+                 "references_as": "items", "trunk_lr_scale": 1.0}
 REFERENCE_MODES = ("items", "input")
 
 
@@ -188,7 +189,10 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
                  trunk_input=cfg["trunk_input"], paired=faces.ndim == 4)
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
-    groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
+    trunk_params = {id(p) for p in net.trunk.parameters()}
+    groups = [{"params": [p for p in net.parameters() if id(p) not in trunk_params], "weight_decay": cfg["weight_decay"]},
+              {"params": list(net.trunk.parameters()), "weight_decay": cfg["weight_decay"],
+               "lr": cfg["lr"] * float(cfg["trunk_lr_scale"])}]
     if use_metric:   # the learned threshold is not decayed (decay would pull it towards softplus(0))
         groups.append({"params": list(tuplet.parameters()), "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=cfg["lr"])

@@ -32,6 +32,11 @@ undisclosed ("publicly available datasets" and web images) and its zero-shot acc
 6 shared classes, mini-XCEPTION 69.6 %) suggests CK+ was among them, so a test fold's subjects may have
 been seen. Which trunk and why: docs/fer.md, 'Model selection'.
 
+Pretrained trunk ``trunk="dlib_resnet"``: dlib's face recognition ResNet (CC0; ``DlibResNetTrunk``), an identity
+net, cut after its ``level1`` stage, the crop resized to 112 px; 4.4 M trainable parameters. It has no batch
+normalisation, so fine-tune it with ``trunk_lr_scale`` ~0.1 (``nfgan.fer.cv``); on CK+ validation it scored
+4.8 points below ``mini_xception`` (candidate c17).
+
 ``paired=True`` (``references_as: input`` in ``nfgan.fer.cv``): the input is ``B x 2 x S x S``, a face and
 its neutral reference (the normaliser's output for that face, or a given neutral face of the subject). The
 same trunk encodes both; the shared layer sees ``[f(face), f(face) - f(reference)]``: the face's features and
@@ -53,12 +58,15 @@ from torch import nn
 from torch.nn import functional as F
 
 
-TRUNKS = ("plain", "mini_xception", "faceapi", "faceapi112")
+TRUNKS = ("plain", "mini_xception", "faceapi", "faceapi112", "dlib_resnet")
 #: input gain for the mini-XCEPTION trunk: unit-variance crops -> the spread of a uniform [-1, 1] image
 MINI_XCEPTION_GAIN = 1.0 / math.sqrt(3.0)
 #: input gain for the face-api trunk: unit-variance crops -> the spread of a uniform image in face-api's
 #: ``(x - mean) / 255`` units (a uniform [0, 1] variable has standard deviation 1/sqrt(12))
 FACEAPI_GAIN = 1.0 / math.sqrt(12.0)
+#: input gain for the dlib ResNet trunk: unit-variance crops -> the spread of a uniform 0..255 image in dlib's
+#: ``(pixel - mean) / 256`` units
+DLIB_GAIN = 255.0 / (256.0 * math.sqrt(12.0))
 
 
 class MiniXceptionTrunk(nn.Module):
@@ -176,6 +184,51 @@ class FaceApiTrunk(nn.Module):
         return F.avg_pool2d(self.raw(x * FACEAPI_GAIN), 7, stride=2).flatten(1)
 
 
+class DlibResNetTrunk(nn.Module):
+    """dlib's face recognition ResNet (CC0, ``nfgan.dlib_resnet``) up to its ``level1`` stage, trainable.
+
+    An *identity* net: trained by Davis King on ~3 M faces of ~7.5 k people (FaceScrub, the VGG face set
+    and web images) to tell people apart, never on expression labels - the transfer FaceNet2ExpNet (Ding et
+    al., 2017) makes from a face recognition net to expressions. The crop is resized to ``input_size``
+    (default 112: dlib's unpadded strided convolutions need >= ~100 px; its own chips are 150 px), scaled by
+    ``DLIB_GAIN`` and read as the gray image in all three channels: the first convolution's RGB filters are
+    summed and dlib's per-channel mean folded into its bias (exact, that convolution has no padding). The
+    rest is dlib's net as converted - convolutions and its frozen-batch-norm ``affine`` layers, all
+    trainable - cut after the 256-wide ``level1`` stage (13 of its 14 residual blocks; 256 x 3 x 3 at
+    112 px): the last block pools to 1 x 1 and its descriptor is made to ignore expressions. 4.4 M trainable
+    parameters.
+    """
+
+    STAGES = 13            # residual blocks kept (0-12: dlib's level4 .. level1)
+    DEFAULT_INPUT = 112
+
+    def __init__(self, input_size: int | None = None):
+        super().__init__()
+        from nfgan.dlib_resnet import load_dlib_face_resnet
+
+        net = load_dlib_face_resnet()
+        self.input_size = int(input_size or self.DEFAULT_INPUT)
+        self.conv = nn.Conv2d(1, 32, 7, 2, 0)
+        with torch.no_grad():
+            w, b = net.conv.weight, net.conv.bias
+            offset = (127.5 - net.mean_rgb.view(3)) / 256.0      # a zero-mean crop is mid-gray in dlib's units
+            self.conv.weight.copy_(w.sum(1, keepdim=True) * DLIB_GAIN)
+            self.conv.bias.copy_(b + (w.sum(dim=(2, 3)) * offset).sum(1))
+        self.aff = net.aff
+        self.blocks = nn.ModuleList(net.blocks[: self.STAGES])
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=True)
+        x = F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
 def _block(cin: int, cout: int, convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
@@ -202,6 +255,8 @@ class FERNet(nn.Module):
             self.trunk = MiniXceptionTrunk()
         elif trunk in ("faceapi", "faceapi112"):
             self.trunk = FaceApiTrunk(upsample_to=112 if trunk == "faceapi112" else None)
+        elif trunk == "dlib_resnet":
+            self.trunk = DlibResNetTrunk(self.trunk_input)
         else:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         was_training = self.trunk.training
