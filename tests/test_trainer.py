@@ -281,7 +281,7 @@ def test_pairs_targets_guides_and_splits(prepared):
 
 
 def test_mirror_pairs_add_mirrored_frontal_pairs_only(prepared, tmp_path):
-    from nfgan.trainer import NFGANTrainer
+    from nfgan.trainer import ConfigError, NFGANTrainer
 
     cfg = tiny_config(prepared)
     cfg["data"]["flip_left_poses"] = False          # mirror_pairs makes its own mirror rows
@@ -303,6 +303,9 @@ def test_mirror_pairs_add_mirrored_frontal_pairs_only(prepared, tmp_path):
     assert np.array_equal(tr.train.guides, np.concatenate([plain.train.guides, plain.train.guides + n]))
     assert len(tr.val) == len(plain.val)            # validation pairs are not mirrored
     tr.train_step()
+    cfg["data"]["target_pose"] = "left_3quarter"    # a mirrored 3/4 target would face the other way
+    with pytest.raises(ConfigError, match="mirror_pairs .* needs data.target_pose: frontal"):
+        NFGANTrainer(cfg, tmp_path / "r2")
 
 
 def test_committed_london_split():

@@ -347,6 +347,10 @@ class NFGANTrainer:
         kw = dict(input_poses=d["input_poses"], input_expressions=d["input_expressions"],
                   target_pose=d["target_pose"], target_expression=d["target_expression"],
                   turned_targets=d.get("turned_targets", "frontal"))
+        if d.get("mirror_pairs") and d["target_pose"] != "frontal":
+            raise ConfigError(f"data.mirror_pairs mirrors frontal inputs together with their targets, so it needs "
+                              f"data.target_pose: frontal (got {d['target_pose']!r}: a mirrored target would show "
+                              f"the other side)")
         if kw["turned_targets"] == "same_pose" and not d.get("frontalize_inputs"):
             raise ConfigError("data.turned_targets: same_pose needs data.frontalize_inputs: true (the model's "
                               "outputs must be frontal faces)")
