@@ -159,8 +159,8 @@ def test_dlib_trunk_equals_dlib_resnet_on_the_gray_face_in_three_channels():
     assert got.shape == (2, 256, 3, 3)
     assert (got - want).abs().max().item() < 1e-5 * want.abs().max().item()
     net = FERNet(7, trunk="dlib_resnet", trunk_input=112)
-    assert net.shared[2].in_features == 256 * 3 * 3 and net.trunk.input_size == 112
-    assert FERNet(7, trunk="dlib_resnet").trunk.input_size == DlibResNetTrunk.DEFAULT_INPUT
+    assert net.shared[2].in_features == 256 * 3 * 3 and net.trunk_input == 112
+    assert FERNet(7, trunk="dlib_resnet").trunk_input == DlibResNetTrunk.DEFAULT_INPUT == 112
     # everything in the trunk trains, nothing is shared with the evaluator's frozen copy
     net.train()
     net(torch.randn(4, 1, 60, 60))[0].sum().backward()

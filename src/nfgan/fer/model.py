@@ -189,8 +189,9 @@ class DlibResNetTrunk(nn.Module):
 
     An *identity* net: trained by Davis King on ~3 M faces of ~7.5 k people (FaceScrub, the VGG face set
     and web images) to tell people apart, never on expression labels - the transfer FaceNet2ExpNet (Ding et
-    al., 2017) makes from a face recognition net to expressions. The crop is resized to ``input_size``
-    (default 112: dlib's unpadded strided convolutions need >= ~100 px; its own chips are 150 px), scaled by
+    al., 2017) makes from a face recognition net to expressions. It needs inputs of ~100 px or more (dlib's
+    strided convolutions are unpadded; its own chips are 150 px): ``FERNet`` resizes the crop to
+    ``trunk_input``, by default ``DEFAULT_INPUT`` = 112. The input is scaled by
     ``DLIB_GAIN`` and read as the gray image in all three channels: the first convolution's RGB filters are
     summed and dlib's per-channel mean folded into its bias (exact, that convolution has no padding). The
     rest is dlib's net as converted - convolutions and its frozen-batch-norm ``affine`` layers, all
@@ -202,12 +203,11 @@ class DlibResNetTrunk(nn.Module):
     STAGES = 13            # residual blocks kept (0-12: dlib's level4 .. level1)
     DEFAULT_INPUT = 112
 
-    def __init__(self, input_size: int | None = None):
+    def __init__(self):
         super().__init__()
         from nfgan.dlib_resnet import load_dlib_face_resnet
 
         net = load_dlib_face_resnet()
-        self.input_size = int(input_size or self.DEFAULT_INPUT)
         self.conv = nn.Conv2d(1, 32, 7, 2, 0)
         with torch.no_grad():
             w, b = net.conv.weight, net.conv.bias
@@ -220,9 +220,6 @@ class DlibResNetTrunk(nn.Module):
             p.requires_grad_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
-                              antialias=True)
         x = F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
         for block in self.blocks:
             x = block(x)
@@ -256,7 +253,8 @@ class FERNet(nn.Module):
         elif trunk in ("faceapi", "faceapi112"):
             self.trunk = FaceApiTrunk(upsample_to=112 if trunk == "faceapi112" else None)
         elif trunk == "dlib_resnet":
-            self.trunk = DlibResNetTrunk(self.trunk_input)
+            self.trunk = DlibResNetTrunk()
+            self.trunk_input = self.trunk_input or DlibResNetTrunk.DEFAULT_INPUT
         else:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         was_training = self.trunk.training
