@@ -1,4 +1,5 @@
-"""``nfgan fer ...``: cross-validation (``cv``), fold files (``folds``), pre-cropped sets (``precropped``).
+"""``nfgan fer ...``: cross-validation (``cv``), fold files (``folds``), pre-cropped sets (``precropped``),
+a model trained on a whole set (``train``) and its predictions on new faces (``predict``).
 
 Examples::
 
@@ -6,6 +7,8 @@ Examples::
     nfgan fer folds --data out/ckplus_peak64 --k 10 --seed 0 --out configs/folds/ckplus_peak_10fold.json
     nfgan fer cv --data out/ckplus_peak64 --folds configs/folds/ckplus_peak_10fold.json \\
         --variant 2b --config configs/fer/ckplus.yaml --out runs/fer/ckplus_2b
+    nfgan fer train --data out/ckplus_peak64 --config configs/fer/ckplus.yaml --variant 2b --out models/ck_2b
+    nfgan fer predict --model models/ck_2b photos/*.png --out predictions.csv
 """
 from __future__ import annotations
 
@@ -45,6 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     folds.add_argument("--name", help="name stored in the file (default: the output's stem)")
     folds.add_argument("--out", required=True, help="output JSON")
 
+    tr = sub.add_parser("train", help="train the FER network on every subject of a prepared set and save it")
+    tr.add_argument("--data", required=True, help="prepared dataset folder")
+    tr.add_argument("--variant", default="2b", choices=["softmax", "2b", "2b_aug"], help="as for cv (default 2b)")
+    tr.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
+    tr.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on")
+    tr.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
+    tr.add_argument("--out", required=True, help="output folder (fer_model.safetensors, training.json)")
+    tr.add_argument("--epochs", type=int, help="override the config's epochs")
+    tr.add_argument("--seed", type=int, help="override the config's seed")
+    tr.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
+
+    pr = sub.add_parser("predict", help="expressions of new faces with a model from `nfgan fer train`")
+    pr.add_argument("--model", required=True, help="fer_model.safetensors, or the folder holding it")
+    pr.add_argument("images", nargs="*", help="image files (cut as the model's training faces were: aligned, "
+                                              "or resized crops for a model trained on a pre-cropped set)")
+    pr.add_argument("--data", help="a prepared dataset folder instead of image files (faces used as they are; "
+                                   "accuracy printed where its labels are the model's classes)")
+    pr.add_argument("--out", required=True, help="CSV: one row per input, label, probability per class, error")
+
     pc = sub.add_parser("precropped", help="import an already cropped face set (CK+48...) as a prepared folder")
     pc.add_argument("--manifest", required=True, help="CSV with path,subject,expression[,pose] (paths relative to it)")
     pc.add_argument("--prefix", default="", help="keep only rows whose path starts with this (e.g. peak/)")
@@ -55,25 +77,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nfgan.dataset import PreparedDatasetError
     from nfgan.fer.augment import AugmentLeakError
+    from nfgan.fer.classifier import FERModelError
     from nfgan.fer.cv import FERConfigError
     from nfgan.fer.folds import FoldFileError
 
     cmd = getattr(args, "fer_command", None)
     if cmd is None:
-        print("usage: nfgan fer {cv,folds,precropped} ... (nfgan fer --help)", file=sys.stderr)
+        print("usage: nfgan fer {cv,folds,precropped,train,predict} ... (nfgan fer --help)", file=sys.stderr)
         return 2
     try:
         if cmd == "cv":
             return _cv(args)
         if cmd == "folds":
             return _folds(args)
+        if cmd == "train":
+            return _train(args)
+        if cmd == "predict":
+            return _predict(args)
         if cmd == "precropped":
             from nfgan.fer.precropped import prepare_precropped
 
             out = prepare_precropped(args.manifest, args.out, size=args.size, prefix=args.prefix)
             print(f"wrote {out}")
             return 0
-    except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError) as e:
+    except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError,
+            FERModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 2
@@ -93,6 +121,63 @@ def _cv(args) -> int:
     print(json.dumps({k: (round(v, 4) if v is not None else None)
                       for k, v in summary["per_class_accuracy"].items()}))
     return 0
+
+
+def _train(args) -> int:
+    from nfgan.fer.classifier import train_model
+
+    path = train_model(args.data, args.out, variant=args.variant, config=args.config,
+                       overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed},
+                       augment=args.augment, augment_subjects=args.augment_subjects)
+    print(f"wrote {path}")
+    return 0
+
+
+def _predict(args) -> int:
+    import csv
+    import io
+
+    import numpy as np
+
+    from nfgan.atomic import write_text
+    from nfgan.fer.classifier import FERClassifier
+    from nfgan.fer.cv import FERConfigError
+
+    if bool(args.images) == bool(args.data):
+        raise FERConfigError("give either image files or --data PREPARED_FOLDER")
+    clf = FERClassifier(args.model)
+    truth = None
+    if args.data:
+        from nfgan.dataset import PreparedDataset
+
+        ds = PreparedDataset(args.data)
+        if ds.size != clf.image_size:
+            raise FERConfigError(f"{args.data}: faces are {ds.size} px, {clf.path} expects {clf.image_size}")
+        names = [r["id"] for r in ds.records]
+        faces, ok, failed = np.asarray(ds.images, dtype=np.uint8), list(range(len(ds))), {}
+        truth = ds.column("expression")
+    else:
+        names = [str(p) for p in args.images]
+        faces, ok, failed = clf.faces_from_images(args.images)
+    probs = clf.predict_proba(faces) if len(ok) else np.zeros((0, len(clf.classes)))
+    by_row = dict(zip(ok, probs))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["input", "expression", *[f"p_{c}" for c in clf.classes], *(["true"] if truth else []), "error"])
+    for i, name in enumerate(names):
+        p = by_row.get(i)
+        cells = [clf.classes[int(p.argmax())], *(f"{v:.4f}" for v in p)] if p is not None else [""] * (1 + len(clf.classes))
+        w.writerow([name, *cells, *([truth[i]] if truth else []), failed.get(i, "")])
+    write_text(args.out, buf.getvalue())
+    for i in sorted(failed):
+        print(f"skipped {failed[i]}", file=sys.stderr)
+    print(f"wrote {args.out}: {len(ok)} face(s) classified, {len(failed)} failed")
+    if truth:
+        known = [i for i in ok if truth[i] in clf.classes]
+        if known:
+            acc = np.mean([clf.classes[int(by_row[i].argmax())] == truth[i] for i in known])
+            print(f"accuracy on the {len(known)} faces labelled with the model's classes: {acc:.4f}")
+    return 0 if ok else 1
 
 
 def _folds(args) -> int:

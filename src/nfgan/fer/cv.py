@@ -338,6 +338,20 @@ def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict
     return summary
 
 
+def check_variant(variant: str, augment, cfg: dict) -> bool:
+    """Refuse a variant / ``--augment`` / ``references_as`` combination that cannot run; ``True`` when every
+    face is paired with its reference (``2b_aug`` with ``references_as: input``)."""
+    if variant not in VARIANTS:
+        raise FERConfigError(f"--variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "2b_aug" and not augment:
+        raise FERConfigError("--variant 2b_aug needs --augment NFGAN_CHECKPOINT_OR_FOLDER")
+    if augment and variant != "2b_aug":
+        raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
+    if cfg["references_as"] not in REFERENCE_MODES:
+        raise FERConfigError(f"references_as must be one of {REFERENCE_MODES}, got {cfg['references_as']!r}")
+    return variant == "2b_aug" and cfg["references_as"] == "input"
+
+
 def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: str = "2b",
            config: str | Path | None = None, overrides: dict | None = None, augment: str | Path | None = None,
            augment_subjects: str | Path | None = None, only_fold: int | list[int] | None = None,
@@ -349,16 +363,8 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     on it; the fold's test subjects are not touched at all. Compare configurations on these numbers, then
     run the chosen one without ``validate`` for the test figures.
     """
-    if variant not in VARIANTS:
-        raise FERConfigError(f"--variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "2b_aug" and not augment:
-        raise FERConfigError("--variant 2b_aug needs --augment NFGAN_CHECKPOINT_OR_FOLDER")
-    if augment and variant != "2b_aug":
-        raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
     cfg = load_config(config, overrides)
-    if cfg["references_as"] not in REFERENCE_MODES:
-        raise FERConfigError(f"references_as must be one of {REFERENCE_MODES}, got {cfg['references_as']!r}")
-    paired = variant == "2b_aug" and cfg["references_as"] == "input"
+    paired = check_variant(variant, augment, cfg)
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     folds = load_folds(folds_file, dataset.subjects())

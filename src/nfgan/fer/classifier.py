@@ -1,0 +1,196 @@
+"""A trained FER network as a file: train it on every subject of a prepared set, save, load, predict.
+
+Cross-validation (``nfgan.fer.cv``) measures a configuration and keeps no weights. This module trains the
+same network once on *all* subjects of a prepared set (same options, same ``train_fold``) and writes it as
+one safetensors file that ``FERClassifier`` loads offline and applies to new faces::
+
+    nfgan fer train --data out/ckplus_peak64_fer --config configs/fer/ckplus.yaml --variant 2b --out models/ck_2b
+    nfgan fer predict --model models/ck_2b/fer_model.safetensors --data out/jaffe64_fer --out pred.csv
+    nfgan fer predict --model models/ck_2b/fer_model.safetensors photos/*.jpg --out pred.csv
+
+File (``fer_model.safetensors``): the net's state dict (``m<k>.`` per ensemble member) and string metadata:
+``format`` (``nfgan-fer/1``), ``classes``, ``net`` (the ``FERNet`` arguments), ``crop``, ``tta``, ``variant``,
+``framing`` (how faces must be cut: ``aligned`` = ``nfgan prepare``'s landmark alignment, ``precropped`` =
+the set's own crops resized, as ``nfgan fer precropped`` does), ``image_size``, ``train_subjects``, the
+resolved ``config`` and, for ``2b_aug``, the normaliser used and the subjects it was trained on.
+
+Photos given to ``predict`` are cut the way the training faces were: aligned with nfgan's face aligner
+(``framing: aligned``) or read as gray and resized (``precropped``; the photo must already be a face crop
+framed like the training set). Prepared folders are used as they are.
+
+``references_as: input`` models need the normaliser again at prediction time; ``nfgan fer train`` refuses
+them (use ``nfgan fer cv`` to measure that option).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nfgan.atomic import save_safetensors, write_text
+from nfgan.dataset import PreparedDataset
+from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, normalise_all, predict_proba,
+                          train_fold)
+from nfgan.fer.model import FERNet
+from nfgan.fer.sampler import REFERENCE_ONLY
+
+FORMAT = "nfgan-fer/1"
+MODEL_FILE = "fer_model.safetensors"
+FRAMINGS = ("aligned", "precropped")
+
+
+class FERModelError(ValueError):
+    """A file that is not a readable nfgan FER model (the message names the file and the reason)."""
+
+
+def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: str | Path | None = None,
+                overrides: dict | None = None, augment: str | Path | None = None,
+                augment_subjects: str | Path | None = None) -> Path:
+    """Train the FER network on every labelled face of ``data``; write ``out/fer_model.safetensors`` (and
+    ``out/training.json``: the loss history). Returns the model file's path."""
+    cfg = load_config(config, overrides)
+    paired = check_variant(variant, augment, cfg)
+    if paired:
+        raise FERConfigError("references_as: input pairs every face with the normaliser's output, also at "
+                             "prediction time; `nfgan fer train` only writes single-input models (use "
+                             "references_as: items, or `nfgan fer cv` to measure the paired option)")
+    if int(cfg["ensemble"]) < 1:
+        raise FERConfigError(f"ensemble must be a positive number of nets, got {cfg['ensemble']}")
+    torch.set_num_threads(int(cfg["threads"]))
+    dataset = PreparedDataset(data)
+    classes = class_list(dataset, cfg["classes"])
+    cls_index = {c: i for i, c in enumerate(classes)}
+    rows = np.asarray([i for i, r in enumerate(dataset.records) if r["expression"] in cls_index])
+    subj_all = dataset.column("subject")
+    subj_ids = {s: i for i, s in enumerate(sorted(set(subj_all)))}
+    images = np.asarray(dataset.images, dtype=np.uint8)
+    faces = normalise_all(images[rows])
+    labels = np.asarray([cls_index[dataset.records[i]["expression"]] for i in rows])
+    subjects = np.asarray([subj_ids[subj_all[i]] for i in rows])
+    train_subjects = sorted({subj_all[i] for i in rows})
+    out = Path(out)
+    meta_aug = {}
+    if augment:
+        from nfgan.fer.augment import AugmentSource
+
+        aug = AugmentSource(augment, subjects_file=augment_subjects).load(dataset, cache_dir=out)
+        if aug.faces.shape[1:] != images.shape[1:]:
+            raise FERConfigError(f"{augment}: normalised faces are {aug.faces.shape[1:]}, the FER data "
+                                 f"{data} has {images.shape[1:]}; they must match")
+        ref_idx = aug.indices_for(train_subjects, per_subject=int(cfg["references_per_subject"]) or None)
+        if len(ref_idx):
+            faces = np.concatenate([faces, normalise_all(aug.faces[ref_idx])])
+            labels = np.concatenate([labels, np.full(len(ref_idx), cls_index.get("neutral", REFERENCE_ONLY))])
+            subjects = np.concatenate([subjects, [subj_ids[aug.subjects[i]] for i in ref_idx]])
+        meta_aug = {"augment": str(Path(augment).resolve()), "n_references": len(ref_idx),
+                    "augment_train_subjects": aug.train_subjects}
+    t0 = time.time()
+    state, history = {}, []
+    for m in range(int(cfg["ensemble"])):
+        net, info = train_fold(cfg, variant, faces, labels, subjects, len(classes),
+                               seed=int(cfg["seed"]) + 100000 * m,
+                               desc="train" + (f" net {m + 1}/{cfg['ensemble']}" if m else ""))
+        state.update({f"m{m}.{k}": v for k, v in net.state_dict().items()})
+        history.append(info)
+    framing = "precropped" if dataset.meta.get("precropped") else "aligned"
+    meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": int(cfg["ensemble"]),
+            "net": _net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
+            "framing": framing, "image_size": int(dataset.size), "data": str(Path(data).resolve()),
+            "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug}
+    path = out / MODEL_FILE
+    save_safetensors(path, state, metadata={k: json.dumps(v) for k, v in meta.items()})
+    write_text(out / "training.json", json.dumps({"seconds": time.time() - t0, "members": history}, indent=1) + "\n")
+    return path
+
+
+def _net_args(cfg: dict, n_classes: int) -> dict:
+    return {"n_classes": n_classes, "embed_dim": cfg["embed_dim"], "width": cfg["width"], "fc_dim": cfg["fc_dim"],
+            "dropout": cfg["dropout"], "input_size": cfg["crop"], "trunk": cfg["trunk"],
+            "trunk_input": cfg["trunk_input"]}
+
+
+class FERClassifier:
+    """A saved FER model (``nfgan fer train``): ``predict_proba`` / ``predict_labels`` on aligned gray faces.
+
+    ``faces``: uint8 ``N x S x S`` (``S`` = ``image_size``, 64) cut as ``framing`` says; ``faces_from_images``
+    makes them from photos or crops.
+    """
+
+    def __init__(self, path: str | Path):
+        from safetensors import SafetensorError, safe_open
+
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.path = self.path / MODEL_FILE
+        if not self.path.is_file():
+            raise FERModelError(f"{self.path}: FER model file not found")
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                raw = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise FERModelError(f"{self.path}: not a safetensors file ({e})") from None
+        if raw.get("format") != json.dumps(FORMAT):
+            raise FERModelError(f"{self.path}: not an nfgan FER model (metadata format "
+                                f"{raw.get('format')!r}, expected {FORMAT!r}; write one with `nfgan fer train`)")
+        self.meta = {k: json.loads(v) for k, v in raw.items()}
+        self.classes: list[str] = self.meta["classes"]
+        self.framing: str = self.meta["framing"]
+        self.image_size: int = int(self.meta["image_size"])
+        self.nets = []
+        for m in range(int(self.meta["members"])):
+            net = FERNet(**self.meta["net"])
+            prefix = f"m{m}."
+            try:
+                net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            except RuntimeError as e:
+                raise FERModelError(f"{self.path}: weights do not fit the recorded network ({e})") from None
+            self.nets.append(net.eval())
+
+    def predict_proba(self, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Class probabilities ``N x len(classes)`` (mean over ensemble members)."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.dtype != np.uint8 or faces.ndim != 3 or faces.shape[1:] != (self.image_size, self.image_size):
+            raise ValueError(f"faces must be uint8 N x {self.image_size} x {self.image_size}, got "
+                             f"{faces.dtype} {faces.shape}")
+        norm = normalise_all(faces)
+        return np.mean([predict_proba(net, norm, self.meta["crop"], batch=batch, tta=self.meta["tta"])
+                        for net in self.nets], axis=0)
+
+    def predict_labels(self, faces: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
+
+    def faces_from_images(self, paths: Sequence[str | Path], progress: bool = True
+                          ) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        """Cut faces from image files as the model's training faces were cut. Returns the faces, the indices of
+        the paths they came from, and ``{index: reason}`` for the files that failed (one bad file does not
+        stop the others)."""
+        from PIL import Image
+
+        from nfgan.align import AlignError, align_face
+        from nfgan.prepare import ImageReadError, read_gray_image
+
+        faces, ok, failed = [], [], {}
+        for i, p in enumerate(tqdm(paths, desc=f"cut faces ({self.framing})", unit="image", disable=not progress)):
+            try:
+                if self.framing == "precropped":
+                    img = read_gray_image(p)
+                    if img.size != (self.image_size, self.image_size):
+                        img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
+                    faces.append(np.asarray(img, dtype=np.uint8))
+                else:
+                    faces.append(align_face(p, size=self.image_size).crop)
+                ok.append(i)
+            except ImageReadError as e:
+                failed[i] = str(e)
+            except AlignError as e:
+                failed[i] = f"{p}: no face aligned ({e})"
+        empty = np.zeros((0, self.image_size, self.image_size), np.uint8)
+        return (np.stack(faces) if faces else empty), ok, failed

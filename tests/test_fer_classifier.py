@@ -1,0 +1,135 @@
+"""`nfgan fer train` / `nfgan fer predict` and nfgan.fer.classifier: a FER model trained on a whole prepared set,
+saved as safetensors, loaded offline and applied to prepared folders and image files."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nfgan.cli import main
+from nfgan.dataset import PreparedDataset
+from nfgan.fer.classifier import MODEL_FILE, FERClassifier, FERModelError, train_model
+from nfgan.fer.cv import FERConfigError
+from test_fer_cli import CLASSES, REPO, tiny  # noqa: F401  (fixture: a tiny pre-cropped set)
+
+
+@pytest.fixture()
+def trained(tiny, tmp_path):  # noqa: F811
+    data, _ = tiny
+    out = tmp_path / "model"
+    assert main(["fer", "train", "--data", str(data), "--out", str(out), "--epochs", "20", "--threads", "1"]) == 0
+    return data, out
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_a_model_that_loads_and_classifies_its_set(trained, tmp_path, capsys):
+    data, out = trained
+    clf = FERClassifier(out)                           # the folder or the file
+    assert clf.path == out / MODEL_FILE and json.loads((out / "training.json").read_text())["members"]
+    assert clf.classes == list(CLASSES) and clf.framing == "precropped" and clf.image_size == 64
+    assert clf.meta["variant"] == "2b" and clf.meta["n_train"] == 36 and len(clf.meta["train_subjects"]) == 6
+    assert clf.meta["config"]["epochs"] == 20
+    ds = PreparedDataset(data)
+    faces = np.asarray(ds.images)
+    probs = clf.predict_proba(faces)
+    assert probs.shape == (36, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    truth = ds.column("expression")
+    assert np.mean([p == t for p, t in zip(clf.predict_labels(faces), truth)]) >= 0.9   # an easy, seen set
+    # the CLI on the prepared folder: one row per face, the same probabilities, accuracy printed
+    csv_out = tmp_path / "pred.csv"
+    capsys.readouterr()
+    assert main(["fer", "predict", "--model", str(out / MODEL_FILE), "--data", str(data), "--out", str(csv_out)]) == 0
+    printed = capsys.readouterr().out
+    assert "36 face(s) classified, 0 failed" in printed and "accuracy on the 36 faces" in printed
+    rows = _read_csv(csv_out)
+    assert [r["input"] for r in rows] == [r["id"] for r in ds.records] and [r["true"] for r in rows] == truth
+    got = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
+    assert np.allclose(got, probs, atol=1e-4)
+    # reloading gives the very same net
+    again = FERClassifier(out / MODEL_FILE)
+    for a, b in zip(clf.nets[0].state_dict().values(), again.nets[0].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_predict_on_image_files_cuts_like_training_and_survives_a_bad_file(trained, tmp_path, capsys):
+    data, out = trained
+    src = sorted((data.parent / "src" / "img").glob("*.png"))[:5]       # the 48 px crops the set was made from
+    bad = tmp_path / "broken.png"
+    bad.write_text("not an image")
+    csv_out = tmp_path / "pred.csv"
+    capsys.readouterr()
+    assert main(["fer", "predict", "--model", str(out), *map(str, src[:2]), str(bad), *map(str, src[2:]),
+                 "--out", str(csv_out)]) == 0
+    io = capsys.readouterr()
+    assert "5 face(s) classified, 1 failed" in io.out and "broken.png" in io.err
+    rows = _read_csv(csv_out)
+    assert len(rows) == 6 and rows[2]["expression"] == "" and "broken.png" in rows[2]["error"]
+    # a crop resized here (precropped framing) is exactly the prepared face it became in `fer precropped`
+    clf = FERClassifier(out)
+    ds = PreparedDataset(data)
+    by_source = {Path(r["source_path"]).name: i for i, r in enumerate(ds.records)}
+    want = clf.predict_proba(np.asarray(ds.images)[[by_source[p.name] for p in src]])
+    got = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows if r["expression"]])
+    assert np.allclose(got, want, atol=1e-4)
+    # nothing to classify at all -> exit code 1
+    assert main(["fer", "predict", "--model", str(out), str(bad), "--out", str(tmp_path / "none.csv")]) == 1
+
+
+def test_aligned_framing_runs_the_face_aligner(trained):
+    _, out = trained
+    clf = FERClassifier(out)
+    clf.framing = "aligned"                       # as for a model trained on `nfgan prepare` output
+    photo = sorted((REPO / "tests" / "data").glob("london_*.jpg"))[0]
+    blank = Path(out) / "blank.png"
+    Image.fromarray(np.full((200, 200), 128, np.uint8)).save(blank)
+    faces, ok, failed = clf.faces_from_images([photo, blank], progress=False)
+    assert faces.shape == (1, 64, 64) and faces.dtype == np.uint8 and ok == [0]
+    assert list(failed) == [1] and "blank.png: no face aligned" in failed[1]
+    assert clf.predict_proba(faces).shape == (1, 3)
+
+
+def test_bad_models_inputs_and_options_are_refused(trained, tiny, tmp_path, capsys):  # noqa: F811
+    data, out = trained
+    with pytest.raises(FERModelError, match="FER model file not found"):
+        FERClassifier(tmp_path / "nope.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(FERModelError, match="garbage.safetensors: not a safetensors file"):
+        FERClassifier(garbage)
+    shipped = REPO / "src" / "nfgan" / "assets" / "nfgan_london64.safetensors"
+    with pytest.raises(FERModelError, match="nfgan_london64.safetensors: not an nfgan FER model"):
+        FERClassifier(shipped)
+    clf = FERClassifier(out)
+    with pytest.raises(ValueError, match="uint8 N x 64 x 64"):
+        clf.predict_proba(np.zeros((2, 48, 48), np.uint8))
+    paired = tmp_path / "paired.yaml"
+    paired.write_text("references_as: input\n")
+    with pytest.raises(FERConfigError, match="only writes single-input models"):
+        train_model(data, tmp_path / "p", variant="2b_aug", config=paired, augment=data)
+    capsys.readouterr()
+    assert main(["fer", "predict", "--model", str(garbage), "--data", str(data), "--out", str(tmp_path / "x.csv")]) == 1
+    assert "not a safetensors file" in capsys.readouterr().err
+    assert main(["fer", "predict", "--model", str(out), "--out", str(tmp_path / "x.csv")]) == 1
+    assert "either image files or --data" in capsys.readouterr().err
+
+
+def test_train_with_references_records_the_normaliser(tiny, tmp_path):  # noqa: F811
+    """2b_aug: one reference per subject from a folder of normalised faces joins training (as in cv)."""
+    data, _ = tiny
+    cfg = tmp_path / "r1.yaml"
+    cfg.write_text("references_per_subject: 1\nepochs: 2\nthreads: 1\n")
+    path = train_model(data, tmp_path / "aug", variant="2b_aug", config=cfg, augment=data)
+    meta = FERClassifier(path).meta
+    assert meta["variant"] == "2b_aug" and meta["n_references"] == 6 and meta["n_train"] == 36
+    assert meta["augment"] == str(data.resolve()) and meta["augment_train_subjects"] is None
+    with pytest.raises(FERConfigError, match="needs --augment"):
+        train_model(data, tmp_path / "x", variant="2b_aug", config=cfg)
