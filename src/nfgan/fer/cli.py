@@ -22,22 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="fer_command", metavar="FER_COMMAND")
 
     cv = sub.add_parser("cv", help="subject-independent k-fold cross-validation (resumable per fold)")
-    cv.add_argument("--data", required=True, help="prepared dataset folder (manifest.csv + faces.npy)")
+    _training_options(cv, seed_help="override the config's seed (fold k trains with seed*1000+k)")
     cv.add_argument("--folds", required=True, help="fold file (JSON, e.g. configs/folds/ckplus_peak_10fold.json)")
-    cv.add_argument("--variant", default="2b", choices=["softmax", "2b", "2b_aug"],
-                    help="softmax only, 2B[N+M]Softmax, or 2B[N+M]Softmax + NFGAN augmentation (default 2b)")
-    cv.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
-    cv.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on "
-                                               "(when the checkpoint does not record them)")
-    cv.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
     cv.add_argument("--out", help="run directory (default runs/fer/<data>_<variant>)")
     cv.add_argument("--only-fold", type=int, nargs="+", help="run just these folds (0-based)")
     cv.add_argument("--validate", action="store_true",
                     help="model selection: score on a validation split carved from each fold's training "
                          "subjects (val_fraction); test subjects are not used")
-    cv.add_argument("--epochs", type=int, help="override the config's epochs")
-    cv.add_argument("--seed", type=int, help="override the config's seed (fold k trains with seed*1000+k)")
-    cv.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
     cv.add_argument("--ensemble", type=int, help="override the config's nets per fold (mean softmax; default 1)")
 
     folds = sub.add_parser("folds", help="write a subject-independent fold file for a prepared dataset")
@@ -49,15 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     folds.add_argument("--out", required=True, help="output JSON")
 
     tr = sub.add_parser("train", help="train the FER network on every subject of a prepared set and save it")
-    tr.add_argument("--data", required=True, help="prepared dataset folder")
-    tr.add_argument("--variant", default="2b", choices=["softmax", "2b", "2b_aug"], help="as for cv (default 2b)")
-    tr.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
-    tr.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on")
-    tr.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
+    _training_options(tr, seed_help="override the config's seed")
     tr.add_argument("--out", required=True, help="output folder (fer_model.safetensors, training.json)")
-    tr.add_argument("--epochs", type=int, help="override the config's epochs")
-    tr.add_argument("--seed", type=int, help="override the config's seed")
-    tr.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
 
     pr = sub.add_parser("predict", help="expressions of new faces with a model from `nfgan fer train`")
     pr.add_argument("--model", required=True, help="fer_model.safetensors, or the folder holding it")
@@ -72,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pc.add_argument("--prefix", default="", help="keep only rows whose path starts with this (e.g. peak/)")
     pc.add_argument("--size", type=int, default=64, help="output side in pixels (default 64; PIL bicubic)")
     pc.add_argument("--out", required=True, help="output prepared folder")
+
+
+def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
+    """What ``cv`` and ``train`` share: the data, the variant and its references, the options file."""
+    p.add_argument("--data", required=True, help="prepared dataset folder (manifest.csv + faces.npy)")
+    p.add_argument("--variant", default="2b", choices=["softmax", "2b", "2b_aug"],
+                   help="softmax only, 2B[N+M]Softmax, or 2B[N+M]Softmax + NFGAN augmentation (default 2b)")
+    p.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
+    p.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on "
+                                              "(when the checkpoint does not record them)")
+    p.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
+    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--seed", type=int, help=seed_help)
+    p.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
 
 
 def run(args: argparse.Namespace) -> int:
