@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from nfgan.atomic import save_safetensors, write_text
 from nfgan.dataset import PreparedDataset
-from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, normalise_all, predict_proba,
-                          train_fold)
+from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, net_args, normalise_all,
+                          predict_proba, train_fold)
 from nfgan.fer.model import FERNet
 from nfgan.fer.sampler import REFERENCE_ONLY
 
@@ -99,19 +99,13 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
         history.append(info)
     framing = "precropped" if dataset.meta.get("precropped") else "aligned"
     meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": int(cfg["ensemble"]),
-            "net": _net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
+            "net": net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
             "framing": framing, "image_size": int(dataset.size), "data": str(Path(data).resolve()),
             "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug}
     path = out / MODEL_FILE
     save_safetensors(path, state, metadata={k: json.dumps(v) for k, v in meta.items()})
     write_text(out / "training.json", json.dumps({"seconds": time.time() - t0, "members": history}, indent=1) + "\n")
     return path
-
-
-def _net_args(cfg: dict, n_classes: int) -> dict:
-    return {"n_classes": n_classes, "embed_dim": cfg["embed_dim"], "width": cfg["width"], "fc_dim": cfg["fc_dim"],
-            "dropout": cfg["dropout"], "input_size": cfg["crop"], "trunk": cfg["trunk"],
-            "trunk_input": cfg["trunk_input"]}
 
 
 class FERClassifier:
@@ -141,6 +135,8 @@ class FERClassifier:
         self.meta = {k: json.loads(v) for k, v in raw.items()}
         self.classes: list[str] = self.meta["classes"]
         self.framing: str = self.meta["framing"]
+        if self.framing not in FRAMINGS:
+            raise FERModelError(f"{self.path}: unknown framing {self.framing!r} (known: {', '.join(FRAMINGS)})")
         self.image_size: int = int(self.meta["image_size"])
         self.nets = []
         for m in range(int(self.meta["members"])):

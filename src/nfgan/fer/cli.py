@@ -164,7 +164,7 @@ def _predict(args) -> int:
     w.writerow(["input", "expression", *[f"p_{c}" for c in clf.classes], *(["true"] if truth else []), "error"])
     for i, name in enumerate(names):
         p = by_row.get(i)
-        cells = [clf.classes[int(p.argmax())], *(f"{v:.4f}" for v in p)] if p is not None else [""] * (1 + len(clf.classes))
+        cells = [""] * (1 + len(clf.classes)) if p is None else [clf.classes[int(p.argmax())], *(f"{v:.4f}" for v in p)]
         w.writerow([name, *cells, *([truth[i]] if truth else []), failed.get(i, "")])
     write_text(args.out, buf.getvalue())
     for i in sorted(failed):

@@ -76,9 +76,9 @@ DEFAULTS = {
     "positive_mining": "hard",
     "embed_dim": 64,
     "width": 16,
-    "trunk": "plain",      # or "mini_xception" / "faceapi" / "faceapi112": pretrained, fine-tuned (nfgan.fer.model)
+    "trunk": "plain",      # or "mini_xception" / "faceapi" / "faceapi112" / "dlib_resnet": pretrained, fine-tuned
     "trunk_input": None,   # resize the crop to this side before the trunk (None = as cropped)
-    "trunk_lr_scale": 1.0,  # the trunk's learning rate = lr * this (e.g. 0.1 to fine-tune a large pretrained trunk gently)
+    "trunk_lr_scale": 1.0,  # the trunk's learning rate = lr * this (0.1: fine-tune a large pretrained trunk gently)
     "fc_dim": 384,
     "dropout": 0.4,
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
@@ -172,6 +172,13 @@ def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, sh
     return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def net_args(cfg: dict, n_classes: int) -> dict:
+    """The ``FERNet`` arguments that ``cfg`` sets (``nfgan.fer.classifier`` stores them with a saved model)."""
+    return {"n_classes": n_classes, "embed_dim": cfg["embed_dim"], "width": cfg["width"], "fc_dim": cfg["fc_dim"],
+            "dropout": cfg["dropout"], "input_size": cfg["crop"], "trunk": cfg["trunk"],
+            "trunk_input": cfg["trunk_input"]}
+
+
 def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
                n_classes: int, seed: int, desc: str = "train") -> tuple[FERNet, dict]:
     """Train one fold's net on normalised faces (items x S x S), labels (-1 = reference-only), subject ids.
@@ -184,14 +191,13 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = FERNet(n_classes, embed_dim=cfg["embed_dim"], width=cfg["width"], fc_dim=cfg["fc_dim"],
-                 dropout=cfg["dropout"], input_size=cfg["crop"], trunk=cfg["trunk"],
-                 trunk_input=cfg["trunk_input"], paired=faces.ndim == 4)
+    net = FERNet(**net_args(cfg, n_classes), paired=faces.ndim == 4)
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
     trunk_params = {id(p) for p in net.trunk.parameters()}
-    groups = [{"params": [p for p in net.parameters() if id(p) not in trunk_params], "weight_decay": cfg["weight_decay"]},
-              {"params": list(net.trunk.parameters()), "weight_decay": cfg["weight_decay"],
+    decay = cfg["weight_decay"]
+    groups = [{"params": [p for p in net.parameters() if id(p) not in trunk_params], "weight_decay": decay},
+              {"params": list(net.trunk.parameters()), "weight_decay": decay,
                "lr": cfg["lr"] * float(cfg["trunk_lr_scale"])}]
     if use_metric:   # the learned threshold is not decayed (decay would pull it towards softplus(0))
         groups.append({"params": list(tuplet.parameters()), "weight_decay": 0.0})
