@@ -427,6 +427,17 @@ def _pad_to(t: torch.Tensor, shape) -> torch.Tensor:
     return F.pad(t, (0, pw, 0, ph, 0, pc)) if pc or ph or pw else t
 
 
+def gray_input_conv(net: "DlibFaceResNet", gain: float, center: float = 127.5,
+                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """dlib's first convolution folded for a one-channel input ``x`` that stands for the gray image
+    ``g = center + 256 * gain * x`` in all three channels: ``(weight 32 x 1 x 7 x 7, bias 32)`` such that
+    ``conv2d(x, weight, bias, stride=2) == net.conv(net.normalize(g))``. Exact because that convolution has no
+    padding: the RGB filters are summed and dlib's per-channel mean is folded into the bias."""
+    w, b = net.conv.weight.to(dtype), net.conv.bias.to(dtype)
+    offset = (center - net.mean_rgb.to(dtype).view(3)) / 256.0
+    return w.sum(1, keepdim=True) * gain, b + (w.sum(dim=(2, 3)) * offset).sum(1)
+
+
 class FusedGrayResNet(nn.Module):
     """The same network, folded for gray training inputs: fewer operations, identical outputs.
 
@@ -448,13 +459,8 @@ class FusedGrayResNet(nn.Module):
     def __init__(self, net: "DlibFaceResNet", blocks: int | None = None, with_fc: bool = True):
         super().__init__()
         with torch.no_grad():
-            w, b = net.conv.weight.double(), net.conv.bias.double()
+            w_unit, b_unit = gray_input_conv(net, gain=127.5 / 256.0, dtype=torch.float64)  # x in [-1, 1]
             gamma, beta = net.aff.gamma.double(), net.aff.beta.double()
-            mean = net.mean_rgb.double().view(1, 3, 1, 1)
-            w_gray = w.sum(dim=1, keepdim=True) / 256.0                           # kernel on g
-            b_gray = b - (w * mean).sum(dim=(1, 2, 3)) / 256.0
-            w_unit = 127.5 * w_gray                                               # kernel on x in [-1, 1]
-            b_unit = b_gray + 127.5 * w_gray.sum(dim=(1, 2, 3))
             self.register_buffer("stem_w", (w_unit * gamma.view(-1, 1, 1, 1)).float())
             self.register_buffer("stem_b", (b_unit * gamma + beta).float())
             self.down: list[bool] = []

@@ -205,15 +205,14 @@ class DlibResNetTrunk(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from nfgan.dlib_resnet import load_dlib_face_resnet
+        from nfgan.dlib_resnet import gray_input_conv, load_dlib_face_resnet
 
         net = load_dlib_face_resnet()
         self.conv = nn.Conv2d(1, 32, 7, 2, 0)
-        with torch.no_grad():
-            w, b = net.conv.weight, net.conv.bias
-            offset = (127.5 - net.mean_rgb.view(3)) / 256.0      # a zero-mean crop is mid-gray in dlib's units
-            self.conv.weight.copy_(w.sum(1, keepdim=True) * DLIB_GAIN)
-            self.conv.bias.copy_(b + (w.sum(dim=(2, 3)) * offset).sum(1))
+        with torch.no_grad():   # a zero-mean crop is mid-gray (127.5) in dlib's units
+            weight, bias = gray_input_conv(net, gain=DLIB_GAIN)
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(bias)
         self.aff = net.aff
         self.blocks = nn.ModuleList(net.blocks[: self.STAGES])
         for p in self.parameters():
