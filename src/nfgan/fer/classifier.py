@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from nfgan.atomic import save_safetensors, write_text
 from nfgan.dataset import PreparedDataset
-from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, net_args, normalise_all,
-                          predict_proba, train_fold)
+from nfgan.fer.augment import AugmentSource
+from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, load_references, net_args,
+                          normalise_all, predict_proba, train_fold, with_references)
 from nfgan.fer.model import FERNet
 from nfgan.fer.sampler import REFERENCE_ONLY
 
@@ -68,26 +69,18 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
     rows = np.asarray([i for i, r in enumerate(dataset.records) if r["expression"] in cls_index])
     subj_all = dataset.column("subject")
     subj_ids = {s: i for i, s in enumerate(sorted(set(subj_all)))}
-    images = np.asarray(dataset.images, dtype=np.uint8)
-    faces = normalise_all(images[rows])
+    faces = normalise_all(np.asarray(dataset.images, dtype=np.uint8)[rows])
     labels = np.asarray([cls_index[dataset.records[i]["expression"]] for i in rows])
     subjects = np.asarray([subj_ids[subj_all[i]] for i in rows])
     train_subjects = sorted({subj_all[i] for i in rows})
     out = Path(out)
     meta_aug = {}
     if augment:
-        from nfgan.fer.augment import AugmentSource
-
-        aug = AugmentSource(augment, subjects_file=augment_subjects).load(dataset, cache_dir=out)
-        if aug.faces.shape[1:] != images.shape[1:]:
-            raise FERConfigError(f"{augment}: normalised faces are {aug.faces.shape[1:]}, the FER data "
-                                 f"{data} has {images.shape[1:]}; they must match")
-        ref_idx = aug.indices_for(train_subjects, per_subject=int(cfg["references_per_subject"]) or None)
-        if len(ref_idx):
-            faces = np.concatenate([faces, normalise_all(aug.faces[ref_idx])])
-            labels = np.concatenate([labels, np.full(len(ref_idx), cls_index.get("neutral", REFERENCE_ONLY))])
-            subjects = np.concatenate([subjects, [subj_ids[aug.subjects[i]] for i in ref_idx]])
-        meta_aug = {"augment": str(Path(augment).resolve()), "n_references": len(ref_idx),
+        aug = AugmentSource(augment, subjects_file=augment_subjects)
+        faces, labels, subjects, n_refs = with_references(
+            (faces, labels, subjects), aug, load_references(aug, dataset, cache_dir=out), train_subjects,
+            int(cfg["references_per_subject"]), cls_index.get("neutral", REFERENCE_ONLY), subj_ids)
+        meta_aug = {"augment": str(Path(augment).resolve()), "n_references": n_refs,
                     "augment_train_subjects": aug.train_subjects}
     t0 = time.time()
     state, history = {}, []

@@ -358,6 +358,29 @@ def check_variant(variant: str, augment, cfg: dict) -> bool:
     return variant == "2b_aug" and cfg["references_as"] == "input"
 
 
+def load_references(aug: AugmentSource, dataset: PreparedDataset, cache_dir: str | Path | None) -> np.ndarray:
+    """Read or make the NFGAN references of every face of ``dataset`` (``AugmentSource.load``) and return them
+    FER-normalised; references of another size than the dataset's faces are refused."""
+    aug.load(dataset, cache_dir=cache_dir)
+    if aug.faces.shape[1:] != (dataset.size, dataset.size):
+        raise FERConfigError(f"{aug.source}: normalised faces are {aug.faces.shape[1:]}, the FER data "
+                             f"{dataset.root} has {(dataset.size, dataset.size)}; they must match")
+    return normalise_all(aug.faces)
+
+
+def with_references(items: tuple[np.ndarray, np.ndarray, np.ndarray], aug: AugmentSource, aug_faces: np.ndarray,
+                    subject_names: list[str], per_subject: int, label: int, subj_ids: dict[str, int]):
+    """Training ``items`` (faces, labels, subject ids) plus the references of ``subject_names`` (``per_subject``
+    each, 0 = all) with ``label``; returns the three arrays and the number of references added (Sec. 5.4)."""
+    idx = aug.indices_for(subject_names, per_subject=per_subject or None)
+    faces, labels, subjects = items
+    if len(idx):
+        faces = np.concatenate([faces, aug_faces[idx]])
+        labels = np.concatenate([labels, np.full(len(idx), label)])
+        subjects = np.concatenate([subjects, [subj_ids[aug.subjects[i]] for i in idx]])
+    return faces, labels, subjects, len(idx)
+
+
 def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: str = "2b",
            config: str | Path | None = None, overrides: dict | None = None, augment: str | Path | None = None,
            augment_subjects: str | Path | None = None, only_fold: int | list[int] | None = None,
@@ -410,11 +433,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         aug = AugmentSource(augment, subjects_file=augment_subjects)
         for k, test_subjects in enumerate(folds):   # refuse before running the NFGAN or training anything
             check_no_leak(aug.train_subjects, test_subjects, str(augment), fold=k)
-        aug.load(dataset, cache_dir=out)
-        if aug.faces.shape[1:] != images.shape[1:]:
-            raise FERConfigError(f"{augment}: normalised faces are {aug.faces.shape[1:]}, the FER data "
-                                 f"{data} has {images.shape[1:]}; they must match")
-        aug_faces = normalise_all(aug.faces)
+        aug_faces = load_references(aug, dataset, cache_dir=out)
         ref_label = cls_index.get("neutral", REFERENCE_ONLY)
         if paired:   # every face travels with its reference, in training and at test time
             try:
@@ -448,14 +467,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         if aug is not None:
             check_no_leak(aug.train_subjects, folds[k], str(augment), fold=k)
         if aug is not None and not paired:
-            train_subject_names = sorted({subj_all[i] for i in train_idx})
-            ref_idx = aug.indices_for(train_subject_names,
-                                      per_subject=int(cfg["references_per_subject"]) or None)
-            n_refs = len(ref_idx)
-            if n_refs:
-                train_faces = np.concatenate([train_faces, aug_faces[ref_idx]])
-                train_labels = np.concatenate([train_labels, np.full(n_refs, ref_label)])
-                train_subj = np.concatenate([train_subj, [subj_ids[aug.subjects[i]] for i in ref_idx]])
+            train_faces, train_labels, train_subj, n_refs = with_references(
+                (train_faces, train_labels, train_subj), aug, aug_faces, sorted({subj_all[i] for i in train_idx}),
+                int(cfg["references_per_subject"]), ref_label, subj_ids)
         true = labels_all[test_idx]
         members, probs = [], 0.0
         for m in range(int(cfg["ensemble"])):
