@@ -124,6 +124,8 @@ def test_ensemble_averages_member_softmax_and_member_zero_is_the_single_run(tiny
         probs = probs + predict_proba(net, faces[test], 60) / 2
     want = [classes[i] for i in np.asarray(probs).argmax(1)]
     assert [p["pred"] for p in ens["predictions"]] == want
+    # each prediction keeps the (mean) class probabilities it was taken from
+    np.testing.assert_allclose([p["probs"] for p in ens["predictions"]], probs, atol=1e-5)
     # the config hash changes with the ensemble size; ensemble 1 keeps earlier run dirs' hash
     assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "3"]) == 1
     assert "different configuration" in capsys.readouterr().err

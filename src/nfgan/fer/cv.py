@@ -24,7 +24,8 @@ their softmax outputs; the fold record keeps every member's own accuracy.
 Run directory (``--out``)::
 
     config.yaml              resolved configuration (+ data, folds, variant, augment source)
-    folds/fold_KK.json       one finished fold: accuracy, per-class accuracy, confusion, predictions, time
+    folds/fold_KK.json       one finished fold: accuracy, per-class accuracy, confusion, time, predictions
+                             (per test face: id, true, pred and the class probabilities, ``probs``)
     metrics.jsonl            one line per finished fold (rebuilt from folds/ after each fold)
     confusion_fold_KK.csv    per-fold confusion matrix (rows: true class, columns: predicted)
     confusion.csv/.png       confusion matrix summed over the finished folds (counts + row-normalised plot)
@@ -492,8 +493,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                   **({"members": members} if len(members) > 1 else {}),
                   **({"test_references": "the normaliser's output for each test face" if aug.per_image
                       else f"the test subject's own face in {augment} (given, not computed)"} if paired else {}),
-                  "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p]}
-                                  for i, t, p in zip(test_idx, true, pred)]}
+                  "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p],
+                                   "probs": [round(float(v), 6) for v in row]}
+                                  for i, t, p, row in zip(test_idx, true, pred, probs)]}
         _write_confusion(out / f"confusion_fold_{k:02d}", cm, classes, "", png=False)
         write_text(res_path, json.dumps(result, indent=1) + "\n")
         summary = summarize(out, classes, len(folds), variant)
