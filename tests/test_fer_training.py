@@ -143,3 +143,36 @@ def test_results_table_paired_comparison_by_hand(tmp_path, capsys):
     assert mod.main(["--paired", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 3 and rows[2].endswith("| 0.75 |")
+
+
+def test_results_table_seed_average(tmp_path, capsys):
+    """--seeds: the mean of complete runs' mean accuracies, their seeds from config.yaml; mixed folds, an
+    unfinished run or a repeated seed are refused."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
+    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(name, seed, accs, complete=True):
+        d = tmp_path / name
+        d.mkdir()
+        fold_acc = {str(k): a for k, a in enumerate(accs)}
+        (d / "summary.json").write_text(json.dumps({
+            "fold_accuracy": fold_acc, "mean_accuracy": float(np.mean(accs)), "complete": complete,
+            "folds_done": len(accs), "folds_total": 3}))
+        (d / "config.yaml").write_text(f"seed: {seed}\nepochs: 25\n")
+        return str(d)
+
+    a = run("a", 0, [0.90, 0.95, 1.00])      # mean 95.00
+    b = run("b", 1, [0.92, 0.96, 0.95])      # mean 94.33
+    capsys.readouterr()
+    assert mod.main(["--seeds", a, b]) == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row.endswith("| 0, 1 | 95.00, 94.33 | 94.67 |")
+    for bad, why in ((run("c", 2, [0.9, 0.9]), "other folds"), (run("d", 3, [0.9, 0.9, 0.9], False), "unfinished"),
+                     (run("e", 1, [0.9, 0.9, 0.9]), "same seed")):
+        assert mod.main(["--seeds", a, b, bad] if why == "same seed" else ["--seeds", a, bad]) == 1
+        assert why in capsys.readouterr().err

@@ -3,10 +3,15 @@
     python tools/fer_results_table.py runs/fer/ckplus_softmax runs/fer/ckplus_2b runs/fer/ckplus_2b_aug
     python tools/fer_results_table.py --per-fold runs/fer/ckplus_softmax runs/fer/ckplus_2b   # fold columns
     python tools/fer_results_table.py --paired runs/fer/ckplus_2b runs/fer/ckplus_2b_aug      # each run vs the first
+    python tools/fer_results_table.py --seeds runs/fer/ckplus_2b runs/fer/ckplus_2b_seed1     # mean over seeds
 
 ``--paired``: every later run against the first one, fold by fold on the folds both finished: mean
 difference (points), folds better / equal / worse, sample sd of the differences and the two-sided Wilcoxon
 signed-rank p (zero differences dropped; ``-`` when every fold is equal). How docs/fer.md reads a difference.
+
+``--seeds``: the runs are one configuration and variant trained with different seeds, all complete on the
+same folds: one row with each run's seed and mean fold accuracy and the mean of those means ("over two
+seeds" in docs/fer.md).
 
 Row: run, folds done, mean and sample std of the fold accuracies, pooled accuracy, pooled per-class recall,
 wall minutes (sum over folds). Reads only ``summary.json`` (and ``folds/`` for ``--per-fold``).
@@ -28,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--per-fold", action="store_true", help="one row per fold, one column per run")
     ap.add_argument("--paired", action="store_true", help="each later run against the first, fold by fold")
+    ap.add_argument("--seeds", action="store_true", help="one configuration, several seeds: the mean over runs")
     args = ap.parse_args(argv)
     summaries = []
     for run in args.runs:
@@ -42,6 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         print("|---" * (len(args.runs) + 1) + "|")
         for k in folds:
             print(f"| {k} | " + " | ".join(_pct(s["fold_accuracy"].get(str(k))) for s in summaries) + " |")
+        return 0
+    if args.seeds:
+        try:
+            cells = seeds_row(args.runs, summaries)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print("| runs | seeds | mean acc per run (%) | mean over runs (%) |")
+        print("|---" * 4 + "|")
+        print("| " + " | ".join(cells) + " |")
         return 0
     if args.paired:
         print("| run | vs | folds | difference (points) | better / equal / worse | sd of differences | Wilcoxon p |")
@@ -59,6 +75,28 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * s['mean_accuracy']:.2f} | {100 * s['std_accuracy']:.2f} | {100 * s['pooled_accuracy']:.2f} | "
               + " | ".join(per) + f" | {s['minutes']:.1f} |")
     return 0
+
+
+def seeds_row(runs: list[Path], summaries: list[dict]) -> list[str]:
+    """Markdown cells for runs of one configuration with different seeds: their seeds (from each run's
+    ``config.yaml``), each run's mean fold accuracy and the mean of those. Raises ``ValueError`` when a run is
+    unfinished, the runs cover different folds, or two runs share a seed."""
+    import yaml
+
+    seeds = []
+    for run, s in zip(runs, summaries):
+        if not s.get("complete"):
+            raise ValueError(f"{run}: unfinished ({s.get('folds_done')}/{s.get('folds_total')} folds)")
+        if set(s["fold_accuracy"]) != set(summaries[0]["fold_accuracy"]):
+            raise ValueError(f"{run}: other folds than {runs[0]}")
+        cfg_path = run / "config.yaml"
+        seeds.append(yaml.safe_load(cfg_path.read_text()).get("seed") if cfg_path.is_file() else None)
+    known = [x for x in seeds if x is not None]
+    if len(set(known)) != len(known):
+        raise ValueError(f"two runs have the same seed ({seeds}): not a seed average")
+    means = [100 * s["mean_accuracy"] for s in summaries]
+    return [", ".join(f"`{r}`" for r in runs), ", ".join("?" if x is None else str(x) for x in seeds),
+            ", ".join(f"{m:.2f}" for m in means), f"{sum(means) / len(means):.2f}"]
 
 
 def paired_row(base: dict, other: dict, run: Path, base_run: Path) -> list[str]:
