@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,18 @@ from nfgan.fer.model import FERNet
 from nfgan.photometric import center_crop, five_crops
 
 from test_fer_cli import tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _results_table_tool():
+    """tools/fer_results_table.py as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fer_results_table", TOOLS / "fer_results_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_jitter_without_jitter_is_the_centre_crop_or_its_mirror():
@@ -93,9 +106,6 @@ def test_validate_mode_scores_held_out_training_subjects_only(tiny, tmp_path):  
 
 
 def test_seed_override_and_results_table(tiny, tmp_path, capsys):  # noqa: F811
-    import importlib.util
-    from pathlib import Path
-
     import yaml
 
     data, folds = tiny
@@ -108,10 +118,7 @@ def test_seed_override_and_results_table(tiny, tmp_path, capsys):  # noqa: F811
         runs.append(out)
     h0, h3 = (json.loads((r / "folds" / "fold_01.json").read_text())["history"][0]["ce"] for r in runs)
     assert h0 != h3                                   # a different seed really trains differently
-    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
-    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _results_table_tool()
     capsys.readouterr()
     assert mod.main([str(r) for r in runs]) == 0
     rows = capsys.readouterr().out.splitlines()
@@ -123,13 +130,8 @@ def test_seed_override_and_results_table(tiny, tmp_path, capsys):  # noqa: F811
 
 def test_results_table_paired_comparison_by_hand(tmp_path, capsys):
     """--paired: differences on the folds both runs finished, counts, sd and the exact Wilcoxon p."""
-    import importlib.util
-    from pathlib import Path
 
-    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
-    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _results_table_tool()
     base = {"0": 0.90, "1": 0.95, "2": 1.00, "3": 0.80}
     other = {"0": 0.92, "1": 0.95, "2": 0.97, "3": 0.85, "4": 0.50}       # fold 4 unfinished in base
     cells = mod.paired_row(base, other, Path("b"), Path("a"))
@@ -148,13 +150,7 @@ def test_results_table_paired_comparison_by_hand(tmp_path, capsys):
 def test_results_table_seed_average(tmp_path, capsys):
     """--seeds: the mean of complete runs' mean accuracies, their seeds from config.yaml; mixed folds, an
     unfinished run or a repeated seed are refused."""
-    import importlib.util
-    from pathlib import Path
-
-    tool = Path(__file__).resolve().parents[1] / "tools" / "fer_results_table.py"
-    spec = importlib.util.spec_from_file_location("fer_results_table", tool)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _results_table_tool()
 
     def run(name, seed, accs, complete=True):
         d = tmp_path / name

@@ -14,7 +14,7 @@ same folds: one row with each run's seed and mean fold accuracy and the mean of 
 seeds" in docs/fer.md).
 
 Row: run, folds done, mean and sample std of the fold accuracies, pooled accuracy, pooled per-class recall,
-wall minutes (sum over folds). Reads only ``summary.json`` (and ``folds/`` for ``--per-fold``).
+wall minutes (sum over folds). Reads each run's ``summary.json`` (and its ``config.yaml`` for ``--seeds``).
 """
 from __future__ import annotations
 
