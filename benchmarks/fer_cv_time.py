@@ -8,6 +8,7 @@ depends on what else runs, the CPU time much less.
     python benchmarks/fer_cv_time.py --data out/ckplus_peak64_fer            # one fold, config epochs
     python benchmarks/fer_cv_time.py --data out/ckplus_peak64_fer --epochs 5 # quicker, scaled to the config
     python benchmarks/fer_cv_time.py --from-run runs/fer/ckplus_2b
+    python benchmarks/fer_cv_time.py --data out/ckplus_peak64_fer --device cuda   # on a GPU
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def main() -> int:
     ap.add_argument("--variant", default="2b", choices=["softmax", "2b"])
     ap.add_argument("--epochs", type=int, help="train this many epochs and scale to the config's")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     ap.add_argument("--from-run", type=Path, help="report the fold times of a finished run instead")
     args = ap.parse_args()
     if args.from_run:
@@ -68,11 +70,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.time(), _cpu_seconds()
         summary = run_cv(args.data, args.folds, Path(tmp) / "run", variant=args.variant, config=args.config,
-                         overrides={"epochs": epochs, "threads": args.threads}, only_fold=0)
+                         overrides={"epochs": epochs, "threads": args.threads, "device": args.device},
+                         only_fold=0)
         wall, cpu = time.time() - t0, _cpu_seconds() - c0
     scale = cfg["epochs"] / epochs
     n_folds = summary["folds_total"]
-    print(f"one fold ({args.variant}, {epochs} epochs, {args.threads} threads): wall {wall:.0f} s, CPU {cpu:.0f} s, "
+    where = f"{args.threads} threads" if args.device == "cpu" else f"{args.device}, {args.threads} CPU threads"
+    print(f"one fold ({args.variant}, {epochs} epochs, {where}): wall {wall:.0f} s, CPU {cpu:.0f} s, "
           f"accuracy {summary['mean_accuracy']:.3f}; load average {load0:.1f} -> {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (shared machine: wall time includes waiting for other jobs)")
     print(f"full {n_folds}-fold CK+ CV at {cfg['epochs']} epochs: ~{wall * scale * n_folds / 60:.1f} min wall, "

@@ -172,3 +172,62 @@ def test_results_table_seed_average(tmp_path, capsys):
                      (run("e", 1, [0.9, 0.9, 0.9]), "same seed")):
         assert mod.main(["--seeds", a, b, bad] if why == "same seed" else ["--seeds", a, bad]) == 1
         assert why in capsys.readouterr().err
+
+
+def test_results_table_seed_paired_comparison_by_hand(tmp_path, capsys):
+    """--seeds ... --vs ...: runs matched by seed; per-seed and seed-averaged per-fold differences by hand."""
+    mod = _results_table_tool()
+
+    def run(name, seed, accs):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({
+            "fold_accuracy": {str(k): a for k, a in enumerate(accs)}, "mean_accuracy": float(np.mean(accs)),
+            "complete": True, "folds_done": len(accs), "folds_total": len(accs)}))
+        (d / "config.yaml").write_text(f"seed: {seed}\n")
+        return d
+
+    a = [run("a0", 0, [0.90, 1.00, 0.80]), run("a1", 1, [0.95, 0.90, 0.85])]
+    b = [run("b1", 1, [0.90, 0.90, 0.90]), run("b0", 0, [0.90, 0.95, 0.85])]   # other order: matched by seed
+    cells = mod.seed_paired_row(a, [json.loads((r / "summary.json").read_text()) for r in a],
+                                b, [json.loads((r / "summary.json").read_text()) for r in b])
+    # seed 0: 90 - 90 = 0 points; seed 1: 90 - 90 = 0 ... per fold: seed 0 (0, +5, -5), seed 1 (+5, 0, -5)
+    # -> averaged (+2.5, +2.5, -5): 2 better, 1 worse, Wilcoxon ranks 1.5, 1.5, 3 -> p = 1.0; baseline fold
+    # means (90, 92.5, 87.5) -> sd 2.5
+    assert cells == ["0: +0.00, 1: +0.00", "+0.00", "0.00", "0 / 2 / 0", "2 / 0 / 1", "1.00", "2.50"]
+    capsys.readouterr()
+    assert mod.main(["--seeds", *map(str, a), "--vs", *map(str, b)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 8 and out[-1].endswith("| 1.00 | 2.50 |")
+    assert mod.main(["--seeds", *map(str, a), "--vs", str(b[0])]) == 1          # seed 0 has no baseline
+    assert "same seeds on both sides" in capsys.readouterr().err
+
+
+def test_results_table_ensemble_of_runs_by_hand(tmp_path, capsys):
+    """--ensemble: each test face classified by the mean of the runs' probabilities; runs without probs refused."""
+    mod = _results_table_tool()
+
+    def run(name, probs_per_fold, with_probs=True):
+        d = tmp_path / name / "folds"
+        d.mkdir(parents=True)
+        for k, probs in enumerate(probs_per_fold):
+            preds = [{"id": f"f{k}_{i}", "true": ["x", "y"][i % 2], "pred": "x",
+                      **({"probs": p} if with_probs else {})} for i, p in enumerate(probs)]
+            (d / f"fold_{k:02d}.json").write_text(json.dumps({"fold": k, "predictions": preds,
+                                                              "per_class_accuracy": {"x": 0, "y": 0}}))
+        return tmp_path / name
+
+    # fold 0: faces true x, y; fold 1: faces true x, y, x
+    r1 = run("r1", [[[0.9, 0.1], [0.6, 0.4]], [[0.4, 0.6], [0.3, 0.7], [0.2, 0.8]]])
+    r2 = run("r2", [[[0.8, 0.2], [0.1, 0.9]], [[0.7, 0.3], [0.45, 0.55], [0.6, 0.4]]])
+    accs, pooled = mod.ensemble_accuracy([r1, r2])
+    # means: fold 0 (.85,.15)->x ok, (.35,.65)->y ok: 1.0; fold 1 (.55,.45)->x ok, (.375,.625)->y ok,
+    # (.4,.6)->y but x: 2/3
+    np.testing.assert_allclose(accs, [1.0, 2 / 3])
+    assert pooled == pytest.approx(4 / 5)
+    capsys.readouterr()
+    assert mod.main(["--ensemble", str(r1), str(r2)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("| 2 | 83.33 | 23.57 | 80.00 |")
+    old = run("old", [[[0.5, 0.5], [0.5, 0.5]], [[0.5, 0.5]] * 3], with_probs=False)
+    assert mod.main(["--ensemble", str(r1), str(old)]) == 1
+    assert "no class probabilities" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from nfgan.atomic import save_safetensors, write_text
 from nfgan.dataset import PreparedDataset
 from nfgan.fer.augment import AugmentSource
 from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, load_references, net_args,
-                          normalise_all, predict_proba, train_fold, with_references)
+                          normalise_all, predict_proba, resolve_device, train_fold, with_references)
 from nfgan.fer.model import FERNet
 from nfgan.fer.sampler import REFERENCE_ONLY
 
@@ -62,6 +62,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
                              "references_as: items, or `nfgan fer cv` to measure the paired option)")
     if int(cfg["ensemble"]) < 1:
         raise FERConfigError(f"ensemble must be a positive number of nets, got {cfg['ensemble']}")
+    resolve_device(cfg)   # an unusable device is refused before any data is read
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     classes = class_list(dataset, cfg["classes"])
@@ -88,7 +89,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
         net, info = train_fold(cfg, variant, faces, labels, subjects, len(classes),
                                seed=int(cfg["seed"]) + 100000 * m,
                                desc="train" + (f" net {m + 1}/{cfg['ensemble']}" if m else ""))
-        state.update({f"m{m}.{k}": v for k, v in net.state_dict().items()})
+        state.update({f"m{m}.{k}": v.detach().cpu() for k, v in net.state_dict().items()})
         history.append(info)
     framing = "precropped" if dataset.meta.get("precropped") else "aligned"
     meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": int(cfg["ensemble"]),
@@ -108,7 +109,7 @@ class FERClassifier:
     makes them from photos or crops.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
         from safetensors import SafetensorError, safe_open
 
         self.path = Path(path)
@@ -140,6 +141,14 @@ class FERClassifier:
             except RuntimeError as e:
                 raise FERModelError(f"{self.path}: weights do not fit the recorded network ({e})") from None
             self.nets.append(net.eval())
+        self.to(device)
+
+    def to(self, device: str | torch.device) -> "FERClassifier":
+        """Run the nets on ``device`` ("cpu", "cuda", "cuda:N"); an unusable CUDA device is refused."""
+        self.device = resolve_device({"device": str(device)})
+        for net in self.nets:
+            net.to(self.device)
+        return self
 
     def predict_proba(self, faces: np.ndarray, batch: int = 256) -> np.ndarray:
         """Class probabilities ``N x len(classes)`` (mean over ensemble members)."""

@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--data", help="a prepared dataset folder instead of image files (faces used as they are; "
                                    "accuracy printed where its labels are the model's classes)")
     pr.add_argument("--out", required=True, help="CSV: one row per input, label, probability per class, error")
+    pr.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
 
     pc = sub.add_parser("precropped", help="import an already cropped face set (CK+48...) as a prepared folder")
     pc.add_argument("--manifest", required=True, help="CSV with path,subject,expression[,pose] (paths relative to it)")
@@ -70,6 +71,7 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     p.add_argument("--epochs", type=int, help="override the config's epochs")
     p.add_argument("--seed", type=int, help=seed_help)
     p.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
+    p.add_argument("--device", help="cpu (default), cuda or cuda:N: where the nets train (overrides the config)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +113,7 @@ def _cv(args) -> int:
     out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
     summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
                      overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                                "ensemble": args.ensemble}, augment=args.augment,
+                                "ensemble": args.ensemble, "device": args.device}, augment=args.augment,
                      augment_subjects=args.augment_subjects, only_fold=args.only_fold,
                      validate=args.validate)
     print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean {summary['split']} accuracy "
@@ -125,7 +127,8 @@ def _train(args) -> int:
     from nfgan.fer.classifier import train_model
 
     path = train_model(args.data, args.out, variant=args.variant, config=args.config,
-                       overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed},
+                       overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
+                                  "device": args.device},
                        augment=args.augment, augment_subjects=args.augment_subjects)
     print(f"wrote {path}")
     return 0
@@ -143,7 +146,7 @@ def _predict(args) -> int:
 
     if bool(args.images) == bool(args.data):
         raise FERConfigError("give either image files or --data PREPARED_FOLDER")
-    clf = FERClassifier(args.model)
+    clf = FERClassifier(args.model, device=args.device)
     truth = None
     if args.data:
         from nfgan.dataset import PreparedDataset

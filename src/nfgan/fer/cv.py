@@ -85,6 +85,8 @@ DEFAULTS = {
     "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
     "seed": 0,
     "threads": 2,
+    "device": "cpu",       # where the nets train and predict: "cpu", "cuda" or "cuda:N" (not part of the run's
+                           # configuration hash: a run can be resumed on another device)
     # training-time geometric jitter (0 = the paper's ten fixed crops: five_crops + flips)
     "rotate": 0.0,         # max rotation, degrees (uniform in +-rotate)
     "scale": 0.0,          # max relative zoom (uniform in 1 +- scale)
@@ -124,6 +126,25 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
         cfg.update(loaded)
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return cfg
+
+
+def resolve_device(cfg: dict) -> torch.device:
+    """``cfg["device"]`` as a torch device; a CUDA device torch cannot see is refused with the reason."""
+    name = str(cfg["device"])
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FERConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise FERConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FERConfigError(f"device {name!r} requested, but this torch build sees no CUDA device "
+                                 f"(torch {torch.__version__}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise FERConfigError(f"device {name!r} requested, but torch sees {torch.cuda.device_count()} "
+                                 f"CUDA device(s)")
+    return device
 
 
 def class_list(dataset: PreparedDataset, classes) -> list[str]:
@@ -169,7 +190,9 @@ def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, sh
     cos, sin = torch.cos(angle) * zoom * k, torch.sin(angle) * zoom * k
     theta = torch.stack([torch.stack([cos * flip, -sin, u() * shift * 2 / side], 1),
                          torch.stack([sin * flip, cos, u() * shift * 2 / side], 1)], 1)
-    grid = F.affine_grid(theta, [b, faces.shape[1], crop, crop], align_corners=False)
+    # the random draws stay on the CPU generator (the same views on every device); the sampling runs where
+    # the faces are
+    grid = F.affine_grid(theta.to(faces.device), [b, faces.shape[1], crop, crop], align_corners=False)
     return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -189,12 +212,13 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     (``jitter_crops``). ``faces`` of shape items x 2 x S x S are (face, its neutral reference) pairs
     (``references_as: input``): the net is then built with ``paired=True`` and both get the same view.
     """
+    device = resolve_device(cfg)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = FERNet(**net_args(cfg, n_classes), paired=faces.ndim == 4)
+    net = FERNet(**net_args(cfg, n_classes), paired=faces.ndim == 4).to(device)
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
-    tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"])
+    tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"]).to(device)
     trunk_params = {id(p) for p in net.trunk.parameters()}
     decay = cfg["weight_decay"]
     groups = [{"params": [p for p in net.parameters() if id(p) not in trunk_params], "weight_decay": decay},
@@ -209,10 +233,10 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     jitter = any(float(cfg[k]) > 0 for k in ("rotate", "scale", "shift"))
     if jitter:
-        faces_t = _channels_first(torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)))
+        faces_t = _channels_first(torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))).to(device)
     else:
         crops_t = torch.from_numpy(np.stack([five_crops(f, cfg["crop"], flips=True) for f in faces])
-                                   .astype(np.float32))
+                                   .astype(np.float32)).to(device)
     history = []
     bar = tqdm(range(cfg["epochs"]), desc=desc, unit="epoch", leave=False)
     for epoch in bar:
@@ -226,7 +250,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
             else:
                 which = torch.as_tensor(rng.integers(0, crops_t.shape[1], size=len(batch)))
                 x = _channels_first(crops_t[idx, which])
-            y = torch.as_tensor(labels[batch])
+            y = torch.as_tensor(labels[batch], device=device)
             logits, emb = net(x)
             has_label = y != REFERENCE_ONLY
             loss = F.cross_entropy(logits[has_label], y[has_label], label_smoothing=float(cfg["label_smoothing"]))
@@ -263,15 +287,17 @@ def predict_proba(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 2
     mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S, or N x 2 x S x S
     (face, reference) pairs for a ``paired`` net (both channels cropped alike)."""
     net.eval()
+    device = next(net.parameters()).device
     if not tta:
         x = _channels_first(torch.from_numpy(center_crop(faces_norm, crop)))
-        return torch.cat([net(x[i:i + batch])[0].softmax(1) for i in range(0, len(x), batch)]).numpy()
+        return torch.cat([net(x[i:i + batch].to(device))[0].softmax(1).cpu()
+                          for i in range(0, len(x), batch)]).numpy()
     out = []
     channels = faces_norm.shape[1] if faces_norm.ndim == 4 else 1
     for i in range(0, len(faces_norm), batch):
         views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 [x C] x c x c
         x = torch.from_numpy(views.astype(np.float32)).reshape(-1, channels, crop, crop)
-        out.append(net(x)[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1))
+        out.append(net(x.to(device))[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -282,7 +308,7 @@ def predict(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256, tt
 
 def _config_hash(run_cfg: dict) -> str:
     # options added later, at their defaults, leave the hash of earlier run dirs unchanged
-    keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold")
+    keep = {k: v for k, v in run_cfg.items() if k not in ("threads", "only_fold", "device")
             and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -395,6 +421,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     """
     cfg = load_config(config, overrides)
     paired = check_variant(variant, augment, cfg)
+    device = resolve_device(cfg)
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     folds = load_folds(folds_file, dataset.subjects())
@@ -487,7 +514,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
                   "n_train": int(len(train_idx)), "n_references": int(n_refs), "n_test": int(len(test_idx)),
                   "split": "val" if validate else "test", "test_subjects": sorted(eval_set),
-                  "seconds": time.time() - t0,
+                  "seconds": time.time() - t0, "device": str(device),
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
                   **({"members": members} if len(members) > 1 else {}),

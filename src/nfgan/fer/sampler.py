@@ -36,7 +36,7 @@ def mine_tuplets(emb: torch.Tensor, labels: Sequence[int], subjects: Sequence[in
     positive or query), ``subjects``: B ints. Returns one tuple per query expression.
     """
     with torch.no_grad():
-        e = emb.detach().float()
+        e = emb.detach().float().cpu()   # a few dozen vectors: mined on the CPU, indices returned on the CPU
         lab = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         sub = torch.as_tensor(np.asarray(subjects), dtype=torch.long)
         tuplets = []
