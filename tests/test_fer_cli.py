@@ -243,3 +243,33 @@ def test_augmentation_from_a_pix2pix_checkpoint(tiny, tmp_path):
     test0 = json.loads(folds.read_text())["folds"][0]["test_subjects"]
     fold = json.loads((out / "folds" / "fold_00.json").read_text())
     assert fold["n_references"] == 6 - len(test0)          # one reference per training subject
+
+
+def test_seed_study_script_runs_every_seed_and_variant_and_resumes(tiny, tmp_path):
+    """tools/fer_seeds.sh: one `nfgan fer cv` per (seed, variant), JOBS at a time; a second call retrains nothing."""
+    import os
+    import subprocess
+    import sys
+
+    data, folds = tiny
+    cfg = tmp_path / "quick.yaml"
+    cfg.write_text("epochs: 1\nthreads: 1\n")
+    env = {**os.environ, "DATA": str(data), "FOLDS": str(folds), "CONFIG": str(cfg), "RUNS": str(tmp_path / "runs"),
+           "VARIANTS": "softmax 2b", "JOBS": "2", "NAME": "tiny", "NFGAN": f"{sys.executable} -m nfgan"}
+    script = [str(REPO / "tools" / "fer_seeds.sh"), "3", "3"]
+    done = subprocess.run(script, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    names = sorted(f"tiny_{v}_seed3" for v in ("softmax", "2b"))
+    assert sorted(line.split()[1].rstrip(":") for line in done.stdout.splitlines()) == names
+    for name in names:
+        run = tmp_path / "runs" / name
+        assert json.loads((run / "summary.json").read_text())["complete"], name
+        assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 3
+        assert (tmp_path / "runs" / "logs" / f"{name}.log").is_file()
+    stamp = (tmp_path / "runs" / "tiny_2b_seed3" / "folds" / "fold_00.json").stat().st_mtime_ns
+    again = subprocess.run(script, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("done ") == 2
+    assert (tmp_path / "runs" / "tiny_2b_seed3" / "folds" / "fold_00.json").stat().st_mtime_ns == stamp
+    bad = subprocess.run(script, env={**env, "DATA": str(tmp_path / "missing")}, cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.stdout.count("FAILED ") == 2 and "missing" in bad.stdout

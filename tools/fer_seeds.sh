@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Seed study: the CK+ configuration (configs/fer/ckplus.yaml, c16) on the 10-fold test for the three variants and
-# the seeds FIRST..LAST, JOBS `nfgan fer cv` runs at a time. Each run is resumable per fold, so the study can be
+# Seed study: by default the CK+ configuration (configs/fer/ckplus.yaml, c16) on the 10-fold test, for the three
+# variants and the seeds FIRST..LAST, JOBS `nfgan fer cv` runs at a time. Each run is resumable per fold, so the study can be
 # stopped (Ctrl-C, `timeout`) and started again; finished folds are kept.
 #
 #   tools/fer_seeds.sh 2 9                       # CPU, one run at a time (~35 min per run on 2 cores)
@@ -8,7 +8,9 @@
 #   python tools/fer_results_table.py --seeds runs/fer/seeds/ckplus96_2b_seed*   # mean over the seeds
 #
 # Environment: DEVICE (cpu), JOBS (1), DATA (out/ckplus_peak64_fer), FOLDS (configs/folds/ckplus_peak_10fold.json),
-# CONFIG (configs/fer/ckplus.yaml), RUNS (runs/fer/seeds), VARIANTS ("2b 2b_aug softmax"), NFGAN (nfgan).
+# CONFIG (configs/fer/ckplus.yaml), RUNS (runs/fer/seeds), VARIANTS ("2b 2b_aug softmax"), NFGAN (nfgan),
+# NAME (ckplus96: runs are RUNS/NAME_<variant>_seed<S>). JAFFE, for example:
+#   DATA=out/jaffe64_fer FOLDS=configs/folds/jaffe_loso.json CONFIG=configs/fer/jaffe.yaml NAME=jaffe tools/fer_seeds.sh 1 2
 # Logs: RUNS/logs/<run>.log. The runs are queued seed by seed, so a stopped study has whole seeds first.
 set -uo pipefail
 if [ $# -ne 2 ]; then
@@ -16,7 +18,7 @@ if [ $# -ne 2 ]; then
     exit 2
 fi
 export DEVICE=${DEVICE:-cpu} DATA=${DATA:-out/ckplus_peak64_fer} FOLDS=${FOLDS:-configs/folds/ckplus_peak_10fold.json}
-export CONFIG=${CONFIG:-configs/fer/ckplus.yaml} RUNS=${RUNS:-runs/fer/seeds} NFGAN=${NFGAN:-nfgan}
+export CONFIG=${CONFIG:-configs/fer/ckplus.yaml} RUNS=${RUNS:-runs/fer/seeds} NFGAN=${NFGAN:-nfgan} NAME=${NAME:-ckplus96}
 export AUGMENT=${AUGMENT:-src/nfgan/assets/nfgan_london64.safetensors}
 JOBS=${JOBS:-1}
 VARIANTS=${VARIANTS:-2b 2b_aug softmax}
@@ -24,7 +26,7 @@ mkdir -p "$RUNS/logs"
 
 one_run() {   # SEED VARIANT
     local seed=$1 variant=$2 aug=() name
-    name="ckplus96_${variant}_seed${seed}"
+    name="${NAME}_${variant}_seed${seed}"
     [ "$variant" = 2b_aug ] && aug=(--augment "$AUGMENT")
     if $NFGAN fer cv --data "$DATA" --folds "$FOLDS" --config "$CONFIG" --variant "$variant" "${aug[@]}" \
         --seed "$seed" --device "$DEVICE" --out "$RUNS/$name" >"$RUNS/logs/$name.log" 2>&1; then
