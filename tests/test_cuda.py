@@ -16,6 +16,7 @@ import torch
 from nfgan.cli import main
 from nfgan.dataset import PreparedDataset
 from test_fer_cli import tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
+from test_pix2pix import p2p_config
 from test_trainer import make_prepared, tiny_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -141,13 +142,9 @@ def test_nfgan_trainer_on_cuda_resumes_and_its_checkpoint_normalises_on_the_cpu(
 
 @cuda
 def test_pix2pix_trainer_on_cuda(tmp_path):
-    from nfgan.pix2pix import load_config, train_any
+    from nfgan.pix2pix import train_any
 
     prepared = make_prepared(tmp_path / "prepared", subjects=5)
-    cfg = load_config(overrides={
-        "model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
-        "data": {"root": str(prepared), "splits": str(prepared / "splits.json"), "flip_left_poses": False},
-        "train": {"steps": 3, "batch_size": 6, "channels_last": False, "device": "cuda"},
-        "log": {"sample_every": 3, "checkpoint_every": 3, "sample_count": 2}})
+    cfg = p2p_config(prepared, steps=3, device="cuda")
     assert train_any(cfg, tmp_path / "run", progress=False)["step"] == 3
     assert list((tmp_path / "run" / "samples").glob("*.png"))
