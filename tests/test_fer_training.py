@@ -29,6 +29,17 @@ def _results_table_tool():
     return mod
 
 
+def _seeded_run(d: Path, seed: int, accs: list[float], complete: bool = True, folds_total: int | None = None) -> Path:
+    """A minimal finished-run folder for the results-table tool: summary.json with these fold accuracies and a
+    config.yaml with this seed."""
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps({
+        "fold_accuracy": {str(k): a for k, a in enumerate(accs)}, "mean_accuracy": float(np.mean(accs)),
+        "complete": complete, "folds_done": len(accs), "folds_total": folds_total or len(accs)}))
+    (d / "config.yaml").write_text(f"seed: {seed}\nepochs: 25\n")
+    return d
+
+
 def test_jitter_without_jitter_is_the_centre_crop_or_its_mirror():
     faces = torch.from_numpy(np.random.default_rng(0).normal(size=(16, 1, 64, 64)).astype(np.float32))
     views = jitter_crops(faces, 60, rotate=0.0, scale=0.0, shift=0.0, generator=torch.Generator().manual_seed(1))
@@ -153,14 +164,7 @@ def test_results_table_seed_average(tmp_path, capsys):
     mod = _results_table_tool()
 
     def run(name, seed, accs, complete=True):
-        d = tmp_path / name
-        d.mkdir()
-        fold_acc = {str(k): a for k, a in enumerate(accs)}
-        (d / "summary.json").write_text(json.dumps({
-            "fold_accuracy": fold_acc, "mean_accuracy": float(np.mean(accs)), "complete": complete,
-            "folds_done": len(accs), "folds_total": 3}))
-        (d / "config.yaml").write_text(f"seed: {seed}\nepochs: 25\n")
-        return str(d)
+        return str(_seeded_run(tmp_path / name, seed, accs, complete=complete, folds_total=3))
 
     a = run("a", 0, [0.90, 0.95, 1.00])      # mean 95.00
     b = run("b", 1, [0.92, 0.96, 0.95])      # mean 94.33
@@ -179,13 +183,7 @@ def test_results_table_seed_paired_comparison_by_hand(tmp_path, capsys):
     mod = _results_table_tool()
 
     def run(name, seed, accs):
-        d = tmp_path / name
-        d.mkdir()
-        (d / "summary.json").write_text(json.dumps({
-            "fold_accuracy": {str(k): a for k, a in enumerate(accs)}, "mean_accuracy": float(np.mean(accs)),
-            "complete": True, "folds_done": len(accs), "folds_total": len(accs)}))
-        (d / "config.yaml").write_text(f"seed: {seed}\n")
-        return d
+        return _seeded_run(tmp_path / name, seed, accs)
 
     a = [run("a0", 0, [0.90, 1.00, 0.80]), run("a1", 1, [0.95, 0.90, 0.85])]
     b = [run("b1", 1, [0.90, 0.90, 0.90]), run("b0", 0, [0.90, 0.95, 0.85])]   # other order: matched by seed

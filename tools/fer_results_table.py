@@ -119,16 +119,13 @@ def seeds_row(runs: list[Path], summaries: list[dict]) -> list[str]:
     """Markdown cells for runs of one configuration with different seeds: their seeds (from each run's
     ``config.yaml``), each run's mean fold accuracy and the mean of those. Raises ``ValueError`` when a run is
     unfinished, the runs cover different folds, or two runs share a seed."""
-    import yaml
-
     seeds = []
     for run, s in zip(runs, summaries):
         if not s.get("complete"):
             raise ValueError(f"{run}: unfinished ({s.get('folds_done')}/{s.get('folds_total')} folds)")
         if set(s["fold_accuracy"]) != set(summaries[0]["fold_accuracy"]):
             raise ValueError(f"{run}: other folds than {runs[0]}")
-        cfg_path = run / "config.yaml"
-        seeds.append(yaml.safe_load(cfg_path.read_text()).get("seed") if cfg_path.is_file() else None)
+        seeds.append(_seed(run))
     known = [x for x in seeds if x is not None]
     if len(set(known)) != len(known):
         raise ValueError(f"two runs have the same seed ({seeds}): not a seed average")
@@ -138,6 +135,7 @@ def seeds_row(runs: list[Path], summaries: list[dict]) -> list[str]:
 
 
 def _seed(run: Path):
+    """The seed in a run's ``config.yaml`` (``None`` without one)."""
     import yaml
 
     cfg_path = run / "config.yaml"
@@ -149,7 +147,6 @@ def seed_paired_row(runs: list[Path], summaries: list[dict], base_runs: list[Pat
     same folds: per-seed differences of the mean accuracies, their mean and sd, seeds better / equal / worse,
     and the per-fold differences averaged over the seeds with their Wilcoxon p and the baseline's fold sd."""
     import numpy as np
-    from scipy.stats import wilcoxon
 
     mine = {_seed(r): s for r, s in zip(runs, summaries)}
     theirs = {_seed(r): s for r, s in zip(base_runs, base)}
@@ -167,12 +164,9 @@ def seed_paired_row(runs: list[Path], summaries: list[dict], base_runs: list[Pat
     fold_diff = np.round([np.mean([100 * (mine[s]["fold_accuracy"][k] - theirs[s]["fold_accuracy"][k])
                                    for s in seeds]) for k in folds], 9)
     base_folds = [np.mean([100 * theirs[s]["fold_accuracy"][k] for s in seeds]) for k in folds]
-    nz = fold_diff[fold_diff != 0]
-    count = lambda d: f"{int((d > 0).sum())} / {int((d == 0).sum())} / {int((d < 0).sum())}"  # noqa: E731
     return [", ".join(f"{s}: {d:+.2f}" for s, d in zip(seeds, per_seed)), f"{per_seed.mean():+.2f}",
-            f"{per_seed.std(ddof=1):.2f}" if len(seeds) > 1 else "-", count(per_seed), count(fold_diff),
-            f"{wilcoxon(nz).pvalue:.2f}" if len(nz) else "-",
-            f"{np.std(base_folds, ddof=1):.2f}" if len(folds) > 1 else "-"]
+            f"{per_seed.std(ddof=1):.2f}" if len(seeds) > 1 else "-", _counts(per_seed), _counts(fold_diff),
+            _wilcoxon_p(fold_diff), f"{np.std(base_folds, ddof=1):.2f}" if len(folds) > 1 else "-"]
 
 
 def ensemble_accuracy(runs: list[Path]):
@@ -212,16 +206,26 @@ def ensemble_accuracy(runs: list[Path]):
 def paired_row(base: dict, other: dict, run: Path, base_run: Path) -> list[str]:
     """Markdown cells comparing two ``fold_accuracy`` maps on their common folds (accuracies as fractions)."""
     import numpy as np
-    from scipy.stats import wilcoxon
 
     folds = sorted(set(base) & set(other), key=int)
     d = 100 * (np.array([other[k] for k in folds]) - np.array([base[k] for k in folds]))
     d = np.round(d, 9)       # the same fraction from two runs can differ in the last bit
-    better, equal, worse = int((d > 0).sum()), int((d == 0).sum()), int((d < 0).sum())
-    p = f"{wilcoxon(d[d != 0]).pvalue:.2f}" if better + worse else "-"
     sd = f"{d.std(ddof=1):.2f}" if len(d) > 1 else "-"
     return [f"`{run}`", f"`{base_run}`", str(len(folds)), f"{d.mean():+.2f}" if len(d) else "-",
-            f"{better} / {equal} / {worse}", sd, p]
+            _counts(d), sd, _wilcoxon_p(d)]
+
+
+def _counts(d) -> str:
+    """'better / equal / worse' for an array of differences."""
+    return f"{int((d > 0).sum())} / {int((d == 0).sum())} / {int((d < 0).sum())}"
+
+
+def _wilcoxon_p(d) -> str:
+    """Two-sided Wilcoxon signed-rank p of the differences, zeros dropped; '-' when all are zero."""
+    from scipy.stats import wilcoxon
+
+    nonzero = d[d != 0]
+    return f"{wilcoxon(nonzero).pvalue:.2f}" if len(nonzero) else "-"
 
 
 if __name__ == "__main__":

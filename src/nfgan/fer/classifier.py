@@ -64,7 +64,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
                              "references_as: items, or `nfgan fer cv` to measure the paired option)")
     if int(cfg["ensemble"]) < 1:
         raise FERConfigError(f"ensemble must be a positive number of nets, got {cfg['ensemble']}")
-    resolve_device(cfg)   # an unusable device is refused before any data is read
+    resolve_device(cfg["device"])   # an unusable device is refused before any data is read
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     classes = class_list(dataset, cfg["classes"])
@@ -149,7 +149,7 @@ class FERClassifier:
 
     def to(self, device: str | torch.device) -> "FERClassifier":
         """Run the nets on ``device`` ("cpu", "cuda", "cuda:N"); an unusable CUDA device is refused."""
-        self.device = resolve_device({"device": str(device)})
+        self.device = resolve_device(device)
         for net in self.nets:
             net.to(self.device)
         return self

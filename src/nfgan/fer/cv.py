@@ -128,9 +128,10 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
     return cfg
 
 
-def resolve_device(cfg: dict) -> torch.device:
-    """``cfg["device"]`` as a torch device; a CUDA device torch cannot see is refused with the reason."""
-    name = str(cfg["device"])
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A device name (the ``device`` option) as a torch device; a CUDA device torch cannot see is refused with
+    the reason."""
+    name = str(name)
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -212,7 +213,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     (``jitter_crops``). ``faces`` of shape items x 2 x S x S are (face, its neutral reference) pairs
     (``references_as: input``): the net is then built with ``paired=True`` and both get the same view.
     """
-    device = resolve_device(cfg)
+    device = resolve_device(cfg["device"])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -421,7 +422,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     """
     cfg = load_config(config, overrides)
     paired = check_variant(variant, augment, cfg)
-    device = resolve_device(cfg)
+    device = resolve_device(cfg["device"])
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
     folds = load_folds(folds_file, dataset.subjects())
