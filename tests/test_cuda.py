@@ -32,8 +32,8 @@ def exact_cuda_math():
 
 
 def test_an_unusable_device_is_refused_before_anything_is_written(tiny, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from nfgan.device import DeviceError
     from nfgan.fer.classifier import FERClassifier
-    from nfgan.fer.cv import FERConfigError
 
     data, folds = tiny
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -51,8 +51,54 @@ def test_an_unusable_device_is_refused_before_anything_is_written(tiny, tmp_path
     assert main(["fer", "train", "--data", str(data), "--out", str(tmp_path / "m"), "--epochs", "1",
                  "--threads", "1"]) == 0
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(FERConfigError, match="sees no CUDA device"):
+    with pytest.raises(DeviceError, match="sees no CUDA device"):
         FERClassifier(tmp_path / "m", device="cuda")
+
+
+def test_every_command_refuses_an_unusable_device_with_the_reason(tmp_path, capsys, monkeypatch):
+    """``nfgan train``, ``normalize`` and ``traverse`` check the device as the FER commands do (one
+    ``nfgan.device.resolve_device``): a clear error and exit status 1, nothing written, no torch traceback."""
+    import yaml
+
+    from nfgan.device import DeviceError, resolve_device
+    from nfgan.normalizer import Normalizer
+    from nfgan.trainer import train
+
+    prepared = make_prepared(tmp_path / "prepared", subjects=3)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(prepared)))
+    face = tmp_path / "face.png"
+    from PIL import Image
+    Image.fromarray(np.asarray(PreparedDataset(prepared).images[0])).save(face)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    commands = {"train": ["train", "--config", str(config), "--out", str(tmp_path / "runs"), "--name", "r"],
+                "normalize": ["normalize", str(face), "-o", str(tmp_path / "normalized")],
+                "traverse": ["traverse", str(face), "-o", str(tmp_path / "morph.png")]}
+    for cmd, argv in commands.items():
+        for device, reason in [("cuda", "this torch build sees no CUDA device"),
+                               ("cuda:1", "this torch build sees no CUDA device"),
+                               ("gpu", "device must be cpu, cuda or cuda:N, got 'gpu'"),
+                               ("mps", "device must be cpu, cuda or cuda:N, got 'mps'")]:
+            assert main(argv + ["--device", device]) == 1, (cmd, device)
+            err = capsys.readouterr().err
+            assert reason in err and "Traceback" not in err, (cmd, device, err)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "normalized").exists()
+    assert not (tmp_path / "morph.png").exists()
+    with pytest.raises(DeviceError, match="sees no CUDA device"):
+        train(tiny_config(prepared, device="cuda"), tmp_path / "api_run", progress=False)
+    assert not (tmp_path / "api_run").exists()
+    with pytest.raises(DeviceError, match="sees no CUDA device"):
+        Normalizer.from_checkpoint(device="cuda")
+
+    # a machine with two GPUs, as torch would report it: cuda:1 is accepted, cuda:2 refused by count
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(DeviceError, match=r"torch sees 2 CUDA device\(s\): cuda:0..cuda:1"):
+        resolve_device("cuda:2")
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
 @cuda

@@ -35,6 +35,7 @@ import torch
 
 from nfgan.atomic import save_image, write_text
 from nfgan.checkpoint import CheckpointError
+from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.trainer import to_uint8
 from nfgan.weights import assets_dir
 
@@ -94,7 +95,7 @@ class Normalizer:
     API. ``info``: ``checkpoint`` (the file read), ``step``, ``kind``, ``exported`` (an exported model file)."""
 
     def __init__(self, generator, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.generator = generator.to(self.device)
         self.kind = generator.kind
         self.size = int(generator.info["model"].get("image_size", 64))
@@ -106,7 +107,7 @@ class Normalizer:
     def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Normalizer":
         """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file;
         ``None`` = the shipped default normaliser (:func:`default_model_path`). Raises ``CheckpointError``
-        naming the file when it cannot be read."""
+        naming the file when it cannot be read, ``nfgan.device.DeviceError`` for a device that cannot be used."""
         from nfgan.evaluate import EvaluateError, load_generator
 
         try:
@@ -180,7 +181,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos with nfgan.align.FaceAligner first (auto: when not an aligned gray crop)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,11 +197,12 @@ def run(args: argparse.Namespace) -> int:
     from nfgan.evaluate import EvaluateError, load_generator
 
     try:
+        device = resolve_device(args.device)
         gen = load_generator(args.model if args.model is not None else default_model_path())
     except (ValueError, FileNotFoundError, EvaluateError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    gen.to(args.device)
+    gen.to(device)
     size = int(gen.info["model"].get("image_size", 64))
     aligner = None
     faces: list[np.ndarray] = []

@@ -47,6 +47,7 @@ from nfgan import losses as L
 from nfgan.atomic import save_image, write_text
 from nfgan.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from nfgan.dataset import PreparedDataset
+from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.networks import build_networks
 from nfgan.pairs import build_pairs, load_splits, occluded_left
 
@@ -286,9 +287,7 @@ class NFGANTrainer:
                  base_dir: str | Path = "."):
         self.cfg = config
         tcfg = config["train"]
-        self.device = torch.device(device or tcfg["device"])
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device cuda requested but torch sees no CUDA device")
+        self.device = resolve_device(device or tcfg["device"])
         if self.device.type == "cpu" and tcfg.get("threads"):
             torch.set_num_threads(int(tcfg["threads"]))
         self.run_dir = Path(run_dir) if run_dir else None
@@ -561,6 +560,7 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
+    resolve_device(device or config["train"]["device"])   # refused before the run folder is made
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     trainer = trainer_class(config)(config, run_dir, device, base_dir)
@@ -617,7 +617,7 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config (e.g. configs/nfgan_london.yaml)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="override train.device")
+    p.add_argument("--device", help=DEVICE_HELP + " (overrides train.device)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (override train.bf16)")
     p.add_argument("--steps", type=int, help="total steps to reach (override train.steps)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders (default runs/)")

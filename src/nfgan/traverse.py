@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from nfgan.atomic import save_image, write_bytes
+from nfgan.device import DEVICE_HELP, DeviceError, resolve_device
 from nfgan.normalizer import Normalizer, _looks_aligned, nfgan_model_path
 
 
@@ -56,14 +57,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output: NAME.png (a NAME.gif is written beside it) or a folder")
     p.add_argument("--steps", type=int, default=8, help="interpolation frames (default 8)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     try:
-        norm = Normalizer.from_checkpoint(args.model or nfgan_model_path(), args.device)
+        device = resolve_device(args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        norm = Normalizer.from_checkpoint(args.model or nfgan_model_path(), device)
         with Image.open(args.image) as im:
             im.load()
             img = im.copy()

@@ -36,9 +36,10 @@ from tqdm import tqdm
 
 from nfgan.atomic import save_safetensors, write_text
 from nfgan.dataset import PreparedDataset
+from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource
 from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, load_references, net_args,
-                          normalise_all, predict_proba, resolve_device, train_fold, with_references)
+                          normalise_all, predict_proba, train_fold, with_references)
 from nfgan.fer.model import FERNet, MiniXceptionTrunk
 from nfgan.fer.sampler import REFERENCE_ONLY
 

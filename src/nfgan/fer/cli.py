@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from nfgan.device import DEVICE_HELP, DeviceError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="fer_command", metavar="FER_COMMAND")
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--data", help="a prepared dataset folder instead of image files (faces used as they are; "
                                    "accuracy printed where its labels are the model's classes)")
     pr.add_argument("--out", required=True, help="CSV: one row per input, label, probability per class, error")
-    pr.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    pr.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
     pc = sub.add_parser("precropped", help="import an already cropped face set (CK+48...) as a prepared folder")
     pc.add_argument("--manifest", required=True, help="CSV with path,subject,expression[,pose] (paths relative to it)")
@@ -71,7 +73,7 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     p.add_argument("--epochs", type=int, help="override the config's epochs")
     p.add_argument("--seed", type=int, help=seed_help)
     p.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
-    p.add_argument("--device", help="cpu (default), cuda or cuda:N: where the nets train (overrides the config)")
+    p.add_argument("--device", help=DEVICE_HELP + ": where the nets train (overrides the config)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {out}")
             return 0
     except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError,
-            FERModelError) as e:
+            FERModelError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 2

@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from nfgan.atomic import write_bytes, write_text
 from nfgan.dataset import PreparedDataset
+from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource, check_no_leak
 from nfgan.fer.folds import load_folds
 from nfgan.fer.model import FERNet
@@ -126,26 +127,6 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
         cfg.update(loaded)
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return cfg
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """A device name (the ``device`` option) as a torch device; a CUDA device torch cannot see is refused with
-    the reason."""
-    name = str(name)
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FERConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise FERConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FERConfigError(f"device {name!r} requested, but this torch build sees no CUDA device "
-                                 f"(torch {torch.__version__}); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise FERConfigError(f"device {name!r} requested, but torch sees {torch.cuda.device_count()} "
-                                 f"CUDA device(s)")
-    return device
 
 
 def class_list(dataset: PreparedDataset, classes) -> list[str]:
