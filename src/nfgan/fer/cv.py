@@ -99,12 +99,14 @@ DEFAULTS = {
     "ensemble": 1,         # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
     "references_as": "items",  # 2b_aug: "items" (extra training faces, Sec. 5.4) or "input" (every face paired
                                # with its neutral reference as a second input, in training and at test time)
+    "extra_data": [],      # prepared folders of other datasets (other people) added to every fold's training set;
+                           # faces of classes outside the label set are left out; never tested on
 }
 
 
 #: options added after run directories existed, with the default that earlier runs implicitly used
 LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1,
-                 "references_as": "items", "trunk_lr_scale": 1.0}
+                 "references_as": "items", "trunk_lr_scale": 1.0, "extra_data": []}
 REFERENCE_MODES = ("items", "input")
 
 
@@ -126,6 +128,11 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
             raise FERConfigError(f"{path}: unknown options {unknown}; known: {sorted(DEFAULTS)}")
         cfg.update(loaded)
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    extra = cfg["extra_data"] or []
+    extra = [extra] if isinstance(extra, (str, Path)) else extra
+    if not isinstance(extra, (list, tuple)):
+        raise FERConfigError(f"extra_data must be a list of prepared folders, got {cfg['extra_data']!r}")
+    cfg["extra_data"] = [str(Path(p).resolve()) for p in extra]
     return cfg
 
 
@@ -353,6 +360,54 @@ def summarize(out: Path, classes: list[str], n_folds: int, variant: str) -> dict
     return summary
 
 
+def load_extra(cfg: dict, dataset: PreparedDataset, classes: list[str], first_subject_id: int):
+    """The faces of ``cfg["extra_data"]`` (prepared folders of other datasets) for every training set: FER-
+    normalised faces, labels, subject ids from ``first_subject_id`` on (their own identities for the tuplet
+    mining; one subject name in two extra folders is one person, e.g. a set's peak and neutral frames), and per
+    folder what was kept and left out. Refused, naming the folder: another face size or framing than
+    ``dataset`` (the net would learn how each set was cut; ``nfgan fer reframe`` moves faces into another set's
+    framing), or any face identical to a face of ``dataset`` (extra data must show other people than the
+    cross-validation's, or test faces would be trained on)."""
+    from nfgan.fer.precropped import framing
+
+    cls_index = {c: i for i, c in enumerate(classes)}
+    own_faces = {hashlib.sha1(f.tobytes()).digest() for f in np.asarray(dataset.images, dtype=np.uint8)}
+    faces, labels, subjects, report, ids = [], [], [], [], {}
+    for path in cfg["extra_data"]:
+        extra = PreparedDataset(path)
+        if extra.size != dataset.size:
+            raise FERConfigError(f"{path}: extra faces are {extra.size} px, {dataset.root} has {dataset.size} px")
+        if framing(extra) != framing(dataset):
+            raise FERConfigError(f"{path}: faces cut as {framing(extra)!r}, {dataset.root} as "
+                                 f"{framing(dataset)!r}; move them into its framing first: nfgan fer reframe "
+                                 f"--data {path} --like {dataset.root} --out FOLDER")
+        images = np.asarray(extra.images, dtype=np.uint8)
+        shared = [r["id"] for r, f in zip(extra.records, images) if hashlib.sha1(f.tobytes()).digest() in own_faces]
+        if shared:
+            raise FERConfigError(f"{path}: {len(shared)} faces (e.g. id {shared[0]}) are identical to faces of "
+                                 f"{dataset.root}; extra training data must come from other people")
+        keep = [i for i, r in enumerate(extra.records) if r["expression"] in cls_index]
+        names = sorted({extra.records[i]["subject"] for i in keep})
+        for name in names:
+            ids.setdefault(name, first_subject_id + len(ids))
+        faces.append(normalise_all(images[keep]))
+        labels.append(np.asarray([cls_index[extra.records[i]["expression"]] for i in keep], dtype=np.int64))
+        subjects.append(np.asarray([ids[extra.records[i]["subject"]] for i in keep], dtype=np.int64))
+        left_out = sorted({r["expression"] for r in extra.records} - set(cls_index))
+        report.append({"path": path, "faces": len(keep), "subjects": len(names), "left_out_classes": left_out,
+                       "left_out_faces": len(extra.records) - len(keep)})
+    if not faces:
+        return None, report
+    return (np.concatenate(faces), np.concatenate(labels), np.concatenate(subjects)), report
+
+
+def add_extra(items: tuple[np.ndarray, np.ndarray, np.ndarray], extra) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training ``items`` (faces, labels, subject ids) followed by the ``extra`` ones (``load_extra``)."""
+    if extra is None:
+        return items
+    return tuple(np.concatenate([a, b]) for a, b in zip(items, extra))
+
+
 def check_variant(variant: str, augment, cfg: dict) -> bool:
     """Refuse a variant / ``--augment`` / ``references_as`` combination that cannot run; ``True`` when every
     face is paired with its reference (``2b_aug`` with ``references_as: input``)."""
@@ -438,6 +493,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     faces = normalise_all(images)
     labels_all = np.asarray([cls_index.get(r["expression"], REFERENCE_ONLY) for r in dataset.records])
     subjects_all = np.asarray([subj_ids[s] for s in subj_all])
+    if paired and cfg["extra_data"]:
+        raise FERConfigError("extra_data has no references to pair its faces with; use references_as: items")
+    extra, extra_report = load_extra(cfg, dataset, classes, first_subject_id=len(subj_ids))
     aug = None
     if augment:
         aug = AugmentSource(augment, subjects_file=augment_subjects)
@@ -480,6 +538,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
             train_faces, train_labels, train_subj, n_refs = with_references(
                 (train_faces, train_labels, train_subj), aug, aug_faces, sorted({subj_all[i] for i in train_idx}),
                 int(cfg["references_per_subject"]), ref_label, subj_ids)
+        train_faces, train_labels, train_subj = add_extra((train_faces, train_labels, train_subj), extra)
         true = labels_all[test_idx]
         members, probs = [], 0.0
         for m in range(int(cfg["ensemble"])):
@@ -495,6 +554,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         result = {"fold": k, "accuracy": float((pred == true).mean()),
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
                   "n_train": int(len(train_idx)), "n_references": int(n_refs), "n_test": int(len(test_idx)),
+                  **({"extra_data": extra_report} if extra_report else {}),
                   "split": "val" if validate else "test", "test_subjects": sorted(eval_set),
                   "seconds": time.time() - t0, "device": str(device),
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
