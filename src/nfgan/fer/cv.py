@@ -370,8 +370,11 @@ def load_extra(cfg: dict, dataset: PreparedDataset, classes: list[str], first_su
     cross-validation's, or test faces would be trained on)."""
     from nfgan.fer.precropped import framing
 
+    def digest(face: np.ndarray) -> bytes:
+        return hashlib.sha1(face.tobytes()).digest()
+
     cls_index = {c: i for i, c in enumerate(classes)}
-    own_faces = {hashlib.sha1(f.tobytes()).digest() for f in np.asarray(dataset.images, dtype=np.uint8)}
+    own_faces = {digest(f) for f in np.asarray(dataset.images, dtype=np.uint8)}
     faces, labels, subjects, report, ids = [], [], [], [], {}
     for path in cfg["extra_data"]:
         extra = PreparedDataset(path)
@@ -382,7 +385,7 @@ def load_extra(cfg: dict, dataset: PreparedDataset, classes: list[str], first_su
                                  f"{framing(dataset)!r}; move them into its framing first: nfgan fer reframe "
                                  f"--data {path} --like {dataset.root} --out FOLDER")
         images = np.asarray(extra.images, dtype=np.uint8)
-        shared = [r["id"] for r, f in zip(extra.records, images) if hashlib.sha1(f.tobytes()).digest() in own_faces]
+        shared = [r["id"] for r, f in zip(extra.records, images) if digest(f) in own_faces]
         if shared:
             raise FERConfigError(f"{path}: {len(shared)} faces (e.g. id {shared[0]}) are identical to faces of "
                                  f"{dataset.root}; extra training data must come from other people")
@@ -419,7 +422,10 @@ def check_variant(variant: str, augment, cfg: dict) -> bool:
         raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
     if cfg["references_as"] not in REFERENCE_MODES:
         raise FERConfigError(f"references_as must be one of {REFERENCE_MODES}, got {cfg['references_as']!r}")
-    return variant == "2b_aug" and cfg["references_as"] == "input"
+    paired = variant == "2b_aug" and cfg["references_as"] == "input"
+    if paired and cfg["extra_data"]:
+        raise FERConfigError("extra_data has no references to pair its faces with; use references_as: items")
+    return paired
 
 
 def load_references(aug: AugmentSource, dataset: PreparedDataset, cache_dir: str | Path | None) -> np.ndarray:
@@ -493,8 +499,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     faces = normalise_all(images)
     labels_all = np.asarray([cls_index.get(r["expression"], REFERENCE_ONLY) for r in dataset.records])
     subjects_all = np.asarray([subj_ids[s] for s in subj_all])
-    if paired and cfg["extra_data"]:
-        raise FERConfigError("extra_data has no references to pair its faces with; use references_as: items")
     extra, extra_report = load_extra(cfg, dataset, classes, first_subject_id=len(subj_ids))
     aug = None
     if augment:

@@ -77,8 +77,10 @@ def framing(dataset: PreparedDataset) -> str:
         return str(meta["framed_like"])
     if meta.get("precropped"):
         return f"pre-cropped ({meta.get('source_manifest', dataset.root)}, prefix {meta.get('prefix', '')!r})"
-    padding = (meta.get("options") or {}).get("padding", 0.25)
-    return TEMPLATE_FRAMING if padding == 0.25 else f"{TEMPLATE_FRAMING}, padding {padding}"
+    from nfgan.align import DEFAULT_PADDING
+
+    padding = (meta.get("options") or {}).get("padding", DEFAULT_PADDING)
+    return TEMPLATE_FRAMING if padding == DEFAULT_PADDING else f"{TEMPLATE_FRAMING}, padding {padding}"
 
 
 def mean_frame(aligner, faces: np.ndarray) -> np.ndarray:
