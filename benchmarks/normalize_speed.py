@@ -4,7 +4,7 @@
 
 The 20 example photos (``examples/london/``) are aligned once (profiles the detector misses are dropped) and
 repeated to ``--n`` faces, keeping each face's pose, mirroring flag and landmarks. Measured in one run:
-the landmark frontalisation alone (``nfgan.frontalize.frontalize_batch`` on the turned faces), the default
+the landmark frontalisation alone (``nfgan.data.frontalize.frontalize_batch`` on the turned faces), the default
 normaliser with frontalisation (what ``nfgan normalize`` runs), the same U-Net without it (the baseline the
 ratio is taken against), and the NFGAN. Each figure is the best of ``--repeats`` timed passes after one
 warm-up pass.
@@ -22,10 +22,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.align import AlignError, align_face, pose_from_yaw  # noqa: E402
-from nfgan.evaluate import load_generator  # noqa: E402
-from nfgan.frontalize import frontalize_batch, is_turned  # noqa: E402
-from nfgan.normalizer import default_model_path, nfgan_model_path  # noqa: E402
+from nfgan.data.align import AlignError, align_face, pose_from_yaw  # noqa: E402
+from nfgan.inference import load_model  # noqa: E402
+from nfgan.data.frontalize import frontalize_batch, is_turned  # noqa: E402
+from nfgan.data.generator_input import InputRule  # noqa: E402
+from nfgan.inference.normalizer import default_model_path, nfgan_model_path  # noqa: E402
 
 
 def example_faces(n: int):
@@ -64,10 +65,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     faces, poses, flipped, lms = example_faces(args.n)
     turned = [i for i, q in enumerate(poses) if is_turned(q)]
-    default = load_generator(default_model_path())
-    plain = load_generator(default_model_path())
-    plain.frontalize = False
-    nfgan = load_generator(nfgan_model_path())
+    default = load_model(default_model_path())
+    plain = load_model(default_model_path())
+    plain.rule = InputRule(plain.rule.flip_left_poses, frontalize=False)
+    nfgan = load_model(nfgan_model_path())
     rows = [
         ("frontalisation alone (turned faces)", len(turned),
          best_time(lambda: frontalize_batch(faces[turned], lms[turned], [poses[i] for i in turned]), args.repeats)),

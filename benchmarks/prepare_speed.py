@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from nfgan import adapters  # noqa: E402
-from nfgan.prepare import prepare_dataset  # noqa: E402
+from nfgan.data.prepare import prepare_dataset  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ Compares, in the same process and on the same data:
 * the trainer's step (``NFGANTrainer.train_step``: cached frozen features, channels_last, bf16 autocast
   unless ``--fp32``), and
 * a naive step written plainly: fp32, eager, contiguous tensors, the frozen nets run layer by layer (no
-  folding) on x, y and x~ every step (``nfgan.trainer.plain_losses``) - same routing, same optimizers.
+  folding) on x, y and x~ every step (``nfgan.training.loop.plain_losses``) - same routing, same optimizers.
 
 Measurements alternate (naive, fast, naive, fast, ...) so that the load of a shared machine hits both alike.
 The last line is ``train_throughput images_per_s=<x> naive_images_per_s=<y> ratio=<x/y>``.
@@ -32,8 +32,8 @@ def synthetic_prepared(root: Path, subjects: int = 12, size: int = 64) -> Path:
 
     from PIL import Image
 
-    from nfgan.dataset import write_pack
-    from nfgan.pairs import make_splits, save_splits
+    from nfgan.data.dataset import write_pack
+    from nfgan.data.pairs import make_splits, save_splits
 
     rng = np.random.default_rng(0)
     (root / "faces").mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from nfgan.trainer import NFGANTrainer, load_config, plain_losses, routed_backward, to_unit
+    from nfgan.training.loop import NFGANTrainer, load_config, plain_losses, routed_backward, to_unit
 
     tmp = None
     if (args.data / "faces.npy").is_file():

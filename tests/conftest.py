@@ -1,11 +1,28 @@
-"""Shared test fixtures. Tests that need ../shared/data use ``shared_data`` and skip cleanly without it."""
+"""Shared test fixtures and helpers. Tests that need ../shared/data use ``shared_data`` and skip cleanly without it.
+
+Helpers (import them with ``from conftest import ...``): ``make_prepared`` writes a tiny prepared dataset of
+generated faces whose output depends on the subject, pose and expression; ``tiny_nets`` are small frozen random
+conv nets standing in for the auxiliary networks (so training tests do not depend on dlib weights);
+``tiny_config`` / ``p2p_config`` are NFGAN / pix2pix configs for that set; the ``tiny`` fixture is a small
+pre-cropped FER set with its 3-fold file.
+"""
 from __future__ import annotations
 
+import csv
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+from nfgan.cli import main
+from nfgan.data.dataset import PreparedDataset, write_pack
+from nfgan.data.pairs import make_splits, save_splits
+from nfgan.models.auxiliary.common import FeatureNet
+from nfgan.training.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NFGAN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -25,3 +42,144 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Converted-weight cache per test session, so tests never depend on a user's ~/.cache."""
     monkeypatch.setenv("NFGAN_CACHE", str(tmp_path_factory.getbasetemp() / "nfgan-cache"))
+
+
+POSES = ("frontal", "left_3quarter", "right_3quarter")
+EXPRESSIONS = ("neutral", "happy")
+
+
+class TinyFeatureNet(FeatureNet):
+    """Two seeded random conv stages; ``vector=True`` makes the last output a pooled vector (like an
+    identity embedding)."""
+
+    name = "tiny"
+
+    def __init__(self, seed: int = 0, vector: bool = False):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.c1 = torch.nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        with torch.no_grad():
+            for c in (self.c1, self.c2):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=g) * 0.3)
+                c.bias.zero_()
+        self.vector = vector
+        self.freeze()
+
+    def forward(self, x):
+        a = torch.relu(self.c1(x))
+        b = torch.relu(self.c2(a))
+        return [a, b.mean(dim=(2, 3))] if self.vector else [a, b]
+
+
+def tiny_nets() -> dict:
+    """Small frozen random nets in place of the dlib auxiliary nets (given to the trainer from Python)."""
+    return {"perceptual": TinyFeatureNet(1), "identity": TinyFeatureNet(2, vector=True)}
+
+
+def make_prepared(root: Path, subjects: int = 6, size: int = 64, seed: int = 0,
+                  poses=POSES, expressions=EXPRESSIONS, skip_targets: tuple[str, ...] = ()) -> Path:
+    """A prepared-dataset folder of generated 'faces': each subject a smooth random pattern; pose = a
+    horizontal shift, expression 'happy' = a bright bar at the mouth. Frontal neutral faces of the subjects in
+    ``skip_targets`` are left out. Writes manifest.csv, faces/*.png, faces.npy and splits.json."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "faces").mkdir(exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    rows = []
+    for s in range(subjects):
+        sub = f"S{s:02d}"
+        coarse = rng.normal(size=(6, 6))
+        base = np.asarray(Image.fromarray(coarse.astype(np.float32)).resize((size, size), Image.BICUBIC))
+        face = 0.5 + 0.25 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.08) + 0.08 * base
+        for pose in poses:
+            shift = {"frontal": 0, "left_3quarter": -6, "right_3quarter": 6}.get(pose, 0)
+            for expr in expressions:
+                if sub in skip_targets and pose == "frontal" and expr == "neutral":
+                    continue
+                img = np.roll(face, shift, axis=1).copy()
+                if expr == "happy":
+                    img[int(0.72 * size):int(0.78 * size), int(0.35 * size):int(0.65 * size)] += 0.3
+                u8 = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+                fid = f"{sub}_{pose}_{expr}"
+                Image.fromarray(u8).save(root / "faces" / f"{fid}.png")
+                rows.append({"id": fid, "path": f"faces/{fid}.png", "subject": sub, "expression": expr,
+                             "pose": pose, "yaw_deg": "", "flipped": "0", "source_path": "", "dataset": "synthetic"})
+    with open(root / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    write_pack(root)
+    n = subjects
+    save_splits(root / "splits.json", make_splits([f"S{s:02d}" for s in range(n)], counts=(n - 2, 1, 1), seed=0))
+    return root
+
+
+def tiny_config(data_root: Path, **train) -> dict:
+    """An NFGAN config for the generated set; train it with ``feature_nets=tiny_nets()``."""
+    return load_config(overrides={
+        "data": {"root": str(data_root), "splits": str(data_root / "splits.json")},
+        "train": {"steps": 4, "batch_size": 4, "bf16": False, "channels_last": False, **train},
+        "log": {"every": 1, "sample_every": 2, "checkpoint_every": 2, "keep_checkpoints": 10, "sample_count": 3},
+    })
+
+
+def p2p_config(root, **train):
+    return load_config(overrides={
+        "model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
+        "data": {"root": str(root), "splits": str(root / "splits.json"), "flip_left_poses": False},
+        "train": {"steps": 2, "batch_size": 6, "channels_last": False, **train},
+        "log": {"sample_every": 2, "checkpoint_every": 2, "sample_count": 2}})
+
+
+CLASSES = ("anger", "happy", "surprise")
+
+
+def face(rng, cls: int, subject: int) -> np.ndarray:
+    """48x48 gray 'face': subject-specific background, a class-specific bright bar, noise."""
+    img = rng.normal(90 + 10 * subject, 12, size=(48, 48))
+    img[8 + 12 * cls: 14 + 12 * cls, 6:42] += 110
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    """A pre-cropped 48 px set (6 subjects x 3 expressions x 2 frames) imported with `nfgan fer precropped`."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    (src / "img").mkdir(parents=True)
+    rows = []
+    for s in range(6):
+        for c, name in enumerate(CLASSES):
+            for f in range(2):
+                rel = f"img/S{s:03d}_{name}_{f}.png"
+                Image.fromarray(face(rng, c, s)).save(src / rel)
+                rows.append({"path": rel, "subject": f"S{s:03d}", "expression": name, "pose": "frontal"})
+    with open(src / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "subject", "expression", "pose"])
+        w.writeheader()
+        w.writerows(rows)
+    data = tmp_path / "prepared"
+    assert main(["fer", "precropped", "--manifest", str(src / "manifest.csv"), "--out", str(data)]) == 0
+    folds = tmp_path / "folds.json"
+    assert main(["fer", "folds", "--data", str(data), "--k", "3", "--out", str(folds)]) == 0
+    return data, folds
+
+
+def normalised_folder(tmp_path, data: Path, train_subjects: list[str]) -> Path:
+    """A folder of 'NFGAN outputs' for every subject of ``data`` (one face each) + recorded NFGAN subjects."""
+    ds = PreparedDataset(data)
+    aug = tmp_path / "nfgan_faces"
+    (aug / "faces").mkdir(parents=True)
+    rows = []
+    for i, s in enumerate(ds.subjects()):
+        Image.fromarray(np.full((64, 64), 100 + 10 * i, np.uint8)).save(aug / "faces" / f"{i}.png")
+        rows.append({"id": str(i), "path": f"faces/{i}.png", "subject": s, "expression": "neutral",
+                     "pose": "frontal"})
+    with open(aug / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    np.save(aug / "faces.npy", np.stack([np.asarray(Image.open(aug / r["path"])) for r in rows]))
+    (aug / "train_subjects.json").write_text(json.dumps(train_subjects))
+    return aug

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nfgan import adapters
-from nfgan.adapters import AdapterError, load
-from nfgan.schema import POSES, FaceRecord
+from nfgan.data import adapters
+from nfgan.data.adapters import AdapterError, load
+from nfgan.data.schema import POSES, FaceRecord
 
 from conftest import SHARED_DATA
 
@@ -476,7 +476,7 @@ def test_fei_original_and_manually_aligned(tmp_path):
 
 
 def test_pose_from_yaw_bins():
-    from nfgan.adapters import _pose_from_yaw
+    from nfgan.data.adapters import _pose_from_yaw
     assert [_pose_from_yaw(y) for y in (-90, -67.5, -67.4, -45, -22.5, -22.4, 0, 22.4, 22.5, 60, 67.5, 90)] == [
         "left_profile", "left_profile", "left_3quarter", "left_3quarter", "left_3quarter", "frontal", "frontal",
         "frontal", "right_3quarter", "right_3quarter", "right_profile", "right_profile"]

@@ -1,4 +1,4 @@
-"""Face alignment (nfgan.align): geometry, template, rotation invariance, flip rule, pre-cropped mode, and
+"""Face alignment (nfgan.data.align): geometry, template, rotation invariance, flip rule, pre-cropped mode, and
 (with the shared data) success rate and landmark accuracy on the London set."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from nfgan import align
-from nfgan.align import (INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, align_face, apply_transform,
+from nfgan.data import align
+from nfgan.data.align import (INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, align_face, apply_transform,
                          compose, invert_transform, mirror_landmarks, similarity_transform, warp_gray)
 
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nfgan.dataset import PreparedDataset
+from nfgan.data.dataset import PreparedDataset
 from nfgan.fer.precropped import framing, prepare_precropped
 
 REPO = Path(__file__).resolve().parents[1]

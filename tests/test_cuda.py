@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_prepared, p2p_config, tiny_config, tiny_nets
 from nfgan.cli import main
-from nfgan.dataset import PreparedDataset
-from test_fer_cli import tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
-from test_pix2pix import p2p_config
-from test_trainer import make_prepared, tiny_config
+from nfgan.data.dataset import PreparedDataset
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -61,8 +59,8 @@ def test_every_command_refuses_an_unusable_device_with_the_reason(tmp_path, caps
     import yaml
 
     from nfgan.device import DeviceError, resolve_device
-    from nfgan.normalizer import Normalizer
-    from nfgan.trainer import train
+    from nfgan.inference.normalizer import Normalizer
+    from nfgan.training.loop import train
 
     prepared = make_prepared(tmp_path / "prepared", subjects=3)
     config = tmp_path / "tiny.yaml"
@@ -86,7 +84,7 @@ def test_every_command_refuses_an_unusable_device_with_the_reason(tmp_path, caps
     assert not (tmp_path / "runs").exists() and not (tmp_path / "normalized").exists()
     assert not (tmp_path / "morph.png").exists()
     with pytest.raises(DeviceError, match="sees no CUDA device"):
-        train(tiny_config(prepared, device="cuda"), tmp_path / "api_run", progress=False)
+        train(tiny_config(prepared, device="cuda"), tmp_path / "api_run", progress=False, feature_nets=tiny_nets())
     assert not (tmp_path / "api_run").exists()
     with pytest.raises(DeviceError, match="sees no CUDA device"):
         Normalizer.from_checkpoint(device="cuda")
@@ -168,13 +166,13 @@ def test_fer_model_trained_on_cuda_loads_on_either_device(tiny, tmp_path, exact_
 @cuda
 @pytest.mark.parametrize("bf16", [False, True])
 def test_nfgan_trainer_on_cuda_resumes_and_its_checkpoint_normalises_on_the_cpu(tmp_path, bf16, exact_cuda_math):
-    from nfgan.normalizer import Normalizer
-    from nfgan.trainer import train
+    from nfgan.inference.normalizer import Normalizer
+    from nfgan.training.loop import train
 
     prepared = make_prepared(tmp_path / "prepared")
     cfg = tiny_config(prepared, steps=4, device="cuda", bf16=bf16)
-    train(dict(cfg, train={**cfg["train"], "steps": 2}), tmp_path / "run", progress=False)
-    summary = train(cfg, tmp_path / "run", resume=True, progress=False)
+    train(dict(cfg, train={**cfg["train"], "steps": 2}), tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    summary = train(cfg, tmp_path / "run", resume=True, progress=False, feature_nets=tiny_nets())
     assert summary["step"] == 4
     recs = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
@@ -188,9 +186,9 @@ def test_nfgan_trainer_on_cuda_resumes_and_its_checkpoint_normalises_on_the_cpu(
 
 @cuda
 def test_pix2pix_trainer_on_cuda(tmp_path):
-    from nfgan.pix2pix import train_any
+    from nfgan.training.loop import train
 
     prepared = make_prepared(tmp_path / "prepared", subjects=5)
     cfg = p2p_config(prepared, steps=3, device="cuda")
-    assert train_any(cfg, tmp_path / "run", progress=False)["step"] == 3
+    assert train(cfg, tmp_path / "run", progress=False)["step"] == 3
     assert list((tmp_path / "run" / "samples").glob("*.png"))

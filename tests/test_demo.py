@@ -10,8 +10,8 @@ import torch
 
 from nfgan.checkpoint import save_checkpoint
 from nfgan.demo import default_model, format_summary, list_photos, main, run_demo
-from nfgan.evaluate import export_generator, load_generator
-from nfgan.networks import build_networks
+from nfgan.inference import export_model, load_model
+from nfgan.models.networks import build_networks
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "london"
@@ -26,7 +26,7 @@ def small_model(tmp_path_factory) -> Path:
     ck = save_checkpoint(d / "step_00000000.safetensors", 0, nets,
                          model={"latent_dim": 256, "image_size": 64, "lrelu_alpha": 0.3, "init_std": 0.02},
                          extra={"config": {"data": {"flip_left_poses": True}}})
-    return export_generator(ck, d / "model.safetensors", identity_thresholds={"dlib": 0.59})
+    return export_model(ck, d / "model.safetensors", identity_thresholds={"dlib": 0.59})
 
 
 def test_examples_are_held_out_london_subjects():
@@ -80,7 +80,7 @@ def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
 
 
 def _shipped(which: str) -> Path:
-    from nfgan.normalizer import nfgan_model_path
+    from nfgan.inference.normalizer import nfgan_model_path
 
     return default_model() if which == "default" else nfgan_model_path()
 
@@ -89,7 +89,7 @@ def _shipped(which: str) -> Path:
 def test_shipped_models(which, kind):
     path = _shipped(which)
     assert path.is_file(), f"{path}: a shipped model is missing (tools/export_default_model.py)"
-    g = load_generator(path)
+    g = load_model(path)
     assert g.kind == kind and g.info["model"]["image_size"] == 64
     assert g.info["name"] == path.name.removesuffix(".safetensors")
     assert path.stat().st_size < 20e6

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan import dlib_resnet as dr
+from nfgan.models.auxiliary import dlib_resnet as dr
 from nfgan.weights import dlib_model_path
 
 dlib = pytest.importorskip("dlib")
@@ -208,7 +208,7 @@ def _smooth_faces(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_folded_network_equals_the_port_on_every_stage(port):
-    from nfgan.feature_nets import gray_to_rgb255, resize_faces
+    from nfgan.models.auxiliary.feature_nets import gray_to_rgb255, resize_faces
 
     fused = dr.FusedGrayResNet(port)
     x = _smooth_faces(3)
@@ -225,7 +225,7 @@ def test_folded_network_equals_the_port_on_every_stage(port):
 
 
 def test_folded_network_casts_once_for_bf16_and_still_runs_fp32(port):
-    from nfgan.feature_nets import resize_faces
+    from nfgan.models.auxiliary.feature_nets import resize_faces
 
     fused = dr.FusedGrayResNet(port)
     x = resize_faces(_smooth_faces(2, seed=1), dr.DLIB_CHIP_SIZE)
@@ -239,7 +239,7 @@ def test_folded_network_casts_once_for_bf16_and_still_runs_fp32(port):
 
 
 def test_identity_net_folded_and_unfolded_agree_with_gradients():
-    from nfgan.feature_nets import DlibIdentityNet
+    from nfgan.models.auxiliary.feature_nets import DlibIdentityNet
 
     net = DlibIdentityNet()
     x1 = _smooth_faces(2, seed=2).requires_grad_(True)

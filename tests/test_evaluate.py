@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan.evaluate import (EvalSet, FaceNormalizer, IdentityEvaluator, calibrate_identity, evaluate,
-                            export_generator, load_eval_set, load_generator)
-from nfgan.pix2pix import load_config as p2p_load_config, train_any
-from nfgan.trainer import train
-from test_trainer import make_prepared, tiny_config
+from conftest import make_prepared, p2p_config, tiny_config, tiny_nets
+from nfgan.data.generator_input import InputRule
+from nfgan.evaluation.evaluate import EvalSet, IdentityEvaluator, calibrate_identity, evaluate, load_eval_set
+from nfgan.inference import Generator, export_model, load_model
+from nfgan.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +22,8 @@ def runs(tmp_path_factory):
     """A tiny prepared set, an NFGAN run and a pix2pix run of 2 steps each."""
     base = tmp_path_factory.mktemp("evaluate")
     root = make_prepared(base / "prepared", subjects=6)
-    train(tiny_config(root, steps=2), base / "nfgan", progress=False)
-    pc = p2p_load_config(overrides={
-        "model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
-        "data": {"root": str(root), "splits": str(root / "splits.json")},
-        "train": {"steps": 2, "batch_size": 6, "channels_last": False},
-        "log": {"sample_every": 2, "checkpoint_every": 2, "sample_count": 2}})
-    train_any(pc, base / "p2p", progress=False)
+    train(tiny_config(root, steps=2), base / "nfgan", progress=False, feature_nets=tiny_nets())
+    train(p2p_config(root, steps=2, batch_size=6), base / "p2p", progress=False)
     return base, root
 
 
@@ -90,16 +85,16 @@ def test_report_figures_and_csv(evaluated):
 
 def test_export_roundtrip_and_errors(runs, tmp_path):
     base, _ = runs
-    g = load_generator(base / "nfgan")
+    g = load_model(base / "nfgan")
     assert g.kind == "nfgan" and g.info["step"] == 2
-    path = export_generator(base / "nfgan", tmp_path / "model.safetensors", identity_thresholds={"dlib": 0.5})
-    e = load_generator(path)
+    path = export_model(base / "nfgan", tmp_path / "model.safetensors", identity_thresholds={"dlib": 0.5})
+    e = load_model(path)
     assert e.kind == "nfgan" and e.info["identity_thresholds"] == {"dlib": 0.5}
     x = torch.rand(3, 1, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(g(x), e(x))
     assert path.stat().st_size < 0.6 * (base / "nfgan" / "checkpoints" / "step_00000002.safetensors").stat().st_size
-    half = load_generator(export_generator(base / "nfgan", tmp_path / "half.safetensors", half=True))
+    half = load_model(export_model(base / "nfgan", tmp_path / "half.safetensors", half=True))
     assert half.info["stored_dtype"] == "float16"
     assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * path.stat().st_size
     with torch.no_grad():
@@ -107,14 +102,14 @@ def test_export_roundtrip_and_errors(runs, tmp_path):
     bad = tmp_path / "not_a_model.safetensors"
     bad.write_bytes(b"hello")
     with pytest.raises(ValueError, match="not_a_model.safetensors"):
-        load_generator(bad)
+        load_model(bad)
     with pytest.raises(ValueError, match="no such run folder"):
-        load_generator(tmp_path / "missing.safetensors")
+        load_model(tmp_path / "missing.safetensors")
 
 
 def test_normalize_mirrors_inputs_like_the_trainer():
     """With an identity 'generator' the output shows exactly which inputs were mirrored."""
-    g = FaceNormalizer("pix2pix", {"gen": torch.nn.Identity()}, {"flip_left_poses": True, "model": {}})
+    g = Generator("pix2pix", {"gen": torch.nn.Identity()}, {"flip_left_poses": True, "model": {}})
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (4, 64, 64), dtype=np.uint8)
     poses = ["left_3quarter", "frontal", "right_3quarter", "left_profile"]
@@ -124,7 +119,7 @@ def test_normalize_mirrors_inputs_like_the_trainer():
     assert np.array_equal(out[[0, 2]], faces[[0, 2]][:, :, ::-1])
     assert np.array_equal(out[[1, 3]], faces[[1, 3]])
     assert np.array_equal(g.normalize(faces), faces)
-    g.flip_left_poses = False
+    g.rule = InputRule(flip_left_poses=False)
     assert np.array_equal(g.normalize(faces, poses, flipped), faces)
 
 
@@ -156,8 +151,8 @@ def test_groups_cover_views_and_expressions(runs):
 
 
 def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
-    from nfgan.evaluate import goal_checks
-    from nfgan.report import goals_table
+    from nfgan.evaluation.evaluate import goal_checks
+    from nfgan.evaluation.report import goals_table
 
     metrics = {
         "identity_calibration": {"dlib": {"training_aligned": True}, "faceres": {"training_aligned": False}},

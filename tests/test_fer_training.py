@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from nfgan.cli import main
-from nfgan.dataset import PreparedDataset
+from nfgan.data.dataset import PreparedDataset
 from nfgan.fer.cv import jitter_crops, predict
 from nfgan.fer.model import FERNet
-from nfgan.photometric import center_crop, five_crops
+from nfgan.data.photometric import center_crop, five_crops
 
-from test_fer_cli import tiny  # noqa: F401  (fixture: a tiny pre-cropped set and its 3-fold file)
+
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

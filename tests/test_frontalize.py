@@ -1,4 +1,4 @@
-"""Landmark frontalisation (nfgan.frontalize) and its use by the trainer and the evaluator's normaliser."""
+"""Landmark frontalisation (nfgan.data.frontalize) and its use by the trainer and the evaluator's normaliser."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nfgan.align import mirror_landmarks
-from nfgan.frontalize import (FRONTAL68, WARP_POINTS, Frontalizer, derive_frontal68, frontalize_batch, is_turned,
+from nfgan.data.align import mirror_landmarks
+from nfgan.data.frontalize import (FRONTAL68, WARP_POINTS, Frontalizer, derive_frontal68, frontalize_batch, is_turned,
                               visible_side)
 
 S = 64
@@ -93,17 +93,19 @@ def _with_landmarks(root):
 
 
 def test_trainer_feeds_frontalized_turned_inputs_and_keeps_real_ones_for_identity(tmp_path):
-    from test_trainer import make_prepared, tiny_config
+    from conftest import make_prepared, tiny_config, tiny_nets
 
-    from nfgan.trainer import ConfigError, NFGANTrainer
+    from nfgan.config import ConfigError
+    from nfgan.training.data import TrainingData
+    from nfgan.training.loop import Trainer
 
     root = make_prepared(tmp_path / "d", subjects=4)
     cfg = tiny_config(root, steps=1)
     cfg["data"]["frontalize_inputs"] = True
     with pytest.raises(ConfigError, match="landmarks.npy"):
-        NFGANTrainer(cfg, tmp_path / "r0")
+        TrainingData(cfg, torch.device("cpu"))
     root, rows, lm = _with_landmarks(root)
-    tr = NFGANTrainer(cfg, tmp_path / "r1")
+    tr = TrainingData(cfg, torch.device("cpu"))
     n = len(rows)
     inputs = np.unique(np.concatenate([tr.train.inputs, tr.val.inputs]))
     for r in inputs:
@@ -120,23 +122,26 @@ def test_trainer_feeds_frontalized_turned_inputs_and_keeps_real_ones_for_identit
         assert np.array_equal(tr.images[g].numpy(), want)   # ... holding the frontalised (mirrored) input
     # the generator reads the frontalised rows; the input rows themselves (L_id's reference) stay real
     x_rows = tr.train.inputs[:4]
-    assert torch.equal(tr._input_batch(x_rows), tr._batch(tr.gen_rows[x_rows]))
+    assert torch.equal(tr.generator_rows(x_rows), tr.rows(tr.gen_rows[x_rows]))
     assert all(r < 2 * n for r in tr.train.inputs)
-    tr.train_step()
+    Trainer(cfg, feature_nets=tiny_nets()).train_step()
 
 
 def test_same_pose_targets_are_the_frontalised_neutral_face_in_the_input_pose(tmp_path):
-    from test_trainer import make_prepared, tiny_config
+    from conftest import make_prepared, tiny_config, tiny_nets
 
-    from nfgan.trainer import ConfigError, NFGANTrainer
+    from nfgan.config import ConfigError
+    from nfgan.training.config import load_config
+    from nfgan.training.data import TrainingData
+    from nfgan.training.loop import Trainer
 
     root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
     cfg = tiny_config(root, steps=1)
     cfg["data"]["turned_targets"] = "same_pose"
     with pytest.raises(ConfigError, match="frontalize_inputs"):
-        NFGANTrainer(cfg, tmp_path / "r0")
+        load_config(overrides=cfg)
     cfg["data"]["frontalize_inputs"] = True
-    tr = NFGANTrainer(cfg, tmp_path / "r1")
+    tr = TrainingData(cfg, torch.device("cpu"))
     n = len(rows)
     faces = tr.images[:n].numpy()
     seen = set()
@@ -158,25 +163,26 @@ def test_same_pose_targets_are_the_frontalised_neutral_face_in_the_input_pose(tm
             assert np.array_equal(tr.images[t].numpy(), frontalize_batch(img[None], want_lm[None], [pose])[0])
             seen.add(pose)
     assert {"left_3quarter", "right_3quarter"} <= seen
-    tr.train_step()
+    Trainer(cfg, feature_nets=tiny_nets()).train_step()
 
 
 def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
-    from test_trainer import make_prepared, tiny_config
+    from conftest import make_prepared, tiny_config, tiny_nets
 
-    from nfgan.evaluate import EvaluateError, load_generator
-    from nfgan.trainer import train
+    from nfgan.data.generator_input import InputRule, MissingLandmarksError
+    from nfgan.inference import load_model
+    from nfgan.training.loop import train
 
     root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
     cfg = tiny_config(root, steps=1)
     cfg["data"]["frontalize_inputs"] = True
-    train(cfg, tmp_path / "run", progress=False)
-    g = load_generator(tmp_path / "run")
+    train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    g = load_model(tmp_path / "run")
     assert g.frontalize
     faces = np.load(root / "faces.npy")
     poses = [r["pose"] for r in rows]
     flipped = [r["flipped"] for r in rows]
-    with pytest.raises(EvaluateError, match="landmarks"):
+    with pytest.raises(MissingLandmarksError, match="landmarks"):
         g.normalize(faces, poses, flipped)
     x = g.generator_inputs(faces, poses, flipped, lm)
     flip = g.mirror_mask(poses, flipped)
@@ -199,6 +205,6 @@ def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
     others = [i for i in range(len(poses)) if i != k]
     assert np.array_equal(y[others], x[others])
     # without frontalize_inputs nothing needs landmarks
-    plain = load_generator(tmp_path / "run")
-    plain.frontalize = False
+    plain = load_model(tmp_path / "run")
+    plain.rule = InputRule(plain.rule.flip_left_poses, frontalize=False)
     assert plain.normalize(faces, poses, flipped).shape == faces.shape

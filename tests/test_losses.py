@@ -8,9 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from nfgan import losses as L
-
-
+from nfgan.models import losses as L
 def test_feature_loss_eq2_with_algorithm1_half():
     a = torch.tensor([[[[1.0, 2.0], [0.0, 0.0]], [[0.0, 0.0], [3.0, 0.0]]]])   # 1 x 2 x 2 x 2
     b = torch.zeros_like(a)

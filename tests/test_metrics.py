@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan.metrics import (calibrate_verification, gaussian_window, kid, l1, pairwise_distances, pass_rate,
+from nfgan.evaluation.metrics import (calibrate_verification, gaussian_window, kid, l1, pairwise_distances, pass_rate,
                            polynomial_mmd2_unbiased, psnr, ssim, verification_curve)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from nfgan.networks import Decoder, Discriminator, Encoder, build_networks
+from nfgan.models.networks import Decoder, Discriminator, Encoder, build_networks
 
 
 def _layers(module, kind):

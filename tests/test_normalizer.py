@@ -8,17 +8,22 @@ import pytest
 import torch
 from PIL import Image
 
-from nfgan.checkpoint import latest_checkpoint
-from nfgan.normalizer import Normalizer, NormalizerInputError
-from nfgan.trainer import train
-from test_trainer import make_prepared, tiny_config
+from conftest import make_prepared, p2p_config, tiny_config, tiny_nets
+from nfgan.inference.normalizer import Normalizer, NormalizerInputError
+from nfgan.rundir import latest_checkpoint
+from nfgan.training.loop import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
+    """A real 2-step NFGAN run whose outputs depend on the input: initialised with a larger spread than
+    training would use (init_std 0.1: outputs differ between faces by ~15 gray levels, 0.02 gives one gray face for
+    every input), so a wrong input scaling changes the output (checked below)."""
     root = make_prepared(tmp_path_factory.mktemp("norm-data"), subjects=4)
     out = tmp_path_factory.mktemp("norm-run") / "run"
-    train(tiny_config(root, steps=2), out, progress=False)
+    cfg = tiny_config(root, steps=2)
+    cfg["model"]["init_std"] = 0.1
+    train(cfg, out, progress=False, feature_nets=tiny_nets())
     return out
 
 
@@ -38,6 +43,13 @@ def test_normalize_equals_decoder_of_encoder(run_dir, faces):
         ref = norm.decoder(norm.encoder(x))
     ref_u8 = ((ref.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
     assert np.abs(out.astype(int) - ref_u8).max() <= 1
+    # the fixture model's output depends on its input, so the test can see an input-scaling bug
+    pair_diff = [np.abs(out[i].astype(int) - out[j].astype(int)).mean() for i in range(5) for j in range(i)]
+    assert min(pair_diff) > 3, pair_diff
+    for wrong in (torch.from_numpy(faces).float()[:, None] / 255.0, torch.from_numpy(faces).float()[:, None]):
+        with torch.no_grad():
+            bad = ((norm.decoder(norm.encoder(wrong)).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0]
+        assert np.abs(bad.numpy().astype(int) - out).mean() > 3
     # batched evaluation uses eval-mode BN: per-face results do not depend on the batch
     assert np.abs(norm.normalize(faces[:1]).astype(int) - out[:1]).max() <= 1
     # same answer from a float input in [-1, 1], a PIL image, one 2-D face, and a file path to the checkpoint
@@ -45,7 +57,7 @@ def test_normalize_equals_decoder_of_encoder(run_dir, faces):
     assert norm.normalize(Image.fromarray(faces[0])).shape == (64, 64)
     assert np.abs(norm.normalize(faces[0]).astype(int) - out[0]).max() <= 1
     norm2 = Normalizer.from_checkpoint(latest_checkpoint(run_dir))
-    assert np.array_equal(norm2.normalize(faces), out)
+    assert np.array_equal(norm2.normalize(faces, batch_size=2), out)
     assert norm.encode(faces).shape == (5, 256)
     assert norm.decode(norm.encode(faces)).shape == (5, 64, 64)
 
@@ -93,7 +105,7 @@ def test_cli_traverse_writes_strip_and_gif(run_dir, faces, tmp_path):
     norm = Normalizer.from_checkpoint(run_dir)
     first = strip[2:66, 68:132]
     assert np.abs(first.astype(int) - norm.normalize(faces[2]).astype(int)).max() <= 1  # t = 0: Dec(Enc(x))
-    from nfgan.traverse import traverse
+    from nfgan.inference.traverse import traverse
 
     frames = traverse(norm, faces[2], 5)
     for k in range(5):
@@ -116,12 +128,12 @@ def test_cli_aligns_a_london_photo(run_dir, shared_data, tmp_path):
 
 
 def test_shipped_default_model_loads_like_the_evaluator_loads_it(faces):
-    from nfgan.evaluate import load_generator
-    from nfgan.normalizer import default_model_path
+    from nfgan.inference import load_model
+    from nfgan.inference.normalizer import default_model_path
 
     norm = Normalizer.from_checkpoint()                      # no path: the shipped model
     assert norm.info["checkpoint"] == str(default_model_path()) and norm.info["exported"]
-    ref = load_generator(default_model_path())
+    ref = load_model(default_model_path())
     x = torch.from_numpy(faces[:3]).float()[:, None] / 127.5 - 1
     with torch.no_grad():
         want = ((ref(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
@@ -132,8 +144,8 @@ def test_shipped_default_model_loads_like_the_evaluator_loads_it(faces):
 
 
 def test_shipped_nfgan_has_a_latent_code_and_mirrors_like_the_evaluator(faces):
-    from nfgan.evaluate import load_generator
-    from nfgan.normalizer import default_model_path, nfgan_model_path
+    from nfgan.inference import load_model
+    from nfgan.inference.normalizer import default_model_path, nfgan_model_path
 
     assert Normalizer.from_checkpoint().kind == "pix2pix"          # the default normaliser: no latent code
     assert nfgan_model_path() != default_model_path()
@@ -142,7 +154,7 @@ def test_shipped_nfgan_has_a_latent_code_and_mirrors_like_the_evaluator(faces):
     z = norm.encode(faces[:3])
     assert z.shape == (3, 256)
     assert np.array_equal(norm.decode(z), norm.normalize(faces[:3]))
-    gen = load_generator(nfgan_model_path())
+    gen = load_model(nfgan_model_path())
     poses, flipped = ["left_3quarter", "frontal", "right_3quarter"], [False, False, True]
     got = norm.normalize(faces[:3], poses, flipped)
     assert np.array_equal(got, gen.normalize(faces[:3], poses, flipped))
@@ -165,10 +177,10 @@ def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
     """A shipped left 3/4 example photo: `nfgan normalize` aligns it (the aligner mirrors left-turned faces),
     records its pose and landmarks and applies the model's mirroring and frontalisation rules exactly like
     `nfgan demo` / `nfgan evaluate`, so the mirrored crop is not mirrored back."""
-    from nfgan.align import align_face, pose_from_yaw
+    from nfgan.data.align import align_face, pose_from_yaw
     from nfgan.cli import main
-    from nfgan.evaluate import load_generator
-    from nfgan.normalizer import default_model_path
+    from nfgan.inference import load_model
+    from nfgan.inference.normalizer import default_model_path
 
     photo = Path(__file__).resolve().parents[1] / "examples" / "london" / "neutral_left_3quarter" / "124_02.jpg"
     assert main(["normalize", str(photo), "-o", str(tmp_path / "o")]) == 0
@@ -176,33 +188,30 @@ def test_cli_treats_an_aligned_left_turned_photo_like_the_evaluator(tmp_path):
     face = align_face(photo, size=64)
     pose = pose_from_yaw(face.yaw_deg)
     assert pose.startswith("left") and face.flipped
-    gen = load_generator(default_model_path())
+    gen = load_model(default_model_path())
     assert gen.flip_left_poses and gen.mirror_mask([pose], [face.flipped]).tolist() == [False]
     assert gen.mirror_mask([pose], [False]).tolist() == [True]      # an unmirrored left face would be
     want = gen.normalize(face.crop[None], [pose], [face.flipped], landmarks=face.landmarks68[None])[0]
     assert np.array_equal(got, want)
     # the default normaliser frontalises a turned face first (its landmarks come from the aligner)
     assert gen.frontalize
-    gen.frontalize = False
+    from nfgan.data.generator_input import InputRule
+
+    gen.rule = InputRule(gen.rule.flip_left_poses, frontalize=False)
     assert np.abs(gen.normalize(face.crop[None], [pose], [face.flipped])[0].astype(int) - got).mean() > 2
     assert "(pose left_3quarter)" in (tmp_path / "o" / "normalize_report.csv").read_text()
 
 
 def test_pix2pix_export_normalizes_in_the_api_and_the_cli_but_has_no_latent_code(tmp_path):
     from nfgan.checkpoint import CheckpointError
-    from nfgan.evaluate import export_generator
-    from nfgan.pix2pix import load_config as p2p_load
-    from nfgan.trainer import train as train_run
+    from nfgan.inference import export_model
 
     root = make_prepared(tmp_path / "d", subjects=4)
-    cfg = p2p_load(overrides={"model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
-                              "data": {"root": str(root), "splits": str(root / "splits.json")},
-                              "train": {"steps": 1, "batch_size": 4, "channels_last": False},
-                              "log": {"sample_every": 1, "checkpoint_every": 1, "sample_count": 2}})
-    train_run(cfg, tmp_path / "run", progress=False)
-    export_generator(tmp_path / "run", tmp_path / "p2p.safetensors")
+    cfg = p2p_config(root, steps=1, batch_size=4)
+    train(cfg, tmp_path / "run", progress=False)
+    export_model(tmp_path / "run", tmp_path / "p2p.safetensors")
     from nfgan.cli import main
-    from nfgan.evaluate import load_generator
+    from nfgan.inference import load_model
 
     faces = np.load(root / "faces.npy")[:2]
     norm = Normalizer.from_checkpoint(tmp_path / "p2p.safetensors")
@@ -212,7 +221,7 @@ def test_pix2pix_export_normalizes_in_the_api_and_the_cli_but_has_no_latent_code
     with pytest.raises(CheckpointError, match="no latent code"):
         norm.decode(torch.zeros(1, 256))
     # the API and `nfgan normalize` give the evaluator's output, for uint8 and float input alike
-    want = load_generator(tmp_path / "p2p.safetensors").normalize(faces)
+    want = load_model(tmp_path / "p2p.safetensors").normalize(faces)
     assert np.array_equal(norm.normalize(faces), want)
     assert np.array_equal(norm.normalize(torch.from_numpy(faces).float() / 127.5 - 1), want)
     for i, f in enumerate(faces):
@@ -226,8 +235,8 @@ def test_pix2pix_export_normalizes_in_the_api_and_the_cli_but_has_no_latent_code
 def test_cli_traverse_defaults_to_the_shipped_nfgan(faces, tmp_path):
     """The default normaliser has no latent code, so `nfgan traverse` falls back to the shipped NFGAN."""
     from nfgan.cli import main
-    from nfgan.normalizer import nfgan_model_path
-    from nfgan.traverse import traverse
+    from nfgan.inference.normalizer import nfgan_model_path
+    from nfgan.inference.traverse import traverse
 
     Image.fromarray(faces[0]).save(tmp_path / "face.png")
     assert main(["traverse", str(tmp_path / "face.png"), "-o", str(tmp_path / "t.png"), "--steps", "3"]) == 0

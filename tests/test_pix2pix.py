@@ -5,23 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan import trainer as T
-from nfgan.pix2pix import (PatchDiscriminator, Pix2PixTrainer, UNetGenerator, build_pix2pix, load_config,
-                           train_any)
-from test_trainer import make_prepared
+from conftest import make_prepared, p2p_config, tiny_nets
+from nfgan.config import ConfigError
+from nfgan.models import losses as L
+from nfgan.models.pix2pix import Pix2PixModel
+from nfgan.models.unet import PatchDiscriminator, UNetGenerator
+from nfgan.training.config import load_config
+from nfgan.training.loop import Trainer, train
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     return make_prepared(tmp_path_factory.mktemp("p2p_prepared"), subjects=5)
-
-
-def p2p_config(root, **train):
-    return load_config(overrides={
-        "model": {"type": "pix2pix", "ngf": 8, "ndf": 8},
-        "data": {"root": str(root), "splits": str(root / "splits.json"), "flip_left_poses": False},
-        "train": {"steps": 2, "batch_size": 6, "channels_last": False, **train},
-        "log": {"sample_every": 2, "checkpoint_every": 2, "sample_count": 2}})
 
 
 def test_unet_and_patchgan_shapes():
@@ -62,67 +57,68 @@ def test_config_rules(tmp_path):
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None}
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {type: pix2pix}\nloss: {id: 0.003}\n")
-    with pytest.raises(T.ConfigError, match=r"bad.yaml: loss.id = 0.003 needs feature_nets.identity"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: loss.id = 0.003 needs feature_nets.identity"):
         load_config(bad)
     ok = tmp_path / "lid.yaml"
     ok.write_text("model: {type: pix2pix}\nloss: {id: 0.2}\nfeature_nets: {identity: {type: dlib_identity}}\n")
     assert load_config(ok)["loss"]["id"] == 0.2
     bad.write_text("model: {type: stylegan}\n")
-    with pytest.raises(T.ConfigError, match="model.type"):
+    with pytest.raises(ConfigError, match="model.type"):
         load_config(bad)
-    bad.write_text("model: {ngf: 16}\n")
-    with pytest.raises(T.ConfigError, match="pix2pix"):
+    bad.write_text("model: {ngf: 16}\n")              # a pix2pix key in an NFGAN config
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key 'model.ngf'"):
         load_config(bad)
-    # an NFGAN config comes back exactly as the trainer's loader gives it
-    nf = tmp_path / "nf.yaml"
-    nf.write_text("name: x\nloss: {id: 0.0}\n")
-    assert load_config(nf) == T.load_config(nf)
+    bad.write_text("model: {type: pix2pix}\noptim: {dec: {lr: 0.1}}\n")   # the U-Net's optimiser is optim.gen
+    with pytest.raises(ConfigError, match=r"unknown key 'optim.dec'.*'gen'"):
+        load_config(bad)
 
 
 def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     cfg = p2p_config(prepared)
-    cfg["optim"]["dec"]["lr"] = 1e-3
+    cfg["optim"]["gen"]["lr"] = 1e-3
     cfg["model"]["dropout"] = 0.0
-    tr = Pix2PixTrainer(cfg)
-    assert set(tr.nets) == {"gen", "dis"} and set(tr.optimizers) == {"gen", "dis"}
-    assert tr.perceptual is None and tr.identity is None
+    tr = Trainer(cfg)
+    m = tr.model
+    assert isinstance(m, Pix2PixModel)
+    assert set(m.nets) == {"gen", "dis"} and set(m.optimizers) == {"gen", "dis"}
+    assert m.features.perceptual is None and m.features.identity is None
     batch = tr.sample_batch()
     tr.sample_batch = lambda: batch
-    x, y = tr._batch(batch[0]), tr._batch(batch[1])
+    x, y = batch.x, batch.y
 
     def l1_eval():
-        tr.nets["gen"].eval()
+        m.nets["gen"].eval()
         with torch.no_grad():
-            return float((tr.nets["gen"](x) - y).abs().mean())
+            return float((m.nets["gen"](x) - y).abs().mean())
 
     before = l1_eval()
-    dis_before = [p.detach().clone() for p in tr.nets["dis"].parameters()]
+    dis_before = [p.detach().clone() for p in m.nets["dis"].parameters()]
     history = [tr.train_step() for _ in range(12)]
     after = l1_eval()
     vals = history[-1]
+    assert list(vals) == ["pixel", "feat", "id", "sym", "gan_g", "gan_d"]   # the U-Net's own loss names
     assert vals["feat"] == vals["id"] == vals["sym"] == 0.0
-    assert np.isfinite(vals["gan_dec"]) and np.isfinite(vals["gan_dis"])
+    assert np.isfinite(vals["gan_g"]) and np.isfinite(vals["gan_d"])
     # the training L1 (batch statistics) falls fast; the eval-mode L1 (running BN statistics) follows
     assert history[-1]["pixel"] < 0.6 * history[0]["pixel"], [h["pixel"] for h in history]
     assert after < before, (before, after)
-    assert any(not torch.equal(a, b) for a, b in zip(dis_before, tr.nets["dis"].parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(dis_before, m.nets["dis"].parameters()))
     assert tr.step == 12
 
 
 def test_run_folder_checkpoint_loads_in_evaluate(prepared, tmp_path):
     from nfgan.checkpoint import load_checkpoint
-    from nfgan.evaluate import load_generator
+    from nfgan.inference import load_model
 
     cfg = p2p_config(prepared)
-    summary = train_any(cfg, tmp_path / "run", progress=False)
-    assert T.NFGANTrainer.__name__ == "NFGANTrainer"   # the trainer module is left as it was
+    summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["step"] == 2
     ck = load_checkpoint(tmp_path / "run")
     assert set(ck["nets"]) == {"gen", "dis"} and ck["model"]["type"] == "pix2pix"
     assert load_config(tmp_path / "run" / "config.yaml") == cfg     # resumable from its own config
-    g = load_generator(tmp_path / "run")
+    g = load_model(tmp_path / "run")
     assert g.kind == "pix2pix"
-    ref = build_pix2pix(cfg["model"])["gen"]
+    ref = Pix2PixModel.build_generator(cfg["model"])["gen"]
     ref.load_state_dict(ck["nets"]["gen"])
     ref.eval()
     x = torch.rand(2, 1, 64, 64) * 2 - 1
@@ -131,7 +127,7 @@ def test_run_folder_checkpoint_loads_in_evaluate(prepared, tmp_path):
     # resume continues to a larger budget
     cfg2 = load_config(tmp_path / "run" / "config.yaml")
     cfg2["train"]["steps"] = 3
-    assert train_any(cfg2, tmp_path / "run", resume=True, progress=False)["step"] == 3
+    assert train(cfg2, tmp_path / "run", resume=True, progress=False)["step"] == 3
 
 
 def test_nfgan_train_cli_dispatches_on_model_type(prepared, tmp_path, capsys):
@@ -155,34 +151,34 @@ def test_nfgan_train_cli_dispatches_on_model_type(prepared, tmp_path, capsys):
 
 
 def test_identity_loss_on_the_unet_generator(prepared):
-    """pix2pix + NFGAN's L_id (configs/pix2pix_lid.yaml): the loss is computed against the inputs' cached
-    identity maps and reaches the generator's gradient, with its weight."""
+    """pix2pix + NFGAN's L_id (configs/pix2pix_lid_frontalized.yaml): the loss is computed against the inputs'
+    cached identity maps and reaches the generator's gradient, with its weight."""
     grads = {}
     for w in (0.0, 0.5):
         cfg = p2p_config(prepared)
         cfg["model"]["dropout"] = 0.0
         cfg["loss"]["id"] = w
-        cfg["feature_nets"]["identity"] = {"factory": "test_trainer:tiny_feature_net", "seed": 2, "vector": True}
-        tr = Pix2PixTrainer(cfg)
-        assert (tr.identity is not None) == (w > 0)
+        tr = Trainer(cfg, feature_nets={"identity": tiny_nets()["identity"]})
+        m = tr.model
+        assert (m.features.identity is not None) == (w > 0)
         torch.manual_seed(0)
-        tr.nets = build_pix2pix(cfg["model"])           # same initial generator for both weights
+        m.nets["gen"] = Pix2PixModel.build_generator(cfg["model"])["gen"]   # same initial generator for both
         batch = tr.sample_batch()
-        losses = tr.compute_losses(*batch)
+        losses = m.compute_losses(batch)
         if w == 0:
             assert float(losses["id"].detach()) == 0.0
         else:
             assert float(losses["id"].detach()) > 0
-            x = tr._batch(batch[0])
+            x = batch.x
             with torch.no_grad():   # the plain definition: L1 between the id maps of G(x) and of x
-                fake = tr.nets["gen"](x)
-                ref = T.L.identity_loss(tr.identity(fake), tr.identity(x))
+                fake = m.nets["gen"](x)
+                ref = L.identity_loss(m.features.identity(fake), m.features.identity(x))
             assert float(losses["id"].detach()) == pytest.approx(float(ref), rel=1e-4)
-            gen_p = list(tr.nets["gen"].parameters())
+            gen_p = list(m.nets["gen"].parameters())
             g_id = torch.cat([g.flatten() for g in torch.autograd.grad(losses["id"], gen_p, retain_graph=True)])
-        for net in tr.nets.values():
+        for net in m.nets.values():
             net.zero_grad(set_to_none=True)
-        tr.backward(losses)
-        grads[w] = torch.cat([p.grad.flatten() for p in tr.nets["gen"].parameters()])
+        m.backward(losses)
+        grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
     # the generator's gradient gains exactly w * grad(L_id)
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g_id, atol=1e-5, rtol=1e-3)

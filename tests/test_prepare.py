@@ -1,4 +1,4 @@
-"""`nfgan prepare` (nfgan.prepare): output format, report, resume after a killed run, options, workers, CLI."""
+"""`nfgan prepare` (nfgan.data.prepare): output format, report, resume after a killed run, options, workers, CLI."""
 from __future__ import annotations
 
 import csv
@@ -15,9 +15,9 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from nfgan import cli
-from nfgan.dataset import MANIFEST_COLUMNS, PreparedDataset
-from nfgan.prepare import JOURNAL, PrepareError, face_id, prepare_dataset
-from nfgan.schema import FaceRecord
+from nfgan.data.dataset import MANIFEST_COLUMNS, PreparedDataset
+from nfgan.data.prepare import JOURNAL, PrepareError, face_id, prepare_dataset
+from nfgan.data.schema import FaceRecord
 
 DATA = Path(__file__).parent / "data"
 PHOTOS = {"front": ("frontal", DATA / "london_001_front.jpg"),
@@ -51,8 +51,7 @@ def _make_source(root: Path, copies: int = 1, scale: int = 1) -> Path:
 
 
 def _records(src: Path) -> list[FaceRecord]:
-    from nfgan import adapters
-
+    from nfgan.data import adapters
     return adapters.load("csv", src)
 
 
@@ -163,7 +162,7 @@ def test_retry_failed_and_duplicates(tmp_path):
 
 
 def test_precropped_flag_from_adapter(tmp_path):
-    from nfgan.align import FaceAligner
+    from nfgan.data.align import FaceAligner
 
     img = Image.open(DATA / "london_001_front.jpg").convert("L")
     lm = FaceAligner(size=64).align(img).source_landmarks()

@@ -1,4 +1,4 @@
-"""Bad and unusual input files: each gets a clear reason, or is read correctly (nfgan.prepare)."""
+"""Bad and unusual input files: each gets a clear reason, or is read correctly (nfgan.data.prepare)."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nfgan.align import FaceAligner
-from nfgan.prepare import ImageReadError, prepare_dataset, read_gray_image
-from nfgan.schema import FaceRecord
+from nfgan.data.align import FaceAligner
+from nfgan.data.images import ImageReadError, read_gray_image
+from nfgan.data.prepare import prepare_dataset
+from nfgan.data.schema import FaceRecord
 
 DATA = Path(__file__).parent / "data"
 FRONT = DATA / "london_001_front.jpg"

@@ -12,25 +12,26 @@ import copy
 import pytest
 import torch
 
-from nfgan import losses as L
-from nfgan.trainer import NFGANTrainer, routed_backward
-from test_trainer import make_prepared, tiny_config
+from conftest import make_prepared, tiny_config, tiny_nets
+from nfgan.models import losses as L
+from nfgan.models.nfgan import routed_backward
+from nfgan.training.loop import Trainer
 
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory):
     root = make_prepared(tmp_path_factory.mktemp("routing"), subjects=4)
-    return NFGANTrainer(tiny_config(root, batch_size=6))
+    return Trainer(tiny_config(root, batch_size=6), feature_nets=tiny_nets())
 
 
-def _grads(trainer, weights, rows) -> dict[str, dict[str, torch.Tensor | None]]:
+def _grads(trainer, weights, batch) -> dict[str, dict[str, torch.Tensor | None]]:
     """Gradients after one routed backward with ``weights``, from the same starting state."""
-    nets = trainer.nets
+    nets = trainer.model.nets
     state = {k: copy.deepcopy(n.state_dict()) for k, n in nets.items()}
     for n in nets.values():
         n.train()
         n.zero_grad(set_to_none=True)
-    losses = trainer.compute_losses(*rows)
+    losses = trainer.model.compute_losses(batch)
     routed_backward(nets, losses, weights)
     out = {k: {name: (p.grad.clone() if p.grad is not None else None) for name, p in n.named_parameters()}
            for k, n in nets.items()}
@@ -42,7 +43,7 @@ def _grads(trainer, weights, rows) -> dict[str, dict[str, torch.Tensor | None]]:
 
 def test_adversarial_and_symmetry_never_reach_encoder(trainer):
     rows = trainer.sample_batch()
-    base = dict(trainer.weights)
+    base = dict(trainer.model.weights)
     on = _grads(trainer, base, rows)
     off = _grads(trainer, {**base, "gan": 0.0, "sym": 0.0}, rows)
     sym_only = _grads(trainer, {**base, "gan": 0.0}, rows)
@@ -59,10 +60,10 @@ def test_adversarial_and_symmetry_never_reach_encoder(trainer):
 def test_decoder_gradient_is_sum_of_its_objectives(trainer):
     """Dec's gradient = grad of L_E + eta L_GAN-Dec + l3 L_sym, computed independently with autograd.grad."""
     rows = trainer.sample_batch()
-    got = _grads(trainer, trainer.weights, rows)["dec"]
-    nets, w = trainer.nets, trainer.weights
+    got = _grads(trainer, trainer.model.weights, rows)["dec"]
+    nets, w = trainer.model.nets, trainer.model.weights
     state = {k: copy.deepcopy(n.state_dict()) for k, n in nets.items()}
-    losses = trainer.compute_losses(*rows)
+    losses = trainer.model.compute_losses(rows)
     total = (w["feat"] * losses["feat"] + w["id"] * losses["id"] + w["pixel"] * losses["pixel"]
              + w["gan"] * losses["gan_dec"] + w["sym"] * losses["sym"])
     names, params = zip(*nets["dec"].named_parameters())
@@ -75,11 +76,11 @@ def test_decoder_gradient_is_sum_of_its_objectives(trainer):
 
 def test_discriminator_gets_only_its_own_loss(trainer):
     rows = trainer.sample_batch()
-    got = _grads(trainer, trainer.weights, rows)["dis"]
-    nets = trainer.nets
+    got = _grads(trainer, trainer.model.weights, rows)["dis"]
+    nets = trainer.model.nets
     state = {k: copy.deepcopy(n.state_dict()) for k, n in nets.items()}
     # pure eq. (4) on the same batch, with the generator's output treated as data
-    x, g = trainer._batch(rows[0]), trainer._batch(rows[2])
+    x, g = trainer.data.rows(rows.x_rows), trainer.data.rows(rows.g_rows)
     with torch.no_grad():
         fake = nets["dec"](nets["enc"](x))
     pure = L.discriminator_loss(nets["dis"](g), nets["dis"](fake))
@@ -93,6 +94,6 @@ def test_discriminator_gets_only_its_own_loss(trainer):
 
     # the generator's adversarial term (through Dis) adds nothing to Dis, whatever its weight
     for eta in (0.0, 10.0):
-        other = _grads(trainer, {**trainer.weights, "gan": eta}, rows)["dis"]
+        other = _grads(trainer, {**trainer.model.weights, "gan": eta}, rows)["dis"]
         for name in got:
             assert torch.equal(other[name], got[name]), (eta, name)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan.embedders import Embedder, as_nhwc_255
-from nfgan.expression_faceapi import ExpressionClassifier, FaceExpressionNet
-from nfgan.tfjs_graph import (TfjsFormatError, TfjsGraph, conv2d_nhwc, decode_weights, depthwise_conv2d_nhwc,
+from nfgan.models.auxiliary.embedders import Embedder, as_nhwc_255
+from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier, FaceExpressionNet
+from nfgan.models.auxiliary.tfjs_graph import (TfjsFormatError, TfjsGraph, conv2d_nhwc, decode_weights, depthwise_conv2d_nhwc,
                               load_graph, pool_nhwc, resize_bilinear_nhwc, same_padding, save_graph)
 
 HERE = Path(__file__).resolve().parent
@@ -294,7 +294,7 @@ def test_minixception_expression_matches_tfjs(golden):
 
 
 def test_expression_classes_use_schema_vocabulary(golden):
-    from nfgan.schema import EXPRESSIONS
+    from nfgan.data.schema import EXPRESSIONS
 
     clf = ExpressionClassifier("faceapi")
     assert set(clf.labels) <= set(EXPRESSIONS) and len(set(clf.labels)) == 7
@@ -323,7 +323,7 @@ def test_faceapi_net_requires_all_weights():
 
 
 def test_pad_to_square_centres_like_face_api():
-    from nfgan.expression_faceapi import pad_to_square
+    from nfgan.models.auxiliary.expression_faceapi import pad_to_square
 
     x = torch.ones(1, 2, 5, 1)
     y = pad_to_square(x)[0, :, :, 0]

@@ -38,7 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.metrics import calibrate_verification, pairwise_distances, pass_rate  # noqa: E402
+from nfgan.evaluation.metrics import calibrate_verification, pairwise_distances, pass_rate  # noqa: E402
 
 DLIB_SUGGESTED_THRESHOLD = 0.6
 POSES = ("frontal", "left_3quarter", "right_3quarter")
@@ -136,7 +136,7 @@ def calibrate_variant(emb: np.ndarray, meta: list[dict]) -> dict:
 
 
 def prepared_crops(prepared: Path) -> tuple[np.ndarray, list[dict]] | None:
-    from nfgan.dataset import PreparedDataset
+    from nfgan.data.dataset import PreparedDataset
 
     if not (prepared / "manifest.csv").is_file() or not (prepared / "faces.npy").is_file():
         return None

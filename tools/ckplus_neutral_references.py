@@ -31,9 +31,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.align import FaceAligner, invert_transform  # noqa: E402
+from nfgan.data.align import FaceAligner, invert_transform  # noqa: E402
 from nfgan.atomic import save_image, write_text  # noqa: E402
-from nfgan.dataset import PreparedDataset, write_manifest  # noqa: E402
+from nfgan.data.dataset import PreparedDataset, write_manifest  # noqa: E402
 from nfgan.fer.precropped import framing, mean_frame, reframe_face  # noqa: E402
 
 

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.atomic import save_safetensors  # noqa: E402
-from nfgan.tfjs_graph import TfjsGraph, decode_weights, save_graph  # noqa: E402
+from nfgan.models.auxiliary.tfjs_graph import TfjsGraph, decode_weights, save_graph  # noqa: E402
 
 NODE_MODULES = REPO / "tools" / "tfjs" / "node_modules" / "@vladmandic"
 

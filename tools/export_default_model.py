@@ -7,7 +7,7 @@ The shipped files: ``pix2pix_lid_frontalized_london64.safetensors`` (the default
 ``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation); docs/model_card.md.
 
 Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata
-(key ``nfgan_model``, read by :func:`nfgan.evaluate.load_generator`): model hyper-parameters and mirroring
+(key ``nfgan_model``, read by :func:`nfgan.inference.load_model`): model hyper-parameters and mirroring
 rule, training step and config, the training data and its licence, the split file and its test subjects, the
 identity thresholds calibrated on real faces by ``nfgan evaluate`` (the demo's identity check), and the
 held-out metrics of that model from ``metrics.json``. The discriminator and the optimiser state are dropped.
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.evaluate import export_generator, load_generator  # noqa: E402
+from nfgan.inference import export_model, load_model  # noqa: E402
 
 LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
           "doi": "10.6084/m9.figshare.5047666", "license": "CC BY 4.0"}
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     if name not in metrics["models"]:
         print(f"error: give --name, one of {names}", file=sys.stderr)
         return 2
-    g = load_generator(args.run)
+    g = load_model(args.run)
     splits = json.loads(args.splits.read_text(encoding="utf-8"))
     cfg = g.info.get("config", {})
     meta = {
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
                             "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
     }
-    out = export_generator(args.run, args.out, half=not args.float32, **meta)
+    out = export_model(args.run, args.out, half=not args.float32, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
     return 0
 

@@ -16,7 +16,7 @@ landmarks, and the spread (standard deviation over images) of the inter-ocular d
 angle and of the eye midpoint in the 64x64 output, for our alignment and for the "resize only" baseline
 (the same landmarks mapped through a plain 48 -> 64 resize).
 
-``--template`` re-derives the canonical template (nfgan.align.derive_template) from the 102 London frontal
+``--template`` re-derives the canonical template (nfgan.data.align.derive_template) from the 102 London frontal
 neutral faces and prints its largest difference from the shipped ``TEMPLATE49``.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.align import INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, derive_template  # noqa: E402
+from nfgan.data.align import INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, derive_template  # noqa: E402
 from nfgan.atomic import atomic_open, save_image, write_text  # noqa: E402
 
 FIG = REPO / "docs" / "figures"
@@ -204,7 +204,7 @@ def main() -> int:
 
 
 def precropped_quality(root: Path, rows: list[dict], aligner: FaceAligner):
-    from nfgan.align import warp_gray
+    from nfgan.data.align import warp_gray
 
     ours, resized, methods, sample, cover = [], [], {}, [], []
     for r in rows:
@@ -215,7 +215,7 @@ def precropped_quality(root: Path, rows: list[dict], aligner: FaceAligner):
             white = np.full((img.height, img.width), 255, np.uint8)
             m = face.transform
             if face.flipped:    # coverage does not depend on the mirror; undo it for warp_gray's input
-                from nfgan.align import compose, mirror_matrix
+                from nfgan.data.align import compose, mirror_matrix
 
                 m = compose(mirror_matrix(aligner.size), m)
             cover.append(float((warp_gray(white, m, aligner.size) > 127).mean()))

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def zero_shot(faces: np.ndarray, expressions: np.ndarray, classifier) -> tuple[int, float, dict[str, float]]:
-    """(faces scored, accuracy, recall per class) of ``classifier`` on uint8 faces with nfgan.schema labels."""
+    """(faces scored, accuracy, recall per class) of ``classifier`` on uint8 faces with nfgan.data.schema labels."""
     labels = np.asarray(classifier.labels)
     keep = np.isin(expressions, labels)
     if not keep.any():
@@ -29,9 +29,9 @@ def zero_shot(faces: np.ndarray, expressions: np.ndarray, classifier) -> tuple[i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nfgan.dataset import PreparedDataset
-    from nfgan.expression_faceapi import ExpressionClassifier as TfjsClassifier
-    from nfgan.expression_fer import ExpressionClassifier as FerClassifier
+    from nfgan.data.dataset import PreparedDataset
+    from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier as TfjsClassifier
+    from nfgan.models.auxiliary.expression_fer import ExpressionClassifier as FerClassifier
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="+", help="prepared dataset folders (nfgan prepare / nfgan fer precropped)")

@@ -9,7 +9,7 @@ A checkpoint holds everything ``nfgan train --resume`` needs to continue exactly
 * metadata ``nfgan``: JSON with the format version, the step, the network hyper-parameters (``model``), the
   optimizers' ``param_groups`` and any extra JSON-able info (the resolved config, metrics so far...).
 
-An *exported model* (``nfgan.evaluate.export_generator``, e.g. the shipped ``nfgan_london64.safetensors``)
+An *exported model* (``nfgan.inference.export_model``, e.g. the shipped ``nfgan_london64.safetensors``)
 holds only the inference networks, as tensors ``<name>/<key>``, and metadata ``nfgan_model`` (JSON: format,
 kind, model hyper-parameters, provenance); :func:`read_exported_model` reads it.
 """
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from nfgan.atomic import save_safetensors
+from nfgan.rundir import latest_checkpoint
 
 FORMAT_VERSION = 1
 EXPORT_KEY = "nfgan_model"     # safetensors metadata key of an exported model
@@ -60,14 +61,18 @@ def save_checkpoint(path: str | Path, step: int, nets: Mapping[str, nn.Module],
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, expect_nets: tuple[str, ...] = ()) -> dict:
     """Read a checkpoint: ``{"step", "model", "extra", "nets": {name: state_dict}, "optimizers":
-    {name: optimizer state_dict}, "rng": {name: tensor}}`` (all tensors on CPU)."""
+    {name: optimizer state_dict}, "rng": {name: tensor}}`` (all tensors on CPU). ``expect_nets``: networks
+    the file must hold (an error names the file and what it has)."""
     from safetensors import safe_open
 
     path = Path(path)
     if path.is_dir():  # a run folder: take its last checkpoint
-        path = latest_checkpoint(path)
+        try:
+            path = latest_checkpoint(path)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -94,23 +99,13 @@ def load_checkpoint(path: str | Path) -> dict:
             opt_state.setdefault(name, {}).setdefault(int(idx), {})[k] = v
         elif kind == "rng":
             rng[rest] = v
+    missing = [n for n in expect_nets if n not in nets]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint has no {missing} network(s) (has {sorted(nets)})")
     optimizers = {name: {"state": opt_state.get(name, {}), "param_groups": groups}
                   for name, groups in meta["param_groups"].items()}
     return {"path": path, "step": meta["step"], "model": meta["model"], "extra": meta["extra"], "nets": nets,
             "optimizers": optimizers, "rng": rng}
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:08d}.safetensors"
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The checkpoint with the highest step in ``run_dir/checkpoints``."""
-    folder = Path(run_dir) / "checkpoints"
-    found = sorted(folder.glob("step_*.safetensors"))
-    if not found:
-        raise CheckpointError(f"{run_dir}: no checkpoints/step_*.safetensors here")
-    return found[-1]
 
 
 def read_exported_model(path: str | Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]]] | None:

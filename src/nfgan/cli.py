@@ -11,11 +11,11 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "prepare": ("nfgan.prepare", "align a dataset's photos into a prepared dataset of 64x64 faces"),
-    "train": ("nfgan.trainer", "train NFGAN (Algorithm 1) from a YAML config"),
-    "normalize": ("nfgan.normalizer", "synthesise frontal neutral faces with a trained model"),
-    "traverse": ("nfgan.traverse", "latent morph from a face's code to its normalised face's code"),
-    "evaluate": ("nfgan.evaluate", "evaluate runs: identity, neutrality, fidelity, realism, HTML report"),
+    "prepare": ("nfgan.data.prepare", "align a dataset's photos into a prepared dataset of 64x64 faces"),
+    "train": ("nfgan.training.loop", "train a generator model (NFGAN, or the pix2pix U-Net) from a YAML config"),
+    "normalize": ("nfgan.inference.normalizer", "synthesise frontal neutral faces with a trained model"),
+    "traverse": ("nfgan.inference.traverse", "latent morph from a face's code to its normalised face's code"),
+    "evaluate": ("nfgan.evaluation.evaluate", "evaluate runs: identity, neutrality, fidelity, realism, HTML report"),
     "fer": ("nfgan.fer.cli", "facial expression recognition: cross-validation with NFGAN augmentation"),
 }
 

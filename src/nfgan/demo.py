@@ -1,7 +1,7 @@
 """The demo job (``python -m nfgan.demo``, ``make demo``): photos in, frontal neutral faces out, with numbers.
 
 Takes the example photos shipped in ``examples/london/`` (two held-out London subjects, all five views,
-neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.align.align_face`), normalises
+neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.data.align.align_face`), normalises
 the aligned face with the shipped default normaliser
 (``src/nfgan/assets/pix2pix_lid_frontalized_london64.safetensors``, see docs/model_card.md; ``--model`` takes
 the NFGAN ``nfgan_london64.safetensors`` or any run) and writes ``demo/grid.png`` - one row per photo:
@@ -34,7 +34,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def default_model() -> Path:
-    from nfgan.normalizer import default_model_path
+    from nfgan.inference.normalizer import default_model_path
 
     return default_model_path()
 
@@ -48,7 +48,7 @@ def list_photos(folder: Path) -> list[dict]:
         missing = [c for c in ("path", "subject", "expression") if rows and c not in rows[0]]
         if missing:
             raise ValueError(f"{manifest}: missing column(s) {missing} (need path,subject,expression[,pose])")
-        from nfgan.schema import canonical_expression
+        from nfgan.data.schema import canonical_expression
 
         return [{"path": folder / r["path"], "subject": r["subject"],
                  "expression": canonical_expression(r["expression"]), "pose": r.get("pose") or ""} for r in rows]
@@ -78,8 +78,8 @@ def overview(aligned: list[dict], outs: np.ndarray, gt: dict[str, np.ndarray], t
     """A wide picture (the README's): per subject three rows - photo, aligned input, output - with one column
     per expression x view, and the ground-truth frontal neutral face in an extra last column of the output
     row. Columns are the union over subjects (blank where a subject has no aligned photo)."""
-    from nfgan.report import POSE_ORDER
-    from nfgan.report import tile as mosaic
+    from nfgan.evaluation.report import POSE_ORDER
+    from nfgan.evaluation.report import tile as mosaic
 
     def key(a):   # neutral first, then views left to right (unknown poses last)
         order = POSE_ORDER.index(a["pose"]) if a["pose"] in POSE_ORDER else len(POSE_ORDER)
@@ -108,14 +108,15 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
     """The whole demo; returns a summary dict (also printed by :func:`main`)."""
     from tqdm import tqdm
 
-    from nfgan.align import AlignError, align_face, pose_from_yaw
-    from nfgan.evaluate import expression_evaluators, identity_evaluators, load_generator
-    from nfgan.metrics import ssim
-    from nfgan.prepare import ImageReadError
-    from nfgan.report import tile as mosaic
+    from nfgan.data.align import AlignError, align_face, pose_from_yaw
+    from nfgan.evaluation.evaluators import expression_evaluators, identity_evaluators
+    from nfgan.inference import load_model
+    from nfgan.evaluation.metrics import ssim
+    from nfgan.data.images import ImageReadError
+    from nfgan.evaluation.report import tile as mosaic
 
     t0 = time.time()
-    g = load_generator(model_path)
+    g = load_model(model_path)
     size = int(g.info["model"].get("image_size", 64))
     thresholds = dict(g.info.get("identity_thresholds") or {})
     photos = list_photos(Path(photos_dir))

@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.metrics import calibrate_verification, pairwise_distances, pass_rate  # noqa: E402
+from nfgan.evaluation.metrics import calibrate_verification, pairwise_distances, pass_rate  # noqa: E402
 
 POSES = ("frontal", "left_3quarter", "right_3quarter")
 
@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from nfgan.atomic import write_text
-    from nfgan.dataset import PreparedDataset
-    from nfgan.embedders import Embedder
-    from nfgan.expression_faceapi import ExpressionClassifier
+    from nfgan.data.dataset import PreparedDataset
+    from nfgan.models.auxiliary.embedders import Embedder
+    from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier
 
     t0 = time.time()
     ds = PreparedDataset(args.prepared)

@@ -10,7 +10,7 @@ fold's training set as same-identity neutral references:
   softmax branch and can be positives of the neutral query.
 
 Sources (``--augment``):
-* an NFGAN checkpoint, run folder or exported model (or any other generator ``nfgan.evaluate.load_generator``
+* an NFGAN checkpoint, run folder or exported model (or any other generator ``nfgan.inference.load_model``
   reads, e.g. the pix2pix U-Net of ``configs/pix2pix_lid.yaml``): its ``normalize`` (with the model's
   mirroring rule) is run once on all faces of the FER dataset and cached in the run dir
   (``augment_faces.npy``); each fold then uses the rows of its training subjects only;
@@ -173,7 +173,7 @@ class AugmentSource:
     def load(self, dataset, cache_dir: str | Path | None = None) -> "AugmentSource":
         """Read the folder's faces, or run the checkpoint's normaliser on every face of ``dataset``."""
         if self.source.is_dir() and (self.source / "manifest.csv").is_file():
-            from nfgan.dataset import PreparedDataset
+            from nfgan.data.dataset import PreparedDataset
 
             ds = PreparedDataset(self.source)
             self.faces = np.asarray(ds.images, dtype=np.uint8)
@@ -209,10 +209,10 @@ class AugmentSource:
             faces = np.load(cache)
             if len(faces) == len(dataset) and json.loads(stamp_file.read_text()) == stamp:
                 return faces
-        from nfgan.evaluate import load_generator
+        from nfgan.inference import load_model
 
         images = np.array(dataset.images, dtype=np.uint8)   # writable copy (torch warns on read-only maps)
-        generator = load_generator(self.source)             # NFGAN or another kind (the pix2pix U-Net)
+        generator = load_model(self.source)             # NFGAN or another kind (the pix2pix U-Net)
         poses = dataset.column("pose") if "pose" in dataset.records[0] else None
         flipped = dataset.column("flipped") if "flipped" in dataset.records[0] else None
         faces = generator.normalize(images, poses=poses, flipped=flipped, progress=True,

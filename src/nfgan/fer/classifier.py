@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from nfgan.atomic import save_safetensors, write_text
-from nfgan.dataset import PreparedDataset
+from nfgan.data.dataset import PreparedDataset
 from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource
 from nfgan.fer.cv import (FERConfigError, add_extra, check_variant, class_list, load_config, load_extra,
@@ -54,17 +54,15 @@ class FERModelError(ValueError):
 
 def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: str | Path | None = None,
                 overrides: dict | None = None, augment: str | Path | None = None,
-                augment_subjects: str | Path | None = None) -> Path:
+                augment_subjects: str | Path | None = None, sets=None) -> Path:
     """Train the FER network on every labelled face of ``data``; write ``out/fer_model.safetensors`` (and
     ``out/training.json``: the loss history). Returns the model file's path."""
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, sets)
     paired = check_variant(variant, augment, cfg)
     if paired:
         raise FERConfigError("references_as: input pairs every face with the normaliser's output, also at "
                              "prediction time; `nfgan fer train` only writes single-input models (use "
                              "references_as: items, or `nfgan fer cv` to measure the paired option)")
-    if int(cfg["ensemble"]) < 1:
-        raise FERConfigError(f"ensemble must be a positive number of nets, got {cfg['ensemble']}")
     resolve_device(cfg["device"])   # an unusable device is refused before any data is read
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
@@ -180,8 +178,8 @@ class FERClassifier:
         stop the others)."""
         from PIL import Image
 
-        from nfgan.align import AlignError, align_face
-        from nfgan.prepare import ImageReadError, read_gray_image
+        from nfgan.data.align import AlignError, align_face
+        from nfgan.data.images import ImageReadError, read_gray_image
 
         faces, ok, failed = [], [], {}
         for i, p in enumerate(tqdm(paths, desc=f"cut faces ({self.framing})", unit="image", disable=not progress)):

@@ -78,7 +78,9 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     p.add_argument("--augment", help="NFGAN checkpoint, or a prepared folder of normalised faces (2b_aug)")
     p.add_argument("--augment-subjects", help="file listing the subjects the NFGAN was trained on "
                                               "(when the checkpoint does not record them)")
-    p.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.DEFAULTS")
+    p.add_argument("--config", help="YAML options (configs/fer/ckplus.yaml); defaults in nfgan.fer.cv.SCHEMA")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one option, e.g. --set epochs=5 --set tta=true (repeatable)")
     p.add_argument("--epochs", type=int, help="override the config's epochs")
     p.add_argument("--seed", type=int, help=seed_help)
     p.add_argument("--threads", type=int, help="torch threads (default from config: 2)")
@@ -89,7 +91,7 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nfgan.dataset import PreparedDatasetError
+    from nfgan.data.dataset import PreparedDatasetError
     from nfgan.fer.augment import AugmentLeakError
     from nfgan.fer.classifier import FERModelError
     from nfgan.fer.cv import FERConfigError
@@ -137,7 +139,7 @@ def _cv(args) -> int:
                                 "ensemble": args.ensemble, "device": args.device,
                                 "extra_data": args.extra_data}, augment=args.augment,
                      augment_subjects=args.augment_subjects, only_fold=args.only_fold,
-                     validate=args.validate)
+                     validate=args.validate, sets=args.sets)
     print(f"{out}: {summary['folds_done']}/{summary['folds_total']} folds, mean {summary['split']} accuracy "
           f"{summary['mean_accuracy']:.4f} +- {summary['std_accuracy']:.4f}")
     print(json.dumps({k: (round(v, 4) if v is not None else None)
@@ -151,7 +153,7 @@ def _train(args) -> int:
     path = train_model(args.data, args.out, variant=args.variant, config=args.config,
                        overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
                                   "device": args.device, "extra_data": args.extra_data},
-                       augment=args.augment, augment_subjects=args.augment_subjects)
+                       augment=args.augment, augment_subjects=args.augment_subjects, sets=args.sets)
     print(f"wrote {path}")
     return 0
 
@@ -171,7 +173,7 @@ def _predict(args) -> int:
     clf = FERClassifier(args.model, device=args.device)
     truth = None
     if args.data:
-        from nfgan.dataset import PreparedDataset
+        from nfgan.data.dataset import PreparedDataset
 
         ds = PreparedDataset(args.data)
         if ds.size != clf.image_size:
@@ -204,7 +206,7 @@ def _predict(args) -> int:
 
 
 def _folds(args) -> int:
-    from nfgan.dataset import PreparedDataset
+    from nfgan.data.dataset import PreparedDataset
     from nfgan.fer.folds import leave_one_subject_out, make_subject_folds, save_folds
 
     ds = PreparedDataset(args.data)

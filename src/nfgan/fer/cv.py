@@ -51,57 +51,69 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from nfgan.atomic import write_bytes, write_text
-from nfgan.dataset import PreparedDataset
+from nfgan.config import ConfigError, defaults, load, nonneg, opt, positive
+from nfgan.data.dataset import PreparedDataset
 from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource, check_no_leak
 from nfgan.fer.folds import load_folds
 from nfgan.fer.model import FERNet
 from nfgan.fer.sampler import REFERENCE_ONLY, TupletBatchSampler, mine_tuplets
 from nfgan.fer.tuplet_loss import TupletClustersLoss
-from nfgan.photometric import center_crop, fer_normalize, five_crops
-from nfgan.schema import EXPRESSIONS
+from nfgan.data.photometric import center_crop, fer_normalize, five_crops
+from nfgan.data.schema import EXPRESSIONS
 
 VARIANTS = ("softmax", "2b", "2b_aug")
 
-DEFAULTS = {
-    "crop": 60,            # crop side (Sec. 5.1)
-    "epochs": 25,
-    "batch_size": 64,
-    "lr": 0.002,
-    "weight_decay": 0.0005,
-    "tuplet_weight": 0.5,  # joint loss = CE + tuplet_weight * L_tuplet (variants 2b, 2b_aug)
-    "n_queries": 4,        # query expressions per batch
-    "n_pos": 4,            # N
-    "n_neg": 8,            # M
-    "tau_init": 1.0,
-    "beta": 0.5,
-    "positive_mining": "hard",
-    "embed_dim": 64,
-    "width": 16,
-    "trunk": "plain",      # or "mini_xception" / "faceapi" / "faceapi112" / "dlib_resnet": pretrained, fine-tuned
-    "trunk_input": None,   # resize the crop to this side before the trunk (None = as cropped)
-    "trunk_lr_scale": 1.0,  # the trunk's learning rate = lr * this (0.1: fine-tune a large pretrained trunk gently)
-    "fc_dim": 384,
-    "dropout": 0.4,
-    "classes": "auto",     # or a list of expression names; "auto" = those present, in schema order
-    "seed": 0,
-    "threads": 2,
+TRUNKS = ("plain", "mini_xception", "faceapi", "faceapi112", "dlib_resnet")
+
+
+def _classes_check(value) -> str | None:
+    if value == "auto" or (isinstance(value, list) and value and all(isinstance(c, str) for c in value)):
+        return None
+    return "must be 'auto' or a list of expression names"
+
+
+#: the FER options (``nfgan.config`` schema); ``DEFAULTS`` are their default values
+SCHEMA = {
+    "crop": opt(60, low=8),               # crop side (Sec. 5.1)
+    "epochs": opt(25, low=1),
+    "batch_size": opt(64, low=2),
+    "lr": positive(0.002),
+    "weight_decay": nonneg(0.0005),
+    "tuplet_weight": nonneg(0.5),         # joint loss = CE + tuplet_weight * L_tuplet (variants 2b, 2b_aug)
+    "n_queries": opt(4, low=1),           # query expressions per batch
+    "n_pos": opt(4, low=1),               # N
+    "n_neg": opt(8, low=1),               # M
+    "tau_init": opt(1.0),
+    "beta": nonneg(0.5),
+    "positive_mining": opt("hard", choices=("hard", "easy")),
+    "embed_dim": opt(64, low=1),
+    "width": opt(16, low=1),
+    "trunk": opt("plain", choices=TRUNKS),  # plain, or a pretrained trunk fine-tuned (docs/fer.md)
+    "trunk_input": opt(None, "int", nullable=True, low=8),  # resize the crop to this side before the trunk
+    "trunk_lr_scale": nonneg(1.0),        # the trunk's learning rate = lr * this
+    "fc_dim": opt(384, low=1),
+    "dropout": nonneg(0.4, high=0.99),
+    "classes": opt("auto", "any", check=_classes_check),  # or a list of expression names (schema order)
+    "seed": opt(0, low=0),
+    "threads": opt(2, low=1),
     "device": "cpu",       # where the nets train and predict: "cpu", "cuda" or "cuda:N" (not part of the run's
                            # configuration hash: a run can be resumed on another device)
     # training-time geometric jitter (0 = the paper's ten fixed crops: five_crops + flips)
-    "rotate": 0.0,         # max rotation, degrees (uniform in +-rotate)
-    "scale": 0.0,          # max relative zoom (uniform in 1 +- scale)
-    "shift": 0.0,          # max translation of the crop window, pixels (uniform in +-shift)
+    "rotate": nonneg(0.0),     # max rotation, degrees (uniform in +-rotate)
+    "scale": nonneg(0.0, high=0.9),  # max relative zoom (uniform in 1 +- scale)
+    "shift": nonneg(0.0),      # max translation of the crop window, pixels (uniform in +-shift)
     "tta": False,          # test time: average the softmax over the ten crops instead of the centre crop
-    "val_fraction": 0.15,  # share of each fold's training subjects held out by --validate
-    "references_per_subject": 0,  # 2b_aug: NFGAN references kept per training subject (0 = one per image)
-    "label_smoothing": 0.0,  # cross-entropy label smoothing (0 = plain cross-entropy)
-    "ensemble": 1,         # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
-    "references_as": "items",  # 2b_aug: "items" (extra training faces, Sec. 5.4) or "input" (every face paired
-                               # with its neutral reference as a second input, in training and at test time)
-    "extra_data": [],      # prepared folders of other datasets (other people) added to every fold's training set;
-                           # faces of classes outside the label set are left out; never tested on
+    "val_fraction": nonneg(0.15, high=0.95),  # share of each fold's training subjects held out by --validate
+    "references_per_subject": opt(0, low=0),  # 2b_aug: NFGAN references kept per training subject (0 = all)
+    "label_smoothing": nonneg(0.0, high=0.99),  # cross-entropy label smoothing (0 = plain cross-entropy)
+    "ensemble": opt(1, low=1),   # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
+    "references_as": opt("items", choices=("items", "input")),  # 2b_aug: extra training faces (Sec. 5.4), or
+                           # every face paired with its neutral reference as a second input
+    "extra_data": opt([], "list[path]"),  # prepared folders of other datasets added to every fold's training
+                           # set (paths relative to the config file); never tested on
 }
+DEFAULTS = defaults(SCHEMA)
 
 
 #: options added after run directories existed, with the default that earlier runs implicitly used
@@ -110,30 +122,17 @@ LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, 
 REFERENCE_MODES = ("items", "input")
 
 
-class FERConfigError(ValueError):
+class FERConfigError(ConfigError):
     pass
 
 
-def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
-    cfg = dict(DEFAULTS)
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise FERConfigError(f"{path}: config file not found")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise FERConfigError(f"{path}: expected a mapping of options")
-        unknown = sorted(set(loaded) - set(DEFAULTS))
-        if unknown:
-            raise FERConfigError(f"{path}: unknown options {unknown}; known: {sorted(DEFAULTS)}")
-        cfg.update(loaded)
-    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    extra = cfg["extra_data"] or []
-    extra = [extra] if isinstance(extra, (str, Path)) else extra
-    if not isinstance(extra, (list, tuple)):
-        raise FERConfigError(f"extra_data must be a list of prepared folders, got {cfg['extra_data']!r}")
-    cfg["extra_data"] = [str(Path(p).resolve()) for p in extra]
-    return cfg
+def load_config(path: str | Path | None, overrides: dict | None = None, sets=None) -> dict:
+    """The FER options: defaults <- ``base:`` files <- ``path`` <- ``overrides`` (``None`` values ignored) <-
+    ``sets`` (``["epochs=5"]``), checked by ``nfgan.config`` (errors name the file and the option)."""
+    try:
+        return load(SCHEMA, path, {k: v for k, v in (overrides or {}).items() if v is not None}, sets)
+    except ConfigError as e:
+        raise FERConfigError(str(e)) from None
 
 
 def class_list(dataset: PreparedDataset, classes) -> list[str]:
@@ -454,7 +453,7 @@ def with_references(items: tuple[np.ndarray, np.ndarray, np.ndarray], aug: Augme
 def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: str = "2b",
            config: str | Path | None = None, overrides: dict | None = None, augment: str | Path | None = None,
            augment_subjects: str | Path | None = None, only_fold: int | list[int] | None = None,
-           progress: bool = True, validate: bool = False) -> dict:
+           progress: bool = True, validate: bool = False, sets=None) -> dict:
     """Run (or resume) the cross-validation; returns the summary dict (see module doc).
 
     ``validate``: model-selection mode. In every fold a subject-disjoint validation split
@@ -462,7 +461,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     on it; the fold's test subjects are not touched at all. Compare configurations on these numbers, then
     run the chosen one without ``validate`` for the test figures.
     """
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, sets)
     paired = check_variant(variant, augment, cfg)
     device = resolve_device(cfg["device"])
     torch.set_num_threads(int(cfg["threads"]))
@@ -474,8 +473,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     bad = [k for k in todo if not 0 <= k < len(folds)]
     if bad:
         raise FERConfigError(f"--only-fold {bad}: {folds_file} has folds 0..{len(folds) - 1}")
-    if int(cfg["ensemble"]) < 1:
-        raise FERConfigError(f"ensemble must be a positive number of nets per fold, got {cfg['ensemble']}")
     if validate and not 0 < float(cfg["val_fraction"]) < 1:
         raise FERConfigError(f"val_fraction must be in (0, 1) for --validate, got {cfg['val_fraction']}")
     out = Path(out)

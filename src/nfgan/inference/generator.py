@@ -1,0 +1,167 @@
+"""A trained generator loaded for inference, from any of the three files a run produces, and its export.
+
+``load_model(path)`` reads a run folder (its latest checkpoint), a training checkpoint or an exported model
+file (``nfgan.checkpoint``: all safetensors, never unpickled) and returns a :class:`Generator`: the model's
+inference networks (``GENERATOR`` of its class in ``nfgan.models``) with the generator-input rule it was
+trained with (``nfgan.data.generator_input.InputRule``). ``export_model`` writes the inference part of a
+checkpoint to one file (``nfgan/assets/*.safetensors`` are such files).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nfgan.checkpoint import EXPORT_FORMAT, EXPORT_KEY, CheckpointError, load_checkpoint, read_exported_model
+from nfgan.data.generator_input import InputRule
+from nfgan.models import model_class
+from nfgan.pixels import to_unit_batch, to_uint8
+
+
+class Generator(nn.Module):
+    """A trained generator in eval mode: NFGAN's Enc + Dec or the pix2pix U-Net.
+
+    ``forward(x)``: ``B x 1 x S x S`` in [-1, 1] -> normalised faces, same shape. :meth:`normalize` works on
+    uint8 stacks in batches and applies the model's input rule. ``encode``/``decode`` exist for NFGAN only.
+    """
+
+    def __init__(self, kind: str, nets: dict[str, nn.Module], info: dict):
+        super().__init__()
+        self.model_class = model_class(kind)
+        self.kind = kind
+        self.nets = nn.ModuleDict(nets)
+        self.info = info
+        cfg = info.get("config") or {}
+        data = cfg.get("data") or {}
+        self.rule = InputRule(bool(info.get("flip_left_poses", data.get("flip_left_poses", False))),
+                              bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))))
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def flip_left_poses(self) -> bool:
+        return self.rule.flip_left_poses
+
+    @property
+    def frontalize(self) -> bool:
+        return self.rule.frontalize
+
+    @property
+    def size(self) -> int:
+        return int(self.info["model"].get("image_size", 64))
+
+    def train(self, mode: bool = True) -> "Generator":  # inference only
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "nfgan":
+            return self.nets["dec"](self.nets["enc"](x))
+        return self.nets["gen"](x)
+
+    def _latent(self, name: str) -> nn.Module:
+        if self.kind != "nfgan":
+            raise CheckpointError(f"{self.info.get('source', 'this model')}: a {self.kind} model has no latent code; "
+                                  "encode/decode need an NFGAN, e.g. the shipped nfgan_london64")
+        return self.nets[name]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._latent("enc")(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self._latent("dec")(z)
+
+    def first_layer_filters(self) -> np.ndarray:
+        """The first convolution's kernels, ``K x kh x kw`` (paper Fig. 5)."""
+        net = self.nets["enc"] if self.kind == "nfgan" else self.nets["gen"]
+        conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+        return conv.weight.detach().float()[:, 0].cpu().numpy()
+
+    def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
+        return self.rule.mirror_mask(poses, flipped)
+
+    def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
+                         flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``N x S x S`` faces as the generator reads them (the model's input rule)."""
+        return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
+
+    @torch.no_grad()
+    def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
+                  batch_size: int = 64, progress: bool = False, desc: str = "normalize",
+                  landmarks: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``N x S x S`` faces -> uint8 ``N x S x S`` normalised faces (outputs are never mirrored: the
+        training targets are the real frontal faces)."""
+        from tqdm import tqdm
+
+        images_u8 = self.generator_inputs(images_u8, poses, flipped, landmarks)
+        device = next(self.parameters(), torch.empty(0)).device   # a parameter-free net runs on the CPU
+        out = np.empty_like(images_u8, dtype=np.uint8)
+        for s in tqdm(range(0, len(images_u8), batch_size), desc=desc, unit="batch", disable=not progress,
+                      leave=False):
+            out[s:s + batch_size] = to_uint8(self(to_unit_batch(images_u8[s:s + batch_size]).to(device)))
+        return out
+
+
+def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[str, nn.Module]:
+    cls = model_class(kind)
+    nets = cls.build_generator(model)
+    for name, net in nets.items():
+        if name not in states:
+            raise CheckpointError(f"{path}: has no '{name}' network (has {sorted(states)})")
+        try:
+            net.load_state_dict(states[name])
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: the '{name}' weights do not fit a {kind} model "
+                                  f"({str(e).splitlines()[0]})") from None
+    return nets
+
+
+def load_model(path: str | Path) -> Generator:
+    """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, or a file
+    written by :func:`export_model`. Errors (``CheckpointError``) name the file and the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run folder, checkpoint or model file")
+    exported = None if path.is_dir() else read_exported_model(path)
+    if exported is not None:
+        info, states = exported
+        kind = info.get("kind")
+        try:
+            model_class(kind)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        return Generator(kind, _generator_nets(kind, info.get("model") or {}, states, path), {**info, "source": str(path)})
+    ck = load_checkpoint(path)
+    model = ck["model"]
+    kind = model.get("type", "nfgan")
+    try:
+        model_class(kind)
+    except ValueError as e:
+        raise CheckpointError(f"{ck['path']}: {e}") from None
+    cfg = ck["extra"].get("config", {})
+    info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
+            "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
+            "config_name": cfg.get("name"), "config": cfg}
+    return Generator(kind, _generator_nets(kind, model, ck["nets"], ck["path"]), info)
+
+
+def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **metadata) -> Path:
+    """Write the inference part of a run (its model's ``GENERATOR`` networks) to one safetensors file with the
+    model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
+    ``half`` stores float tensors as float16 (loaded back into float32 modules). Read back by :func:`load_model`."""
+    from nfgan.atomic import save_safetensors
+
+    g = load_model(checkpoint)
+    tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
+               for k, v in net.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
+            "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize,
+            "config": g.info.get("config", {}),
+            "stored_dtype": "float16" if half else "float32", **metadata}
+    save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
+    return Path(out)

@@ -1,0 +1,308 @@
+"""Inference: photos or aligned faces in, frontal neutral faces out (``nfgan normalize`` and the Python API).
+
+Python::
+
+    import nfgan
+    norm = nfgan.Normalizer.from_checkpoint()        # the shipped default normaliser; or a run folder / file
+    result = norm.normalize_photos(["photo.jpg"])    # align, estimate pose and landmarks, normalise: one call
+    result.faces[0]                                  # uint8 64 x 64 frontal neutral face (None if it failed)
+    out = norm.normalize(faces, poses, flipped, landmarks)   # already aligned uint8 N x 64 x 64 crops
+    nf = nfgan.Normalizer.from_checkpoint(nfgan.nfgan_model_path())   # the shipped NFGAN: it has a latent code
+    z = nf.encode(faces); imgs = nf.decode(z)
+
+Two models ship (docs/model_card.md): the default normaliser ``pix2pix_lid_frontalized_london64`` (landmark
+frontalisation of turned faces, then a U-Net trained with pix2pix's losses plus NFGAN's identity loss L_id) and
+the NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need its latent
+code). The default normaliser frontalises turned faces (pose ``*_3quarter`` / ``*_profile``) and needs their 68
+landmarks for that; frontal faces and faces of unknown pose need none.
+
+Accepted face inputs for ``normalize``: uint8 arrays/tensors (gray values 0..255), float arrays/tensors already
+in the generator's range [-1, 1], PIL images, or lists of any of these; shapes ``S x S``, ``N x S x S`` or
+``N x 1 x S x S``. Faces must be aligned like the training data (``nfgan.align_face``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nfgan.atomic import save_image, write_text
+from nfgan.checkpoint import CheckpointError
+from nfgan.device import DEVICE_HELP, resolve_device
+from nfgan.inference.generator import Generator, load_model
+from nfgan.pixels import to_uint8
+from nfgan.weights import assets_dir
+
+#: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
+DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
+#: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
+NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
+
+
+def default_model_path() -> Path:
+    """The shipped default normaliser (landmark frontalisation + U-Net trained with L_id, London training
+    subjects; docs/model_card.md)."""
+    return assets_dir() / DEFAULT_MODEL_NAME
+
+
+def nfgan_model_path() -> Path:
+    """The shipped NFGAN (Enc + Dec, London training subjects; docs/model_card.md): the model with a latent code."""
+    return assets_dir() / NFGAN_MODEL_NAME
+
+
+class NormalizerInputError(ValueError):
+    pass
+
+
+def faces_to_tensor(images, size: int) -> torch.Tensor:
+    """Any accepted face input (see module docstring) -> float ``N x 1 x S x S`` in [-1, 1]."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise NormalizerInputError("no faces given")
+        return torch.cat([faces_to_tensor(im, size) for im in images])
+    if hasattr(images, "convert") and hasattr(images, "size"):  # PIL image
+        images = np.asarray(images.convert("L"))
+    t = images if torch.is_tensor(images) else torch.from_numpy(np.array(images))
+    if t.dim() == 2:
+        t = t[None, None]
+    elif t.dim() == 3:
+        t = t[:, None]
+    if t.dim() != 4 or t.shape[1] != 1:
+        raise NormalizerInputError(f"expected gray faces S x S, N x S x S or N x 1 x S x S, got shape {tuple(t.shape)}")
+    if tuple(t.shape[-2:]) != (size, size):
+        raise NormalizerInputError(f"faces must be aligned {size}x{size} crops, got {tuple(t.shape[-2:])} "
+                                   "(align photos first: nfgan normalize --align, or nfgan.data.align.FaceAligner)")
+    if t.dtype == torch.uint8:
+        return t.float() / 127.5 - 1.0
+    if not t.is_floating_point():
+        raise NormalizerInputError(f"faces must be uint8 (0..255) or float in [-1, 1], got {t.dtype}")
+    t = t.float()
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1.001 or hi > 1.001:
+        raise NormalizerInputError(f"float faces must be in [-1, 1] (got values {lo:.3g}..{hi:.3g}); "
+                                   "pass uint8 gray values instead")
+    return t
+
+
+@dataclass
+class PhotoResult:
+    """What :meth:`Normalizer.normalize_photos` made of each photo (lists in input order; ``None`` where the
+    photo failed, with the reason in ``errors``)."""
+
+    faces: list            # uint8 S x S normalised faces
+    aligned: list          # nfgan.data.align.AlignedFace: the aligned input crop, landmarks, yaw, mirroring
+    poses: list            # pose label from the estimated yaw
+    errors: list           # None, or why the photo could not be normalised
+
+    @property
+    def ok(self) -> list[bool]:
+        return [e is None for e in self.errors]
+
+
+class Normalizer:
+    """A trained generator (``nfgan.inference.generator.Generator``: NFGAN or pix2pix U-Net) with a forgiving
+    input API. ``info``: ``checkpoint`` (the file read), ``step``, ``kind``, ``exported`` (an exported model file)."""
+
+    def __init__(self, generator: Generator, device: str | torch.device = "cpu"):
+        self.device = resolve_device(device)
+        self.generator = generator.to(self.device)
+        self.kind = generator.kind
+        self.size = int(generator.info["model"].get("image_size", 64))
+        source = generator.info.get("source")
+        self.info = {"checkpoint": source, "step": generator.info.get("step"), "kind": self.kind,
+                     "exported": "format" in generator.info}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Normalizer":
+        """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file;
+        ``None`` = the shipped default normaliser (:func:`default_model_path`). Raises ``CheckpointError``
+        naming the file when it cannot be read, ``nfgan.device.DeviceError`` for a device that cannot be used."""
+        return cls(load_model(Path(path) if path is not None else default_model_path()), device)
+
+    def _nfgan_net(self, name: str) -> torch.nn.Module:
+        if self.kind != "nfgan":
+            raise CheckpointError(f"{self.info['checkpoint']}: a {self.kind} model has no latent code; "
+                                  "encode/decode need an NFGAN, e.g. Normalizer.from_checkpoint(nfgan_model_path())")
+        return self.generator.nets[name]
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self._nfgan_net("enc")
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self._nfgan_net("dec")
+
+    @torch.no_grad()
+    def encode(self, images, batch_size: int = 64) -> torch.Tensor:
+        enc = self.encoder
+        x = faces_to_tensor(images, self.size)
+        return torch.cat([enc(x[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch_size: int = 64, as_uint8: bool = True):
+        """Codes ``N x 256`` -> faces: uint8 ``N x S x S`` (default) or float ``N x 1 x S x S`` in [-1, 1]."""
+        dec = self.decoder
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1:
+            z = z[None]
+        out = torch.cat([dec(z[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(z), batch_size)])
+        return to_uint8(out) if as_uint8 else out
+
+    def normalize(self, images, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
+                  landmarks: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
+        """Aligned faces -> their synthesised frontal neutral faces, uint8 ``N x S x S`` (``S x S`` for one
+        ``S x S`` input). ``poses``/``flipped`` (per face, as in a prepared manifest; ``nfgan.data.align.pose_from_yaw``
+        and ``AlignedFace.flipped`` for a photo) apply the model's mirroring rule; a model trained with
+        frontalised inputs also needs the faces' ``landmarks`` (``N x 68 x 2``, ``AlignedFace.landmarks68``)
+        for turned poses. Without poses no face is mirrored or frontalised. Runs exactly what ``nfgan
+        evaluate`` runs (``Generator.normalize``) on the faces as 8-bit gray values."""
+        single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
+        x = faces_to_tensor(images, self.size)
+        if poses is not None and len(poses) != len(x):
+            raise NormalizerInputError(f"{len(x)} faces but {len(poses)} poses")
+        out = self.generator.normalize(to_uint8(x), poses, flipped, batch_size=batch_size, landmarks=landmarks)
+        return out[0] if single else out
+
+    def normalize_photos(self, photos, largest_face: bool = False, batch_size: int = 64) -> PhotoResult:
+        """Photos (file paths, PIL images or uint8 arrays, gray or RGB) -> their frontal neutral faces, in one
+        call: each photo is aligned (dlib detector + 68 landmarks, ``nfgan.data.align``), its pose estimated
+        from the landmarks, mirrored and frontalised as the model was trained, and normalised. A photo that
+        cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others go on."""
+        from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
+        from nfgan.data.images import ImageReadError, read_gray_image
+
+        if isinstance(photos, (str, Path)) or (hasattr(photos, "ndim") and photos.ndim in (2, 3)
+                                                and not isinstance(photos, (list, tuple))):
+            photos = [photos]
+        aligner = FaceAligner(size=self.size, dominance=1.0) if largest_face else FaceAligner(size=self.size)
+        n = len(photos)
+        result = PhotoResult([None] * n, [None] * n, [None] * n, [None] * n)
+        for i, photo in enumerate(photos):
+            try:
+                image = read_gray_image(photo) if isinstance(photo, (str, Path)) else photo
+                a = aligner.align(image)
+                result.aligned[i], result.poses[i] = a, pose_from_yaw(a.yaw_deg)
+            except (AlignError, ImageReadError, ValueError) as e:
+                result.errors[i] = str(e)
+        ok = [i for i in range(n) if result.errors[i] is None]
+        if ok:
+            crops = np.stack([result.aligned[i].crop for i in ok])
+            outs = self.normalize(crops, [result.poses[i] for i in ok], [bool(result.aligned[i].flipped) for i in ok],
+                                  landmarks=np.stack([result.aligned[i].landmarks68 for i in ok]),
+                                  batch_size=batch_size)
+            for i, face in zip(ok, outs):
+                result.faces[i] = face
+        return result
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _looks_aligned(img, size: int) -> bool:
+    """A face that is already an aligned crop: size x size and gray (or colour with equal channels)."""
+    if img.size != (size, size):
+        return False
+    if img.mode in ("L", "I;16", "I", "F", "1"):
+        return True
+    rgb = np.asarray(img.convert("RGB")).astype(np.int16)
+    return int(np.abs(rgb[..., 0] - rgb[..., 1]).max()) <= 2 and int(np.abs(rgb[..., 1] - rgb[..., 2]).max()) <= 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
+                        "pix2pix_lid_frontalized_london64 normaliser)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
+    p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
+                   help="align photos with nfgan.data.align.FaceAligner first (auto: when not an aligned gray crop)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``nfgan normalize``: any generator ``nfgan.inference.load_model`` reads (NFGAN or the pix2pix U-Net).
+
+    Photos aligned here get a pose from their estimated yaw (``nfgan.data.align.pose_from_yaw``) and the model's
+    mirroring rule (``Generator.mirror_mask``: the aligner's own mirroring counts) exactly as in
+    ``nfgan demo`` and ``nfgan evaluate``; already aligned crops are used as they are (pose unknown).
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    try:
+        device = resolve_device(args.device)
+        gen = load_model(args.model if args.model is not None else default_model_path())
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    gen.to(device)
+    size = int(gen.info["model"].get("image_size", 64))
+    aligner = None
+    faces: list[np.ndarray] = []
+    poses: list[str] = []
+    flipped: list[bool] = []
+    landmarks: list[np.ndarray] = []
+    names: list[Path] = []
+    report: list[tuple[str, str, str]] = []
+    used: set[str] = set()
+    for path in tqdm(args.images, desc="reading", unit="img", disable=len(args.images) < 20):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                img = im.copy()
+            if args.align == "always" or (args.align == "auto" and not _looks_aligned(img, size)):
+                try:
+                    from nfgan.data.align import FaceAligner, pose_from_yaw
+                except ImportError:
+                    raise ValueError("not an aligned crop and nfgan.data.align is not available") from None
+                if aligner is None:
+                    aligner = FaceAligner(size=size)
+                aligned = aligner.align(img)
+                face, pose, flip = aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped)
+                lm = aligned.landmarks68
+            else:
+                face, pose, flip = np.asarray(img.convert("L")), "unknown", False
+                lm = np.full((68, 2), np.nan, np.float32)
+                if face.shape != (size, size):
+                    raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
+                                     f"{size}x{size} crop (use --align)")
+        except Exception as e:  # one bad file must not stop the others
+            print(f"{path}: skipped: {e}", file=sys.stderr)
+            report.append((str(path), "error", str(e)))
+            continue
+        name = path.stem
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{path.stem}-{k}"
+        used.add(name)
+        faces.append(face)
+        landmarks.append(lm)
+        poses.append(pose)
+        flipped.append(flip)
+        names.append(args.out / f"{name}.png")
+        report.append((str(path), "ok", f"{names[-1]} (pose {pose})"))
+    if faces:
+        stack = np.stack(faces)
+        for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
+                      disable=len(stack) <= args.batch):
+            outs = gen.normalize(stack[i:i + args.batch], poses[i:i + args.batch], flipped[i:i + args.batch],
+                                 batch_size=args.batch, landmarks=np.stack(landmarks[i:i + args.batch]))
+            for j, out in enumerate(outs):
+                save_image(names[i + j], out)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "status", "detail"])
+    w.writerows(report)
+    write_text(args.out / "normalize_report.csv", buf.getvalue())
+    n_bad = sum(1 for r in report if r[1] != "ok")
+    print(f"{len(faces)} normalised face(s) in {args.out}" + (f", {n_bad} skipped (see normalize_report.csv)"
+                                                             if n_bad else ""))
+    return 1 if n_bad else 0

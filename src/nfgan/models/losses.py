@@ -1,0 +1,95 @@
+"""The five NFGAN losses (paper Sec. 4, eqs. 2-7), one function per equation.
+
+Conventions shared by all of them: images are ``B x 1 x H x W`` in [-1, 1]; every loss is averaged over the
+batch; a feature "map" is ``B x C x h x w`` (or ``B x C``, treated as ``h = w = 1``), and the value at a
+position (n, m) is the C-vector there, so "||.||" in the equations is a norm over channels.
+
+Which networks each loss trains (Sec. 4.6) is the trainer's business (``nfgan.training.loop``), not this module's.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+#: 4-neighbour discrete Laplacian used for L_sym (Sec. 4.2: the loss is defined in Laplacian space)
+LAPLACIAN_KERNEL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def _as_map(f: torch.Tensor) -> torch.Tensor:
+    return f if f.dim() == 4 else f.reshape(f.shape[0], -1, 1, 1)
+
+
+def feature_loss(fake_maps: Sequence[torch.Tensor], target_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """L_feat, eq. (2), with Algorithm 1's normalisation 1/(2 W_l H_l).
+
+    For each map: the squared Euclidean distance (over channels) between the feature vectors of x~ and y at
+    each position, summed over the W_l x H_l positions and divided by 2 W_l H_l (i.e. half the mean over
+    positions; eq. (2) prints 1/(W_l H_l), Algorithm 1 1/(2 W_l H_l) - we follow Algorithm 1). When the
+    feature net returns several maps, their losses are summed. Batch mean.
+    """
+    if len(fake_maps) != len(target_maps):
+        raise ValueError(f"feature_loss: {len(fake_maps)} maps for x~ but {len(target_maps)} for y")
+    total = 0.0
+    for f, t in zip(fake_maps, target_maps):
+        f, t = _as_map(f), _as_map(t)
+        sq = (f.float() - t.float()).pow(2).sum(dim=1)          # B x h x w: ||phi(x~) - phi(y)||^2 per position
+        total = total + 0.5 * sq.mean(dim=(1, 2)).mean()
+    return total
+
+
+def laplacian(images: torch.Tensor) -> torch.Tensor:
+    """Discrete Laplacian of ``B x 1 x H x W`` images (replicate padding, same size)."""
+    k = LAPLACIAN_KERNEL.to(images.device, images.dtype).reshape(1, 1, 3, 3)
+    return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), k)
+
+
+def symmetry_loss(fake: torch.Tensor) -> torch.Tensor:
+    """L_sym, eq. (3), in Laplacian space (Sec. 4.2).
+
+    ``1/(H W/2) sum_{n<=W/2, m} |L(x~)_{n,m} - L(x~)_{W-(n-1),m}|`` where L is the Laplacian: the left half
+    of the Laplacian image against the mirrored right half, mean absolute difference. (The symmetric 3x3
+    kernel commutes with the mirror, so this is also the Laplacian of x~ minus that of its mirror image.)
+    """
+    lap = laplacian(fake.float())
+    w = lap.shape[-1]
+    left = lap[..., : w // 2]
+    right_mirrored = lap.flip(-1)[..., : w // 2]
+    return (left - right_mirrored).abs().mean()
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_GAN-Dis, eq. (4): ``-log Dis(g) - log(1 - Dis(x~))``.
+
+    ``Dis = sigmoid(logits)``; written with softplus (``-log sigmoid(a) = softplus(-a)``,
+    ``-log(1 - sigmoid(a)) = softplus(a)``), which is the same value without overflow. Mean over the patch map
+    and the batch of each term.
+    """
+    return F.softplus(-real_logits.float()).mean() + F.softplus(fake_logits.float()).mean()
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_GAN-Dec, eq. (5): ``-log Dis(x~)`` (the non-saturating generator loss), mean over patches and batch."""
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def identity_loss(fake_maps: Sequence[torch.Tensor], input_maps: Sequence[torch.Tensor],
+                  layers: int = 2) -> torch.Tensor:
+    """L_id, eq. (6): L1 between the identity-net features of the OUTPUT x~ and of the INPUT x.
+
+    Uses the last ``layers`` (2 in the paper) maps: for each, the L1 norm over channels of the difference at each
+    position, averaged over the W_l x H_l positions; summed over the layers. Batch mean.
+    """
+    if len(fake_maps) != len(input_maps):
+        raise ValueError(f"identity_loss: {len(fake_maps)} maps for x~ but {len(input_maps)} for x")
+    total = 0.0
+    for f, t in zip(list(fake_maps)[-layers:], list(input_maps)[-layers:]):
+        f, t = _as_map(f), _as_map(t)
+        total = total + (f.float() - t.float()).abs().sum(dim=1).mean(dim=(1, 2)).mean()
+    return total
+
+
+def pixel_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_pixel, eq. (7): mean absolute gray-value difference between x~ and the target y (1/(W H) sum)."""
+    return (fake.float() - target.float()).abs().mean()

@@ -1,0 +1,108 @@
+"""The pix2pix baseline (Isola et al. 2017) as a generator model: U-Net generator, conditional PatchGAN, L1 + GAN.
+
+Adapted to the NFGAN task (64x64 gray face -> 64x64 gray frontal neutral face) so that it trains on exactly the
+same pairs, splits, batch sampler and step budget as NFGAN (``nfgan.training``)::
+
+    L_G = lambda_L1 |G(x) - y|_1 + lambda_GAN BCE(D(x, G(x)), 1)   [+ NFGAN's L_feat / L_id / L_sym, weighted]
+    L_D = 0.5 [BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)]                (pix2pix halves D's objective)
+
+Config ``loss.pixel`` is lambda_L1 (100 in pix2pix), ``loss.gan`` lambda_GAN (1); ``loss.feat``, ``loss.id`` and
+``loss.sym`` default to 0 (pix2pix has none of them, and no frozen feature net is loaded). A config may switch
+NFGAN's L_feat / L_id / L_sym on (``configs/pix2pix_lid_frontalized.yaml``, the shipped default normaliser:
+L_id weight 0.2); they need the matching ``feature_nets`` entry. The real pair uses the sampled target y.
+
+At inference the generator runs in eval mode: BatchNorm uses its running statistics and dropout is off, so
+outputs are deterministic (pix2pix keeps dropout on at test time as a noise source; an identity-preserving
+normaliser wants one answer per face).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nfgan.config import ConfigError, nonneg, opt, positive
+from nfgan.models import losses as L
+from nfgan.models.base import Batch, GeneratorModel, adam_schema
+from nfgan.models.networks import init_weights
+from nfgan.models.nfgan import feature_nets_schema
+from nfgan.models.unet import PatchDiscriminator, UNetGenerator
+
+
+def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+class Pix2PixModel(GeneratorModel):
+    """U-Net ``gen`` and PatchGAN ``dis``; logs ``pixel`` (L1 to the target), ``gan_g`` (G's BCE), ``gan_d``
+    (D's objective), and ``feat`` / ``id`` / ``sym`` when their weight is not 0."""
+
+    TYPE = "pix2pix"
+    NETS = ("gen", "dis")
+    GENERATOR = ("gen",)
+    LOSSES = ("pixel", "feat", "id", "sym", "gan_g", "gan_d")
+    PROGRESS = ("pixel", "id", "gan_g", "gan_d")
+    OPTIMIZERS = {"gen": "gen", "dis": "dis"}
+
+    @classmethod
+    def schema(cls) -> dict:
+        return {
+            "model": {"type": opt("pix2pix", choices=("pix2pix",)), "image_size": opt(64, choices=(64,)),
+                      "ngf": opt(32, low=1, high=1024), "ndf": opt(32, low=1, high=1024),
+                      "max_channels": opt(256, low=1, high=4096), "dropout": nonneg(0.5, high=0.99),
+                      "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0)},
+            "feature_nets": feature_nets_schema(None, None),
+            "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
+                     "gan": nonneg(1.0)},
+            "optim": {"gen": adam_schema(), "dis": adam_schema()},
+        }
+
+    @staticmethod
+    def check(cfg: dict, source: str) -> None:
+        for k, net in (("feat", "perceptual"), ("id", "identity")):
+            if cfg["loss"][k] and not cfg["feature_nets"].get(net):
+                raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
+                                  f"(pix2pix has no {k} loss by default)")
+
+    @staticmethod
+    def build_generator(model_cfg: dict) -> dict[str, nn.Module]:
+        m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
+        return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]))}
+
+    def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
+        super().__init__(cfg, device)
+        self.features = self.frozen_features(data, feature_nets)
+        m = cfg["model"]
+        self.nets = {**self.build_generator(m), "dis": PatchDiscriminator(m["ndf"], m["d_layers"])}
+        for net in self.nets.values():
+            init_weights(net, m["init_std"])
+            self.place(net)
+        self.optimizers = self.make_optimizers()
+
+    def generate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["gen"](x)
+
+    def compute_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x, y = batch.x, batch.y
+        with self.autocast():
+            fake = self.nets["gen"](x)
+            zero = fake.new_zeros((), dtype=torch.float32)
+            # the feature losses first: the order the graph is built in fixes the order autograd sums gradients
+            out = {**self.features(fake, batch.x_rows, batch.y_rows), "pixel": (fake.float() - y.float()).abs().mean(),
+                   "sym": L.symmetry_loss(fake) if self.weights["sym"] > 0 else zero,
+                   "gan_g": _bce(self.nets["dis"](x, fake), True)}
+            out["gan_d"] = 0.5 * (_bce(self.nets["dis"](x, y), True) + _bce(self.nets["dis"](x, fake.detach()), False))
+        return out
+
+    def backward(self, losses: dict[str, torch.Tensor]) -> None:
+        """G <- grad_G (lambda_L1 L1 + lambda_GAN BCE [+ weighted extras]); D <- grad_D L_D (G(x) detached)."""
+        gen_p = [p for p in self.nets["gen"].parameters() if p.requires_grad]
+        dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
+        w = self.weights
+        g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_g"]
+        for k in ("feat", "id", "sym"):
+            if w[k] > 0:
+                g_loss = g_loss + w[k] * losses[k]
+        g_loss.backward(inputs=gen_p)
+        losses["gan_d"].backward(inputs=dis_p)

@@ -1,0 +1,85 @@
+"""The training configuration: sections every model shares (``data``, ``train``, ``log``) plus the chosen model's
+own (``model``, ``feature_nets``, ``loss`` with each loss's weight, ``optim``; ``nfgan.models``), read by the one
+config loader (``nfgan.config``: defaults <- ``base:`` <- file <- ``--set``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from nfgan.config import ConfigError, load_stack, layers, nonneg, opt, peek, positive
+from nfgan.models import model_class
+
+POSE_CHOICES = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile", "other")
+
+
+def _name_check(value: str) -> str | None:
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        return "must be one path component (no '/', not '.' or '..')"
+    return None
+
+
+COMMON = {
+    "name": opt("nfgan", check=_name_check),
+    "seed": opt(0, low=0, high=2**63 - 1),
+    "data": {
+        "root": opt("out/london64", "path"),           # a folder written by `nfgan prepare`
+        "splits": opt("configs/splits/london.json", "path"),
+        "input_poses": opt(None, "list[str]", nullable=True),        # null = all prepared poses
+        "input_expressions": opt(None, "list[str]", nullable=True),  # null = all expressions
+        "target_pose": opt("frontal", choices=POSE_CHOICES),
+        "target_expression": "neutral",
+        # Sec. 4.2: mirror left-turned inputs (unless `prepare` did) so the occluded side is on the image's right
+        "flip_left_poses": True,
+        # feed turned inputs to the generator landmark-frontalised (nfgan.data.frontalize; L_id still compares
+        # with the real input)
+        "frontalize_inputs": False,
+        # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
+        "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
+        # also train on the mirror image of every frontal (input, target) pair
+        "mirror_pairs": False,
+    },
+    "train": {
+        "steps": opt(5000, low=1, high=10**9),
+        "batch_size": opt(64, low=1, high=65536),
+        "device": "cpu",
+        "bf16": False,            # bf16 autocast (CPU with AVX512-BF16 / AMX, or CUDA)
+        "channels_last": True,
+        "threads": opt(2, low=1, high=1024),   # torch CPU threads
+        "feature_batch": opt(64, low=1, high=65536),  # chunk size when filling the frozen-feature caches
+        "share_trunk": True,      # one pass on x~ when both aux nets are stages of one network (SharedTrunk)
+    },
+    "log": {"every": opt(1, low=1), "sample_every": opt(250, low=1), "checkpoint_every": opt(250, low=1),
+            "keep_checkpoints": opt(3, low=1), "sample_count": opt(8, low=1, high=1024)},
+}
+
+
+def schema(model_type: str = "nfgan") -> dict:
+    return {**COMMON, **model_class(model_type).schema()}
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None,
+                sets: Sequence[str] | None = None) -> dict:
+    """A checked training config: schema defaults of the model named by ``model.type`` <- ``base:`` files <-
+    ``path`` <- ``overrides`` <- ``sets`` (``["train.steps=20"]``). Errors name the file and the key."""
+    stack = layers(path, overrides, sets)
+    model_type = peek(stack, "model.type", "nfgan")
+    try:
+        cls = model_class(model_type)
+    except ValueError as e:
+        raise ConfigError(f"{path or 'config'}: {e}") from None
+    cfg = load_stack(schema(model_type), stack)
+    source = str(path or "config")
+    d = cfg["data"]
+    if d["mirror_pairs"] and d["target_pose"] != "frontal":
+        raise ConfigError(f"{source}: data.mirror_pairs mirrors frontal inputs together with their targets, so it "
+                          f"needs data.target_pose: frontal (got {d['target_pose']!r}: a mirrored target would show "
+                          f"the other side)")
+    if d["turned_targets"] == "same_pose" and not d["frontalize_inputs"]:
+        raise ConfigError(f"{source}: data.turned_targets: same_pose needs data.frontalize_inputs: true (the "
+                          "model's outputs must be frontal faces)")
+    if hasattr(cls, "check"):
+        cls.check(cfg, source)
+    return cfg
+
+
+__all__ = ["ConfigError", "load_config", "schema", "nonneg", "positive"]

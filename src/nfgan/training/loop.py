@@ -1,0 +1,240 @@
+"""The training loop, the same for every generator model, and ``nfgan train``.
+
+``Trainer`` holds one run: the data (``nfgan.training.data``), the model chosen by ``model.type``
+(``nfgan.models``: its networks, losses, optimizers) and the batch sampler. ``train_step`` samples a batch,
+asks the model for its losses, refuses non-finite ones, zeroes the gradients, lets the model route them
+(``backward``) and steps every optimizer. ``train`` runs it into a run folder (``nfgan.rundir``): config,
+JSONL losses, TensorBoard scalars and sample grids, checkpoints (``nfgan.checkpoint``), exact resume.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from nfgan.atomic import save_image, write_text
+from nfgan.checkpoint import load_checkpoint, save_checkpoint
+from nfgan.config import ConfigError
+from nfgan.device import DEVICE_HELP, resolve_device
+from nfgan.models import model_class
+from nfgan.pixels import to_uint8
+from nfgan.rundir import RunDir
+from nfgan.training.config import load_config
+from nfgan.training.data import TrainingData
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Columns (e.g. input | output | target), each a uint8 ``B x S x S`` stack, as one gray image."""
+    b, s = columns[0].shape[0], columns[0].shape[1]
+    out = np.full((b * (s + pad) + pad, len(columns) * (s + pad) + pad), 255, dtype=np.uint8)
+    for c, stack in enumerate(columns):
+        for r in range(b):
+            out[pad + r * (s + pad): pad + r * (s + pad) + s, pad + c * (s + pad): pad + c * (s + pad) + s] = stack[r]
+    return out
+
+
+class Trainer:
+    """One run's data, model and sampler; ``train_step`` is Algorithm 1's loop body for any model.
+    ``feature_nets`` (Python only) replace the auxiliary nets the config names (``FeatureLosses``)."""
+
+    def __init__(self, config: dict, device: str | None = None, feature_nets: dict | None = None):
+        self.cfg = config
+        tcfg = config["train"]
+        self.device = resolve_device(device or tcfg["device"])
+        if self.device.type == "cpu" and tcfg["threads"]:
+            torch.set_num_threads(int(tcfg["threads"]))
+        torch.manual_seed(int(config["seed"]))
+        self.sampler = torch.Generator().manual_seed(int(config["seed"]))
+        self.data = TrainingData(config, self.device)
+        self.model = model_class(config["model"]["type"])(config, self.device, self.data, feature_nets)
+        self.step = 0
+
+    def sample_batch(self):
+        """The next training batch (``nfgan.models.base.Batch``) from the run's sampler."""
+        return self.data.sample(int(self.cfg["train"]["batch_size"]), self.sampler)
+
+    def train_step(self) -> dict[str, float]:
+        """Sample a batch, compute the model's losses, route the gradients, step every optimizer."""
+        model = self.model
+        model.train_mode(True)
+        losses = model.compute_losses(self.sample_batch())
+        names = model.LOSSES
+        values = torch.stack([losses[k].detach().float() for k in names])
+        if not torch.isfinite(values).all():
+            bad = [k for k, v in zip(names, values.tolist()) if not math.isfinite(v)]
+            raise NonFiniteLossError(f"loss {', '.join(bad)} is not finite at step {self.step + 1} "
+                                     f"(values: {dict(zip(names, values.tolist()))})")
+        for opt in model.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        model.backward(losses)
+        for opt in model.optimizers.values():
+            opt.step()
+        self.step += 1
+        return dict(zip(names, values.tolist()))
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        """input | output | target for the fixed sample rows (networks in eval mode)."""
+        x_rows, y_rows = self.data.sample_rows
+        out = self.model.visuals(self.data.generator_rows(x_rows))
+        images = self.data.images
+        return grid([images[torch.from_numpy(self.data.gen_rows[x_rows])].cpu().numpy(), to_uint8(out),
+                     images[torch.from_numpy(y_rows)].cpu().numpy()])
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"torch_cpu": torch.get_rng_state(), "sampler": self.sampler.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save(self, path: Path) -> Path:
+        return save_checkpoint(path, self.step, self.model.nets, self.model.optimizers, self.rng_state(),
+                               self.model.info(),
+                               # whose faces reached a gradient (the FER leak guard reads this)
+                               extra={"config": self.cfg, "train_subjects": self.data.train_subjects})
+
+    def restore(self, path: str | Path) -> None:
+        ck = load_checkpoint(path, expect_nets=self.model.NETS)
+        for name, net in self.model.nets.items():
+            net.load_state_dict(ck["nets"][name])
+        for name, opt in self.model.optimizers.items():
+            opt.load_state_dict(ck["optimizers"][name])
+        torch.set_rng_state(ck["rng"]["torch_cpu"])
+        self.sampler.set_state(ck["rng"]["sampler"])
+        if "cuda" in ck["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        self.step = int(ck["step"])
+
+
+# ----------------------------------------------------------------------------------------------- run loop
+def _prune_metrics(path: Path, last_step: int) -> None:
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
+    write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def train(config: dict, run_dir: str | Path, resume: bool = False, device: str | None = None,
+          progress: bool = True, feature_nets: dict | None = None) -> dict:
+    """Train (or resume) into ``run_dir`` until ``config['train']['steps']``. Returns a summary dict.
+
+    Raises ``NonFiniteLossError`` after writing ``run_dir/FAILED.txt`` when a loss becomes NaN/Inf; the
+    checkpoints already written are kept (they were all taken at finite-loss steps).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    run = RunDir(run_dir)
+    resolve_device(device or config["train"]["device"])   # refused before the run folder is made
+    run.make()
+    trainer = Trainer(config, device, feature_nets)
+    model = trainer.model
+    if resume:
+        trainer.restore(run.latest_checkpoint())
+    write_text(run.config, yaml.safe_dump(config, sort_keys=False))
+    if trainer.data.missing_targets:
+        write_text(run.without_target, "".join(s + "\n" for s in trainer.data.missing_targets))
+    _prune_metrics(run.metrics, trainer.step)
+    log = config["log"]
+    total = int(config["train"]["steps"])
+    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=trainer.step if resume else None)
+    t0, done0 = time.time(), trainer.step
+    last_ckpt = None
+    bar = tqdm(total=total, initial=trainer.step, desc="nfgan train", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        with open(run.metrics, "a", encoding="utf-8") as mf:
+            while trainer.step < total:
+                try:
+                    vals = trainer.train_step()
+                except NonFiniteLossError as e:
+                    msg = f"{e}. Training stopped; last good checkpoint: {last_ckpt or 'none written yet'}"
+                    write_text(run.failed, msg + "\n")
+                    raise NonFiniteLossError(msg) from None
+                step = trainer.step
+                if step % int(log["every"]) == 0 or step == total:
+                    rec = {"step": step, "time": round(time.time(), 3), **{k: round(v, 7) for k, v in vals.items()}}
+                    mf.write(json.dumps(rec) + "\n")
+                    mf.flush()
+                    for k, v in vals.items():
+                        writer.add_scalar(f"loss/{k}", v, step)
+                bar.set_postfix({k: f"{vals[k]:.3g}" for k in model.PROGRESS}, refresh=False)
+                bar.update(1)
+                if step % int(log["sample_every"]) == 0 or step == total:
+                    g = trainer.sample_grid()
+                    save_image(run.sample(step), g)
+                    writer.add_image("samples", g[None], step)
+                if step % int(log["checkpoint_every"]) == 0 or step == total:
+                    last_ckpt = trainer.save(run.checkpoint(step))
+                    run.prune_checkpoints(int(log["keep_checkpoints"]))
+    finally:
+        bar.close()
+        writer.close()
+    elapsed = time.time() - t0
+    return {"run_dir": str(run.root), "step": trainer.step, "seconds": elapsed,
+            "steps_per_s": (trainer.step - done0) / elapsed if elapsed > 0 else float("nan"),
+            "checkpoint": str(last_ckpt) if last_ckpt else None}
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config (e.g. configs/nfgan_london.yaml); model.type picks "
+                                               "the model (nfgan or pix2pix)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=20 --set loss.id=0.2 (repeatable)")
+    p.add_argument("--device", help=DEVICE_HELP + " (same as --set train.device=...)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (same as --set train.bf16=true)")
+    p.add_argument("--steps", type=int, help="total steps to reach (same as --set train.steps=N)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders (default runs/)")
+    p.add_argument("--name", help="run folder name (default: <config name>-<UTC time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sets = list(args.sets)
+        if args.steps is not None:
+            sets.append(f"train.steps={args.steps}")
+        if args.bf16:
+            sets.append("train.bf16=true")
+        if args.device:
+            sets.append(f"train.device={args.device}")
+        if args.resume:
+            run_dir = RunDir(args.resume)
+            if not run_dir.is_run():
+                print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
+                return 2
+            cfg = load_config(run_dir.config, sets=sets)
+        else:
+            if args.config is None:
+                print("error: give --config CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
+                return 2
+            cfg = load_config(args.config, sets=sets)
+            name = args.name or f"{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+            if args.name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name):
+                print(f"error: --name {name!r} must be one folder name (no '/', not '.' or '..')", file=sys.stderr)
+                return 2
+            run_dir = RunDir(args.out / name)
+            if run_dir.is_run():
+                print(f"error: {run_dir.root} already holds a run; use --resume {run_dir.root} or another --name",
+                      file=sys.stderr)
+                return 2
+        summary = train(cfg, run_dir.root, resume=bool(args.resume), progress=not args.quiet)
+    except (ConfigError, NonFiniteLossError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0
