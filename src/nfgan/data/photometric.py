@@ -2,9 +2,8 @@
 
 Which steps each consumer gets (also in docs/preparation.md):
 
-* NFGAN training data (inputs x, targets y, guiding set g): aligned 64x64 gray crop -> ``equalize_hist``.
-  The generator works in [-1, 1] (Tanh output), so the equalised uint8 face is mapped with ``to_unit_range``;
-  no plane fitting or z-scoring, because the decoder must be able to reproduce the target image itself.
+* Generator training data and inference: none of these steps; the aligned 64x64 gray crop is mapped to the
+  generator's [-1, 1] range as it is (``nfgan.pixels``), since the decoder must reproduce the target image.
 * FER inputs (2B[N+M]Softmax): aligned 64x64 gray crop -> ``equalize_hist`` -> ``remove_plane`` ->
   ``standardize`` (zero mean, unit variance per image) -> ``five_crops`` (+ horizontal flips) for training,
   ``center_crop`` for testing.
@@ -39,13 +38,6 @@ def _plane_design(h: int, w: int) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel(), np.ones(h * w)], axis=1)
 
 
-def fit_plane(image: np.ndarray) -> np.ndarray:
-    """Least-squares plane a*x + b*y + c fitted to a 2-D image's intensities; returns (a, b, c)."""
-    h, w = image.shape
-    coef, *_ = np.linalg.lstsq(_plane_design(h, w), image.astype(np.float64).ravel(), rcond=None)
-    return coef
-
-
 def remove_plane(image: np.ndarray) -> np.ndarray:
     """Linear plane fitting (Sec. 5.1): subtract the best-fit plane a*x + b*y + c -> float32, mean ~0.
 
@@ -70,16 +62,6 @@ def standardize(image: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     mean = img.mean(axis=axes, keepdims=True)
     std = img.std(axis=axes, keepdims=True)
     return (img - mean) / np.maximum(std, eps)
-
-
-def to_unit_range(image: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1] (the generator's Tanh range)."""
-    return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-
-
-def from_unit_range(image: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> uint8 [0, 255], clipped."""
-    return np.clip((np.asarray(image, dtype=np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
 def fer_normalize(gray_u8: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 For each model (an NFGAN or pix2pix run folder, one of its checkpoints, or an exported generator such as the
 shipped ``assets/pix2pix_lid_frontalized_london64.safetensors``) the faces of the evaluation split's subjects are
-normalised and compared (issue #4; paper Sec. 5, Figs. 1, 3, 4, 5, 7):
+normalised and compared (paper Sec. 5, Figs. 1, 3, 4, 5, 7):
 
 * **identity** (paper Fig. 4): L2 distance between the embeddings of the input x and the output x~, accepted
   when at most a threshold - the threshold at 1 % false accepts, calibrated here on genuine/impostor pairs of
@@ -50,6 +50,7 @@ from nfgan.data.pairs import build_pairs, load_splits
 from nfgan.evaluation.evaluators import (ExpressionEvaluator, IdentityEvaluator, expression_evaluators,  # noqa: F401
                                          identity_evaluators)
 from nfgan.inference.generator import Generator, load_model
+from nfgan.rundir import CHECKPOINTS
 
 VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
                 "left_profile": "profile", "right_profile": "profile"}
@@ -196,7 +197,7 @@ def _group_stats(mask: np.ndarray, per: dict[str, np.ndarray], kid_feats: np.nda
     return out
 
 
-#: the absolute quality goals of a normaliser (issue #4): (name, group, metric prefix, target share). Identity
+#: the absolute quality goals of a normaliser: (name, group, metric prefix, target share). Identity
 #: goals use every independent (not training-aligned) embedder, neutrality goals every expression classifier.
 GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
          ("identity kept, 3/4 inputs", "3/4/*", "id_pass", 0.95),
@@ -324,7 +325,7 @@ def _parse_run(spec: str) -> tuple[str, Path]:
         name, _, p = spec.partition("=")
         return name, Path(p)
     p = Path(spec)
-    if p.is_file() and p.parent.name == "checkpoints":
+    if p.is_file() and p.parent.name == CHECKPOINTS:
         return f"{p.parent.parent.name}@{p.stem}", p
     return p.stem if p.is_file() else p.name, p
 

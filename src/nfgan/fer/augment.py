@@ -34,6 +34,7 @@ from typing import Iterable
 import numpy as np
 
 from nfgan.atomic import atomic_open, write_text
+from nfgan.rundir import RunDir
 
 
 class AugmentLeakError(RuntimeError):
@@ -104,7 +105,7 @@ def recorded_train_subjects(source: str | Path) -> list[str] | None:
     candidates = []
     if source.is_dir():
         candidates += [source / "train_subjects.json", source / "normalize_meta.json", source / "meta.json"]
-        ckpts = sorted((source / "checkpoints").glob("step_*.safetensors"))   # an `nfgan train` run dir
+        ckpts = RunDir(source).checkpoints()   # an `nfgan train` run dir
         if ckpts:
             found = recorded_train_subjects(ckpts[-1])
             if found is not None:
@@ -229,7 +230,7 @@ class AugmentSource:
         """Which checkpoint file made the cached outputs (a retrained checkpoint invalidates the cache)."""
         path = self.source
         if path.is_dir():
-            ckpts = sorted((path / "checkpoints").glob("step_*.safetensors"))
+            ckpts = RunDir(path).checkpoints()
             path = ckpts[-1] if ckpts else path
         st = path.stat()
         return {"checkpoint": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}

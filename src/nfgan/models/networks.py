@@ -5,7 +5,8 @@ padding 1, so a stride-2 convolution halves the side exactly and a stride-2 tran
 ``output_padding=1`` doubles it exactly (64 -> 32 -> ... and 2 -> 4 -> ... -> 64).
 
 The decoder's input: Table 2 has five stride-2 fractional convolutions ending at 64 x 64, so the 256-d code
-``z`` is reshaped (no extra projection layer) to ``64 x 2 x 2`` (see /work/shared/paper/NOTES.md).
+``z`` is reshaped (no extra projection layer) to ``64 x 2 x 2``: 256 = 64 x 2 x 2, and 2 -> 4 -> ... -> 64 takes
+exactly those five layers.
 
 ``image_size=128`` gives an optional variant: one more stride-2 layer in the encoder and discriminator
 (256 -> 512 channels kept at 256) and a ``64 x 4 x 4`` seed is not possible from 256 values, so the decoder

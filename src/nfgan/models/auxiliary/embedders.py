@@ -1,4 +1,4 @@
-"""Face identity embedder independent of the training losses, ported from TF.js (issue #4; paper Fig. 4).
+"""Face identity embedder independent of the training losses, ported from TF.js (paper Fig. 4).
 
 The paper checks that the synthesised neutral face keeps the person's identity by the L2 distance between
 FaceNet embeddings of input and output, against a threshold (Sec. 5, Fig. 4). nfgan uses a different,

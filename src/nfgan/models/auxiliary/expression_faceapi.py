@@ -1,4 +1,4 @@
-"""Independent facial-expression classifiers ported from TF.js, for judging generated faces (issue #4).
+"""Independent facial-expression classifiers ported from TF.js, for judging generated faces.
 
 Two pretrained models, both verified against the original TF.js code running in Node
 (``tests/test_tfjs_ports.py``, golden outputs in ``tests/data/tfjs_golden``):

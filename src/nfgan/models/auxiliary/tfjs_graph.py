@@ -90,15 +90,6 @@ def decode_weights(manifest: Sequence[Mapping], read_file: Callable[[str], bytes
     return out
 
 
-def read_weights_manifest(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a face-api style ``*-weights_manifest.json`` (and its shards beside it)."""
-    path = Path(path)
-    manifest = _read_json(path)
-    if not isinstance(manifest, list):
-        raise TfjsFormatError(f"{path}: expected a JSON list of weight groups")
-    return decode_weights(manifest, lambda p: _read_shard(path.parent / p), source=str(path))
-
-
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
