@@ -243,3 +243,27 @@ def test_cli_traverse_defaults_to_the_shipped_nfgan(faces, tmp_path):
     strip = np.asarray(Image.open(tmp_path / "t.png"))
     frames = traverse(Normalizer.from_checkpoint(nfgan_model_path()), faces[0], 3)
     assert np.array_equal(strip[2:66, 68 + 66 * 2: 132 + 66 * 2], frames[2])
+
+
+def test_normalize_photos_is_the_cli_in_one_call(tmp_path):
+    """One call aligns, estimates pose and landmarks and normalises, exactly as `nfgan normalize` does; photos
+    that fail keep their place with the reason, and the others go on."""
+    import nfgan
+    from nfgan.cli import main
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "london"
+    photos = [examples / "neutral_left_3quarter" / "124_02.jpg", examples / "smiling_front" / "006_08.jpg"]
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(np.full((200, 200), 128, np.uint8)).save(tmp_path / "blank.png")
+    norm = nfgan.Normalizer.from_checkpoint()
+    res = norm.normalize_photos([photos[0], tmp_path / "broken.jpg", np.asarray(Image.open(photos[1])),
+                                 tmp_path / "blank.png"])
+    assert res.ok == [True, False, True, False]
+    assert "not an image" in res.errors[1] and "no face" in res.errors[3]
+    assert res.faces[1] is None and res.faces[3] is None
+    assert res.poses[0] == "left_3quarter" and res.aligned[0].flipped
+    assert main(["normalize", str(photos[0]), str(photos[1]), "-o", str(tmp_path / "o")]) == 0
+    for i, p in ((0, photos[0]), (2, photos[1])):
+        assert np.array_equal(res.faces[i], np.asarray(Image.open(tmp_path / "o" / f"{p.stem}.png")))
+    # a single photo path is accepted as well
+    assert np.array_equal(norm.normalize_photos(photos[1]).faces[0], res.faces[2])
