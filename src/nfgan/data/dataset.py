@@ -132,8 +132,6 @@ class PreparedDataset:
 
     def tensor(self, indices: Sequence[int] | np.ndarray):
         """Faces as a float32 torch tensor ``B x 1 x S x S`` in [-1, 1] (the generator's range)."""
-        import torch
+        from nfgan.pixels import to_unit_batch
 
-        idx = np.asarray(indices, dtype=np.int64)
-        arr = np.asarray(self.images[idx], dtype=np.float32)
-        return torch.from_numpy(arr / 127.5 - 1.0).unsqueeze(1)
+        return to_unit_batch(np.asarray(self.images[np.asarray(indices, dtype=np.int64)]))

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from nfgan.atomic import atomic_open, save_image, write_text
+from nfgan.pixels import to_uint8, to_unit_batch
 
 POSE_ORDER = ("left_profile", "left_3quarter", "frontal", "right_3quarter", "right_profile")
 LABEL_H = 14
@@ -159,13 +160,13 @@ def fig7_traversal(es, g, steps: int = 8, k: int = 4) -> np.ndarray:
     """Fig. 7: decode ``(1 - t) Enc(x) + t Enc(x~)`` for ``steps`` values of t, for ``k`` inputs."""
     want = [j for j in range(len(es)) if es.expressions[j] != "neutral" or es.views[j] != "frontal"]
     picks = want[:: max(1, len(want) // k)][:k] or list(range(min(k, len(es))))
-    x = torch.from_numpy(es.input_images[picks].astype(np.float32) / 127.5 - 1.0)[:, None]
+    x = to_unit_batch(es.input_images[picks])
     z = g.encode(x)
     z_t = g.encode(g.decode(z))
     t = torch.linspace(0, 1, steps)
     zs = (1 - t)[None, :, None] * z[:, None] + t[None, :, None] * z_t[:, None]
     imgs = g.decode(zs.reshape(-1, z.shape[1]))
-    u8 = ((imgs.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy().reshape(len(picks), steps, *imgs.shape[-2:])
+    u8 = to_uint8(imgs).reshape(len(picks), steps, *imgs.shape[-2:])
     rows = [[es.input_images[p], *u8[i]] for i, p in enumerate(picks)]
     return tile(rows, ["input", *[f"t={v:.2f}" for v in t.tolist()]])
 

@@ -3,12 +3,8 @@
 Variants (``--variant``):
 * ``softmax``  - the two-branch net trained with softmax cross-entropy only (tuplet weight 0);
 * ``2b``       - 2B[N+M]Softmax: cross-entropy + ``tuplet_weight`` x adaptive (N+M)-tuplet clusters loss;
-* ``2b_aug``   - ``2b`` plus NFGAN neutral references of the training subjects (``nfgan.fer.augment``).
-  ``references_as: items`` (default, Sec. 5.4) adds them as training faces; ``references_as: input`` pairs
-  every face with its reference instead - in training and at test time - and the net reads the expression
-  as the difference from that neutral face (``FERNet(paired=True)``). With a normaliser as the source the
-  reference of a test face is the normaliser's output for that face; with a folder of faces it is the
-  subject's first face there (real neutral faces: an upper bound, since a test face's neutral is given).
+* ``2b_aug``   - ``2b`` plus NFGAN neutral references of the training subjects as extra training faces
+  (``nfgan.fer.augment``, Sec. 5.4).
 
 All variants share the batch construction (``TupletBatchSampler``), the crops and the fixed schedule, so
 they differ only in their losses and training items. No model selection on the test fold: every fold trains
@@ -16,10 +12,6 @@ for ``epochs`` epochs with a cosine learning-rate schedule and the last weights 
 
 Per image: aligned 64x64 face -> ``fer_normalize`` -> ten 60x60 training crops (``five_crops`` + flips, one
 drawn at random each time the image is used) / the centre crop at test time (Sec. 5.1).
-
-``ensemble: E`` (default 1) trains E nets per fold on the same data, member m with seed
-``seed * 1000 + fold + 100000 m`` (member 0 is exactly the single-net run), and predicts with the mean of
-their softmax outputs; the fold record keeps every member's own accuracy.
 
 Run directory (``--out``)::
 
@@ -56,15 +48,13 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource, check_no_leak
 from nfgan.fer.folds import load_folds
-from nfgan.fer.model import FERNet
+from nfgan.fer.model import TRUNKS, FERNet
 from nfgan.fer.sampler import REFERENCE_ONLY, TupletBatchSampler, mine_tuplets
 from nfgan.fer.tuplet_loss import TupletClustersLoss
 from nfgan.data.photometric import center_crop, fer_normalize, five_crops
 from nfgan.data.schema import EXPRESSIONS
 
 VARIANTS = ("softmax", "2b", "2b_aug")
-
-TRUNKS = ("plain", "mini_xception", "faceapi", "faceapi112", "dlib_resnet")
 
 
 def _classes_check(value) -> str | None:
@@ -91,7 +81,6 @@ SCHEMA = {
     "width": opt(16, low=1),
     "trunk": opt("plain", choices=TRUNKS),  # plain, or a pretrained trunk fine-tuned (docs/fer.md)
     "trunk_input": opt(None, "int", nullable=True, low=8),  # resize the crop to this side before the trunk
-    "trunk_lr_scale": nonneg(1.0),        # the trunk's learning rate = lr * this
     "fc_dim": opt(384, low=1),
     "dropout": nonneg(0.4, high=0.99),
     "classes": opt("auto", "any", check=_classes_check),  # or a list of expression names (schema order)
@@ -106,20 +95,16 @@ SCHEMA = {
     "tta": False,          # test time: average the softmax over the ten crops instead of the centre crop
     "val_fraction": nonneg(0.15, high=0.95),  # share of each fold's training subjects held out by --validate
     "references_per_subject": opt(0, low=0),  # 2b_aug: NFGAN references kept per training subject (0 = all)
-    "label_smoothing": nonneg(0.0, high=0.99),  # cross-entropy label smoothing (0 = plain cross-entropy)
-    "ensemble": opt(1, low=1),   # nets trained per fold (member m: seed + 100000 m); test = their mean softmax
-    "references_as": opt("items", choices=("items", "input")),  # 2b_aug: extra training faces (Sec. 5.4), or
-                           # every face paired with its neutral reference as a second input
     "extra_data": opt([], "list[path]"),  # prepared folders of other datasets added to every fold's training
                            # set (paths relative to the config file); never tested on
 }
 DEFAULTS = defaults(SCHEMA)
 
 
-#: options added after run directories existed, with the default that earlier runs implicitly used
-LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "label_smoothing": 0.0, "ensemble": 1,
-                 "references_as": "items", "trunk_lr_scale": 1.0, "extra_data": []}
-REFERENCE_MODES = ("items", "input")
+#: options added after run directories existed, with the default that earlier runs implicitly used. (The
+#: options removed since - trunk_lr_scale, label_smoothing, ensemble, references_as - were listed here too: at
+#: their defaults they never entered a run's hash, so dropping them leaves every kept run's hash as it was.)
+LATER_OPTIONS = {"trunk": "plain", "trunk_input": None, "extra_data": []}
 
 
 class FERConfigError(ConfigError):
@@ -165,9 +150,8 @@ def jitter_crops(faces: torch.Tensor, crop: int, rotate: float, scale: float, sh
                  generator: torch.Generator) -> torch.Tensor:
     """Random ``crop`` x ``crop`` views of B x C x S x S faces: rotation, zoom, shift and a mirror flip.
 
-    One affine map per face (shared by its C channels, e.g. a face and its paired reference), sampled
-    bilinearly (border padding) straight into the crop, so the identity map with no jitter is exactly the
-    centre crop.
+    One affine map per face (shared by its C channels), sampled bilinearly (border padding) straight into the
+    crop, so the identity map with no jitter is exactly the centre crop.
     """
     b, side = faces.shape[0], faces.shape[-1]
     u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
@@ -197,21 +181,16 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
 
     Each time a face enters a batch it is seen through one random view: with no jitter configured one of
     its ten fixed crops (``five_crops`` + flips, Sec. 5.1), otherwise a random affine crop
-    (``jitter_crops``). ``faces`` of shape items x 2 x S x S are (face, its neutral reference) pairs
-    (``references_as: input``): the net is then built with ``paired=True`` and both get the same view.
+    (``jitter_crops``).
     """
     device = resolve_device(cfg["device"])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = FERNet(**net_args(cfg, n_classes), paired=faces.ndim == 4).to(device)
+    net = FERNet(**net_args(cfg, n_classes)).to(device)
     use_metric = variant != "softmax" and cfg["tuplet_weight"] > 0
     tuplet = TupletClustersLoss(tau_init=cfg["tau_init"], beta=cfg["beta"]).to(device)
-    trunk_params = {id(p) for p in net.trunk.parameters()}
-    decay = cfg["weight_decay"]
-    groups = [{"params": [p for p in net.parameters() if id(p) not in trunk_params], "weight_decay": decay},
-              {"params": list(net.trunk.parameters()), "weight_decay": decay,
-               "lr": cfg["lr"] * float(cfg["trunk_lr_scale"])}]
+    groups = [{"params": list(net.parameters()), "weight_decay": cfg["weight_decay"]}]
     if use_metric:   # the learned threshold is not decayed (decay would pull it towards softplus(0))
         groups.append({"params": list(tuplet.parameters()), "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=cfg["lr"])
@@ -221,7 +200,7 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     jitter = any(float(cfg[k]) > 0 for k in ("rotate", "scale", "shift"))
     if jitter:
-        faces_t = _channels_first(torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))).to(device)
+        faces_t = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)).unsqueeze(1).to(device)
     else:
         crops_t = torch.from_numpy(np.stack([five_crops(f, cfg["crop"], flips=True) for f in faces])
                                    .astype(np.float32)).to(device)
@@ -237,11 +216,11 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
                                  float(cfg["shift"]), gen)
             else:
                 which = torch.as_tensor(rng.integers(0, crops_t.shape[1], size=len(batch)))
-                x = _channels_first(crops_t[idx, which])
+                x = crops_t[idx, which].unsqueeze(1)
             y = torch.as_tensor(labels[batch], device=device)
             logits, emb = net(x)
             has_label = y != REFERENCE_ONLY
-            loss = F.cross_entropy(logits[has_label], y[has_label], label_smoothing=float(cfg["label_smoothing"]))
+            loss = F.cross_entropy(logits[has_label], y[has_label])
             sums["ce"] += float(loss.detach())
             if use_metric:
                 tuplets = mine_tuplets(emb, labels[batch], subjects[batch], cfg["n_pos"], cfg["n_neg"],
@@ -263,28 +242,21 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
     return net, {"history": history, "tau": float(tuplet.tau.detach())}
 
 
-def _channels_first(x: torch.Tensor) -> torch.Tensor:
-    """B x S x S single faces -> B x 1 x S x S; B x C x S x S (face + reference pairs) stays as it is."""
-    return x.unsqueeze(1) if x.ndim == 3 else x
-
-
 @torch.no_grad()
 def predict_proba(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256,
                   tta: bool = False) -> np.ndarray:
     """Softmax-branch class probabilities (N x classes): of the centre crop (Sec. 5.1) or, with ``tta``, the
-    mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S, or N x 2 x S x S
-    (face, reference) pairs for a ``paired`` net (both channels cropped alike)."""
+    mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S."""
     net.eval()
     device = next(net.parameters()).device
     if not tta:
-        x = _channels_first(torch.from_numpy(center_crop(faces_norm, crop)))
+        x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
         return torch.cat([net(x[i:i + batch].to(device))[0].softmax(1).cpu()
                           for i in range(0, len(x), batch)]).numpy()
     out = []
-    channels = faces_norm.shape[1] if faces_norm.ndim == 4 else 1
     for i in range(0, len(faces_norm), batch):
-        views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 [x C] x c x c
-        x = torch.from_numpy(views.astype(np.float32)).reshape(-1, channels, crop, crop)
+        views = np.stack([five_crops(f, crop, flips=True) for f in faces_norm[i:i + batch]])  # b x 10 x c x c
+        x = torch.from_numpy(views.astype(np.float32)).reshape(-1, 1, crop, crop)
         out.append(net(x.to(device))[0].softmax(1).reshape(len(views), views.shape[1], -1).mean(1).cpu())
     return torch.cat(out).numpy()
 
@@ -410,21 +382,14 @@ def add_extra(items: tuple[np.ndarray, np.ndarray, np.ndarray], extra) -> tuple[
     return tuple(np.concatenate([a, b]) for a, b in zip(items, extra))
 
 
-def check_variant(variant: str, augment, cfg: dict) -> bool:
-    """Refuse a variant / ``--augment`` / ``references_as`` combination that cannot run; ``True`` when every
-    face is paired with its reference (``2b_aug`` with ``references_as: input``)."""
+def check_variant(variant: str, augment) -> None:
+    """Refuse a variant / ``--augment`` combination that cannot run (before any data is read)."""
     if variant not in VARIANTS:
         raise FERConfigError(f"--variant must be one of {VARIANTS}, got {variant!r}")
     if variant == "2b_aug" and not augment:
         raise FERConfigError("--variant 2b_aug needs --augment NFGAN_CHECKPOINT_OR_FOLDER")
     if augment and variant != "2b_aug":
         raise FERConfigError(f"--augment is only used by --variant 2b_aug (got --variant {variant})")
-    if cfg["references_as"] not in REFERENCE_MODES:
-        raise FERConfigError(f"references_as must be one of {REFERENCE_MODES}, got {cfg['references_as']!r}")
-    paired = variant == "2b_aug" and cfg["references_as"] == "input"
-    if paired and cfg["extra_data"]:
-        raise FERConfigError("extra_data has no references to pair its faces with; use references_as: items")
-    return paired
 
 
 def load_references(aug: AugmentSource, dataset: PreparedDataset, cache_dir: str | Path | None) -> np.ndarray:
@@ -462,7 +427,7 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     run the chosen one without ``validate`` for the test figures.
     """
     cfg = load_config(config, overrides, sets)
-    paired = check_variant(variant, augment, cfg)
+    check_variant(variant, augment)
     device = resolve_device(cfg["device"])
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
@@ -504,13 +469,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
             check_no_leak(aug.train_subjects, test_subjects, str(augment), fold=k)
         aug_faces = load_references(aug, dataset, cache_dir=out)
         ref_label = cls_index.get("neutral", REFERENCE_ONLY)
-        if paired:   # every face travels with its reference, in training and at test time
-            try:
-                ref_rows = aug.reference_rows(subj_all, rows)
-            except ValueError as e:
-                raise FERConfigError(str(e)) from None
-            # rows outside the label set (-1: never trained or tested) borrow face 0 to keep one array
-            faces = np.stack([faces, aug_faces[np.maximum(ref_rows, 0)]], axis=1)
     if not cfg_path.is_file():   # only once the inputs (and the leak guard) have been accepted
         write_text(cfg_path, yaml.safe_dump(run_cfg, sort_keys=False))
 
@@ -535,22 +493,15 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
         n_refs = 0
         if aug is not None:
             check_no_leak(aug.train_subjects, folds[k], str(augment), fold=k)
-        if aug is not None and not paired:
             train_faces, train_labels, train_subj, n_refs = with_references(
                 (train_faces, train_labels, train_subj), aug, aug_faces, sorted({subj_all[i] for i in train_idx}),
                 int(cfg["references_per_subject"]), ref_label, subj_ids)
         train_faces, train_labels, train_subj = add_extra((train_faces, train_labels, train_subj), extra)
         true = labels_all[test_idx]
-        members, probs = [], 0.0
-        for m in range(int(cfg["ensemble"])):
-            net, info = train_fold(cfg, variant, train_faces, train_labels, train_subj, len(classes),
-                                   seed=int(cfg["seed"]) * 1000 + k + 100000 * m,
-                                   desc=f"fold {k}" + (f" net {m + 1}/{cfg['ensemble']}" if m else ""))
-            p = predict_proba(net, faces[test_idx], cfg["crop"], tta=bool(cfg["tta"]))
-            probs = probs + p / int(cfg["ensemble"])
-            members.append({"accuracy": float((p.argmax(1) == true).mean()), **info})
-        info = members[0]
-        pred = np.asarray(probs).argmax(1)
+        net, info = train_fold(cfg, variant, train_faces, train_labels, train_subj, len(classes),
+                               seed=int(cfg["seed"]) * 1000 + k, desc=f"fold {k}")
+        probs = predict_proba(net, faces[test_idx], cfg["crop"], tta=bool(cfg["tta"]))
+        pred = probs.argmax(1)
         cm = confusion_matrix(true, pred, len(classes))
         result = {"fold": k, "accuracy": float((pred == true).mean()),
                   "per_class_accuracy": dict(zip(classes, per_class_accuracy(cm))), "confusion": cm.tolist(),
@@ -560,9 +511,6 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
                   "seconds": time.time() - t0, "device": str(device),
                   "cpu_seconds": time.process_time() - c0, "tau": info["tau"],
                   "history": info["history"],
-                  **({"members": members} if len(members) > 1 else {}),
-                  **({"test_references": "the normaliser's output for each test face" if aug.per_image
-                      else f"the test subject's own face in {augment} (given, not computed)"} if paired else {}),
                   "predictions": [{"id": dataset.records[i]["id"], "true": classes[t], "pred": classes[p],
                                    "probs": [round(float(v), 6) for v in row]}
                                   for i, t, p, row in zip(test_idx, true, pred, probs)]}

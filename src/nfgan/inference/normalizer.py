@@ -37,7 +37,7 @@ from nfgan.atomic import save_image, write_text
 from nfgan.checkpoint import CheckpointError
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.inference.generator import Generator, load_model
-from nfgan.pixels import to_uint8
+from nfgan.pixels import to_uint8, to_unit
 from nfgan.weights import assets_dir
 
 #: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
@@ -80,7 +80,7 @@ def faces_to_tensor(images, size: int) -> torch.Tensor:
         raise NormalizerInputError(f"faces must be aligned {size}x{size} crops, got {tuple(t.shape[-2:])} "
                                    "(align photos first: nfgan normalize --align, or nfgan.data.align.FaceAligner)")
     if t.dtype == torch.uint8:
-        return t.float() / 127.5 - 1.0
+        return to_unit(t)
     if not t.is_floating_point():
         raise NormalizerInputError(f"faces must be uint8 (0..255) or float in [-1, 1], got {t.dtype}")
     t = t.float()

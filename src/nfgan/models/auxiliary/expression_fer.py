@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfgan.data.schema import canonical_expression
+from nfgan.pixels import to_unit
 from nfgan.weights import MissingWeightsError, cache_dir, package_dir
 
 #: ``fer``'s class order (``FER._get_labels``), as ``fer`` spells them
@@ -451,15 +452,13 @@ class ExpressionClassifier(nn.Module):
         if isinstance(faces, np.ndarray) or not torch.is_tensor(faces):
             arr = np.asarray(faces)
             if arr.dtype == np.uint8:
-                x = torch.from_numpy(arr.astype(np.float32)) / 127.5 - 1.0
+                x = to_unit(arr)
             elif np.issubdtype(arr.dtype, np.floating):
                 x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
             else:
                 raise TypeError(f"faces must be uint8 (0..255) or float in [-1, 1], got dtype {arr.dtype}")
         else:
-            x = faces.detach().float()
-            if faces.dtype == torch.uint8:
-                x = x / 127.5 - 1.0
+            x = to_unit(faces.detach()) if faces.dtype == torch.uint8 else faces.detach().float()
         if x.numel() and x.abs().max() > 1.05:
             raise ValueError(f"float faces must be in [-1, 1] (got values up to {x.abs().max():.3g}); "
                              "pass uint8 arrays for 0..255 images")
