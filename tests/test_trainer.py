@@ -253,3 +253,48 @@ def test_london_split_covers_the_london_subjects(shared_data):
         subjects = {r["subject"] for r in csv.DictReader(f)}
     sp = load_splits(Path(__file__).resolve().parents[1] / "configs" / "splits" / "london.json")
     assert set(sp["train"] + sp["val"] + sp["test"]) == subjects
+
+
+def test_resume_falls_back_past_a_damaged_checkpoint_and_a_torn_metrics_line(prepared, tmp_path):
+    """A kill can leave a torn metrics line and temp files; a disk error or tampering a bad newest checkpoint.
+    Resume sets the bad checkpoint aside, continues from the previous good one and gives the same losses as an
+    uninterrupted run."""
+    cfg = tiny_config(prepared, steps=6)
+    train(cfg, tmp_path / "full", progress=False, feature_nets=tiny_nets())
+    full = _losses(tmp_path / "full")
+    run = tmp_path / "hurt"
+    train(dict(cfg, train={**cfg["train"], "steps": 4}), run, progress=False, feature_nets=tiny_nets())
+    newest = run / "checkpoints" / "step_00000004.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])                      # damaged
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "pix')                                      # torn by a kill
+    (run / "checkpoints" / ".step_00000006.safetensors.abc.tmp").write_bytes(b"half")   # an interrupted write
+    with pytest.warns(UserWarning, match="step_00000004.safetensors: cannot be resumed from"):
+        train(cfg, run, resume=True, progress=False, feature_nets=tiny_nets())
+    resumed = _losses(run)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(full, resumed):
+        assert {k: v for k, v in a.items() if k != "time"} == {k: v for k, v in b.items() if k != "time"}
+    assert (run / "checkpoints" / "step_00000004.safetensors.damaged").is_file()
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_resume_or_restart(prepared, tmp_path):
+    from nfgan.cli import main
+
+    cfg = tiny_config(prepared, steps=2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))    # as a kill before the first checkpoint leaves it
+    (run / "metrics.jsonl").write_text('{"step": 1, "pixel": 0.5}\n')
+    off = ["--set", "loss.feat=0", "--set", "loss.id=0", "--quiet"]
+    with pytest.warns(UserWarning, match="no checkpoint yet"):
+        assert main(["train", "--resume", str(run), *off]) == 0
+    assert [r["step"] for r in _losses(run)] == [1, 2] and _losses(run)[0]["pixel"] != 0.5
+    (tmp_path / "runs" / "s").mkdir()
+    (tmp_path / "runs" / "s" / "config.yaml").write_text("half a conf")
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "runs"), "--name", "s",
+                 *off]) == 0
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "runs"), "--name", "s",
+                 *off]) == 2                                # now it holds a checkpoint: refused, not overwritten

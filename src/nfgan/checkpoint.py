@@ -61,44 +61,64 @@ def save_checkpoint(path: str | Path, step: int, nets: Mapping[str, nn.Module],
     return path
 
 
+def _json_object(raw, path: Path, what: str) -> dict:
+    try:
+        obj = json.loads(raw)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: {what} metadata is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: {what} metadata must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _open(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file (CPU); a damaged file is a ``CheckpointError``."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found (or not a regular file)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a damaged header or data
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
+
+
 def load_checkpoint(path: str | Path, expect_nets: tuple[str, ...] = ()) -> dict:
     """Read a checkpoint: ``{"step", "model", "extra", "nets": {name: state_dict}, "optimizers":
     {name: optimizer state_dict}, "rng": {name: tensor}}`` (all tensors on CPU). ``expect_nets``: networks
-    the file must hold (an error names the file and what it has)."""
-    from safetensors import safe_open
-
+    the file must hold. Every problem is a ``CheckpointError`` naming the file."""
     path = Path(path)
     if path.is_dir():  # a run folder: take its last checkpoint
         try:
             path = latest_checkpoint(path)
         except ValueError as e:
             raise CheckpointError(str(e)) from None
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta_raw = (f.metadata() or {}).get("nfgan")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for a damaged header
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from None
-    if not meta_raw:
+    raw, tensors = _open(path)
+    if not raw.get("nfgan"):
         raise CheckpointError(f"{path}: safetensors file without nfgan metadata - not an nfgan checkpoint")
-    meta = json.loads(meta_raw)
+    meta = _json_object(raw["nfgan"], path, "checkpoint")
     if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} (this nfgan reads {FORMAT_VERSION})")
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r} (this nfgan reads {FORMAT_VERSION})")
+    for key, kind in (("step", int), ("model", dict), ("param_groups", dict), ("extra", dict)):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise CheckpointError(f"{path}: checkpoint metadata {key!r} must be {kind.__name__}, got {meta.get(key)!r:.80}")
     nets: dict[str, dict] = {}
     opt_state: dict[str, dict[int, dict]] = {}
     rng: dict[str, torch.Tensor] = {}
     for key, v in tensors.items():
-        kind, rest = key.split("/", 1)
-        if kind == "net":
-            name, k = rest.split("/", 1)
-            nets.setdefault(name, {})[k] = v
-        elif kind == "opt":
-            name, idx, k = rest.split("/", 2)
-            opt_state.setdefault(name, {}).setdefault(int(idx), {})[k] = v
-        elif kind == "rng":
+        kind, _, rest = key.partition("/")
+        parts = rest.split("/", 2 if kind == "opt" else 1)
+        if kind == "net" and len(parts) == 2:
+            nets.setdefault(parts[0], {})[parts[1]] = v
+        elif kind == "opt" and len(parts) == 3 and parts[1].isdigit():
+            opt_state.setdefault(parts[0], {}).setdefault(int(parts[1]), {})[parts[2]] = v
+        elif kind == "rng" and rest:
             rng[rest] = v
+        else:
+            raise CheckpointError(f"{path}: unexpected tensor {key!r} in a checkpoint")
     missing = [n for n in expect_nets if n not in nets]
     if missing:
         raise CheckpointError(f"{path}: checkpoint has no {missing} network(s) (has {sorted(nets)})")
@@ -112,22 +132,20 @@ def read_exported_model(path: str | Path) -> tuple[dict, dict[str, dict[str, tor
     """``(info, {net name: state dict})`` of an exported model file, ``None`` for any other safetensors file.
 
     Float16-stored tensors are returned as float32."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a safetensors file ({e})") from None
-    if EXPORT_KEY not in meta:
+    raw, tensors = _open(path)
+    if EXPORT_KEY not in raw:
         return None
-    info = json.loads(meta[EXPORT_KEY])
+    info = _json_object(raw[EXPORT_KEY], path, "exported model")
     if info.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{path}: exported model format {info.get('format')} (this nfgan reads {EXPORT_FORMAT})")
+        raise CheckpointError(f"{path}: exported model format {info.get('format')!r} (this nfgan reads {EXPORT_FORMAT})")
+    if not isinstance(info.get("kind"), str) or not isinstance(info.get("model"), dict):
+        raise CheckpointError(f"{path}: exported model metadata needs 'kind' (a model type) and 'model' (its "
+                              f"hyper-parameters); got kind={info.get('kind')!r:.40}, model={info.get('model')!r:.40}")
     nets: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(str(path)).items():
+    for key, value in tensors.items():
         name, _, sub = key.partition("/")
+        if not sub:
+            raise CheckpointError(f"{path}: unexpected tensor {key!r} in an exported model")
         nets.setdefault(name, {})[sub] = value.float() if value.dtype == torch.float16 else value
     return info, nets

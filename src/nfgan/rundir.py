@@ -66,6 +66,14 @@ class RunDir:
             raise RunDirError(f"{self.root}: no {CHECKPOINTS}/step_*.safetensors here")
         return found[-1]
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary files of writes a kill interrupted (``nfgan.atomic``: ``.NAME.*.tmp``)."""
+        stale = [p for d in (self.root, self.checkpoints_dir, self.samples_dir) if d.is_dir()
+                 for p in d.glob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink()
+        return stale
+
     def prune_checkpoints(self, keep: int) -> None:
         for old in self.checkpoints()[:-keep]:
             old.unlink()

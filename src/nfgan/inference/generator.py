@@ -35,8 +35,8 @@ class Generator(nn.Module):
         self.kind = kind
         self.nets = nn.ModuleDict(nets)
         self.info = info
-        cfg = info.get("config") or {}
-        data = cfg.get("data") or {}
+        cfg = info.get("config") if isinstance(info.get("config"), dict) else {}
+        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
         self.rule = InputRule(bool(info.get("flip_left_poses", data.get("flip_left_poses", False))),
                               bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))))
         self.requires_grad_(False)
@@ -105,17 +105,55 @@ class Generator(nn.Module):
         return out
 
 
+def checked_model_cfg(kind: str, model: dict, path: Path) -> dict:
+    """``model`` (a file's model hyper-parameters) checked against the model type's schema before anything is
+    built from it: a lying ``latent_dim`` must not become a terabyte allocation. Keys the schema does not know
+    (older files carry other models' keys) are left alone."""
+    from nfgan.config import ConfigError, Option, convert
+
+    try:
+        cls = model_class(kind)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{path}: model hyper-parameters must be a mapping, got {model!r:.60}")
+    out = dict(model)
+    for key, spec in cls.schema()["model"].items():
+        if key in model and key != "type":
+            try:
+                out[key] = convert(model[key], spec if isinstance(spec, Option) else Option(spec),
+                                   f"{path}: model.{key}", None)
+            except ConfigError as e:
+                raise CheckpointError(str(e)) from None
+    return out
+
+
 def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[str, nn.Module]:
-    cls = model_class(kind)
-    nets = cls.build_generator(model)
+    """The model's inference networks with the file's weights, every tensor checked first (present, no
+    stranger, same shape, floating point where the network has floats, finite)."""
+    model = checked_model_cfg(kind, model, path)
+    try:
+        nets = model_class(kind).build_generator(model)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: cannot build a {kind} model from its hyper-parameters ({e})") from None
     for name, net in nets.items():
         if name not in states:
             raise CheckpointError(f"{path}: has no '{name}' network (has {sorted(states)})")
-        try:
-            net.load_state_dict(states[name])
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: the '{name}' weights do not fit a {kind} model "
-                                  f"({str(e).splitlines()[0]})") from None
+        want, got = net.state_dict(), states[name]
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        if missing or extra:
+            raise CheckpointError(f"{path}: the '{name}' weights do not fit a {kind} model with these "
+                                  f"hyper-parameters (missing {missing[:3]}, unexpected {extra[:3]})")
+        for key, ref in want.items():
+            value = got[key]
+            if tuple(value.shape) != tuple(ref.shape):
+                raise CheckpointError(f"{path}: '{name}/{key}' has shape {tuple(value.shape)}, a {kind} model "
+                                      f"with these hyper-parameters needs {tuple(ref.shape)}")
+            if ref.is_floating_point() and not value.is_floating_point():
+                raise CheckpointError(f"{path}: '{name}/{key}' holds {value.dtype} values, expected floats")
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise CheckpointError(f"{path}: '{name}/{key}' holds NaN or infinite values")
+        net.load_state_dict(got)
     return nets
 
 
@@ -128,20 +166,14 @@ def load_model(path: str | Path) -> Generator:
     exported = None if path.is_dir() else read_exported_model(path)
     if exported is not None:
         info, states = exported
-        kind = info.get("kind")
-        try:
-            model_class(kind)
-        except ValueError as e:
-            raise CheckpointError(f"{path}: {e}") from None
-        return Generator(kind, _generator_nets(kind, info.get("model") or {}, states, path), {**info, "source": str(path)})
+        kind = info["kind"]
+        return Generator(kind, _generator_nets(kind, info["model"], states, path), {**info, "source": str(path)})
     ck = load_checkpoint(path)
     model = ck["model"]
     kind = model.get("type", "nfgan")
-    try:
-        model_class(kind)
-    except ValueError as e:
-        raise CheckpointError(f"{ck['path']}: {e}") from None
     cfg = ck["extra"].get("config", {})
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{ck['path']}: the recorded config must be a mapping")
     info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
             "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
             "config_name": cfg.get("name"), "config": cfg}

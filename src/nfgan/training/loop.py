@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import torch
 import yaml
 
 from nfgan.atomic import save_image, write_text
-from nfgan.checkpoint import load_checkpoint, save_checkpoint
+from nfgan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nfgan.config import ConfigError
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.models import model_class
@@ -106,6 +108,10 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         ck = load_checkpoint(path, expect_nets=self.model.NETS)
+        bad = [f"{n}/{k}" for n, sd in ck["nets"].items() for k, v in sd.items()
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(f"{ck['path']}: weights {bad[:3]} hold NaN or infinite values")
         for name, net in self.model.nets.items():
             net.load_state_dict(ck["nets"][name])
         for name, opt in self.model.optimizers.items():
@@ -119,11 +125,39 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------------------- run loop
 def _prune_metrics(path: Path, last_step: int) -> None:
+    """Keep the metric lines up to ``last_step`` (the checkpoint resumed from); a torn line (a kill in the middle
+    of a write) or any line that is not a JSON record is dropped."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
+    keep = []
+    for ln in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= last_step:
+            keep.append(ln)
     write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _resume(trainer: Trainer, run: RunDir) -> None:
+    """Restore the newest checkpoint that loads; a damaged newer one is set aside with a warning. A run folder
+    with no checkpoint yet (killed before the first one) starts again from step 0."""
+    found = run.checkpoints()
+    if not found:
+        warnings.warn(f"{run.root}: no checkpoint yet; training starts again from step 0")
+        return
+    for path in reversed(found):
+        try:
+            trainer.restore(path)
+            return
+        except (CheckpointError, RuntimeError, KeyError, ValueError) as e:
+            bad = path.with_name(path.name + ".damaged")
+            os.replace(path, bad)
+            warnings.warn(f"{path}: cannot be resumed from ({str(e).splitlines()[0]}); moved to {bad.name}, "
+                          "trying the previous checkpoint")
+    raise CheckpointError(f"{run.root}: none of its {len(found)} checkpoint(s) can be resumed from "
+                          f"(set aside as *.damaged)")
 
 
 def train(config: dict, run_dir: str | Path, resume: bool = False, device: str | None = None,
@@ -139,17 +173,18 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
     run = RunDir(run_dir)
     resolve_device(device or config["train"]["device"])   # refused before the run folder is made
     run.make()
+    run.remove_stale_temp_files()
     trainer = Trainer(config, device, feature_nets)
     model = trainer.model
     if resume:
-        trainer.restore(run.latest_checkpoint())
+        _resume(trainer, run)
     write_text(run.config, yaml.safe_dump(config, sort_keys=False))
     if trainer.data.missing_targets:
         write_text(run.without_target, "".join(s + "\n" for s in trainer.data.missing_targets))
     _prune_metrics(run.metrics, trainer.step)
     log = config["log"]
     total = int(config["train"]["steps"])
-    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=trainer.step if resume else None)
+    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=trainer.step + 1 if resume else None)
     t0, done0 = time.time(), trainer.step
     last_ckpt = None
     bar = tqdm(total=total, initial=trainer.step, desc="nfgan train", unit="step", disable=not progress,
@@ -228,10 +263,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: --name {name!r} must be one folder name (no '/', not '.' or '..')", file=sys.stderr)
                 return 2
             run_dir = RunDir(args.out / name)
-            if run_dir.is_run():
+            if run_dir.is_run() and run_dir.checkpoints():
                 print(f"error: {run_dir.root} already holds a run; use --resume {run_dir.root} or another --name",
                       file=sys.stderr)
                 return 2
+            # a folder that holds a config but no checkpoint (stopped before the first one) starts again
         summary = train(cfg, run_dir.root, resume=bool(args.resume), progress=not args.quiet)
     except (ConfigError, NonFiniteLossError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
