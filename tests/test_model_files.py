@@ -1,5 +1,5 @@
 """Broken and tampered model files: every load validates the file before building anything and names the file
-and the problem; `nfgan normalize --model` answers with an error line and exit status 1, never a traceback."""
+and the problem; `nfgan normalize --model` answers with an error line and exit status 2 (nothing could run), never a traceback."""
 from __future__ import annotations
 
 import json
@@ -94,7 +94,7 @@ def face(tmp_path_factory) -> Path:
 def _cli_refuses(model: Path, face: Path, out: Path, capsys) -> str:
     rc = main(["normalize", "--model", str(model), str(face), "-o", str(out), "--align", "never"])
     err = capsys.readouterr().err
-    assert rc == 1 and "Traceback" not in err and str(model) in err, (rc, err)
+    assert rc == 2 and "Traceback" not in err and str(model) in err, (rc, err)
     assert not out.exists()
     return err
 

@@ -214,95 +214,199 @@ def _looks_aligned(img, size: int) -> bool:
     return int(np.abs(rgb[..., 0] - rgb[..., 1]).max()) <= 2 and int(np.abs(rgb[..., 1] - rgb[..., 2]).max()) <= 2
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif")
+MAX_STEM_BYTES = 180   # output names stay well under the 255-byte limit of common file systems
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def shown(path) -> str:
+    """A path as text that can always be printed and written to a UTF-8 report (undecodable bytes escaped)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _safe_stem(path: Path) -> str:
+    stem = shown(path.stem).replace("\\", "_") or "face"
+    raw = stem.encode("utf-8")
+    return raw[:MAX_STEM_BYTES].decode("utf-8", "ignore") if len(raw) > MAX_STEM_BYTES else stem
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; folders replaced by the image files below them (recursively, sorted)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        else:
+            out.append(p)
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", type=Path, help="face images (aligned 64x64 crops, or photos with --align)")
+    p.add_argument("images", nargs="*", type=Path,
+                   help="photos, aligned 64x64 crops, or folders of them (searched recursively)")
+    p.add_argument("--data", type=Path, help="a prepared folder (nfgan prepare) instead of images: its faces with "
+                                            "their poses, mirroring and landmarks from the manifest")
     p.add_argument("--model", type=Path, default=None,
                    help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
                         "pix2pix_lid_frontalized_london64 normaliser)")
-    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG per input)")
+    p.add_argument("-o", "--out", required=True, type=Path,
+                   help="output folder (one PNG per input, named after it); a file name ending in .png for one input")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
-                   help="align photos with nfgan.data.align.FaceAligner first (auto: when not an aligned gray crop)")
-    p.add_argument("--batch", type=int, default=64)
+                   help="align photos first (auto: unless the image already is a model-sized crop)")
+    p.add_argument("--largest-face", action="store_true",
+                   help="a photo with several faces: take the largest (default: refuse unless one dominates)")
+    p.add_argument("--batch", type=positive_int, default=64, help="faces per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+
+
+def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list, list, list, list, list]:
+    """Read and (where needed) align every input; a bad one is reported and skipped."""
+    from tqdm import tqdm
+
+    from nfgan.data.align import FaceAligner, pose_from_yaw
+    from nfgan.data.images import read_gray_image
+
+    aligner = None
+    faces, poses, flipped, landmarks, sources = [], [], [], [], []
+    for path in tqdm(paths, desc="reading", unit="img", disable=len(paths) < 20):
+        try:
+            img = read_gray_image(path)
+            if args.align == "always" or (args.align == "auto" and img.size != (size, size)):
+                if aligner is None:
+                    aligner = FaceAligner(size=size, dominance=1.0) if args.largest_face else FaceAligner(size=size)
+                aligned = aligner.align(img)
+                face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped),
+                                        aligned.landmarks68)
+            else:
+                face, pose, flip = np.asarray(img), "unknown", False
+                lm = np.full((68, 2), np.nan, np.float32)
+                if face.shape != (size, size):
+                    raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
+                                     f"{size}x{size} crop (use --align auto)")
+        except Exception as e:  # one bad file must not stop the others
+            print(f"{shown(path)}: skipped: {shown(e)}", file=sys.stderr)
+            report.append((shown(path), "error", shown(e)))
+            continue
+        faces.append(face)
+        poses.append(pose)
+        flipped.append(flip)
+        landmarks.append(lm)
+        sources.append(path)
+    return faces, poses, flipped, landmarks, sources
+
+
+def _output_paths(out: Path, sources: list[Path], single_file: bool) -> list[Path]:
+    if single_file:
+        return [out]
+    used: set[str] = set()
+    names = []
+    for path in sources:
+        stem = name = _safe_stem(path)
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name)
+        names.append(out / f"{name}.png")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
     """``nfgan normalize``: any generator ``nfgan.inference.load_model`` reads (NFGAN or the pix2pix U-Net).
 
-    Photos aligned here get a pose from their estimated yaw (``nfgan.data.align.pose_from_yaw``) and the model's
-    mirroring rule (``Generator.mirror_mask``: the aligner's own mirroring counts) exactly as in
-    ``nfgan demo`` and ``nfgan evaluate``; already aligned crops are used as they are (pose unknown).
+    Photos are aligned here and get a pose from their estimated yaw and the model's mirroring and
+    frontalisation rule, exactly as in ``Normalizer.normalize_photos``, the demo and ``nfgan evaluate``; a
+    prepared folder (``--data``) brings its poses and landmarks; aligned crops are used as they are (pose
+    unknown: not mirrored, not frontalised - a warning says so when the model would have).
+
+    Exit status: 0 every input normalised, 1 some inputs failed (each reported, the rest written), 2 nothing
+    could run (no inputs, unusable model, device or output folder).
     """
-    from PIL import Image
     from tqdm import tqdm
 
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+    if bool(args.images) == bool(args.data):
+        return fail("give image files / folders, or --data PREPARED_FOLDER (not both)")
+    out = args.out
+    single_file = out.suffix.lower() == ".png"
+    if out.exists() and not out.is_dir() and not single_file:
+        return fail(f"{shown(out)} exists and is not a folder")
     try:
         device = resolve_device(args.device)
         gen = load_model(args.model if args.model is not None else default_model_path())
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return fail(shown(e))
     gen.to(device)
-    size = int(gen.info["model"].get("image_size", 64))
-    aligner = None
-    faces: list[np.ndarray] = []
-    poses: list[str] = []
-    flipped: list[bool] = []
-    landmarks: list[np.ndarray] = []
-    names: list[Path] = []
+    size = gen.size
     report: list[tuple[str, str, str]] = []
-    used: set[str] = set()
-    for path in tqdm(args.images, desc="reading", unit="img", disable=len(args.images) < 20):
+    if args.data:
+        from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
+
         try:
-            with Image.open(path) as im:
-                im.load()
-                img = im.copy()
-            if args.align == "always" or (args.align == "auto" and not _looks_aligned(img, size)):
-                try:
-                    from nfgan.data.align import FaceAligner, pose_from_yaw
-                except ImportError:
-                    raise ValueError("not an aligned crop and nfgan.data.align is not available") from None
-                if aligner is None:
-                    aligner = FaceAligner(size=size)
-                aligned = aligner.align(img)
-                face, pose, flip = aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped)
-                lm = aligned.landmarks68
-            else:
-                face, pose, flip = np.asarray(img.convert("L")), "unknown", False
-                lm = np.full((68, 2), np.nan, np.float32)
-                if face.shape != (size, size):
-                    raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
-                                     f"{size}x{size} crop (use --align)")
-        except Exception as e:  # one bad file must not stop the others
-            print(f"{path}: skipped: {e}", file=sys.stderr)
-            report.append((str(path), "error", str(e)))
-            continue
-        name = path.stem
-        k = 1
-        while name in used:
-            k += 1
-            name = f"{path.stem}-{k}"
-        used.add(name)
-        faces.append(face)
-        landmarks.append(lm)
-        poses.append(pose)
-        flipped.append(flip)
-        names.append(args.out / f"{name}.png")
-        report.append((str(path), "ok", f"{names[-1]} (pose {pose})"))
+            ds = PreparedDataset(args.data)
+        except (PreparedDatasetError, OSError, ValueError) as e:
+            return fail(shown(e))
+        if ds.size != size:
+            return fail(f"{args.data}: faces are {ds.size} px, the model makes {size} px faces")
+        faces = list(np.asarray(ds.images))
+        poses, flipped = ds.column("pose"), ds.column("flipped")
+        landmarks = (list(np.asarray(ds.landmarks)) if ds.landmarks is not None
+                     else [np.full((68, 2), np.nan, np.float32)] * len(faces))
+        sources = [Path(r["id"]) for r in ds.records]
+    else:
+        paths = expand_inputs(args.images)
+        if not paths:
+            return fail("no image files in the given folders")
+        faces, poses, flipped, landmarks, sources = _read_inputs(args, paths, size, report)
+    if single_file and len(faces) + len(report) != 1:
+        return fail(f"-o {shown(out)} names one file, but there are {len(faces) + len(report)} inputs: give a folder")
+    try:
+        (out.parent if single_file else out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return fail(f"cannot create the output folder {shown(out)}: {e.strerror or e}")
+    unknown = sum(p == "unknown" for p in poses)
+    if unknown and (gen.flip_left_poses or gen.frontalize):
+        print(f"warning: {unknown} aligned crop(s) of unknown pose go to the generator as they are: this model "
+              "mirrors and frontalises turned faces, which needs their pose and landmarks - give the photos, or "
+              "a prepared folder with --data", file=sys.stderr)
+    names = _output_paths(out, sources, single_file)
     if faces:
         stack = np.stack(faces)
         for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
                       disable=len(stack) <= args.batch):
             outs = gen.normalize(stack[i:i + args.batch], poses[i:i + args.batch], flipped[i:i + args.batch],
                                  batch_size=args.batch, landmarks=np.stack(landmarks[i:i + args.batch]))
-            for j, out in enumerate(outs):
-                save_image(names[i + j], out)
+            for j, face in enumerate(outs):
+                src, dst = sources[i + j], names[i + j]
+                try:
+                    save_image(dst, face)
+                    report.append((shown(src), "ok", f"{shown(dst)} (pose {poses[i + j]})"))
+                except OSError as e:   # a full disk or a vanished folder: this face fails, the others go on
+                    print(f"{shown(src)}: not written: {shown(dst)}: {e.strerror or e}", file=sys.stderr)
+                    report.append((shown(src), "error", f"cannot write {shown(dst)}: {e.strerror or e}"))
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "status", "detail"])
     w.writerows(report)
-    write_text(args.out / "normalize_report.csv", buf.getvalue())
-    n_bad = sum(1 for r in report if r[1] != "ok")
-    print(f"{len(faces)} normalised face(s) in {args.out}" + (f", {n_bad} skipped (see normalize_report.csv)"
-                                                             if n_bad else ""))
+    report_path = (out.parent if single_file else out) / "normalize_report.csv"
+    try:
+        write_text(report_path, buf.getvalue())
+    except OSError as e:
+        print(f"warning: cannot write {shown(report_path)}: {e.strerror or e}", file=sys.stderr)
+    n_ok = sum(1 for r in report if r[1] == "ok")
+    n_bad = len(report) - n_ok
+    print(f"{n_ok} normalised face(s) in {shown(out)}" + (f", {n_bad} failed (see normalize_report.csv)"
+                                                          if n_bad else ""))
     return 1 if n_bad else 0

@@ -1,0 +1,162 @@
+"""`nfgan normalize` as a careless user or an attacker would use it: odd names, odd images, odd options, a
+full disk. Every bad input is reported with its reason and the others go on; exit status 0 = all done, 1 = some
+inputs failed, 2 = nothing could run; never a traceback."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nfgan.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "london"
+
+
+@pytest.fixture(scope="module")
+def crop() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+
+
+def _report(folder: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO((folder / "normalize_report.csv").read_text())))
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    rc = main(["normalize", *map(str, argv)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+def test_odd_names_are_written_and_reported(tmp_path, crop, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    long_name = src / ("x" * 250 + ".png")             # its output name would pass the 255-byte limit
+    Image.fromarray(crop).save(long_name)
+    raw = os.path.join(os.fsencode(src), b"face\xff\xfe.png")   # not UTF-8
+    with open(raw, "wb") as f:
+        Image.fromarray(crop).save(f, format="PNG")
+    rc, _ = _run(capsys, src, "-o", tmp_path / "out", "--align", "never")
+    assert rc == 0
+    outs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert len(outs) == 2 and all(len(n.encode("utf-8", "surrogateescape")) < 255 for n in outs)
+    rows = _report(tmp_path / "out")
+    assert [r["status"] for r in rows] == ["ok", "ok"] and any("\\xff" in r["path"] for r in rows)
+
+
+def test_bad_options_and_outputs_stop_before_anything_is_written(tmp_path, crop, capsys):
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    Image.fromarray(crop).save(tmp_path / "b.png")
+    for batch in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as e:
+            main(["normalize", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--batch", batch])
+        assert e.value.code == 2
+    (tmp_path / "file.txt").write_text("x")
+    assert _run(capsys, tmp_path / "a.png", "-o", tmp_path / "file.txt")[0] == 2
+    rc, err = _run(capsys, tmp_path / "a.png", "-o", tmp_path / "file.txt" / "sub", "--align", "never")
+    assert rc == 2 and "cannot create the output folder" in err
+    rc, err = _run(capsys, tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "one.png", "--align", "never")
+    assert rc == 2 and "names one file" in err and not (tmp_path / "one.png").exists()
+    assert _run(capsys, "-o", tmp_path / "o")[0] == 2                          # no inputs at all
+    (tmp_path / "empty").mkdir()
+    assert _run(capsys, tmp_path / "empty", "-o", tmp_path / "o")[0] == 2
+    assert not (tmp_path / "o").exists()
+    # one input, -o a .png name: that file
+    assert _run(capsys, tmp_path / "a.png", "-o", tmp_path / "res" / "one.png", "--align", "never")[0] == 0
+    assert np.asarray(Image.open(tmp_path / "res" / "one.png")).shape == (64, 64)
+
+
+def test_a_full_disk_fails_those_faces_and_keeps_the_rest(tmp_path, crop, capsys, monkeypatch):
+    import errno
+
+    from nfgan.inference import normalizer
+
+    for n in "abc":
+        Image.fromarray(crop).save(tmp_path / f"{n}.png")
+    real = normalizer.save_image
+
+    def flaky(path, image):
+        if Path(path).name == "b.png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, image)
+
+    monkeypatch.setattr(normalizer, "save_image", flaky)
+    rc, err = _run(capsys, *(tmp_path / f"{n}.png" for n in "abc"), "-o", tmp_path / "o", "--align", "never")
+    assert rc == 1 and "No space left on device" in err
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == ["a.png", "c.png"]
+    assert [r["status"] for r in _report(tmp_path / "o")] == ["ok", "error", "ok"]
+
+
+def _bomb_png(path: Path, side: int = 30000) -> None:
+    """A tiny PNG that declares side x side gray pixels (all zero, deflated to a few kilobytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    header = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    row = b"\x00" * (side + 1)
+    body = zlib.compressobj(9)
+    data = b"".join(body.compress(row) for _ in range(64)) + body.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def test_odd_images_are_read_like_prepare_reads_them(tmp_path, crop, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(crop).save(src / "plain.png")
+    Image.fromarray(crop.astype(np.uint16) * 257).save(src / "deep.png")        # 16-bit: same picture
+    _bomb_png(src / "bomb.png")
+    (src / "text.png").write_text("not an image")
+    rc, err = _run(capsys, src / "plain.png", src / "deep.png", src / "bomb.png", src / "text.png",
+                   "-o", tmp_path / "o", "--align", "never")
+    assert rc == 1
+    rows = {Path(r["path"]).name: r for r in _report(tmp_path / "o")}
+    assert rows["plain.png"]["status"] == rows["deep.png"]["status"] == "ok"
+    assert "too large" in rows["bomb.png"]["detail"] and "not an image" in rows["text.png"]["detail"]
+    a, b = (np.asarray(Image.open(tmp_path / "o" / n)) for n in ("plain.png", "deep.png"))
+    assert np.array_equal(a, b)
+
+
+def test_an_exif_rotated_photo_is_turned_upright(tmp_path, capsys):
+    """A camera stores the pixels sideways with an orientation tag; the face is found after the turn."""
+    photo = Image.open(EXAMPLES / "smiling_front" / "006_08.jpg")
+    sideways = photo.transpose(Image.Transpose.ROTATE_90)      # what the sensor stored
+    exif = Image.Exif()
+    exif[0x0112] = 6                                             # 'rotate 90 CW to display'
+    sideways.save(tmp_path / "rotated.png", exif=exif)          # lossless, so the two must agree exactly
+    photo.save(tmp_path / "upright.png")
+    sideways.save(tmp_path / "untagged.png")
+    rc, _ = _run(capsys, tmp_path / "rotated.png", tmp_path / "upright.png", tmp_path / "untagged.png",
+                 "-o", tmp_path / "o")
+    assert rc == 1                                               # the sideways photo without its tag: no face
+    a, b = (np.asarray(Image.open(tmp_path / "o" / n)) for n in ("rotated.png", "upright.png"))
+    assert np.array_equal(a, b)
+    assert "no face" in {Path(r["path"]).name: r for r in _report(tmp_path / "o")}["untagged.png"]["detail"]
+
+
+def test_crops_of_unknown_pose_warn_and_a_prepared_folder_brings_poses(tmp_path, capsys):
+    from conftest import make_prepared
+
+    from nfgan.data.dataset import PreparedDataset
+    from nfgan.inference import default_model_path, load_model
+
+    root = make_prepared(tmp_path / "p", subjects=2)
+    ds = PreparedDataset(root)
+    lm = np.tile(np.linspace(10, 50, 136, dtype=np.float32).reshape(1, 68, 2), (len(ds), 1, 1))
+    np.save(root / "landmarks.npy", lm)
+    rc, err = _run(capsys, root / "faces", "-o", tmp_path / "crops")        # a folder of crops
+    assert rc == 0 and "unknown pose" in err
+    assert len(list((tmp_path / "crops").glob("*.png"))) == len(ds)
+    rc, err = _run(capsys, "--data", root, "-o", tmp_path / "data")
+    assert rc == 0 and "unknown pose" not in err
+    want = load_model(default_model_path()).normalize(np.asarray(ds.images), ds.column("pose"),
+                                                        ds.column("flipped"), landmarks=lm)
+    got = np.stack([np.asarray(Image.open(tmp_path / "data" / f"{r['id']}.png")) for r in ds.records])
+    assert np.array_equal(got, want)
+    turned = [i for i, p in enumerate(ds.column("pose")) if p != "frontal"]
+    crops = np.stack([np.asarray(Image.open(tmp_path / "crops" / f"{r['id']}.png")) for r in ds.records])
+    assert np.abs(crops[turned].astype(int) - got[turned].astype(int)).mean() > 1   # frontalised only with --data
