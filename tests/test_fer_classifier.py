@@ -34,7 +34,7 @@ def _read_csv(path: Path) -> list[dict]:
 def test_train_writes_a_model_that_loads_and_classifies_its_set(trained, tmp_path, capsys):
     data, out = trained
     clf = FERClassifier(out)                           # the folder or the file
-    assert clf.path == out / MODEL_FILE and json.loads((out / "training.json").read_text())["members"]
+    assert clf.path == out / MODEL_FILE and len(json.loads((out / "training.json").read_text())["history"]) == 20
     assert clf.classes == list(CLASSES) and clf.framing == "precropped" and clf.image_size == 64
     assert clf.meta["variant"] == "2b" and clf.meta["n_train"] == 36 and len(clf.meta["train_subjects"]) == 6
     assert clf.meta["config"]["epochs"] == 20
@@ -56,7 +56,7 @@ def test_train_writes_a_model_that_loads_and_classifies_its_set(trained, tmp_pat
     assert np.allclose(got, probs, atol=1e-4)
     # reloading gives the very same net
     again = FERClassifier(out / MODEL_FILE)
-    for a, b in zip(clf.nets[0].state_dict().values(), again.nets[0].state_dict().values()):
+    for a, b in zip(clf.net.state_dict().values(), again.net.state_dict().values()):
         assert torch.equal(a, b)
 
 
@@ -111,10 +111,23 @@ def test_bad_models_inputs_and_options_are_refused(trained, tiny, tmp_path, caps
     clf = FERClassifier(out)
     with pytest.raises(ValueError, match="uint8 N x 64 x 64"):
         clf.predict_proba(np.zeros((2, 48, 48), np.uint8))
-    paired = tmp_path / "paired.yaml"
-    paired.write_text("references_as: input\n")
-    with pytest.raises(FERConfigError, match="only writes single-input models"):
-        train_model(data, tmp_path / "p", variant="2b_aug", config=paired, augment=data)
+    # files of removed options: several nets (ensemble), a removed trunk
+    from safetensors import safe_open
+
+    from nfgan.atomic import save_safetensors
+
+    with safe_open(str(out / MODEL_FILE), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    assert meta["members"] == "1" and all(k.startswith("m0.") for k in state)   # the format of earlier files
+    two = {**state, **{"m1." + k[3:]: v.clone() for k, v in state.items()}}
+    save_safetensors(tmp_path / "two.safetensors", two, metadata={**meta, "members": "2"})
+    with pytest.raises(FERModelError, match="two.safetensors: holds 2 nets .*commit 1b76572"):
+        FERClassifier(tmp_path / "two.safetensors")
+    net = {**json.loads(meta["net"]), "trunk": "faceapi112"}
+    save_safetensors(tmp_path / "fa.safetensors", state, metadata={**meta, "net": json.dumps(net)})
+    with pytest.raises(FERModelError, match="fa.safetensors: trunk 'faceapi112' was removed"):
+        FERClassifier(tmp_path / "fa.safetensors")
     capsys.readouterr()
     assert main(["fer", "predict", "--model", str(garbage), "--data", str(data), "--out", str(tmp_path / "x.csv")]) == 1
     assert "not a safetensors file" in capsys.readouterr().err

@@ -59,44 +59,58 @@ def test_softmax_variant_has_no_metric_loss(tiny, tmp_path):
     assert fold["history"][0]["tuplet"] == 0.0 and fold["n_references"] == 0
 
 
-def test_ensemble_averages_member_softmax_and_member_zero_is_the_single_run(tiny, tmp_path, capsys):
+def test_a_fold_predicts_with_its_net_and_keeps_the_class_probabilities(tiny, tmp_path):
+    """Fold k trains one net with seed * 1000 + k on the other subjects; each test face's prediction is the
+    argmax of that net's softmax, recorded with the probabilities."""
     from nfgan.fer.cv import load_config, normalise_all, predict_proba, train_fold
 
     data, folds = tiny
-    base = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--only-fold", "2",
-            "--epochs", "2", "--threads", "1"]
-    assert main(base + ["--out", str(tmp_path / "single")]) == 0
-    assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "2"]) == 0
-    single = json.loads((tmp_path / "single" / "folds" / "fold_02.json").read_text())
-    ens = json.loads((tmp_path / "ens" / "folds" / "fold_02.json").read_text())
-    assert "members" not in single and len(ens["members"]) == 2
-    # member 0 is the single-net run (same seed, same data): same training curve and accuracy
-    assert ens["members"][0]["history"] == single["history"]
-    assert ens["members"][0]["accuracy"] == single["accuracy"]
-    assert ens["members"][0]["history"] != ens["members"][1]["history"]   # member 1: another seed
-    # the ensemble predicts the argmax of the members' mean softmax: rebuild it from two nets trained here
+    out = tmp_path / "run"
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--only-fold", "2",
+                 "--epochs", "2", "--threads", "1", "--out", str(out)]) == 0
+    fold = json.loads((out / "folds" / "fold_02.json").read_text())
+    assert "members" not in fold
     ds = PreparedDataset(data)
     classes = list(CLASSES)
     y = np.asarray([classes.index(e) for e in ds.column("expression")])
     subj = ds.column("subject")
     ids = {s: i for i, s in enumerate(sorted(set(subj)))}
     s_idx = np.asarray([ids[s] for s in subj])
-    test = np.asarray([s in set(ens["test_subjects"]) for s in subj])
+    test = np.asarray([s in set(fold["test_subjects"]) for s in subj])
     faces = normalise_all(np.asarray(ds.images))
-    cfg = load_config(None, {"epochs": 2, "threads": 1})
-    probs = 0.0
-    for m in range(2):
-        net, _ = train_fold(cfg, "2b", faces[~test], y[~test], s_idx[~test], 3, seed=2 + 100000 * m)
-        probs = probs + predict_proba(net, faces[test], 60) / 2
-    want = [classes[i] for i in np.asarray(probs).argmax(1)]
-    assert [p["pred"] for p in ens["predictions"]] == want
-    # each prediction keeps the (mean) class probabilities it was taken from
-    np.testing.assert_allclose([p["probs"] for p in ens["predictions"]], probs, atol=1e-5)
-    # the config hash changes with the ensemble size; ensemble 1 keeps earlier run dirs' hash
-    assert main(base + ["--out", str(tmp_path / "ens"), "--ensemble", "3"]) == 1
-    assert "different configuration" in capsys.readouterr().err
-    assert main(base + ["--out", str(tmp_path / "bad"), "--ensemble", "0"]) == 1
-    assert "ensemble: must be >= 1, got 0" in capsys.readouterr().err
+    net, info = train_fold(load_config(None, {"epochs": 2, "threads": 1}), "2b", faces[~test], y[~test],
+                           s_idx[~test], 3, seed=2)
+    assert info["history"] == fold["history"] and info["tau"] == fold["tau"]
+    probs = predict_proba(net, faces[test], 60)
+    assert [p["pred"] for p in fold["predictions"]] == [classes[i] for i in probs.argmax(1)]
+    np.testing.assert_allclose([p["probs"] for p in fold["predictions"]], probs, atol=1e-5)
+
+
+def test_removed_options_are_refused_and_the_shipped_configs_keep_their_run_hash(tiny, tmp_path, capsys):
+    """trunk_lr_scale, label_smoothing, ensemble and references_as were removed (their code is at commit
+    1b76572); at their defaults they never entered a run's configuration hash, so the run folders of the
+    shipped configurations keep theirs (values from before the removal)."""
+    from nfgan.fer.cv import _config_hash, load_config
+
+    data, folds = tiny
+    base = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--only-fold", "0", "--epochs", "1",
+            "--threads", "1", "--out", str(tmp_path / "run")]
+    for option in ("trunk_lr_scale=0.1", "label_smoothing=0.1", "ensemble=2", "references_as=input",
+                   "trunk=dlib_resnet", "trunk=faceapi112"):
+        assert main(base + ["--set", option]) == 1
+        assert option.split("=")[0] in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--ensemble", "2"])
+    assert not (tmp_path / "run").exists()
+    want = {("ckplus", "2b"): "808d7a8917ca9616", ("ckplus", "2b_aug"): "02680a371d64e9fd",
+            ("ckplus_c5", "2b"): "42a56f97b2082c16", ("ckplus_c5", "2b_aug"): "7771fb2d3b01ee69",
+            ("jaffe", "2b"): "291bb0a08eaacae1", ("jaffe", "2b_aug"): "989573f8179f8423"}
+    for (name, variant), digest in want.items():
+        cfg = load_config(REPO / "configs" / "fer" / f"{name}.yaml")
+        run_cfg = {**cfg, "data": "/data/fer", "folds_file": "/folds.json", "variant": variant,
+                   "augment": "/models/nfgan.safetensors" if variant == "2b_aug" else None,
+                   "classes": ["neutral", "happy"], "split": "test"}
+        assert _config_hash(run_cfg) == digest, name
 
 
 def test_augmentation_guard_refuses_test_subject_and_accepts_clean(tiny, tmp_path, capsys):

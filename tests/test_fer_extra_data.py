@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from nfgan.atomic import save_image, write_text
@@ -119,12 +118,6 @@ def test_extra_data_that_cannot_be_trained_on_is_refused_before_anything_is_writ
     assert "extra faces are 48 px" in capsys.readouterr().err
     assert main(base + [str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
-    # faces paired with their NFGAN reference: extra faces have none
-    paired = tmp_path / "paired.yaml"
-    paired.write_text("references_as: input\n")
-    assert main(base[:-1] + ["--variant", "2b_aug", "--augment", str(tmp_path / "refs"), "--config", str(paired),
-                             "--extra-data", str(small)]) == 1
-    assert "extra_data has no references to pair its faces with" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -169,7 +169,6 @@ class AugmentSource:
                                else recorded_train_subjects(self.source))
         self.faces: np.ndarray | None = None
         self.subjects: list[str] = []
-        self.per_image = False   # True once a normaliser has made one face per dataset row (``load``)
 
     def load(self, dataset, cache_dir: str | Path | None = None) -> "AugmentSource":
         """Read the folder's faces, or run the checkpoint's normaliser on every face of ``dataset``."""
@@ -179,28 +178,10 @@ class AugmentSource:
             ds = PreparedDataset(self.source)
             self.faces = np.asarray(ds.images, dtype=np.uint8)
             self.subjects = ds.column("subject")
-            self.per_image = False
         else:
             self.faces = self._normalize_dataset(dataset, cache_dir)
             self.subjects = dataset.column("subject")
-            self.per_image = True
         return self
-
-    def reference_rows(self, subjects: list[str], needed: Iterable[int]) -> np.ndarray:
-        """For every dataset row (``subjects``: the dataset's subject column), the index of its reference in
-        ``faces``: the row's own normalised face when a normaliser ran over the dataset, else the first face
-        of the row's subject in the folder. Rows in ``needed`` whose subject has no face raise ``ValueError``.
-        """
-        if self.per_image:
-            return np.arange(len(subjects))
-        first: dict[str, int] = {}
-        for i, s in enumerate(self.subjects):
-            first.setdefault(s, i)
-        missing = sorted({subjects[i] for i in needed} - set(first))
-        if missing:
-            raise ValueError(f"{self.source}: no reference face for subjects {missing[:10]}"
-                             f"{' ...' if len(missing) > 10 else ''} ({len(missing)} in all)")
-        return np.asarray([first.get(s, -1) for s in subjects], dtype=np.int64)
 
     def _normalize_dataset(self, dataset, cache_dir) -> np.ndarray:
         cache = Path(cache_dir) / "augment_faces.npy" if cache_dir else None

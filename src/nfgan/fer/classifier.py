@@ -8,8 +8,9 @@ one safetensors file that ``FERClassifier`` loads offline and applies to new fac
     nfgan fer predict --model models/ck_2b/fer_model.safetensors --data out/jaffe64_fer --out pred.csv
     nfgan fer predict --model models/ck_2b/fer_model.safetensors photos/*.jpg --out pred.csv
 
-File (``fer_model.safetensors``): the net's state dict (``m<k>.`` per ensemble member) and string metadata:
-``format`` (``nfgan-fer/1``), ``classes``, ``net`` (the ``FERNet`` arguments), ``crop``, ``tta``, ``variant``,
+File (``fer_model.safetensors``): the net's state dict (keys prefixed ``m0.``) and string metadata: ``format``
+(``nfgan-fer/1``), ``members`` (always 1), ``classes``, ``net`` (the ``FERNet`` arguments), ``crop``, ``tta``,
+``variant``,
 ``framing`` (how faces must be cut: ``aligned`` = ``nfgan prepare``'s landmark alignment, ``precropped`` =
 the set's own crops resized, as ``nfgan fer precropped`` does), ``image_size``, ``train_subjects``, the
 resolved ``config``, for ``2b_aug`` the normaliser used and the subjects it was trained on, and for the
@@ -20,8 +21,8 @@ Photos given to ``predict`` are cut the way the training faces were: aligned wit
 (``framing: aligned``) or read as gray and resized (``precropped``; the photo must already be a face crop
 framed like the training set). Prepared folders are used as they are.
 
-``references_as: input`` models need the normaliser again at prediction time; ``nfgan fer train`` refuses
-them (use ``nfgan fer cv`` to measure that option).
+The ``m0.`` prefix and ``members`` are left from a removed option that saved several nets per file; keeping
+them keeps the format. Files with one net load; files with more are refused (``FERModelError``).
 """
 from __future__ import annotations
 
@@ -38,12 +39,13 @@ from nfgan.atomic import save_safetensors, write_text
 from nfgan.data.dataset import PreparedDataset
 from nfgan.device import resolve_device
 from nfgan.fer.augment import AugmentSource
-from nfgan.fer.cv import (FERConfigError, add_extra, check_variant, class_list, load_config, load_extra,
+from nfgan.fer.cv import (add_extra, check_variant, class_list, load_config, load_extra,
                           load_references, net_args, normalise_all, predict_proba, train_fold, with_references)
-from nfgan.fer.model import FERNet, MiniXceptionTrunk
+from nfgan.fer.model import TRUNKS, FERNet, MiniXceptionTrunk
 from nfgan.fer.sampler import REFERENCE_ONLY
 
 FORMAT = "nfgan-fer/1"
+PREFIX = "m0."   # of every weight's key (module doc)
 MODEL_FILE = "fer_model.safetensors"
 FRAMINGS = ("aligned", "precropped")
 
@@ -58,11 +60,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
     """Train the FER network on every labelled face of ``data``; write ``out/fer_model.safetensors`` (and
     ``out/training.json``: the loss history). Returns the model file's path."""
     cfg = load_config(config, overrides, sets)
-    paired = check_variant(variant, augment, cfg)
-    if paired:
-        raise FERConfigError("references_as: input pairs every face with the normaliser's output, also at "
-                             "prediction time; `nfgan fer train` only writes single-input models (use "
-                             "references_as: items, or `nfgan fer cv` to measure the paired option)")
+    check_variant(variant, augment)
     resolve_device(cfg["device"])   # an unusable device is refused before any data is read
     torch.set_num_threads(int(cfg["threads"]))
     dataset = PreparedDataset(data)
@@ -87,15 +85,10 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
                     "augment_train_subjects": aug.train_subjects}
     faces, labels, subjects = add_extra((faces, labels, subjects), extra)
     t0 = time.time()
-    state, history = {}, []
-    for m in range(int(cfg["ensemble"])):
-        net, info = train_fold(cfg, variant, faces, labels, subjects, len(classes),
-                               seed=int(cfg["seed"]) + 100000 * m,
-                               desc="train" + (f" net {m + 1}/{cfg['ensemble']}" if m else ""))
-        state.update({f"m{m}.{k}": v.detach().cpu() for k, v in net.state_dict().items()})
-        history.append(info)
+    net, info = train_fold(cfg, variant, faces, labels, subjects, len(classes), seed=int(cfg["seed"]))
+    state = {f"{PREFIX}{k}": v.detach().cpu() for k, v in net.state_dict().items()}
     framing = "precropped" if dataset.meta.get("precropped") else "aligned"
-    meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": int(cfg["ensemble"]),
+    meta = {"format": FORMAT, "classes": classes, "variant": variant, "members": 1,
             "net": net_args(cfg, len(classes)), "crop": int(cfg["crop"]), "tta": bool(cfg["tta"]),
             "framing": framing, "image_size": int(dataset.size), "data": str(Path(data).resolve()),
             "train_subjects": train_subjects, "n_train": int(len(rows)), "config": cfg, **meta_aug,
@@ -104,7 +97,7 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
         meta["trunk_layers"] = net.trunk.layer_configs
     path = out / MODEL_FILE
     save_safetensors(path, state, metadata={k: json.dumps(v) for k, v in meta.items()})
-    write_text(out / "training.json", json.dumps({"seconds": time.time() - t0, "members": history}, indent=1) + "\n")
+    write_text(out / "training.json", json.dumps({"seconds": time.time() - t0, **info}, indent=1) + "\n")
     return path
 
 
@@ -138,35 +131,36 @@ class FERClassifier:
         if self.framing not in FRAMINGS:
             raise FERModelError(f"{self.path}: unknown framing {self.framing!r} (known: {', '.join(FRAMINGS)})")
         self.image_size: int = int(self.meta["image_size"])
-        self.nets = []
-        for m in range(int(self.meta["members"])):
-            net = FERNet(**self.meta["net"], trunk_layers=self.meta.get("trunk_layers"))
-            prefix = f"m{m}."
-            try:
-                net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-            except RuntimeError as e:
-                raise FERModelError(f"{self.path}: weights do not fit the recorded network ({e})") from None
-            self.nets.append(net.eval())
+        if int(self.meta.get("members", 1)) != 1:
+            raise FERModelError(f"{self.path}: holds {self.meta['members']} nets (an ensemble, an option removed "
+                                f"from nfgan; load it with nfgan at commit 1b76572); this version reads one")
+        trunk = self.meta["net"].get("trunk", "plain")
+        if trunk not in TRUNKS:
+            raise FERModelError(f"{self.path}: trunk {trunk!r} was removed from nfgan (this version has "
+                                f"{', '.join(TRUNKS)}); load it with nfgan at commit 1b76572")
+        self.net = FERNet(**self.meta["net"], trunk_layers=self.meta.get("trunk_layers"))
+        try:
+            self.net.load_state_dict({k[len(PREFIX):]: v for k, v in state.items() if k.startswith(PREFIX)})
+        except RuntimeError as e:
+            raise FERModelError(f"{self.path}: weights do not fit the recorded network ({e})") from None
+        self.net.eval()
         self.to(device)
 
     def to(self, device: str | torch.device) -> "FERClassifier":
         """Run the nets on ``device`` ("cpu", "cuda", "cuda:N"); an unusable CUDA device is refused."""
         self.device = resolve_device(device)
-        for net in self.nets:
-            net.to(self.device)
+        self.net.to(self.device)
         return self
 
     def predict_proba(self, faces: np.ndarray, batch: int = 256) -> np.ndarray:
-        """Class probabilities ``N x len(classes)`` (mean over ensemble members)."""
+        """Class probabilities ``N x len(classes)``."""
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
         if faces.dtype != np.uint8 or faces.ndim != 3 or faces.shape[1:] != (self.image_size, self.image_size):
             raise ValueError(f"faces must be uint8 N x {self.image_size} x {self.image_size}, got "
                              f"{faces.dtype} {faces.shape}")
-        norm = normalise_all(faces)
-        return np.mean([predict_proba(net, norm, self.meta["crop"], batch=batch, tta=self.meta["tta"])
-                        for net in self.nets], axis=0)
+        return predict_proba(self.net, normalise_all(faces), self.meta["crop"], batch=batch, tta=self.meta["tta"])
 
     def predict_labels(self, faces: np.ndarray) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]

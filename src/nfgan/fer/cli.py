@@ -32,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cv.add_argument("--validate", action="store_true",
                     help="model selection: score on a validation split carved from each fold's training "
                          "subjects (val_fraction); test subjects are not used")
-    cv.add_argument("--ensemble", type=int, help="override the config's nets per fold (mean softmax; default 1)")
 
     folds = sub.add_parser("folds", help="write a subject-independent fold file for a prepared dataset")
     folds.add_argument("--data", required=True, help="prepared dataset folder")
@@ -136,7 +135,7 @@ def _cv(args) -> int:
     out = args.out or str(Path("runs") / "fer" / f"{Path(args.data).name}_{args.variant}")
     summary = run_cv(args.data, args.folds, out, variant=args.variant, config=args.config,
                      overrides={"epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                                "ensemble": args.ensemble, "device": args.device,
+                                "device": args.device,
                                 "extra_data": args.extra_data}, augment=args.augment,
                      augment_subjects=args.augment_subjects, only_fold=args.only_fold,
                      validate=args.validate, sets=args.sets)

@@ -1,0 +1,127 @@
+"""kill -9 in the middle of `nfgan prepare`, `nfgan train` and `nfgan fer cv`, then the same command again (or
+`--resume`): the finished result is bit-identical to an uninterrupted run, and nothing half-written is left."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from conftest import REPO, make_prepared, tiny_config
+
+NFGAN = [sys.executable, "-m", "nfgan"]
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen(NFGAN + argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)   # its own process group: worker processes die with it
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
+    """SIGKILL the command's whole process group as soon as ``ready()`` is true; False if it ended first."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("the command neither finished nor reached the kill point in time")
+
+
+def _ok(argv: list[str], codes: tuple[int, ...] = (0,)) -> None:
+    proc = _start(argv)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode in codes, err.decode(errors="replace")[-2000:]
+
+
+def _same_tree(a: Path, b: Path, skip: tuple[str, ...] = ()) -> None:
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and not p.name.startswith(skip))
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and not p.name.startswith(skip))
+    assert files_a == files_b
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_train_killed_then_resumed_gives_the_uninterrupted_run(tmp_path):
+    root = make_prepared(tmp_path / "data", subjects=4)
+    cfg = tiny_config(root, steps=8)
+    cfg["log"].update(checkpoint_every=2, sample_every=4)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    base = ["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--set", "loss.feat=0",
+            "--set", "loss.id=0", "--quiet"]
+    _ok(base + ["--name", "full"])
+    proc = _start(base + ["--name", "cut"])
+    ckpts = tmp_path / "cut" / "checkpoints"
+    assert kill_when(proc, lambda: (ckpts / "step_00000004.safetensors").exists())
+    _ok(["train", "--resume", str(tmp_path / "cut"), "--quiet"])
+    losses = [[{k: v for k, v in json.loads(ln).items() if k != "time"}
+               for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
+    assert losses[0] == losses[1] and len(losses[0]) == 8
+    from nfgan.checkpoint import load_checkpoint
+
+    a, b = (load_checkpoint(tmp_path / run) for run in ("full", "cut"))
+    assert a["step"] == b["step"] == 8
+    for name in a["nets"]:
+        for k, v in a["nets"][name].items():
+            assert np.array_equal(v.numpy(), b["nets"][name][k].numpy()), (name, k)
+    assert not list((tmp_path / "cut").rglob("*.tmp"))
+
+
+def test_prepare_killed_then_rerun_gives_the_uninterrupted_folder(tmp_path):
+    src = tmp_path / "photos"
+    shutil.copytree(REPO / "examples" / "london", src)
+    args = ["prepare", "csv", str(src / "manifest.csv")]
+    done = (0, 1)   # 1: some photos have no usable face (the profiles), reported like in the full run
+    _ok(args + [str(tmp_path / "full")], done)
+    proc = _start(args + [str(tmp_path / "cut")])
+    journal = tmp_path / "cut" / ".prepare_journal.jsonl"
+    killed = kill_when(proc, lambda: journal.exists() and journal.read_text().count("\n") >= 4)
+    assert killed
+    _ok(args + [str(tmp_path / "cut")], done)
+    # every face, the manifest, the packed arrays and the report are byte-identical (the meta file holds times)
+    _same_tree(tmp_path / "full", tmp_path / "cut", skip=(".prepare_journal", "prepare_meta"))
+
+
+def test_fer_cv_killed_then_rerun_gives_the_uninterrupted_folds(tiny, tmp_path):
+    data, folds = tiny
+    args = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--epochs", "2",
+            "--threads", "1"]
+    _ok(args + ["--out", str(tmp_path / "full")])
+    proc = _start(args + ["--out", str(tmp_path / "cut")])
+    assert kill_when(proc, lambda: (tmp_path / "cut" / "folds" / "fold_00.json").exists())
+    assert not (tmp_path / "cut" / "summary.json").exists() or not json.loads(
+        (tmp_path / "cut" / "summary.json").read_text())["complete"]
+    _ok(args + ["--out", str(tmp_path / "cut")])
+    for k in range(3):
+        a, b = (json.loads((tmp_path / r / "folds" / f"fold_{k:02d}.json").read_text()) for r in ("full", "cut"))
+        for key in a:
+            if key not in ("cpu_seconds", "seconds"):
+                assert a[key] == b[key], (k, key)
+    s = [json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "cut")]
+    assert s[0]["mean_accuracy"] == s[1]["mean_accuracy"] and s[1]["complete"]
+
+
+def test_train_killed_before_its_first_checkpoint_resumes(tmp_path):
+    root = make_prepared(tmp_path / "data", subjects=4)
+    cfg = tiny_config(root, steps=6)
+    cfg["log"].update(checkpoint_every=6, sample_every=6)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    base = ["--set", "loss.feat=0", "--set", "loss.id=0", "--quiet"]
+    proc = _start(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--name", "r", *base])
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    assert kill_when(proc, lambda: metrics.exists() and metrics.read_text().count("\n") >= 2)
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.safetensors"))
+    _ok(["train", "--resume", str(tmp_path / "r"), *base])
+    assert [json.loads(ln)["step"] for ln in metrics.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
