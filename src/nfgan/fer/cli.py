@@ -90,6 +90,7 @@ def _training_options(p: argparse.ArgumentParser, seed_help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nfgan.checkpoint import CheckpointError
     from nfgan.data.dataset import PreparedDatasetError
     from nfgan.fer.augment import AugmentLeakError
     from nfgan.fer.classifier import FERModelError
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}: {sum(methods.values())} faces ({methods})")
             return 0
     except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError,
-            FERModelError, DeviceError) as e:
+            FERModelError, DeviceError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 2
