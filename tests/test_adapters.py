@@ -177,6 +177,67 @@ def test_csv_folder_without_manifest(tmp_path):
         load("csv", tmp_path)
 
 
+@pytest.mark.parametrize("third_line, message", [
+    ("a.png,Ren\xe9,happy\n".encode("latin-1"), r"line 3: not UTF-8 text \(byte 0xe9 at column 10\)"),
+    (b"a.png,p2," + b"x" * 200_000 + b"\n", r"line 3: not a readable CSV table \(field larger than field limit"),
+    (b'a.png,p2,"happy\n' + b"y" * 150_000 + b'"\n', r"line 4: not a readable CSV table \(field larger"),
+    (b"a.png,p2,happy," + b"z" * (adapters.MAX_CSV_LINE + 10), r"line 3: longer than 1048576 bytes"),
+], ids=["latin-1", "huge field", "huge quoted field", "huge line"])
+def test_csv_unreadable_manifest_names_file_and_line(tmp_path, third_line, message):
+    put_image(tmp_path / "a.png")
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfpath,subject,expression\na.png,p1,neutral\n" + third_line + b"a.png,p3,sad\n")
+    with pytest.raises(AdapterError, match=message) as info:
+        load("csv", csv_path)
+    assert str(csv_path) in str(info.value)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+def test_csv_line_endings(tmp_path, eol):
+    put_image(tmp_path / "a.png")
+    lines = [b"path,subject,expression,pose", b"a.png,p1,happy,", b'a.png,"p\xc3\xa92",sad,frontal']
+    (tmp_path / "manifest.csv").write_bytes(eol.join(lines) + eol)
+    assert [r.subject for r in load("csv", tmp_path)] == ["p1", "p\xe92"]
+    (tmp_path / "manifest.csv").write_bytes(eol.join(lines + [b"a.png,p3,sad,upside_down"]) + eol)
+    with pytest.raises(AdapterError, match="line 4: pose 'upside_down'"):
+        load("csv", tmp_path)
+
+
+def test_csv_rows_that_are_folders_or_fifos_are_kept_for_prepare_to_report(tmp_path):
+    import os
+
+    put_image(tmp_path / "a.png")
+    (tmp_path / "folder.png").mkdir()
+    rows = "path,subject,expression\na.png,p1,happy\nfolder.png,p2,sad\n"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.png")
+        rows += "pipe.png,p3,sad\n"
+    (tmp_path / "manifest.csv").write_text(rows)
+    got = by_name(load("csv", tmp_path))
+    assert set(got) == {"a.png", "folder.png"} | ({"pipe.png"} if hasattr(os, "mkfifo") else set())
+    assert got["folder.png"].subject == "p2"
+    (tmp_path / "manifest.csv").write_text(rows + "gone.png,p4,sad\n")      # a missing file still refuses
+    with pytest.raises(AdapterError, match=r"line \d: image .*gone.png does not exist"):
+        load("csv", tmp_path)
+    if hasattr(os, "mkfifo"):                                              # the manifest itself a FIFO
+        os.mkfifo(tmp_path / "pipe.csv")
+        with pytest.raises(AdapterError, match="pipe.csv is not a regular file"):
+            load("csv", tmp_path / "pipe.csv")
+
+
+def test_label_tables_that_are_not_utf8_name_the_file(tmp_path):
+    london = tmp_path / "london"
+    put_image(london / "001_03.jpg")
+    (london / "london_faces_info.csv").write_bytes(b"face_id,face_age\n1,2\xff4\n")
+    with pytest.raises(AdapterError, match=r"london: .*london_faces_info.csv, line 2: not UTF-8"):
+        load("london", london)
+    mmi = tmp_path / "mmi"
+    _make_mmi_session(mmi, "2001", 3, '<Metatags><Metatag Name="Emotion" Value="6"/></Metatags>')
+    (mmi / "labels.csv").write_bytes(b"session,subject,expression\n2001,S\xe940,Angry\n")
+    with pytest.raises(AdapterError, match=r"mmi: .*labels.csv, line 2: not UTF-8"):
+        load("mmi", mmi)
+
+
 # ------------------------------------------------------------------------------------------------------------- ck+
 
 @pytest.mark.parametrize("subset, count, subjects", [("peak", 981, 118), ("with_neutral", 890, 123)])
@@ -242,6 +303,9 @@ def test_ckplus_official_layout_errors(tmp_path):
     (tmp_path / "Emotion" / "S005" / "001" / "S005_001_00000011_emotion.txt").write_text("9.0\n")
     with pytest.raises(AdapterError, match=r"S005_001_00000011_emotion.txt: emotion code 9"):
         load("ckplus", tmp_path)
+    (tmp_path / "Emotion" / "S005" / "001" / "S005_001_00000011_emotion.txt").write_bytes(b"\xff\xfe3\x00")
+    with pytest.raises(AdapterError, match=r"S005_001_00000011_emotion.txt: expected one emotion code 0-7"):
+        load("ckplus", tmp_path)                       # not text (UTF-16 here): the message, no traceback
     with pytest.raises(AdapterError, match="option peak_frames='three' must be int"):
         load("ckplus", tmp_path, peak_frames="three")
     with pytest.raises(AdapterError, match="unlabelled must be"):

@@ -100,7 +100,7 @@ def test_resume_after_killed_run(tmp_path):
     assert not (out / "manifest.csv").exists()
     with open(journal, "a") as f:                       # a line torn by the crash
         f.write('{"id": "front_00-')
-    assert cli.main(["prepare", "csv", str(src), str(out), "--workers", "1", "--quiet"]) == 0
+    assert cli.main(["prepare", "csv", str(src), str(out), "--workers", "1", "--quiet"]) == 1   # noise.png: no face
     lines = [json.loads(x) for x in journal.read_text().splitlines()[1:] if x.startswith('{"id":"')]
     ids = [e["id"] for e in lines]
     assert len(ids) == len(set(ids)) == 37              # finished photos were not redone
@@ -190,7 +190,162 @@ def test_cli_errors_and_summary(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert cli.main(["prepare", "csv", str(src), str(tmp_path / "afile")]) == 2
     assert "not a folder" in capsys.readouterr().err
-    assert cli.main(["prepare", "csv", str(src), str(tmp_path / "o"), "--quiet", "--size", "48"]) == 0
+    assert cli.main(["prepare", "csv", str(src), str(tmp_path / "o"), "--quiet", "--size", "48"]) == 1
     out = capsys.readouterr().out
     assert "prepared 3/4 faces (75.0%)" in out and "no face: 1" in out and "prepare_report.csv" in out
     assert PreparedDataset(tmp_path / "o").size == 48
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exit status (0 all prepared, 1 some inputs failed, 2 nothing could run), bad manifests and options
+
+
+def _good_source(root: Path, names=("front", "right34")) -> Path:
+    """A manifest of photos that all align."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["path,subject,expression,pose"]
+    for name in names:
+        pose, path = PHOTOS[name]
+        (root / f"{name}.jpg").write_bytes(path.read_bytes())
+        lines.append(f"{name}.jpg,p1,neutral,{pose}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _in_time(fn, seconds: float = 120.0):
+    """Run ``fn`` in a daemon thread; fail instead of hanging when it takes longer than ``seconds``."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed back to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def test_exit_status_all_ok_some_failed_nothing_ran(tmp_path, capsys):
+    good = _good_source(tmp_path / "good")
+    assert cli.main(["prepare", "csv", str(good), str(tmp_path / "o0"), "--quiet", "--workers", "1"]) == 0
+    assert "prepared 2/2 faces" in capsys.readouterr().out
+    mixed = _make_source(tmp_path / "mixed")                     # 3 faces + noise.png (no face)
+    assert cli.main(["prepare", "csv", str(mixed), str(tmp_path / "o1"), "--quiet", "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "prepared 3/4 faces" in out and "prepare_report.csv" in out
+    assert len(_read_csv(tmp_path / "o1" / "manifest.csv")) == 3  # the rest is done
+    assert cli.main(["prepare", "csv", str(mixed), str(tmp_path / "o2"), "--size", "0"]) == 2
+    assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("third_line, reason", [
+    ("front.jpg,Ren\xe9,neutral,frontal\n".encode("latin-1"), "not UTF-8"),
+    (b"front.jpg,p2,neutral," + b"x" * 200_000 + b"\n", "field larger than field limit"),
+], ids=["latin-1", "huge field"])
+def test_unreadable_manifest_is_a_clear_error(tmp_path, capsys, third_line, reason):
+    src = _good_source(tmp_path / "src")
+    manifest = src / "manifest.csv"
+    manifest.write_bytes(manifest.read_bytes() + third_line)   # header, 2 good rows, then the bad line 4
+    third = manifest.read_bytes().splitlines()
+    assert len(third) == 4
+    out = tmp_path / "out"
+    assert cli.main(["prepare", "csv", str(manifest), str(out), "--quiet", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert str(manifest) in err and "line 4" in err and reason in err and "Traceback" not in err
+    assert not out.exists()                                   # nothing written
+    # an OUT folder prepared before is left as it was
+    manifest.write_bytes(b"\n".join(third[:3]) + b"\n")
+    assert cli.main(["prepare", "csv", str(manifest), str(out), "--quiet", "--workers", "1"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    manifest.write_bytes(b"\n".join(third[:3]) + b"\n" + third_line)
+    assert cli.main(["prepare", "csv", str(manifest), str(out), "--quiet", "--workers", "1"]) == 2
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_manifest_rows_that_are_folders_or_fifos_are_reported_not_fatal(tmp_path, capsys):
+    src = _good_source(tmp_path / "src")
+    (src / "folder.jpg").mkdir()
+    rows = "folder.jpg,p2,neutral,frontal\n"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(src / "pipe.jpg")                       # reading it would block forever: nobody writes
+        rows += "pipe.jpg,p3,neutral,frontal\n"
+    with open(src / "manifest.csv", "a") as f:
+        f.write(rows)
+    out = tmp_path / "out"
+    code = _in_time(lambda: cli.main(["prepare", "csv", str(src), str(out), "--quiet", "--workers", "1"]))
+    assert code == 1
+    report = {Path(r["source_path"]).name: r for r in _read_csv(out / "prepare_report.csv")}
+    assert {k: v["reason"] for k, v in report.items()} == {
+        "folder.jpg": "not a regular file", **({"pipe.jpg": "not a regular file"} if hasattr(os, "mkfifo") else {})}
+    assert "folder" in report["folder.jpg"]["detail"]
+    assert sorted(Path(r["source_path"]).name for r in _read_csv(out / "manifest.csv")) == ["front.jpg", "right34.jpg"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--size", "-5", "--size must be a whole number from 16 to 4096, got -5"),
+    ("--size", "0", "--size must be"),
+    ("--size", "15", "--size must be"),
+    ("--size", "100000", "--size must be"),
+    ("--workers", "0", "--workers must be a whole number from 1"),
+    ("--max-pixels", "-1", "--max-pixels must be a whole number at least 1"),
+    ("--min-face", "0", "--min-face must be"),
+    ("--limit", "-3", "--limit must be a whole number at least 0"),
+], ids=["size-5", "size0", "size15", "size100000", "workers0", "max-pixels-1", "min-face0", "limit-3"])
+def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, option, value, message):
+    src = _good_source(tmp_path / "src", names=("front",))
+    out = tmp_path / "out"
+    assert cli.main(["prepare", "csv", str(src), str(out), "--quiet", option, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+    assert cli.main(["prepare", "csv", str(src), str(out), "--quiet", "--workers", "1"]) == 0   # corrected re-run
+    with pytest.raises(PrepareError, match=message.split(" must")[0]):
+        prepare_dataset(_records(src), tmp_path / "api", progress=False,
+                        **{option[2:].replace("-", "_"): int(value)})
+    assert not (tmp_path / "api").exists()
+
+
+def test_run_stopped_before_its_first_photo_does_not_block_a_corrected_run(tmp_path, capsys, monkeypatch):
+    src = _good_source(tmp_path / "src", names=("front",))
+    out = tmp_path / "out"
+    # what an earlier version left after `--size -5`: a journal holding only its options
+    out.mkdir()
+    (out / JOURNAL).write_text(json.dumps({"options": {"size": -5, "detector": "hog"}}) + "\n")
+    assert cli.main(["prepare", "csv", str(src), str(out), "--quiet", "--workers", "1"]) == 0
+    assert PreparedDataset(out).size == 64
+    torn = tmp_path / "torn"                       # killed while writing the options line
+    torn.mkdir()
+    (torn / JOURNAL).write_text('{"options":{"size":-')
+    assert cli.main(["prepare", "csv", str(src), str(torn), "--quiet", "--workers", "1"]) == 0
+    foreign = tmp_path / "foreign"                 # a file that is no journal is left alone
+    foreign.mkdir()
+    (foreign / JOURNAL).write_bytes(b"\xff\xfenot a journal\n")
+    assert cli.main(["prepare", "csv", str(src), str(foreign), "--quiet", "--workers", "1"]) == 2
+    assert "is not a prepare journal" in capsys.readouterr().err
+    assert (foreign / JOURNAL).read_bytes() == b"\xff\xfenot a journal\n"
+    # the aligner cannot be set up (e.g. dlib's model files missing): exit 2, and a later run is not blocked
+    import nfgan.data.align as align
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise FileNotFoundError("shape_predictor_68_face_landmarks.dat is missing")
+
+    other = tmp_path / "other"
+    with monkeypatch.context() as m:
+        m.setattr(align, "FaceAligner", Broken)
+        assert cli.main(["prepare", "csv", str(src), str(other), "--quiet", "--workers", "2"]) == 2
+        err = capsys.readouterr().err
+        assert "cannot set up the face aligner" in err and "shape_predictor" in err
+    assert cli.main(["prepare", "csv", str(src), str(other), "--quiet", "--size", "48", "--workers", "1"]) == 0
+    assert PreparedDataset(other).size == 48
+    # a journal with finished photos still refuses other options
+    assert cli.main(["prepare", "csv", str(src), str(other), "--quiet", "--size", "64"]) == 2
+    assert "size: 48 -> 64" in capsys.readouterr().err

@@ -123,16 +123,19 @@ def test_prepare_reports_every_bad_kind(tmp_path, gray_face):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)).save(src / "noise.png")
     Image.new("L", (8000, 7000), 0).save(src / "huge.png")
     Image.fromarray(gray_face.astype(np.uint16) * 257).save(src / "deep.png")
-    names = sorted(list(files) + ["noise.png", "huge.png", "deep.png", "missing.jpg"])
+    (src / "folder.jpg").mkdir()
+    (src / "vector.jpg").write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    names = sorted(list(files) + ["noise.png", "huge.png", "deep.png", "missing.jpg", "folder.jpg", "vector.jpg"])
     records = [FaceRecord(str(src / n), "s1", "neutral") for n in names]
     res = prepare_dataset(records, tmp_path / "out", workers=1, progress=False, src_root=src)
     with open(tmp_path / "out" / "prepare_report.csv", newline="") as f:
         report = {Path(r["source_path"]).name: r for r in csv.DictReader(f)}
     expected = {"empty.jpg": "empty file", "text.jpg": "not an image", "cut.jpg": "corrupt image",
-                "noise.png": "no face", "huge.png": "too large", "missing.jpg": "missing file"}
+                "noise.png": "no face", "huge.png": "too large", "missing.jpg": "missing file",
+                "folder.jpg": "not a regular file", "vector.jpg": "unsupported format"}
     assert {k: v["reason"] for k, v in report.items()} == expected
     assert all(v["detail"] or v["reason"] in ("empty file", "missing file") for v in report.values())
     with open(tmp_path / "out" / "manifest.csv", newline="") as f:
         aligned = sorted(Path(r["source_path"]).name for r in csv.DictReader(f))
     assert aligned == ["deep.png", "good.jpg"]
-    assert res.aligned == 2 and res.failed == 6 and res.reasons["corrupt image"] == 1
+    assert res.aligned == 2 and res.failed == 8 and res.reasons["corrupt image"] == 1

@@ -39,6 +39,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
         raise
 
 
+def remove_temp_files(*folders: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a kill left in ``folders`` (``.NAME.*.tmp``, made
+    by :func:`atomic_open`); returns them. Call it only on folders the caller owns (a run, a prepared set)."""
+    stale = [p for d in map(Path, folders) if d.is_dir() for p in d.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)

@@ -67,12 +67,10 @@ class RunDir:
         return found[-1]
 
     def remove_stale_temp_files(self) -> list[Path]:
-        """Delete the temporary files of writes a kill interrupted (``nfgan.atomic``: ``.NAME.*.tmp``)."""
-        stale = [p for d in (self.root, self.checkpoints_dir, self.samples_dir) if d.is_dir()
-                 for p in d.glob(".*.tmp") if p.is_file()]
-        for p in stale:
-            p.unlink()
-        return stale
+        """Delete the temporary files of writes a kill interrupted (``nfgan.atomic.remove_temp_files``)."""
+        from nfgan.atomic import remove_temp_files
+
+        return remove_temp_files(self.root, self.checkpoints_dir, self.samples_dir)
 
     def prune_checkpoints(self, keep: int) -> None:
         for old in self.checkpoints()[:-keep]:

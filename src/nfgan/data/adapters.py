@@ -20,10 +20,15 @@ Conventions shared by all adapters:
 - Records come back sorted by ``source_path`` so the order is the same on every machine.
 - Files whose names do not follow the dataset's naming are skipped with one ``warnings.warn`` listing a few of
   them; a root with no recognisable image at all raises ``AdapterError`` saying what layout was expected.
+- Every CSV file (manifests, label tables) is read by ``read_csv_table``: UTF-8 (a BOM is allowed), and a file
+  that is not UTF-8, has a field beyond ``csv.field_size_limit()`` or a line over 1 MiB raises
+  ``AdapterError`` naming the file and the line, never a bare ``UnicodeDecodeError`` or ``csv.Error``.
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import inspect
 import os
 import re
@@ -41,6 +46,102 @@ class AdapterError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------------- helpers
+
+#: Longest line read from a CSV file, in bytes (a manifest line is a path and a few labels).
+MAX_CSV_LINE = 1 << 20
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _raw_lines(f, limit: int):
+    """The lines of the binary file ``f``, ending in \\n, \\r\\n or \\r (as ``open(newline="")`` splits them);
+    a line over ``limit`` bytes is yielded cut at about ``limit`` and reading stops (the caller refuses it)."""
+    buf, eof = b"", False
+    while not eof:
+        chunk = f.read(1 << 16)
+        eof = not chunk
+        buf += chunk
+        pos = 0
+        for m in _EOL.finditer(buf):
+            if m.end() == len(buf) and buf.endswith(b"\r") and not eof:
+                break                      # may be the first half of a \r\n split between two reads
+            yield buf[pos:m.end()]
+            pos = m.end()
+        buf = buf[pos:]
+        if len(buf) > limit:
+            yield buf
+            return
+    if buf:
+        yield buf
+
+
+def _csv_lines(path: Path, f, name: str):
+    """The lines of the binary file ``f`` decoded as UTF-8, one at a time, each checked on its own."""
+    for number, raw in enumerate(_raw_lines(f, MAX_CSV_LINE), start=1):
+        if len(raw) > MAX_CSV_LINE:
+            raise AdapterError(f"{name}: {path}, line {number}: longer than {MAX_CSV_LINE} bytes; not a CSV table?")
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AdapterError(f"{name}: {path}, line {number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                               f"column {e.start + 1}); save the file as UTF-8") from None
+
+
+def read_csv_table(path: str | os.PathLike, name: str = "csv") -> tuple[list[str], list[tuple[int, dict]]]:
+    """A CSV file with a header: (column names, [(line number, {column: value})]), names and values stripped.
+
+    Rows start at line 2 (the number is the row's first line); blank lines are skipped; missing trailing
+    values are ``""``, values beyond the header are dropped. Raises ``AdapterError`` naming ``path`` (and the
+    line) when the file cannot be read, is not UTF-8 or is not a CSV table (a field larger than
+    ``csv.field_size_limit()``, a line longer than ``MAX_CSV_LINE`` bytes). ``name`` starts the messages.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise AdapterError(f"{name}: {path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            reader = csv.reader(_csv_lines(path, f, name))
+            try:
+                header = next(reader, None)
+                columns = [c.strip() for c in header or []]
+                rows = []
+                start = reader.line_num + 1
+                for values in reader:
+                    if values:
+                        values = [v.strip() for v in values[:len(columns)]]
+                        values += [""] * (len(columns) - len(values))
+                        rows.append((start, {c: v for c, v in zip(columns, values) if c}))
+                    start = reader.line_num + 1
+            except csv.Error as e:
+                raise AdapterError(f"{name}: {path}, line {reader.line_num}: not a readable CSV table ({e})") \
+                    from None
+    except OSError as e:
+        raise AdapterError(f"{name}: cannot read {path}: {e.strerror or e}") from None
+    return columns, rows
+
+
+def _read_label_text(path: Path, name: str, limit: int = 4096) -> str:
+    """A small text file (a label), read as UTF-8 (undecodable bytes replaced; the caller checks the value)."""
+    if not path.is_file():
+        raise AdapterError(f"{name}: {path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", errors="replace")
+    except OSError as e:
+        raise AdapterError(f"{name}: cannot read {path}: {e.strerror or e}") from None
+
+
+def _path_exists(path: Path) -> bool:
+    """False only when nothing is at ``path`` (also a dangling link); other stat errors count as there."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG)
+    return True
+
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
@@ -123,16 +224,15 @@ _LONDON_VIEWS = {1: "left_profile", 2: "left_3quarter", 3: "frontal", 4: "right_
 
 def _london_info(path: Path) -> dict[str, dict]:
     """Per-subject age/gender/ethnicity from the London set's ``london_faces_info.csv`` (empty when absent)."""
-    if not path.is_file():
+    if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "face_id" not in rows[0]:
-        raise AdapterError(f"london: {path}: expected a face_id column (found {list(rows[0])})")
+    columns, rows = read_csv_table(path, "london")
+    if rows and "face_id" not in columns:
+        raise AdapterError(f"london: {path}: expected a face_id column (found {columns})")
     names = {"face_age": "age", "face_gender": "gender", "face_eth": "ethnicity"}
     info = {}
-    for row in rows:
-        extra = {names[k]: v.strip() for k, v in row.items() if k in names and v and v.strip()}  # blanks left out
+    for _line, row in rows:
+        extra = {names[k]: v for k, v in row.items() if k in names and v}  # blanks left out
         if extra.get("age", "").isdigit():
             extra["age"] = int(extra["age"])
         info[row["face_id"].strip().zfill(3)] = extra
@@ -169,6 +269,8 @@ def load_london(root: Path) -> list[FaceRecord]:
 def _csv_file(root: Path) -> Path:
     if root.is_file():
         return root
+    if not root.is_dir():
+        raise AdapterError(f"csv: {root} is not a regular file (a FIFO or a device?); give the CSV file or its folder")
     candidate = root / "manifest.csv"
     if not candidate.is_file():
         raise AdapterError(f"csv: {root} is a folder without manifest.csv; give the CSV file itself or a folder "
@@ -183,40 +285,41 @@ def load_csv(root: Path) -> list[FaceRecord]:
     folder (absolute paths are kept). Expressions go through ``canonical_expression``; ``pose`` must be one of
     ``schema.POSES`` (default ``frontal``); a ``dataset`` column, if present, names each record's dataset
     (default ``csv``); ``yaw_deg`` is parsed as a number; every other column is kept in ``extra`` as text.
-    Any bad row (missing field, unknown pose, missing image) raises ``AdapterError`` naming file and line.
+    Any bad row (missing field, unknown pose, missing image) and a file that is not a UTF-8 CSV table raise
+    ``AdapterError`` naming file and line. A path that exists but is no regular file (a folder, a FIFO) is
+    kept: ``nfgan prepare`` reports that one row ("not a regular file") and prepares the others.
     """
     csv_path = _csv_file(root)
     base = csv_path.parent
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in ("path", "subject", "expression") if c not in columns]
-        if missing:
-            raise AdapterError(f"csv: {csv_path}: missing column(s) {missing}; expected a header "
-                               f"path,subject,expression[,pose] (found {columns or 'no header'})")
-        records = []
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            where = f"csv: {csv_path}, line {line}"
-            for col in ("path", "subject", "expression"):
-                if not row.get(col):
-                    raise AdapterError(f"{where}: empty '{col}'")
-            pose = row.get("pose") or "frontal"
-            if pose not in POSES:
-                raise AdapterError(f"{where}: pose '{pose}' is not one of {', '.join(POSES)}")
-            path = Path(row["path"])
-            path = path if path.is_absolute() else base / path
-            if not path.is_file():
-                raise AdapterError(f"{where}: image {path} does not exist")
-            extra: dict = {k: v for k, v in row.items()
-                           if k not in ("path", "subject", "expression", "pose", "dataset") and k}
-            if extra.get("yaw_deg"):
-                try:
-                    extra["yaw_deg"] = float(extra["yaw_deg"])
-                except ValueError:
-                    raise AdapterError(f"{where}: yaw_deg '{extra['yaw_deg']}' is not a number") from None
-            records.append(_record(path, row["subject"], canonical_expression(row["expression"]), pose,
-                                   row.get("dataset") or "csv", **extra))
+    columns, rows = read_csv_table(csv_path, "csv")
+    missing = [c for c in ("path", "subject", "expression") if c not in columns]
+    if missing:
+        raise AdapterError(f"csv: {csv_path}: missing column(s) {missing}; expected a header "
+                           f"path,subject,expression[,pose] (found {columns or 'no header'})")
+    records = []
+    for line, row in rows:
+        where = f"csv: {csv_path}, line {line}"
+        for col in ("path", "subject", "expression"):
+            if not row.get(col):
+                raise AdapterError(f"{where}: empty '{col}'")
+        pose = row.get("pose") or "frontal"
+        if pose not in POSES:
+            raise AdapterError(f"{where}: pose '{pose}' is not one of {', '.join(POSES)}")
+        if "\0" in row["path"]:
+            raise AdapterError(f"{where}: the path contains a NUL character")
+        path = Path(row["path"])
+        path = path if path.is_absolute() else base / path
+        if not _path_exists(path):
+            raise AdapterError(f"{where}: image {path} does not exist")
+        extra: dict = {k: v for k, v in row.items()
+                       if k not in ("path", "subject", "expression", "pose", "dataset") and k}
+        if extra.get("yaw_deg"):
+            try:
+                extra["yaw_deg"] = float(extra["yaw_deg"])
+            except ValueError:
+                raise AdapterError(f"{where}: yaw_deg '{extra['yaw_deg']}' is not a number") from None
+        records.append(_record(path, row["subject"], canonical_expression(row["expression"]), pose,
+                               row.get("dataset") or "csv", **extra))
     return _require(records, "csv", csv_path, "at least one data row")
 
 
@@ -255,7 +358,7 @@ def _ckplus_official(images_dir: Path, emotion_dir: Path, peak_frames: int, neut
         label_files = sorted((emotion_dir / subject / seq).glob("*_emotion.txt"))
         code = None
         if label_files:
-            text = label_files[0].read_text().strip()
+            text = _read_label_text(label_files[0], "ckplus").strip()
             try:
                 code = int(float(text.split()[0]))
             except (ValueError, IndexError):
@@ -451,17 +554,14 @@ _MMI_LABEL_FILES = ("labels.csv", "mmi_labels.csv")
 
 
 def _mmi_labels_from_csv(csv_path: Path) -> dict[str, tuple[str, str]]:
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        if not {"session", "subject", "expression"} <= set(columns):
-            raise AdapterError(f"mmi: {csv_path}: expected columns session,subject,expression (found {columns})")
-        out = {}
-        for line, row in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            if not all(row.get(c) for c in ("session", "subject", "expression")):
-                raise AdapterError(f"mmi: {csv_path}, line {line}: session, subject and expression must be set")
-            out[row["session"]] = (row["subject"], canonical_expression(row["expression"]))
+    columns, rows = read_csv_table(csv_path, "mmi")
+    if not {"session", "subject", "expression"} <= set(columns):
+        raise AdapterError(f"mmi: {csv_path}: expected columns session,subject,expression (found {columns})")
+    out = {}
+    for line, row in rows:
+        if not all(row.get(c) for c in ("session", "subject", "expression")):
+            raise AdapterError(f"mmi: {csv_path}, line {line}: session, subject and expression must be set")
+        out[row["session"]] = (row["subject"], canonical_expression(row["expression"]))
     return out
 
 
@@ -470,7 +570,7 @@ def _mmi_labels_from_xml(session_dir: Path) -> tuple[str | None, str | None]:
     import xml.etree.ElementTree as ET
 
     subject = expression = None
-    for xml_path in sorted(session_dir.glob("*.xml")):
+    for xml_path in sorted(p for p in session_dir.glob("*.xml") if p.is_file()):
         try:
             tree = ET.parse(xml_path)
         except ET.ParseError as e:

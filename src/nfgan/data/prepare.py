@@ -15,12 +15,19 @@ Robustness and resuming:
   the same on every run.
 * Both cores: with ``workers > 1`` a process pool aligns photos, each worker loading dlib's models once; the
   main process does all writing. A tqdm bar shows rate and ETA.
+* Options are checked (``check_options``) before anything is written, and a journal that holds no finished
+  photo (a run that stopped before its first photo) never blocks a re-run with other options.
+
+Exit status of ``nfgan prepare`` (``run``): 0 every input prepared; 1 some inputs failed (each in
+``prepare_report.csv`` with its reason; the others are prepared); 2 nothing could run (bad arguments, an
+unreadable dataset or manifest, an OUT folder prepared with other options or not writable).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -31,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nfgan.atomic import atomic_open, save_image, write_text
+from nfgan.atomic import atomic_open, remove_temp_files, save_image, write_text
 from nfgan.data.dataset import MANIFEST_COLUMNS, write_pack
 from nfgan.data.images import DEFAULT_MAX_PIXELS, IMAGE_REASONS, ImageReadError, read_gray_image
 from nfgan.data.schema import FaceRecord
@@ -49,9 +56,44 @@ REASONS = {
 
 JOURNAL = ".prepare_journal.jsonl"
 
+#: Limits of the numeric options (the aligner refuses crops under 16 px).
+MIN_SIZE, MAX_SIZE = 16, 4096
+MAX_WORKERS = 256
+
 
 class PrepareError(RuntimeError):
     """A problem with the whole run (not one photo), e.g. an OUT folder prepared with other options."""
+
+
+class PrepareOptionError(PrepareError, ValueError):
+    """An option value no run can use (found by ``check_options`` before anything is written)."""
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= lo \
+        and (hi is None or value <= hi)
+    if not ok:
+        bound = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise PrepareOptionError(f"--{name.replace('_', '-')} must be a whole number {bound}, got {value!r}")
+
+
+def check_options(size: int = 64, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  min_face: int | None = None, limit: int | None = None, padding: float = 0.25,
+                  detector: str = "hog", precropped: str = "auto") -> None:
+    """Refuse option values no run can use, before anything is read or written (``PrepareOptionError``)."""
+    _check_int("size", size, MIN_SIZE, MAX_SIZE)
+    _check_int("workers", workers, 1, MAX_WORKERS)
+    _check_int("max_pixels", max_pixels, 1)
+    if min_face is not None:
+        _check_int("min_face", min_face, 1)
+    if limit is not None:
+        _check_int("limit", limit, 0)
+    if not isinstance(padding, numbers.Real) or not math.isfinite(padding) or not -0.5 < padding <= 2.0:
+        raise PrepareOptionError(f"padding must be a number above -0.5 and at most 2, got {padding!r}")
+    if precropped not in ("auto", "on", "off"):
+        raise PrepareOptionError(f"--precropped must be auto, on or off, got {precropped!r}")
+    if detector not in ("hog", "cnn"):
+        raise PrepareOptionError(f"--detector must be hog or cnn, got {detector!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -119,25 +161,31 @@ class _Journal:
     def __init__(self, path: Path, options: dict, overwrite: bool):
         self.path = path
         self.entries: dict[str, dict] = {}
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise PrepareError(f"{path} is not a regular file; remove it")
         if path.is_file() and overwrite:
             path.unlink()
         if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            lines = text.splitlines()
             header = _loads(lines[0]) if lines else None
-            if not header or "options" not in header:
+            entries = [e for e in map(_loads, lines[1:]) if isinstance(e, dict) and "id" in e]  # torn lines ignored
+            is_header = isinstance(header, dict) and isinstance(header.get("options"), dict)
+            if not entries and (is_header or not text.strip() or text.startswith('{"options"')):
+                path.unlink()              # no finished photo: nothing to keep, whatever its options were
+            elif not is_header:
                 raise PrepareError(f"{path} is not a prepare journal; remove it or use --overwrite")
+        if path.is_file():
             old = {k: header["options"].get(k) for k in _RESULT_OPTIONS}
             new = {k: options.get(k) for k in _RESULT_OPTIONS}
             if old != new:
                 diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in _RESULT_OPTIONS if old[k] != new[k])
                 raise PrepareError(f"{path.parent} was prepared with other options ({diff}); "
                                    "use another OUT folder or --overwrite")
-            for line in lines[1:]:
-                entry = _loads(line)       # a line cut short by a crash is ignored
-                if entry and "id" in entry:
-                    self.entries[entry["id"]] = entry
+            for entry in entries:
+                self.entries[entry["id"]] = entry
             self.file = open(path, "a", encoding="utf-8")
-            if lines and not path.read_text(encoding="utf-8").endswith("\n"):
+            if not text.endswith("\n"):
                 self.file.write("\n")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,13 +262,12 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
     ``precropped``: "auto" (pre-cropped mode for records whose adapter set ``extra["precropped"]``), "on"
     (every record) or "off" (none). ``limit``: process at most this many new photos in this call (the manifest then covers
     only what is finished). Returns a :class:`PrepareResult`; raises :class:`PrepareError` for run-level
-    problems (e.g. OUT prepared with other options).
+    problems (option values out of range - checked before anything is written -, OUT prepared with other
+    options, dlib's models not loadable).
     """
     t0 = time.time()
-    if precropped not in ("auto", "on", "off"):
-        raise ValueError(f"precropped must be auto, on or off, got {precropped!r}")
-    if detector not in ("hog", "cnn"):
-        raise ValueError(f"detector must be hog or cnn, got {detector!r}")
+    check_options(size=size, workers=workers, max_pixels=max_pixels, min_face=min_face, limit=limit,
+                  padding=padding, detector=detector, precropped=precropped)
     records = list(records)
     out = Path(out_dir)
     (out / "faces").mkdir(parents=True, exist_ok=True)
@@ -233,6 +280,7 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
 
     ids = [face_id(r.source_path, src_root) for r in records]
     journal = _Journal(out / JOURNAL, options, overwrite)
+    remove_temp_files(out, out / "faces")   # writes a kill interrupted (the folder is ours: the journal says so)
     try:
         todo, seen, skipped = [], set(), 0
         for rec, fid in zip(records, ids):
@@ -247,7 +295,7 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
                     continue
             todo.append((fid, rec.source_path, _precropped_flag(rec, precropped)))
         if limit is not None:
-            todo = todo[:max(0, int(limit))]
+            todo = todo[:int(limit)]
         _run_tasks(todo, options, workers, journal, out, progress)
     finally:
         journal.close()
@@ -272,8 +320,13 @@ def _run_tasks(todo, options, workers, journal: _Journal, out: Path, progress: b
 
     workers = max(1, int(workers))
     try:
-        if workers == 1 or len(todo) < 4:
+        try:
+            # In this process first: a missing model fails here, once, instead of in every pool worker (a pool
+            # re-creates workers whose initializer fails, forever); forked workers reuse the loaded models.
             _init_worker(options)
+        except Exception as e:
+            raise PrepareError(f"cannot set up the face aligner: {type(e).__name__}: {e}") from e
+        if workers == 1 or len(todo) < 4:
             for task in todo:
                 handle(_process(task))
         else:
@@ -405,7 +458,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """``nfgan prepare``: 0 all inputs prepared, 1 some failed (see prepare_report.csv), 2 nothing could run."""
     from nfgan.data import adapters
+    try:
+        check_options(size=args.size, workers=args.workers, max_pixels=args.max_pixels, min_face=args.min_face,
+                      limit=args.limit, detector=args.detector, precropped=args.precropped)
+    except PrepareError as e:
+        print(f"nfgan prepare: {e}", file=sys.stderr)
+        return 2
     if args.dataset not in adapters.ADAPTERS:
         print(f"nfgan prepare: unknown dataset {args.dataset!r}; known: {', '.join(sorted(adapters.ADAPTERS))}",
               file=sys.stderr)
@@ -433,13 +493,14 @@ def run(args) -> int:
     except PrepareError as e:
         print(f"nfgan prepare: {e}", file=sys.stderr)
         return 2
-    except OSError as e:       # OUT not writable, disk full...
+    except OSError as e:       # OUT not writable, disk full... (finished photos stay in the journal)
         print(f"nfgan prepare: cannot write to {out}: {e}", file=sys.stderr)
-        return 1
+        return 2
     reasons = ", ".join(f"{k}: {v}" for k, v in res.reasons.items()) or "none"
     methods = ", ".join(f"{k}: {v}" for k, v in res.methods.items())
     print(f"prepared {res.aligned}/{res.total} faces ({100 * res.success_rate:.1f}%) into {res.out_dir} "
           f"in {res.seconds:.1f} s; failures: {reasons}" + (f"; methods: {methods}" if methods else ""))
     if res.failed:
         print(f"details of every failure: {Path(res.out_dir) / 'prepare_report.csv'}")
+        return 1
     return 0
