@@ -160,3 +160,13 @@ def test_tampered_training_checkpoints(tmp_path):
     path = _write(tmp_path / "bad.safetensors", {**tensors, "opt/gen/x/exp_avg": torch.zeros(1)}, {"nfgan": json.dumps(meta)})
     with pytest.raises(CheckpointError, match="unexpected tensor 'opt/gen/x/exp_avg'"):
         load_model(path)
+
+
+def test_fer_augmentation_from_a_damaged_model_is_an_error_line(tiny, tmp_path, capsys):
+    data, folds = tiny
+    tensors, meta = TAMPERED["NaN weights"][0](*_good())
+    bad = _write(tmp_path / "nf.safetensors", *_edit_info(train_subjects=["L001"])(tensors, meta))   # no leak
+    rc = main(["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b_aug", "--augment", str(bad),
+               "--only-fold", "0", "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "NaN or infinite" in err and str(bad) in err and "Traceback" not in err

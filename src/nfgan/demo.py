@@ -59,9 +59,11 @@ def list_photos(folder: Path) -> list[dict]:
 
 
 def _thumb(path: Path, size: int) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    im = ImageOps.exif_transpose(Image.open(path)).convert("L")
+    from nfgan.data.images import read_gray_image
+
+    im = read_gray_image(path)
     im.thumbnail((size, size), Image.LANCZOS)
     canvas = Image.new("L", (size, size), 255)
     canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))

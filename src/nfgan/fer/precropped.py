@@ -25,6 +25,7 @@ from PIL import Image
 
 from nfgan.atomic import save_image, write_text
 from nfgan.data.dataset import MANIFEST_COLUMNS, PreparedDataset, PreparedDatasetError, write_manifest
+from nfgan.data.images import ImageReadError, read_gray_image
 from nfgan.data.schema import canonical_expression
 
 
@@ -45,9 +46,9 @@ def prepare_precropped(manifest: str | Path, out: str | Path, size: int = 64, pr
     for i, r in enumerate(rows):
         src = src_root / r["path"]
         try:
-            img = Image.open(src).convert("L")
-        except (OSError, ValueError) as e:
-            raise PreparedDatasetError(f"{src}: cannot read image ({e})") from None
+            img = read_gray_image(src)
+        except ImageReadError as e:
+            raise PreparedDatasetError(f"cannot read image: {e}") from None
         if img.size != (size, size):
             img = img.resize((size, size), Image.BICUBIC)
         rid = f"{i:06d}"

@@ -204,16 +204,6 @@ class Normalizer:
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def _looks_aligned(img, size: int) -> bool:
-    """A face that is already an aligned crop: size x size and gray (or colour with equal channels)."""
-    if img.size != (size, size):
-        return False
-    if img.mode in ("L", "I;16", "I", "F", "1"):
-        return True
-    rgb = np.asarray(img.convert("RGB")).astype(np.int16)
-    return int(np.abs(rgb[..., 0] - rgb[..., 1]).max()) <= 2 and int(np.abs(rgb[..., 1] - rgb[..., 2]).max()) <= 2
-
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif")
 MAX_STEM_BYTES = 180   # output names stay well under the 255-byte limit of common file systems
 

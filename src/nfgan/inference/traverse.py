@@ -17,7 +17,7 @@ import torch
 
 from nfgan.atomic import save_image, write_bytes
 from nfgan.device import DEVICE_HELP, DeviceError, resolve_device
-from nfgan.inference.normalizer import Normalizer, _looks_aligned, nfgan_model_path
+from nfgan.inference.normalizer import Normalizer, nfgan_model_path
 
 
 def traverse(norm: Normalizer, face, steps: int = 8) -> np.ndarray:
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from nfgan.data.images import read_gray_image
 
     try:
         device = resolve_device(args.device)
@@ -70,11 +70,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         norm = Normalizer.from_checkpoint(args.model or nfgan_model_path(), device)
-        with Image.open(args.image) as im:
-            im.load()
-            img = im.copy()
-        if _looks_aligned(img, norm.size):
-            face = np.asarray(img.convert("L"))
+        img = read_gray_image(args.image)        # the one image reader (EXIF turn, formats, pixel limit)
+        if img.size == (norm.size, norm.size):   # already an aligned crop
+            face = np.asarray(img)
         else:
             from nfgan.data.align import FaceAligner
 
