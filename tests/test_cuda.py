@@ -72,7 +72,8 @@ def test_every_command_refuses_an_unusable_device_with_the_reason(tmp_path, caps
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     commands = {"train": ["train", "--config", str(config), "--out", str(tmp_path / "runs"), "--name", "r"],
                 "normalize": ["normalize", str(face), "-o", str(tmp_path / "normalized")],
-                "traverse": ["traverse", str(face), "-o", str(tmp_path / "morph.png")]}
+                "traverse": ["traverse", str(face), "-o", str(tmp_path / "morph.png")],
+                "evaluate": ["evaluate", str(face), "--data", str(prepared), "--out", str(tmp_path / "eval")]}
     for cmd, argv in commands.items():
         for device, reason in [("cuda", "this torch build sees no CUDA device"),
                                ("cuda:1", "this torch build sees no CUDA device"),
@@ -83,7 +84,7 @@ def test_every_command_refuses_an_unusable_device_with_the_reason(tmp_path, caps
             err = capsys.readouterr().err
             assert reason in err and "Traceback" not in err, (cmd, device, err)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "normalized").exists()
-    assert not (tmp_path / "morph.png").exists()
+    assert not (tmp_path / "morph.png").exists() and not (tmp_path / "eval").exists()
     with pytest.raises(DeviceError, match="sees no CUDA device"):
         train(tiny_config(prepared, device="cuda"), tmp_path / "api_run", progress=False, feature_nets=tiny_nets())
     assert not (tmp_path / "api_run").exists()

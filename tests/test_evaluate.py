@@ -172,8 +172,16 @@ def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
     table = goals_table({"goals": goals})
     assert "| m | identity kept, 3/4 inputs | faceres | 42.0 | 95 | missed by 53.0 points |" in table
     assert "| m | outputs classified neutral | fer | 95.6 | 90 | met |" in table
+    # blank outputs (flat gray: what a barely trained model draws) meet no goal, however they are classified
+    metrics["models"]["m"]["groups"]["all"]["blank"] = 1.0
+    neutral = [r for r in goal_checks(metrics)["m"] if r["evaluator"] == "fer"][0]
+    assert neutral["met"] is False and "blank" in neutral["note"]
+    assert "100 % of the outputs are blank (no face): not met" in goals_table({"goals": goal_checks(metrics)})
     # nfgan evaluate writes them to metrics.json and the report
     out, m = evaluated
     on_disk = json.loads((out / "metrics.json").read_text())
     assert set(on_disk["goals"]) == {"nfgan", "p2p"}
+    # the 2-step NFGAN draws one flat gray face: whatever the classifiers say, it meets no goal
+    assert on_disk["models"]["nfgan"]["groups"]["all"]["blank"] == 1.0
+    assert not any(r["met"] for r in on_disk["goals"]["nfgan"])
     assert "<h2>Goals</h2>" in (out / "report.html").read_text()

