@@ -50,7 +50,7 @@ def from_run(run: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="prepared CK+ folder (nfgan fer precropped ... or nfgan prepare)")
-    ap.add_argument("--folds", default=str(REPO / "configs/folds/ckplus_peak_10fold.json"))
+    ap.add_argument("--folds", default=str(REPO / "src/nfgan/assets/folds/ckplus_peak_10fold.json"))
     ap.add_argument("--config", default=str(REPO / "configs/fer/ckplus.yaml"))
     ap.add_argument("--variant", default="2b", choices=["softmax", "2b"])
     ap.add_argument("--epochs", type=int, help="train this many epochs and scale to the config's")

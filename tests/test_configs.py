@@ -19,9 +19,10 @@ COMPARED = ["ablation_no_lid", "ablation_no_lfeat", "baseline_autoencoder", "bas
 def test_config_loads(path):
     cfg = load_config(path)
     assert cfg["train"]["steps"] > 0 and cfg["train"]["batch_size"] > 0
-    # data paths are relative to the config file: configs/ -> the repository's out/ and configs/splits/
+    # data paths are relative to the config file (configs/ -> the repository's out/); the split is the one
+    # nfgan ships, by name
     assert Path(cfg["data"]["root"]) == CONFIGS.parent / "out" / "london64"
-    assert Path(cfg["data"]["splits"]) == CONFIGS / "splits" / "london.json"
+    assert cfg["data"]["splits"] == "london"
 
 
 @pytest.mark.parametrize("name", COMPARED)
@@ -136,3 +137,29 @@ def test_fer_options_go_through_the_same_loader(tmp_path):
                         ("lerning_rate: 0.1\n", r"unknown key 'lerning_rate'")]:
         with pytest.raises(FERConfigError, match=match):
             load_fer_config(_write(tmp_path / "bad.yaml", text))
+
+
+def test_split_and_fold_files_by_name_or_path(tmp_path, capsys):
+    """The split and fold files nfgan ships are found by name from anywhere (a wheel has no configs/ folder);
+    `nfgan splits` makes one for any prepared set, and evaluate finds it beside the data."""
+    from conftest import make_prepared
+    from nfgan.cli import main
+    from nfgan.data.pairs import SplitError, load_splits
+    from nfgan.evaluation.evaluate import default_splits
+    from nfgan.fer.folds import FoldFileError, load_folds
+
+    assert len(load_splits("london")["test"]) == 22 and len(load_folds("jaffe_loso")) == 10
+    with pytest.raises(SplitError, match="nfgan ships none of that name .*shipped: london"):
+        load_splits("lundon")
+    with pytest.raises(FoldFileError, match="shipped: ckplus_peak_10fold, ckplus_peak_8fold, jaffe_loso"):
+        load_folds("ckplus")
+    root = make_prepared(tmp_path / "p", subjects=10)
+    (root / "splits.json").unlink()
+    with pytest.raises(ValueError, match="no split file: give --splits FILE, or make one with `nfgan splits"):
+        default_splits(root)
+    assert main(["splits", str(root), "--counts", "6", "2", "2"]) == 0
+    sp = load_splits(root / "splits.json")
+    assert [len(sp[k]) for k in ("train", "val", "test")] == [6, 2, 2] and default_splits(root) == root / "splits.json"
+    assert main(["splits", str(root)]) == 2 and "exists" in capsys.readouterr().err     # never overwritten silently
+    assert main(["splits", str(root), "--counts", "6", "2", "9", "--force"]) == 2           # do not add up
+    assert load_splits(root / "splits.json") == sp

@@ -34,7 +34,7 @@ def test_examples_are_held_out_london_subjects():
 
     photos = list_photos(EXAMPLES)
     assert len(photos) == 20
-    test_subjects = set(json.loads((REPO / "configs" / "splits" / "london.json").read_text())["test"])
+    test_subjects = set(json.loads((REPO / "src" / "nfgan" / "assets" / "splits" / "london.json").read_text())["test"])
     assert {p["subject"] for p in photos} <= test_subjects
     assert {p["expression"] for p in photos} == {"neutral", "happy"}
     assert {p["pose"] for p in photos} == {"frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile"}
@@ -107,7 +107,7 @@ def test_shipped_models_record_their_training_subjects_for_the_fer_guard(which):
 
     from nfgan.fer.augment import recorded_train_subjects
 
-    splits = json.loads((REPO / "configs" / "splits" / "london.json").read_text())
+    splits = json.loads((REPO / "src" / "nfgan" / "assets" / "splits" / "london.json").read_text())
     recorded = recorded_train_subjects(_shipped(which))
     assert recorded == sorted(splits["train"])
     assert not set(recorded) & set(splits["test"])

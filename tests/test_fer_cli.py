@@ -138,7 +138,7 @@ def test_real_ckplus_one_fold(shared_data, tmp_path):
     assert main(["fer", "precropped", "--manifest", str(shared_data / "ckplus" / "manifest.csv"), "--prefix",
                  "peak/", "--out", str(data)]) == 0
     out = tmp_path / "run"
-    assert main(["fer", "cv", "--data", str(data), "--folds", str(REPO / "configs/folds/ckplus_peak_10fold.json"),
+    assert main(["fer", "cv", "--data", str(data), "--folds", str(REPO / "src/nfgan/assets/folds/ckplus_peak_10fold.json"),
                  "--variant", "2b", "--config", str(REPO / "configs/fer/ckplus.yaml"), "--out", str(out),
                  "--only-fold", "0", "--epochs", "6"]) == 0
     fold = json.loads((out / "folds" / "fold_00.json").read_text())

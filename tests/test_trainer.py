@@ -241,7 +241,8 @@ def test_committed_london_split():
     from nfgan.data.pairs import load_splits
 
     root = Path(__file__).resolve().parents[1]
-    sp = load_splits(root / "configs" / "splits" / "london.json")   # raises if a subject is in two splits
+    sp = load_splits("london")   # the shipped split, by name; raises if a subject is in two splits
+    assert sp == load_splits(root / "src" / "nfgan" / "assets" / "splits" / "london.json")
     assert [len(sp[k]) for k in ("train", "val", "test")] == [70, 10, 22]
     assert len(set(sp["train"] + sp["val"] + sp["test"])) == 102
 
@@ -251,7 +252,7 @@ def test_london_split_covers_the_london_subjects(shared_data):
 
     with open(shared_data / "london" / "manifest.csv", newline="") as f:
         subjects = {r["subject"] for r in csv.DictReader(f)}
-    sp = load_splits(Path(__file__).resolve().parents[1] / "configs" / "splits" / "london.json")
+    sp = load_splits("london")
     assert set(sp["train"] + sp["val"] + sp["test"]) == subjects
 
 

@@ -7,17 +7,17 @@
 #   DEVICE=cuda JOBS=7 tools/fer_seeds.sh 2 9    # one GPU shared by 7 runs (2 CPU threads each)
 #   python tools/fer_results_table.py --seeds runs/fer/seeds/ckplus96_2b_seed*   # mean over the seeds
 #
-# Environment: DEVICE (cpu), JOBS (1), DATA (out/ckplus_peak64_fer), FOLDS (configs/folds/ckplus_peak_10fold.json),
+# Environment: DEVICE (cpu), JOBS (1), DATA (out/ckplus_peak64_fer), FOLDS (ckplus_peak_10fold),
 # CONFIG (configs/fer/ckplus.yaml), RUNS (runs/fer/seeds), VARIANTS ("2b 2b_aug softmax"), NFGAN (nfgan),
 # NAME (ckplus96: runs are RUNS/NAME_<variant>_seed<S>). JAFFE, for example:
-#   DATA=out/jaffe64_fer FOLDS=configs/folds/jaffe_loso.json CONFIG=configs/fer/jaffe.yaml NAME=jaffe tools/fer_seeds.sh 1 2
+#   DATA=out/jaffe64_fer FOLDS=jaffe_loso CONFIG=configs/fer/jaffe.yaml NAME=jaffe tools/fer_seeds.sh 1 2
 # Logs: RUNS/logs/<run>.log. The runs are queued seed by seed, so a stopped study has whole seeds first.
 set -uo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: $0 FIRST_SEED LAST_SEED   (environment: DEVICE, JOBS, DATA, FOLDS, CONFIG, RUNS, VARIANTS)" >&2
     exit 2
 fi
-export DEVICE=${DEVICE:-cpu} DATA=${DATA:-out/ckplus_peak64_fer} FOLDS=${FOLDS:-configs/folds/ckplus_peak_10fold.json}
+export DEVICE=${DEVICE:-cpu} DATA=${DATA:-out/ckplus_peak64_fer} FOLDS=${FOLDS:-ckplus_peak_10fold}
 export CONFIG=${CONFIG:-configs/fer/ckplus.yaml} RUNS=${RUNS:-runs/fer/seeds} NFGAN=${NFGAN:-nfgan} NAME=${NAME:-ckplus96}
 export AUGMENT=${AUGMENT:-src/nfgan/assets/nfgan_london64.safetensors}
 JOBS=${JOBS:-1}

@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "prepare": ("nfgan.data.prepare", "align a dataset's photos into a prepared dataset of 64x64 faces"),
+    "splits": ("nfgan.data.pairs", "split a prepared dataset's subjects into train / val / test"),
     "train": ("nfgan.training.loop", "train a generator model (NFGAN, or the pix2pix U-Net) from a YAML config"),
     "normalize": ("nfgan.inference.normalizer", "synthesise frontal neutral faces with a trained model"),
     "traverse": ("nfgan.inference.traverse", "latent morph from a face's code to its normalised face's code"),

@@ -39,7 +39,8 @@ class ConfigError(ValueError):
 class Option:
     """One configuration value: its default and what it may be.
 
-    ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``mapping``, ``list[float]``, ``list[str]``,
+    ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``path_or_name`` (a path, or the bare name of a
+    file nfgan ships, kept as written), ``mapping``, ``list[float]``, ``list[str]``,
     ``list[path]`` or ``any``; ``nullable`` allows ``null``; ``low``/``high`` bound numbers (and list items),
     ``low_open`` makes the low bound exclusive; ``choices`` lists the allowed values; ``length`` fixes a list's
     length; ``check`` is an extra test returning an error message or ``None``."""
@@ -137,7 +138,9 @@ def convert(value, o: Option, where: str, base_dir: Path | None):
     elif kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
-    elif kind == "path":
+    elif kind == "path_or_name" and isinstance(value, str) and _is_name(value):
+        pass   # the name of a file nfgan ships (nfgan.weights.protocol_file), kept as it is
+    elif kind in ("path", "path_or_name"):
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}: expected a path, got {value!r}")
         p = Path(value).expanduser()
@@ -165,6 +168,12 @@ def convert(value, o: Option, where: str, base_dir: Path | None):
         if msg:
             raise ConfigError(f"{where}: {msg}")
     return value
+
+
+def _is_name(value: str) -> bool:
+    from nfgan.weights import is_name
+
+    return is_name(value)
 
 
 def _option(spec) -> Option:

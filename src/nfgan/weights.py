@@ -48,3 +48,31 @@ def cache_dir() -> Path:
 def assets_dir() -> Path:
     """Weights and example files that ship inside the nfgan package."""
     return Path(__file__).parent / "assets"
+
+
+def is_name(value) -> bool:
+    """A bare name (``london``), not a path: no folder part and no ``.json`` ending."""
+    text = str(value)
+    return bool(text) and "/" not in text and "\\" not in text and not text.endswith(".json")
+
+
+class UnknownProtocolFile(FileNotFoundError):
+    """A bare name given for a split or fold file that nfgan does not ship."""
+
+
+def protocol_file(value: str | Path, kind: str) -> Path:
+    """A split (``kind="splits"``) or fold (``kind="folds"``) file: ``value`` as a path when it is one, else the
+    file of that name shipped in ``nfgan/assets/<kind>/`` (``london``, ``ckplus_peak_10fold``, ...)."""
+    path = Path(value)
+    if is_name(value) and not path.exists():
+        shipped = assets_dir() / kind / f"{value}.json"
+        if shipped.is_file():
+            return shipped
+        names = sorted(p.stem for p in (assets_dir() / kind).glob("*.json"))
+        raise UnknownProtocolFile(f"{value!r}: no such {kind} file here, and nfgan ships none of that name "
+                                  f"(shipped: {', '.join(names)})")
+    return path
+
+
+def packaged_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in (assets_dir() / kind).glob("*.json"))

@@ -13,7 +13,7 @@
 * Subjects without any frontal neutral face cannot be trained on; they are not dropped silently but listed in
   ``TrainingPairs.missing_targets`` (the trainer warns and writes them to the run folder).
 
-Splits are by subject, fixed in a JSON file (``configs/splits/*.json``: ``{"train": [...], "val": [...],
+Splits are by subject, fixed in a JSON file (a split file, ``nfgan/assets/splits/*.json`` for the shipped ones: ``{"train": [...], "val": [...],
 "test": [...]}``) so every run and every evaluation uses the same held-out people; ``check_splits`` refuses
 a file where a subject appears in two splits.
 """
@@ -74,9 +74,14 @@ def check_splits(splits: dict, source: str = "splits") -> dict[str, list[str]]:
 
 
 def load_splits(path: str | Path) -> dict[str, list[str]]:
-    path = Path(path)
+    """A split file, or the name of one nfgan ships (``london``: ``nfgan/assets/splits/london.json``)."""
+    from nfgan.weights import UnknownProtocolFile, protocol_file
+
     try:
+        path = protocol_file(path, "splits")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnknownProtocolFile as e:
+        raise SplitError(str(e)) from None
     except FileNotFoundError:
         raise SplitError(f"{path}: split file not found") from None
     except json.JSONDecodeError as e:
@@ -182,3 +187,38 @@ def build_pairs(ds: PreparedDataset, subjects: Iterable[str], input_poses: Seque
     missing = sorted(set(missing))
     guides = np.asarray(sorted(i for s in used for i in targets[s]), dtype=np.int64)
     return TrainingPairs(np.asarray(inputs, dtype=np.int64), choices, guides, used, missing)
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_arguments(p) -> None:
+    p.add_argument("data", type=Path, help="a prepared folder (nfgan prepare)")
+    p.add_argument("--counts", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                   help="subjects per split (must add up to the subjects of DATA)")
+    p.add_argument("--fractions", type=float, nargs=2, default=(0.7, 0.1), metavar=("TRAIN", "VAL"),
+                   help="shares of the subjects for train and val; test takes the rest (default 0.7 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    p.add_argument("-o", "--out", type=Path, help="split file to write (default DATA/splits.json)")
+    p.add_argument("--force", action="store_true", help="replace an existing split file")
+
+
+def run(args) -> int:
+    """``nfgan splits``: a subject-disjoint train/val/test split of a prepared folder, written as JSON."""
+    import sys
+
+    from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
+
+    out = args.out or args.data / "splits.json"
+    try:
+        if out.exists() and not args.force:
+            raise SplitError(f"{out} exists (a split other runs may depend on); --force replaces it")
+        if not all(0 <= f <= 1 for f in args.fractions) or sum(args.fractions) > 1:
+            raise SplitError(f"--fractions {args.fractions}: two shares in [0, 1] adding up to at most 1")
+        subjects = PreparedDataset(args.data).subjects()
+        splits = make_splits(subjects, args.counts, (*args.fractions, 1 - sum(args.fractions)), args.seed)
+        save_splits(out, splits, dataset=str(args.data), seed=args.seed)
+    except (SplitError, PreparedDatasetError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()) + " subjects")
+    return 0
+

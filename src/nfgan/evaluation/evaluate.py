@@ -348,7 +348,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run folder, checkpoint or exported model; NAME=PATH sets the name shown in tables")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (nfgan prepare)")
     p.add_argument("--split", default="test", help="subjects to evaluate (default: test)")
-    p.add_argument("--splits", type=Path, default=Path("configs/splits/london.json"), help="split file")
+    p.add_argument("--splits", default=None,
+                   help="split file, or the name of one nfgan ships (london); default: DATA/splits.json (made by "
+                        "`nfgan splits DATA`), else london for a prepared London set")
     p.add_argument("--calibration-split", default=None,
                    help="subjects whose real faces calibrate the identity thresholds (default: --split)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/<UTC time>)")
@@ -363,7 +365,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: Path = Path("configs/splits/london.json"),
+def default_splits(data: str | Path) -> str | Path:
+    """The split file of a prepared set when none is given: ``DATA/splits.json``, else the shipped ``london``
+    split for a set prepared from the London photos."""
+    own = Path(data) / "splits.json"
+    if own.is_file():
+        return own
+    ds = PreparedDataset(data)
+    if {r.get("dataset", "") for r in ds.records} == {"london"}:
+        return "london"
+    raise EvaluateError(f"{data}: no split file: give --splits FILE, or make one with `nfgan splits {data}`")
+
+
+def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: str | Path | None = None,
              out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = ("dlib", "faceres"),
              expression: Sequence[str] = ("fer", "faceapi"), kid_subsets: int = 100, limit: int | None = None,
              figures: bool = True, progress: bool = True, command: str | None = None, device: str = "cpu") -> dict:
@@ -377,6 +391,7 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
         if name in models or name in REFERENCE_MODELS:
             raise EvaluateError(f"two models named {name!r}: name them with NAME=PATH")
         models[name] = load_model(path).to(where)
+    splits = default_splits(data) if splits is None else splits
     es = load_eval_set(data, splits, split, limit)
     for name, g in models.items():
         size = g.info["model"].get("image_size", 64)

@@ -5,8 +5,8 @@ new faces (``predict``).
 Examples::
 
     nfgan fer precropped --manifest ../shared/data/ckplus/manifest.csv --prefix peak/ --out out/ckplus_peak64
-    nfgan fer folds --data out/ckplus_peak64 --k 10 --seed 0 --out configs/folds/ckplus_peak_10fold.json
-    nfgan fer cv --data out/ckplus_peak64 --folds configs/folds/ckplus_peak_10fold.json \\
+    nfgan fer folds --data out/ckplus_peak64 --k 10 --seed 0 --out src/nfgan/assets/folds/ckplus_peak_10fold.json
+    nfgan fer cv --data out/ckplus_peak64 --folds ckplus_peak_10fold \\
         --variant 2b --config configs/fer/ckplus.yaml --out runs/fer/ckplus_2b
     nfgan fer train --data out/ckplus_peak64 --config configs/fer/ckplus.yaml --variant 2b --out models/ck_2b
     nfgan fer predict --model models/ck_2b photos/*.png --out predictions.csv
@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     cv = sub.add_parser("cv", help="subject-independent k-fold cross-validation (resumable per fold)")
     _training_options(cv, seed_help="override the config's seed (fold k trains with seed*1000+k)")
-    cv.add_argument("--folds", required=True, help="fold file (JSON, e.g. configs/folds/ckplus_peak_10fold.json)")
+    cv.add_argument("--folds", required=True,
+                    help="fold file (JSON), or the name of one nfgan ships: ckplus_peak_10fold, ckplus_peak_8fold, "
+                         "jaffe_loso (their subject ids; the images are yours)")
     cv.add_argument("--out", help="run directory (default runs/fer/<data>_<variant>)")
     cv.add_argument("--only-fold", type=int, nargs="+", help="run just these folds (0-based)")
     cv.add_argument("--validate", action="store_true",

@@ -441,7 +441,9 @@ def run_cv(data: str | Path, folds_file: str | Path, out: str | Path, variant: s
     if validate and not 0 < float(cfg["val_fraction"]) < 1:
         raise FERConfigError(f"val_fraction must be in (0, 1) for --validate, got {cfg['val_fraction']}")
     out = Path(out)
-    run_cfg = {**cfg, "data": str(Path(data).resolve()), "folds_file": str(Path(folds_file).resolve()),
+    from nfgan.weights import protocol_file
+
+    run_cfg = {**cfg, "data": str(Path(data).resolve()), "folds_file": str(protocol_file(folds_file, "folds").resolve()),
                "variant": variant, "augment": str(Path(augment).resolve()) if augment else None,
                "classes": classes, "split": "val" if validate else "test"}
     run_cfg["config_hash"] = _config_hash(run_cfg)

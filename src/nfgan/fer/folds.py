@@ -75,10 +75,14 @@ def save_folds(path: str | Path, folds: list[list[str]], **meta) -> Path:
 def load_folds(path: str | Path, dataset_subjects: Iterable[str] | None = None) -> list[list[str]]:
     """Read a fold file and check it: folds are disjoint, non-empty, and (when ``dataset_subjects`` is given)
     together cover exactly the dataset's subjects. Errors name the file and the offending subjects."""
-    path = Path(path)
+    from nfgan.weights import UnknownProtocolFile, protocol_file
+
     try:
+        path = protocol_file(path, "folds")    # a path, or a fold file nfgan ships (ckplus_peak_10fold, ...)
         doc = json.loads(path.read_text(encoding="utf-8"))
         folds = [list(map(str, f["test_subjects"])) for f in doc["folds"]]
+    except UnknownProtocolFile as e:
+        raise FoldFileError(str(e)) from None
     except FileNotFoundError:
         raise FoldFileError(f"{path}: fold file not found") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:

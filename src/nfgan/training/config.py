@@ -23,7 +23,7 @@ COMMON = {
     "seed": opt(0, low=0, high=2**63 - 1),
     "data": {
         "root": opt("out/london64", "path"),           # a folder written by `nfgan prepare`
-        "splits": opt("configs/splits/london.json", "path"),
+        "splits": opt("london", "path_or_name"),       # a split file, or the name of a shipped one
         "input_poses": opt(None, "list[str]", nullable=True),        # null = all prepared poses
         "input_expressions": opt(None, "list[str]", nullable=True),  # null = all expressions
         "target_pose": opt("frontal", choices=POSE_CHOICES),
