@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test test-slow demo bench clean
+.PHONY: venv test test-slow demo bench check-wheel reliability clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,14 @@ demo: venv
 bench: venv
 	$(BIN)/python benchmarks/prepare_speed.py
 	$(BIN)/python benchmarks/train_throughput.py
+
+# the reliability suite: fuzz corpus, tampered models and configs, kill -9 of prepare/train/fer cv
+reliability: venv
+	$(BIN)/python benchmarks/reliability.py
+
+# build the wheel and use it from an empty folder in a fresh environment (CI runs this too)
+check-wheel:
+	bash tools/check_wheel.sh $(PY)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

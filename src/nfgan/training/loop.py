@@ -167,7 +167,11 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
     Raises ``NonFiniteLossError`` after writing ``run_dir/FAILED.txt`` when a loss becomes NaN/Inf; the
     checkpoints already written are kept (they were all taken at finite-loss steps).
     """
-    from torch.utils.tensorboard import SummaryWriter
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("nfgan train writes TensorBoard logs and needs the tensorboard package: "
+                          "pip install 'nfgan[train]'") from None
     from tqdm import tqdm
 
     run = RunDir(run_dir)
