@@ -18,7 +18,7 @@ from PIL import Image
 
 from nfgan.data import adapters
 from nfgan.data.adapters import AdapterError, load
-from nfgan.data.schema import POSES, FaceRecord
+from nfgan.data.schema import POSE_FROM_YAW, POSES, FaceRecord
 
 from conftest import SHARED_DATA
 
@@ -66,7 +66,7 @@ def check_common(records: list[FaceRecord], dataset: str) -> None:
     assert [r.source_path for r in records] == sorted(r.source_path for r in records)
     for r in records:
         assert Path(r.source_path).is_absolute() and Path(r.source_path).is_file()
-        assert r.pose in POSES
+        assert r.pose in POSES or r.pose == POSE_FROM_YAW
         assert r.dataset == dataset
         assert r.subject and r.expression == r.expression.lower()
 
@@ -145,7 +145,8 @@ def test_csv_manifest_relative_paths_extras_and_folder_form(tmp_path):
         records = load("csv", root)
         check_common(records, "csv")
         got = by_name(records)
-        assert (got["a.png"].subject, got["a.png"].expression, got["a.png"].pose) == ("p1", "neutral", "frontal")
+        # no pose given: prepare records the pose of the measured yaw, not "frontal"
+        assert (got["a.png"].subject, got["a.png"].expression, got["a.png"].pose) == ("p1", "neutral", POSE_FROM_YAW)
         assert (got["b.jpg"].subject, got["b.jpg"].expression, got["b.jpg"].pose) == ("p2", "happy", "left_3quarter")
         assert got["b.jpg"].extra == {"yaw_deg": -40.0, "session": "s1"}
         assert got["a.png"].source_path == str((tmp_path / "imgs" / "a.png").resolve())

@@ -349,3 +349,21 @@ def test_run_stopped_before_its_first_photo_does_not_block_a_corrected_run(tmp_p
     # a journal with finished photos still refuses other options
     assert cli.main(["prepare", "csv", str(src), str(other), "--quiet", "--size", "64"]) == 2
     assert "size: 48 -> 64" in capsys.readouterr().err
+
+
+def test_csv_without_poses_records_the_measured_pose(tmp_path):
+    """A manifest without a pose column: a turned face is recorded with the pose of its measured yaw (the
+    pose `nfgan normalize` would give the photo), not as frontal, so training and evaluation treat it as turned."""
+    from nfgan.cli import main
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "london"
+    (tmp_path / "m.csv").write_text("path,subject,expression\n"
+                                    f"{ex / 'neutral_left_3quarter' / '124_02.jpg'},124,neutral\n"
+                                    f"{ex / 'neutral_front' / '124_03.jpg'},124,neutral\n"
+                                    f"{ex / 'smiling_right_3quarter' / '124_09.jpg'},124,happy\n")
+    assert main(["prepare", "csv", str(tmp_path / "m.csv"), str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "manifest.csv", newline="") as f:
+        poses = {Path(r["source_path"]).name: (r["pose"], float(r["yaw_deg"])) for r in csv.DictReader(f)}
+    assert poses["124_02.jpg"][0] == "left_3quarter" and poses["124_02.jpg"][1] < -15
+    assert poses["124_03.jpg"][0] == "frontal"
+    assert poses["124_09.jpg"][0] == "right_3quarter" and poses["124_09.jpg"][1] > 15

@@ -36,7 +36,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-from nfgan.data.schema import POSES, FaceRecord, canonical_expression
+from nfgan.data.schema import POSE_FROM_YAW, POSES, FaceRecord, canonical_expression
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif"}
 
@@ -283,7 +283,8 @@ def load_csv(root: Path) -> list[FaceRecord]:
 
     ``root`` is the CSV file itself or a folder holding ``manifest.csv``. Paths are relative to the CSV's
     folder (absolute paths are kept). Expressions go through ``canonical_expression``; ``pose`` must be one of
-    ``schema.POSES`` (default ``frontal``); a ``dataset`` column, if present, names each record's dataset
+    ``schema.POSES``; without a pose column (or with an empty cell) ``nfgan prepare`` records the pose of the
+    face's measured yaw (``align.pose_from_yaw``), as ``nfgan normalize`` does for photos; a ``dataset`` column, if present, names each record's dataset
     (default ``csv``); ``yaw_deg`` is parsed as a number; every other column is kept in ``extra`` as text.
     Any bad row (missing field, unknown pose, missing image) and a file that is not a UTF-8 CSV table raise
     ``AdapterError`` naming file and line. A path that exists but is no regular file (a folder, a FIFO) is
@@ -302,8 +303,8 @@ def load_csv(root: Path) -> list[FaceRecord]:
         for col in ("path", "subject", "expression"):
             if not row.get(col):
                 raise AdapterError(f"{where}: empty '{col}'")
-        pose = row.get("pose") or "frontal"
-        if pose not in POSES:
+        pose = row.get("pose") or POSE_FROM_YAW      # no pose given: prepare measures it (the yaw)
+        if pose not in POSES and pose != POSE_FROM_YAW:
             raise AdapterError(f"{where}: pose '{pose}' is not one of {', '.join(POSES)}")
         if "\0" in row["path"]:
             raise AdapterError(f"{where}: the path contains a NUL character")

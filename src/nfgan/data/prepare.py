@@ -41,7 +41,7 @@ import numpy as np
 from nfgan.atomic import atomic_open, remove_temp_files, save_image, write_text
 from nfgan.data.dataset import MANIFEST_COLUMNS, write_pack
 from nfgan.data.images import DEFAULT_MAX_PIXELS, IMAGE_REASONS, ImageReadError, read_gray_image
-from nfgan.data.schema import FaceRecord
+from nfgan.data.schema import POSE_FROM_YAW, FaceRecord
 
 #: Reasons written to prepare_report.csv (``reason`` column).
 REASONS = {
@@ -340,6 +340,15 @@ def _run_tasks(todo, options, workers, journal: _Journal, out: Path, progress: b
         bar.close()
 
 
+def _pose(recorded: str, yaw_deg: float | None) -> str:
+    """The manifest's pose: what the dataset says, else the pose of the measured yaw (``POSE_FROM_YAW``)."""
+    if recorded != POSE_FROM_YAW:
+        return recorded
+    from nfgan.data.align import pose_from_yaw
+
+    return pose_from_yaw(float("nan") if yaw_deg is None else float(yaw_deg))
+
+
 def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, seconds: float) -> PrepareResult:
     """Rebuild manifest.csv, landmarks.npy, faces.npy, prepare_report.csv, prepare_meta.json (all atomic)."""
     import csv
@@ -370,7 +379,7 @@ def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, s
             continue
         methods[e["method"]] = methods.get(e["method"], 0) + 1
         row = {"id": fid, "path": f"faces/{fid}.png", "subject": rec.subject, "expression": rec.expression,
-               "pose": rec.pose, "yaw_deg": "" if e.get("yaw_deg") is None else e["yaw_deg"],
+               "pose": _pose(rec.pose, e.get("yaw_deg")), "yaw_deg": "" if e.get("yaw_deg") is None else e["yaw_deg"],
                "flipped": int(bool(e["flipped"])), "source_path": rec.source_path, "dataset": rec.dataset,
                "method": e["method"], "fit_error": "" if e.get("fit_error") is None else e["fit_error"]}
         for k in extra_cols:

@@ -24,6 +24,8 @@ EXPRESSION_ALIASES = {
 }
 
 POSES = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile", "other")
+#: a record's pose when its dataset does not say: ``nfgan prepare`` records the pose of the measured yaw
+POSE_FROM_YAW = "from_yaw"
 
 
 def canonical_expression(label: str) -> str:
