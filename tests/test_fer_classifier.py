@@ -213,3 +213,27 @@ def test_tampered_model_files_are_refused_before_a_network_is_built(trained, tmp
         rc = main(["fer", "predict", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "p.csv")])
         err = capsys.readouterr().err
         assert rc == 1 and str(path) in err and "Traceback" not in err, err
+
+
+def test_prediction_memory_is_bounded_by_crops_per_pass_and_whole_photos_are_refused(trained, tmp_path, capsys):
+    """Ten-crop prediction multiplies the faces by ten: at most MAX_CROPS crops go through the net at once
+    (the same probabilities as one big batch); a whole photo given to a pre-cropped model is refused."""
+    from nfgan.fer.classifier import MAX_CROPS
+
+    data, out = trained
+    clf = FERClassifier(out)
+    clf.meta["tta"] = True
+    faces = np.asarray(PreparedDataset(data).images)
+    faces = np.concatenate([faces] * 3)                    # 108 faces = 1080 crops
+    seen = []
+    forward = clf.net.forward
+    clf.net.forward = lambda x, *a, **k: (seen.append(len(x)), forward(x, *a, **k))[1]
+    bounded = clf.predict_proba(faces)
+    assert max(seen) <= MAX_CROPS and sum(seen) == 10 * len(faces)
+    seen.clear()
+    np.testing.assert_allclose(bounded, clf.predict_proba(faces, max_crops=10 ** 6), atol=1e-6)
+    assert max(seen) == 10 * len(faces)
+    photo = REPO / "examples" / "london" / "smiling_front" / "006_08.jpg"
+    assert clf.framing == "precropped"
+    rc = main(["fer", "predict", "--model", str(out), str(photo), "--out", str(tmp_path / "p.csv")])
+    assert rc == 1 and "looks like a whole photo" in (tmp_path / "p.csv").read_text() + capsys.readouterr().err

@@ -267,3 +267,33 @@ def test_normalize_photos_is_the_cli_in_one_call(tmp_path):
         assert np.array_equal(res.faces[i], np.asarray(Image.open(tmp_path / "o" / f"{p.stem}.png")))
     # a single photo path is accepted as well
     assert np.array_equal(norm.normalize_photos(photos[1]).faces[0], res.faces[2])
+
+
+def test_traverse_between_two_people_shows_a_visible_morph(tmp_path, capsys, monkeypatch):
+    """The shipped NFGAN: morphing one person into another changes the face visibly and steadily."""
+    from nfgan.cli import main
+    from nfgan.inference.normalizer import nfgan_model_path
+    from nfgan.inference.traverse import traverse
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "london"
+    a, b = ex / "neutral_front" / "006_03.jpg", ex / "smiling_front" / "124_08.jpg"
+    assert main(["traverse", str(a), str(b), "-o", str(tmp_path / "m.png"), "--steps", "6"]) == 0
+    out = capsys.readouterr()
+    strip = np.asarray(Image.open(tmp_path / "m.png"))
+    assert strip.shape == (64 + 4, 8 * 66 + 2)                          # A | 6 frames | B
+    frames = [strip[2:66, 68 + 66 * k: 132 + 66 * k].astype(float) for k in range(6)]
+    change = np.abs(frames[-1] - frames[0]).mean()
+    assert change > 10, change
+    steps = [np.abs(frames[k + 1] - frames[k]).mean() for k in range(5)]
+    assert max(steps) < 0.6 * change                                    # gradual, not a jump
+    assert np.abs(frames[-1] - frames[0]).mean() == pytest.approx(float(out.out.split("frame: ")[1].split()[0]),
+                                                                   abs=0.1)
+    # one face: the paper's walk to its normalised face's code; when that barely moves the command says so
+    from nfgan.data.align import align_face
+    from nfgan.inference import traverse as T
+
+    alone = traverse(Normalizer.from_checkpoint(nfgan_model_path()), align_face(a).crop, 6)
+    alone_change = np.abs(alone[-1].astype(float) - alone[0].astype(float)).mean()
+    monkeypatch.setattr(T, "VISIBLE", alone_change + 1)
+    assert main(["traverse", str(a), "-o", str(tmp_path / "one.png"), "--steps", "6"]) == 0
+    assert "give a second face" in capsys.readouterr().err

@@ -101,6 +101,12 @@ def train_model(data: str | Path, out: str | Path, variant: str = "2b", config: 
     return path
 
 
+#: crops per forward pass when classifying (ten-crop averaging multiplies the faces by ten): bounds memory
+MAX_CROPS = 256
+#: a pre-cropped model refuses images more than this many times its face size on a side (whole photos)
+PRECROPPED_MAX_SIDE = 4
+
+
 class FERClassifier:
     """A saved FER model (``nfgan fer train``): ``predict_proba`` / ``predict_labels`` on aligned gray faces.
 
@@ -195,15 +201,16 @@ class FERClassifier:
         self.net.to(self.device)
         return self
 
-    def predict_proba(self, faces: np.ndarray, batch: int = 256) -> np.ndarray:
-        """Class probabilities ``N x len(classes)``."""
+    def predict_proba(self, faces: np.ndarray, batch: int = 256, max_crops: int = MAX_CROPS) -> np.ndarray:
+        """Class probabilities ``N x len(classes)``; at most ``max_crops`` crops per forward pass (memory)."""
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
         if faces.dtype != np.uint8 or faces.ndim != 3 or faces.shape[1:] != (self.image_size, self.image_size):
             raise ValueError(f"faces must be uint8 N x {self.image_size} x {self.image_size}, got "
                              f"{faces.dtype} {faces.shape}")
-        return predict_proba(self.net, normalise_all(faces), self.meta["crop"], batch=batch, tta=self.meta["tta"])
+        return predict_proba(self.net, normalise_all(faces), self.meta["crop"], batch=batch, tta=self.meta["tta"],
+                             max_crops=max_crops)
 
     def predict_labels(self, faces: np.ndarray) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
@@ -223,6 +230,11 @@ class FERClassifier:
             try:
                 if self.framing == "precropped":
                     img = read_gray_image(p)
+                    if max(img.size) > PRECROPPED_MAX_SIDE * self.image_size:
+                        raise ImageReadError(p, "not a face crop", f"{img.size[0]}x{img.size[1]} looks like a whole "
+                                             f"photo; this model was trained on pre-cropped faces ({self.image_size} "
+                                             "px): give crops cut like its training set, or use a model trained "
+                                             "on aligned faces (nfgan prepare)")
                     if img.size != (self.image_size, self.image_size):
                         img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
                     faces.append(np.asarray(img, dtype=np.uint8))

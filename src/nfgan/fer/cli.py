@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "accuracy printed where its labels are the model's classes)")
     pr.add_argument("--out", required=True, help="CSV: one row per input, label, probability per class, error")
     pr.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    pr.add_argument("--max-crops", type=int, default=256,
+                    help="crops per forward pass (memory: ten-crop models cut ten per face; default 256)")
 
     pc = sub.add_parser("precropped", help="import an already cropped face set (CK+48...) as a prepared folder")
     pc.add_argument("--manifest", required=True, help="CSV with path,subject,expression[,pose] (paths relative to it)")
@@ -186,7 +188,7 @@ def _predict(args) -> int:
     else:
         names = [str(p) for p in args.images]
         faces, ok, failed = clf.faces_from_images(args.images)
-    probs = clf.predict_proba(faces) if len(ok) else np.zeros((0, len(clf.classes)))
+    probs = clf.predict_proba(faces, max_crops=max(1, args.max_crops)) if len(ok) else np.zeros((0, len(clf.classes)))
     by_row = dict(zip(ok, probs))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -243,12 +243,17 @@ def train_fold(cfg: dict, variant: str, faces: np.ndarray, labels: np.ndarray, s
 
 
 @torch.no_grad()
+@torch.no_grad()
 def predict_proba(net: FERNet, faces_norm: np.ndarray, crop: int, batch: int = 256,
-                  tta: bool = False) -> np.ndarray:
+                  tta: bool = False, max_crops: int | None = None) -> np.ndarray:
     """Softmax-branch class probabilities (N x classes): of the centre crop (Sec. 5.1) or, with ``tta``, the
-    mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S."""
+    mean softmax over the ten crops (``five_crops`` + flips). ``faces_norm``: N x S x S. At most ``batch`` faces
+    and, with ``max_crops``, at most that many crops go through the net at once: memory is bounded by the
+    crops per pass, not by the number of faces."""
     net.eval()
     device = next(net.parameters()).device
+    if max_crops is not None:
+        batch = max(1, min(batch, max_crops // (10 if tta else 1)))
     if not tta:
         x = torch.from_numpy(center_crop(faces_norm, crop)).unsqueeze(1)
         return torch.cat([net(x[i:i + batch].to(device))[0].softmax(1).cpu()
