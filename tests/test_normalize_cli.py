@@ -179,3 +179,15 @@ def test_a_fifo_or_a_device_among_the_inputs_is_refused_at_once(tmp_path, crop, 
     rows = {Path(r["path"]).name: r for r in _report(tmp_path / "o")}
     assert "not a regular file" in rows["pipe.png"]["detail"] and "not a regular file" in rows["zero"]["detail"]
     assert rows["a.png"]["status"] == "ok"
+
+
+def test_sheet_shows_photo_aligned_input_and_output(tmp_path, capsys):
+    photo = EXAMPLES / "smiling_left_3quarter" / "124_07.jpg"
+    rc, _ = _run(capsys, photo, "-o", tmp_path / "o", "--sheet")
+    assert rc == 0
+    sheet = np.asarray(Image.open(tmp_path / "o" / "124_07_sheet.png"))
+    out = np.asarray(Image.open(tmp_path / "o" / "124_07.png"))
+    assert sheet.shape == (160 + 16 + 18, 3 * (160 + 8) + 8)                   # three labelled panels
+    third = np.asarray(Image.fromarray(out).resize((160, 160), Image.BICUBIC))
+    assert np.array_equal(sheet[8:168, 8 + 2 * 168: 8 + 2 * 168 + 160], third)   # the output, scaled
+    assert sheet[170:194].min() < 100                                         # the labels are drawn

@@ -254,6 +254,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="align photos first (auto: unless the image already is a model-sized crop)")
     p.add_argument("--largest-face", action="store_true",
                    help="a photo with several faces: take the largest (default: refuse unless one dominates)")
+    p.add_argument("--sheet", action="store_true",
+                   help="also write NAME_sheet.png per input: photo | aligned input | normalised face, labelled")
     p.add_argument("--batch", type=positive_int, default=64, help="faces per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
@@ -267,9 +269,12 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
 
     aligner = None
     faces, poses, flipped, landmarks, sources = [], [], [], [], []
+    args.photos = {}
     for path in tqdm(paths, desc="reading", unit="img", disable=len(paths) < 20):
         try:
             img = read_gray_image(path)
+            if args.sheet:
+                args.photos[path] = _thumbnail(img, SHEET_TILE)
             if args.align == "always" or (args.align == "auto" and img.size != (size, size)):
                 if aligner is None:
                     aligner = FaceAligner(size=size, dominance=1.0) if args.largest_face else FaceAligner(size=size)
@@ -292,6 +297,37 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
         landmarks.append(lm)
         sources.append(path)
     return faces, poses, flipped, landmarks, sources
+
+
+SHEET_TILE = 160
+
+
+def _thumbnail(img, side: int) -> np.ndarray:
+    """A gray PIL image fitted into a white ``side`` x ``side`` square."""
+    from PIL import Image
+
+    im = img.copy()
+    im.thumbnail((side, side), Image.LANCZOS)
+    canvas = Image.new("L", (side, side), 255)
+    canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+    return np.asarray(canvas)
+
+
+def sheet(panels: list[tuple[str, np.ndarray]], side: int = SHEET_TILE, pad: int = 8) -> np.ndarray:
+    """Labelled panels side by side (each scaled to ``side`` x ``side``), uint8 gray."""
+    from PIL import Image, ImageDraw
+
+    label_h = 18
+    out = Image.new("L", (len(panels) * (side + pad) + pad, side + 2 * pad + label_h), 255)
+    draw = ImageDraw.Draw(out)
+    for i, (label, img) in enumerate(panels):
+        tile = Image.fromarray(img)
+        if tile.size != (side, side):
+            tile = tile.resize((side, side), Image.BICUBIC)
+        x = pad + i * (side + pad)
+        out.paste(tile, (x, pad))
+        draw.text((x, pad + side + 3), label, fill=0)
+    return np.asarray(out)
 
 
 def _output_paths(out: Path, sources: list[Path], single_file: bool) -> list[Path]:
@@ -382,6 +418,11 @@ def run(args: argparse.Namespace) -> int:
                 src, dst = sources[i + j], names[i + j]
                 try:
                     save_image(dst, face)
+                    if args.sheet:
+                        photos = getattr(args, "photos", {})
+                        panels = ([("photo", photos[src])] if src in photos and poses[i + j] != "unknown"
+                                  else []) + [(f"input ({poses[i + j]})", stack[i + j]), ("normalised", face)]
+                        save_image(dst.with_name(dst.stem + "_sheet.png"), sheet(panels))
                     report.append((shown(src), "ok", f"{shown(dst)} (pose {poses[i + j]})"))
                 except OSError as e:   # a full disk or a vanished folder: this face fails, the others go on
                     print(f"{shown(src)}: not written: {shown(dst)}: {e.strerror or e}", file=sys.stderr)
