@@ -372,9 +372,21 @@ class KerasGraph(nn.Module):
     def forward(self, x: torch.Tensor, return_all: bool = False):
         """``x``: N x C x H x W. Returns the output tensor (or every layer's output with ``return_all``)."""
         outputs = {self.input_name: x}
-        for name, inputs in self.order:
+        last_use = {} if return_all else self._last_use()
+        for k, (name, inputs) in enumerate(self.order):
             outputs[name] = self.blocks[name](*(outputs[i] for i in inputs))
+            for i in inputs:                      # free what no later layer reads (memory: one batch of maps
+                if last_use.get(i) == k and i != self.output_name:   # at a time, not the whole graph's)
+                    del outputs[i]
         return outputs if return_all else outputs[self.output_name]
+
+    def _last_use(self) -> dict[str, int]:
+        """Layer name -> the index (in ``order``) of the last layer that reads its output."""
+        last: dict[str, int] = {}
+        for k, (_, inputs) in enumerate(self.order):
+            for i in inputs:
+                last[i] = k
+        return last
 
 
 # ------------------------------------------------------------------------------------- cached weights
