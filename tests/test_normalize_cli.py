@@ -191,3 +191,25 @@ def test_sheet_shows_photo_aligned_input_and_output(tmp_path, capsys):
     third = np.asarray(Image.fromarray(out).resize((160, 160), Image.BICUBIC))
     assert np.array_equal(sheet[8:168, 8 + 2 * 168: 8 + 2 * 168 + 160], third)   # the output, scaled
     assert sheet[170:194].min() < 100                                         # the labels are drawn
+
+
+def test_two_faces_refused_unless_the_largest_is_asked_for(tmp_path, capsys):
+    """A photo with two faces of similar size is refused with the reason; --largest-face takes the larger."""
+    a = Image.open(EXAMPLES / "neutral_front" / "006_03.jpg").convert("L")
+    b = a.resize((420, 420), Image.LANCZOS)        # the same person smaller: 1.5x less area, no clear winner
+    both = Image.new("L", (950, 512), 255)
+    both.paste(a, (0, 0))
+    both.paste(b, (525, 40))
+    both.save(tmp_path / "two.png")
+    rc, err = _run(capsys, tmp_path / "two.png", "-o", tmp_path / "o")
+    assert rc == 1 and "several faces" in err
+    assert _run(capsys, tmp_path / "two.png", "-o", tmp_path / "o2", "--largest-face")[0] == 0
+    assert np.asarray(Image.open(tmp_path / "o2" / "two.png")).std() > 10   # a face, not a blank
+
+
+def test_version(capsys):
+    import nfgan
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"nfgan {nfgan.__version__}"

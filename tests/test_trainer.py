@@ -299,3 +299,15 @@ def test_a_run_stopped_before_its_first_checkpoint_can_resume_or_restart(prepare
                  *off]) == 0
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "runs"), "--name", "s",
                  *off]) == 2                                # now it holds a checkpoint: refused, not overwritten
+
+
+def test_tensorboard_keeps_the_checkpoint_steps_events_after_resume(prepared, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(prepared, steps=4)
+    train(dict(cfg, train={**cfg["train"], "steps": 2}), tmp_path / "r", progress=False, feature_nets=tiny_nets())
+    train(cfg, tmp_path / "r", resume=True, progress=False, feature_nets=tiny_nets())
+    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss/pixel")] == [1, 2, 3, 4]
+    assert [e.step for e in acc.Images("samples")] == [2, 4]
