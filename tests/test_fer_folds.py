@@ -11,7 +11,7 @@ import pytest
 from nfgan.fer.folds import FoldFileError, leave_one_subject_out, load_folds, make_subject_folds, save_folds
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDS = REPO / "configs" / "folds"
+FOLDS = Path(__file__).resolve().parents[1] / "src" / "nfgan" / "assets" / "folds"
 
 
 def _synthetic(n_subjects=40, seed=0):
