@@ -80,7 +80,7 @@ def test_predict_on_image_files_cuts_like_training_and_survives_a_bad_file(train
     want = clf.predict_proba(np.asarray(ds.images)[[by_source[p.name] for p in src]])
     got = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows if r["expression"]])
     assert np.allclose(got, want, atol=1e-4)
-    # nothing to classify at all -> exit code 1
+    # every input failed (each reported) -> exit code 1, as for the other batch commands
     assert main(["fer", "predict", "--model", str(out), str(bad), "--out", str(tmp_path / "none.csv")]) == 1
 
 
@@ -129,9 +129,9 @@ def test_bad_models_inputs_and_options_are_refused(trained, tiny, tmp_path, caps
     with pytest.raises(FERModelError, match="fa.safetensors: trunk 'faceapi112' was removed"):
         FERClassifier(tmp_path / "fa.safetensors")
     capsys.readouterr()
-    assert main(["fer", "predict", "--model", str(garbage), "--data", str(data), "--out", str(tmp_path / "x.csv")]) == 1
+    assert main(["fer", "predict", "--model", str(garbage), "--data", str(data), "--out", str(tmp_path / "x.csv")]) == 2
     assert "not a safetensors file" in capsys.readouterr().err
-    assert main(["fer", "predict", "--model", str(out), "--out", str(tmp_path / "x.csv")]) == 1
+    assert main(["fer", "predict", "--model", str(out), "--out", str(tmp_path / "x.csv")]) == 2
     assert "either image files or --data" in capsys.readouterr().err
 
 
@@ -212,7 +212,7 @@ def test_tampered_model_files_are_refused_before_a_network_is_built(trained, tmp
             FERClassifier(path)
         rc = main(["fer", "predict", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "p.csv")])
         err = capsys.readouterr().err
-        assert rc == 1 and str(path) in err and "Traceback" not in err, err
+        assert rc == 2 and str(path) in err and "Traceback" not in err, err   # 2: nothing could run
 
 
 def test_prediction_memory_is_bounded_by_crops_per_pass_and_whole_photos_are_refused(trained, tmp_path, capsys):

@@ -4,11 +4,11 @@ new faces (``predict``).
 
 Examples::
 
-    nfgan fer precropped --manifest ../shared/data/ckplus/manifest.csv --prefix peak/ --out out/ckplus_peak64
-    nfgan fer folds --data out/ckplus_peak64 --k 10 --seed 0 --out src/nfgan/assets/folds/ckplus_peak_10fold.json
-    nfgan fer cv --data out/ckplus_peak64 --folds ckplus_peak_10fold \\
+    nfgan fer precropped --manifest ../shared/data/ckplus/manifest.csv --prefix peak/ --out out/ckplus_peak64_fer
+    nfgan fer folds --data out/ckplus_peak64_fer --k 10 --seed 0 --out src/nfgan/assets/folds/ckplus_peak_10fold.json
+    nfgan fer cv --data out/ckplus_peak64_fer --folds ckplus_peak_10fold \\
         --variant 2b --config configs/fer/ckplus.yaml --out runs/fer/ckplus_2b
-    nfgan fer train --data out/ckplus_peak64 --config configs/fer/ckplus.yaml --variant 2b --out models/ck_2b
+    nfgan fer train --data out/ckplus_peak64_fer --config configs/fer/ckplus.yaml --variant 2b --out models/ck_2b
     nfgan fer predict --model models/ck_2b photos/*.png --out predictions.csv
 """
 from __future__ import annotations
@@ -66,9 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     rf = sub.add_parser("reframe", help="move a prepared set's faces into a pre-cropped set's framing (to train "
                                         "on both: --extra-data)")
-    rf.add_argument("--data", required=True, help="prepared folder whose faces are moved (e.g. out/jaffe64)")
+    rf.add_argument("--data", required=True, help="prepared folder whose faces are moved (e.g. out/jaffe64_fer)")
     rf.add_argument("--like", required=True, help="pre-cropped prepared folder whose framing they get "
-                                                  "(e.g. out/ckplus_peak64 from `nfgan fer precropped`)")
+                                                  "(e.g. out/ckplus_peak64_fer from `nfgan fer precropped`)")
     rf.add_argument("--out", required=True, help="output prepared folder (same ids, labels and subjects)")
     rf.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     except (FERConfigError, FoldFileError, PreparedDatasetError, AugmentLeakError, FileNotFoundError,
             FERModelError, DeviceError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2 if cmd == "predict" else 1    # predict is a batch command: 2 = nothing could run
     return 2
 
 
