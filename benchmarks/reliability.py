@@ -339,19 +339,12 @@ def _nested(dotted: str, value) -> str:
 
 # ------------------------------------------------------------------------------------------------ kills
 def _kill_when(argv, ready, timeout=300.0) -> bool:
-    proc = subprocess.Popen([sys.executable, "-m", "nfgan", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            return False
-        if ready():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    return False
+    from conftest import kill_when, start_nfgan
+
+    try:
+        return kill_when(start_nfgan(argv), ready, timeout)
+    except AssertionError:
+        return False
 
 
 def _tree(folder: Path, skip=(".prepare_journal", "prepare_meta")) -> dict:
@@ -401,7 +394,6 @@ def kills_section(work: Path, rng: random.Random, scale: int) -> list[dict]:
         row["identical"] += int(_tree(dst) == want)
     out.append(row)
     # fer cv: kill once a fold is done, run again; every fold record equals the uninterrupted run's
-    from conftest import face  # noqa: F401  (the tiny FER set is made like the tests make it)
     data, folds = _tiny_fer(work / "fer")
     fargs = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--epochs", "2",
              "--threads", "1"]
@@ -422,25 +414,10 @@ def kills_section(work: Path, rng: random.Random, scale: int) -> list[dict]:
 
 
 def _tiny_fer(folder: Path) -> tuple[Path, Path]:
-    from conftest import CLASSES, face
+    from conftest import make_tiny_fer
 
-    rng = np.random.default_rng(0)
-    src = folder / "src"
-    (src / "img").mkdir(parents=True)
-    rows = []
-    for s in range(6):
-        for c, name in enumerate(CLASSES):
-            for f in range(2):
-                rel = f"img/S{s:03d}_{name}_{f}.png"
-                Image.fromarray(face(rng, c, s)).save(src / rel)
-                rows.append([rel, f"S{s:03d}", name, "frontal"])
-    with open(src / "manifest.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "subject", "expression", "pose"])
-        w.writerows(rows)
-    run_cli(["fer", "precropped", "--manifest", str(src / "manifest.csv"), "--out", str(folder / "data")], 300)
-    run_cli(["fer", "folds", "--data", str(folder / "data"), "--k", "3", "--out", str(folder / "folds.json")], 300)
-    return folder / "data", folder / "folds.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_tiny_fer(folder)
 
 
 # ------------------------------------------------------------------------------------------------ main

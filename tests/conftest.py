@@ -145,8 +145,13 @@ def face(rng, cls: int, subject: int) -> np.ndarray:
 @pytest.fixture()
 def tiny(tmp_path):
     """A pre-cropped 48 px set (6 subjects x 3 expressions x 2 frames) imported with `nfgan fer precropped`."""
+    return make_tiny_fer(tmp_path)
+
+
+def make_tiny_fer(folder: Path) -> tuple[Path, Path]:
+    """``tiny``'s set in ``folder``: (prepared folder, its 3-fold file)."""
     rng = np.random.default_rng(0)
-    src = tmp_path / "src"
+    src = folder / "src"
     (src / "img").mkdir(parents=True)
     rows = []
     for s in range(6):
@@ -159,9 +164,9 @@ def tiny(tmp_path):
         w = csv.DictWriter(fh, fieldnames=["path", "subject", "expression", "pose"])
         w.writeheader()
         w.writerows(rows)
-    data = tmp_path / "prepared"
+    data = folder / "prepared"
     assert main(["fer", "precropped", "--manifest", str(src / "manifest.csv"), "--out", str(data)]) == 0
-    folds = tmp_path / "folds.json"
+    folds = folder / "folds.json"
     assert main(["fer", "folds", "--data", str(data), "--k", "3", "--out", str(folds)]) == 0
     return data, folds
 
@@ -183,3 +188,55 @@ def normalised_folder(tmp_path, data: Path, train_subjects: list[str]) -> Path:
     np.save(aug / "faces.npy", np.stack([np.asarray(Image.open(aug / r["path"])) for r in rows]))
     (aug / "train_subjects.json").write_text(json.dumps(train_subjects))
     return aug
+
+
+def in_time(fn, seconds: float = 5.0):
+    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) when it takes longer than ``seconds``."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed back to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def start_nfgan(argv: list[str], keep_stderr: bool = False):
+    """`nfgan ARGV` as a child process in its own process group (so a kill reaches its workers too); its
+    stderr is kept (a pipe: read it with ``communicate``) or dropped."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen([sys.executable, "-m", "nfgan", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if keep_stderr else subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+
+
+def kill_when(proc, ready, timeout: float = 120.0) -> bool:
+    """SIGKILL the command's whole process group as soon as ``ready()`` is true; False if it ended first."""
+    import signal
+    import time
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("the command neither finished nor reached the kill point in time")
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import struct
 import sys
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from conftest import in_time
 from nfgan.data.images import IMAGE_FORMATS, IMAGE_REASONS, ImageReadError, read_gray_image
 
 DATA = Path(__file__).parent / "data"
@@ -26,25 +26,6 @@ def _refused(path, **kw) -> ImageReadError:
     assert str(path) in str(e.value)             # the message names the file
     assert e.value.reason in IMAGE_REASONS
     return e.value
-
-
-def _in_time(fn, seconds: float = 5.0):
-    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) when it takes longer than ``seconds``."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed back to the test
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still running after {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def _pattern(w: int = 80, h: int = 48) -> np.ndarray:
@@ -117,7 +98,7 @@ def test_allowed_formats_are_read(tmp_path, fmt, suffix, mode):
 def test_fifo_is_refused_at_once(tmp_path):
     fifo = tmp_path / "photo.jpg"
     os.mkfifo(fifo)
-    err = _in_time(lambda: _refused(fifo))       # a blocking open() would never return: nobody writes
+    err = in_time(lambda: _refused(fifo))       # a blocking open() would never return: nobody writes
     assert err.reason == "not a regular file" and "FIFO" in err.detail
 
 
@@ -127,7 +108,7 @@ def test_folder_and_device_are_refused(tmp_path):
     err = _refused(folder)
     assert err.reason == "not a regular file" and "folder" in err.detail
     if Path("/dev/zero").exists():
-        err = _in_time(lambda: _refused("/dev/zero"))   # reading it would never end
+        err = in_time(lambda: _refused("/dev/zero"))   # reading it would never end
         assert err.reason == "not a regular file" and "device" in err.detail
 
 

@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from conftest import REPO, make_prepared, tiny_config
+from conftest import REPO, kill_when, make_prepared, start_nfgan, tiny_config
 
 NFGAN = [sys.executable, "-m", "nfgan"]
 
 
-def _start(argv: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.Popen(NFGAN + argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)   # its own process group: worker processes die with it
-
-
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
-    """SIGKILL the command's whole process group as soon as ``ready()`` is true; False if it ended first."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            return False
-        if ready():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("the command neither finished nor reached the kill point in time")
-
-
 def _ok(argv: list[str], codes: tuple[int, ...] = (0,)) -> None:
-    proc = _start(argv)
+    proc = start_nfgan(argv)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode in codes, err.decode(errors="replace")[-2000:]
 
@@ -62,7 +37,7 @@ def test_train_killed_then_resumed_gives_the_uninterrupted_run(tmp_path):
     base = ["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--set", "loss.feat=0",
             "--set", "loss.id=0", "--quiet"]
     _ok(base + ["--name", "full"])
-    proc = _start(base + ["--name", "cut"])
+    proc = start_nfgan(base + ["--name", "cut"])
     ckpts = tmp_path / "cut" / "checkpoints"
     assert kill_when(proc, lambda: (ckpts / "step_00000004.safetensors").exists())
     _ok(["train", "--resume", str(tmp_path / "cut"), "--quiet"])
@@ -85,7 +60,7 @@ def test_prepare_killed_then_rerun_gives_the_uninterrupted_folder(tmp_path):
     args = ["prepare", "csv", str(src / "manifest.csv")]
     done = (0, 1)   # 1: some photos have no usable face (the profiles), reported like in the full run
     _ok(args + [str(tmp_path / "full")], done)
-    proc = _start(args + [str(tmp_path / "cut")])
+    proc = start_nfgan(args + [str(tmp_path / "cut")])
     journal = tmp_path / "cut" / ".prepare_journal.jsonl"
     killed = kill_when(proc, lambda: journal.exists() and journal.read_text().count("\n") >= 4)
     assert killed
@@ -99,7 +74,7 @@ def test_fer_cv_killed_then_rerun_gives_the_uninterrupted_folds(tiny, tmp_path):
     args = ["fer", "cv", "--data", str(data), "--folds", str(folds), "--variant", "2b", "--epochs", "2",
             "--threads", "1"]
     _ok(args + ["--out", str(tmp_path / "full")])
-    proc = _start(args + ["--out", str(tmp_path / "cut")])
+    proc = start_nfgan(args + ["--out", str(tmp_path / "cut")])
     assert kill_when(proc, lambda: (tmp_path / "cut" / "folds" / "fold_00.json").exists())
     assert not (tmp_path / "cut" / "summary.json").exists() or not json.loads(
         (tmp_path / "cut" / "summary.json").read_text())["complete"]
@@ -119,7 +94,7 @@ def test_train_killed_before_its_first_checkpoint_resumes(tmp_path):
     cfg["log"].update(checkpoint_every=6, sample_every=6)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     base = ["--set", "loss.feat=0", "--set", "loss.id=0", "--quiet"]
-    proc = _start(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--name", "r", *base])
+    proc = start_nfgan(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--name", "r", *base])
     metrics = tmp_path / "r" / "metrics.jsonl"
     assert kill_when(proc, lambda: metrics.exists() and metrics.read_text().count("\n") >= 2)
     assert not list((tmp_path / "r" / "checkpoints").glob("*.safetensors"))

@@ -164,18 +164,13 @@ def test_crops_of_unknown_pose_warn_and_a_prepared_folder_brings_poses(tmp_path,
 
 def test_a_fifo_or_a_device_among_the_inputs_is_refused_at_once(tmp_path, crop, capsys):
     """Reading a FIFO would wait forever for a writer; the reader refuses it before opening it."""
-    import threading
+    from conftest import in_time
 
     Image.fromarray(crop).save(tmp_path / "a.png")
     os.mkfifo(tmp_path / "pipe.png")
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(rc=main(
-        ["normalize", str(tmp_path / "pipe.png"), "/dev/zero", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
-         "--align", "never"])), daemon=True)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "nfgan normalize hung on a FIFO"
-    assert result["rc"] == 1
+    rc = in_time(lambda: main(["normalize", str(tmp_path / "pipe.png"), "/dev/zero", str(tmp_path / "a.png"),
+                               "-o", str(tmp_path / "o"), "--align", "never"]), 60.0)
+    assert rc == 1
     rows = {Path(r["path"]).name: r for r in _report(tmp_path / "o")}
     assert "not a regular file" in rows["pipe.png"]["detail"] and "not a regular file" in rows["zero"]["detail"]
     assert rows["a.png"]["status"] == "ok"

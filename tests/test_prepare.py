@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from conftest import in_time
 from nfgan import cli
 from nfgan.data.dataset import MANIFEST_COLUMNS, PreparedDataset
 from nfgan.data.prepare import JOURNAL, PrepareError, face_id, prepare_dataset
@@ -212,27 +213,6 @@ def _good_source(root: Path, names=("front", "right34")) -> Path:
     return root
 
 
-def _in_time(fn, seconds: float = 120.0):
-    """Run ``fn`` in a daemon thread; fail instead of hanging when it takes longer than ``seconds``."""
-    import threading
-
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed back to the test
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still running after {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
 def test_exit_status_all_ok_some_failed_nothing_ran(tmp_path, capsys):
     good = _good_source(tmp_path / "good")
     assert cli.main(["prepare", "csv", str(good), str(tmp_path / "o0"), "--quiet", "--workers", "1"]) == 0
@@ -280,7 +260,7 @@ def test_manifest_rows_that_are_folders_or_fifos_are_reported_not_fatal(tmp_path
     with open(src / "manifest.csv", "a") as f:
         f.write(rows)
     out = tmp_path / "out"
-    code = _in_time(lambda: cli.main(["prepare", "csv", str(src), str(out), "--quiet", "--workers", "1"]))
+    code = in_time(lambda: cli.main(["prepare", "csv", str(src), str(out), "--quiet", "--workers", "1"]), 120.0)
     assert code == 1
     report = {Path(r["source_path"]).name: r for r in _read_csv(out / "prepare_report.csv")}
     assert {k: v["reason"] for k, v in report.items()} == {
