@@ -18,6 +18,8 @@ COMMANDS = {
     "traverse": ("nfgan.inference.traverse", "latent morph from a face's code to its normalised face's code"),
     "evaluate": ("nfgan.evaluation.evaluate", "evaluate runs: identity, neutrality, fidelity, realism, HTML report"),
     "fer": ("nfgan.fer.cli", "facial expression recognition: cross-validation with NFGAN augmentation"),
+    "export": ("nfgan.export_cli", "export the generators' and a FER model's networks to ONNX (deploy)"),
+    "serve": ("nfgan.serve.cli", "local web app: upload photos, see and download their frontal neutral faces"),
 }
 
 

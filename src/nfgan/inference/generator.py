@@ -8,6 +8,7 @@ checkpoint to one file (``nfgan/assets/*.safetensors`` are such files).
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,24 @@ from nfgan.checkpoint import EXPORT_FORMAT, EXPORT_KEY, CheckpointError, load_ch
 from nfgan.data.generator_input import InputRule
 from nfgan.models import model_class
 from nfgan.pixels import to_unit_batch, to_uint8
+from nfgan.weights import assets_dir
+
+
+#: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
+DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
+#: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
+NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
+
+
+def default_model_path() -> Path:
+    """The shipped default normaliser (landmark frontalisation + U-Net trained with L_id, London training
+    subjects; docs/model_card.md)."""
+    return assets_dir() / DEFAULT_MODEL_NAME
+
+
+def nfgan_model_path() -> Path:
+    """The shipped NFGAN (Enc + Dec, London training subjects; docs/model_card.md): the model with a latent code."""
+    return assets_dir() / NFGAN_MODEL_NAME
 
 
 class Generator(nn.Module):
@@ -58,9 +77,21 @@ class Generator(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self.nets, x)
+
+    def _run(self, nets, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "nfgan":
-            return self.nets["dec"](self.nets["enc"](x))
-        return self.nets["gen"](x)
+            return nets["dec"](nets["enc"](x))
+        return nets["gen"](x)
+
+    def _channels_last_nets(self, device: torch.device) -> nn.ModuleDict:
+        """A channels-last copy of the nets on ``device`` (made once; the module's own nets stay as they are,
+        so the default path is untouched). Not a registered sub-module: it is in no state dict."""
+        cache = self.__dict__.setdefault("_fast_nets", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = copy.deepcopy(self.nets).to(device=device, memory_format=torch.channels_last).eval()
+        return cache[key]
 
     def _latent(self, name: str) -> nn.Module:
         if self.kind != "nfgan":
@@ -91,17 +122,33 @@ class Generator(nn.Module):
     @torch.no_grad()
     def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
                   batch_size: int = 64, progress: bool = False, desc: str = "normalize",
-                  landmarks: np.ndarray | None = None) -> np.ndarray:
+                  landmarks: np.ndarray | None = None, channels_last: bool = False,
+                  bf16: bool = False) -> np.ndarray:
         """uint8 ``N x S x S`` faces -> uint8 ``N x S x S`` normalised faces (outputs are never mirrored: the
-        training targets are the real frontal faces)."""
+        training targets are the real frontal faces).
+
+        Faster options (off by default; the default fp32 path is what training evaluated and stays bit-for-bit
+        the same): ``channels_last`` runs a channels-last copy of the nets under ``torch.inference_mode``
+        (~1.3x on a 2-core AVX-512 CPU; other convolution kernels, so a few pixels in thousands differ by one gray
+        level); ``bf16`` runs under bfloat16 autocast (~2.5x there, but 2-3 gray levels from the fp32
+        output on real faces: docs/deploy.md has the figures)."""
         from tqdm import tqdm
 
         images_u8 = self.generator_inputs(images_u8, poses, flipped, landmarks)
         device = next(self.parameters(), torch.empty(0)).device   # a parameter-free net runs on the CPU
         out = np.empty_like(images_u8, dtype=np.uint8)
-        for s in tqdm(range(0, len(images_u8), batch_size), desc=desc, unit="batch", disable=not progress,
-                      leave=False):
-            out[s:s + batch_size] = to_uint8(self(to_unit_batch(images_u8[s:s + batch_size]).to(device)))
+        batches = tqdm(range(0, len(images_u8), batch_size), desc=desc, unit="batch", disable=not progress,
+                       leave=False)
+        if not (channels_last or bf16):
+            for s in batches:
+                out[s:s + batch_size] = to_uint8(self(to_unit_batch(images_u8[s:s + batch_size]).to(device)))
+            return out
+        nets = self._channels_last_nets(device) if channels_last else self.nets
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            for s in batches:
+                x = to_unit_batch(images_u8[s:s + batch_size]).to(device).contiguous(memory_format=fmt)
+                out[s:s + batch_size] = to_uint8(self._run(nets, x))
         return out
 
 

@@ -16,6 +16,10 @@ the NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode`` and ``nfgan
 code). The default normaliser frontalises turned faces (pose ``*_3quarter`` / ``*_profile``) and needs their 68
 landmarks for that; frontal faces and faces of unknown pose need none.
 
+``Normalizer.from_onnx("model.onnx")`` (or ``from_checkpoint(path, backend="onnxruntime")``, ``nfgan normalize
+--backend onnxruntime``) runs the network in onnxruntime instead of torch, after the same numpy input rule
+(``nfgan export --format onnx`` writes the graphs; docs/deploy.md).
+
 Accepted face inputs for ``normalize``: uint8 arrays/tensors (gray values 0..255), float arrays/tensors already
 in the generator's range [-1, 1], PIL images, or lists of any of these; shapes ``S x S``, ``N x S x S`` or
 ``N x 1 x S x S``. Faces must be aligned like the training data (``nfgan.align_face``).
@@ -38,23 +42,12 @@ from nfgan.checkpoint import CheckpointError
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.inference.generator import Generator, load_model
 from nfgan.pixels import to_uint8, to_unit
-from nfgan.weights import assets_dir
 
-#: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
-DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
-#: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
-NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
+from nfgan.inference.generator import (DEFAULT_MODEL_NAME, NFGAN_MODEL_NAME,  # noqa: F401  (public here too)
+                                       default_model_path, nfgan_model_path)
 
-
-def default_model_path() -> Path:
-    """The shipped default normaliser (landmark frontalisation + U-Net trained with L_id, London training
-    subjects; docs/model_card.md)."""
-    return assets_dir() / DEFAULT_MODEL_NAME
-
-
-def nfgan_model_path() -> Path:
-    """The shipped NFGAN (Enc + Dec, London training subjects; docs/model_card.md): the model with a latent code."""
-    return assets_dir() / NFGAN_MODEL_NAME
+#: where the networks run: torch (default) or onnxruntime (CPU, the optional onnx extra; docs/deploy.md)
+BACKENDS = ("torch", "onnxruntime")
 
 
 class NormalizerInputError(ValueError):
@@ -117,14 +110,32 @@ class Normalizer:
         self.size = int(generator.info["model"].get("image_size", 64))
         source = generator.info.get("source")
         self.info = {"checkpoint": source, "step": generator.info.get("step"), "kind": self.kind,
-                     "exported": "format" in generator.info}
+                     "exported": "format" in generator.info,
+                     "backend": generator.info.get("backend", "torch")}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Normalizer":
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
+                        backend: str = "torch", threads: int | None = None) -> "Normalizer":
         """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file;
         ``None`` = the shipped default normaliser (:func:`default_model_path`). Raises ``CheckpointError``
-        naming the file when it cannot be read, ``nfgan.device.DeviceError`` for a device that cannot be used."""
+        naming the file when it cannot be read, ``nfgan.device.DeviceError`` for a device that cannot be used.
+
+        ``backend="onnxruntime"`` (CPU only; ``pip install 'nfgan[onnx]'``): the network runs in onnxruntime
+        (``threads`` intra-op threads), from an ``.onnx`` file of ``nfgan export --format onnx`` or any of the
+        files above exported to ONNX in memory; the input rule is the same numpy code (docs/deploy.md)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "onnxruntime":
+            from nfgan.inference.onnx_backend import load_onnx_generator
+
+            return cls(load_onnx_generator(path, threads=threads), device)
         return cls(load_model(Path(path) if path is not None else default_model_path()), device)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path | None = None, threads: int | None = None) -> "Normalizer":
+        """``from_checkpoint(path, backend="onnxruntime")``: an ``.onnx`` file of ``nfgan export --format onnx``
+        (an NFGAN's ``_encoder`` / ``_decoder`` graphs beside it give ``encode`` / ``decode``)."""
+        return cls.from_checkpoint(path, "cpu", backend="onnxruntime", threads=threads)
 
     def _nfgan_net(self, name: str) -> torch.nn.Module:
         if self.kind != "nfgan":
@@ -246,8 +257,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="a prepared folder (nfgan prepare) instead of images: its faces with "
                                             "their poses, mirroring and landmarks from the manifest")
     p.add_argument("--model", type=Path, default=None,
-                   help="run folder, checkpoint or exported model, NFGAN or pix2pix (default: the shipped "
-                        "pix2pix_lid_frontalized_london64 normaliser)")
+                   help="run folder, checkpoint or exported model, NFGAN or pix2pix, or an .onnx graph of nfgan "
+                        "export (default: the shipped pix2pix_lid_frontalized_london64 normaliser)")
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output folder (one PNG per input, named after it); a file name ending in .png for one input")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
@@ -258,6 +269,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write NAME_sheet.png per input: photo | aligned input | normalised face, labelled")
     p.add_argument("--batch", type=positive_int, default=64, help="faces per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="where the network runs: torch (default), or onnxruntime (CPU; pip install 'nfgan[onnx]'; "
+                        "default for a --model ending in .onnx, written by nfgan export --format onnx; another "
+                        "model is exported to ONNX in memory). The input rule is the same numpy code either way")
 
 
 def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list, list, list, list, list]:
@@ -369,10 +384,21 @@ def run(args: argparse.Namespace) -> int:
     single_file = out.suffix.lower() == ".png"
     if out.exists() and not out.is_dir() and not single_file:
         return fail(f"{shown(out)} exists and is not a folder")
+    backend = getattr(args, "backend", None) or (
+        "onnxruntime" if args.model is not None and args.model.suffix.lower() == ".onnx" else "torch")
     try:
         device = resolve_device(args.device)
-        gen = load_model(args.model if args.model is not None else default_model_path())
-    except (ValueError, FileNotFoundError) as e:
+        if backend == "onnxruntime":
+            from nfgan.inference.onnx_backend import load_onnx_generator
+
+            if device.type != "cpu":
+                return fail("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
+            gen = load_onnx_generator(args.model)
+        elif args.model is not None and args.model.suffix.lower() == ".onnx":
+            return fail(f"{shown(args.model)} is an ONNX graph: run it with --backend onnxruntime")
+        else:
+            gen = load_model(args.model if args.model is not None else default_model_path())
+    except (ValueError, FileNotFoundError, ImportError) as e:
         return fail(shown(e))
     gen.to(device)
     size = gen.size
