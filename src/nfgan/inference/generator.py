@@ -41,7 +41,35 @@ def nfgan_model_path() -> Path:
     return assets_dir() / NFGAN_MODEL_NAME
 
 
-class Generator(nn.Module):
+class RuleView:
+    """What every inference backend offers besides its network: the model's input rule (``self.rule``) and size
+    (``self.info["model"]``), for ``Normalizer`` and ``nfgan normalize``."""
+
+    rule: InputRule
+    info: dict
+
+    @property
+    def flip_left_poses(self) -> bool:
+        return self.rule.flip_left_poses
+
+    @property
+    def frontalize(self) -> bool:
+        return self.rule.frontalize
+
+    @property
+    def size(self) -> int:
+        return int(self.info["model"].get("image_size", 64))
+
+    def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
+        return self.rule.mirror_mask(poses, flipped)
+
+    def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
+                         flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``N x S x S`` faces as the generator reads them (the model's input rule)."""
+        return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
+
+
+class Generator(RuleView, nn.Module):
     """A trained generator in eval mode: NFGAN's Enc + Dec or the pix2pix U-Net.
 
     ``forward(x)``: ``B x 1 x S x S`` in [-1, 1] -> normalised faces, same shape. :meth:`normalize` works on
@@ -60,18 +88,6 @@ class Generator(nn.Module):
                               bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))))
         self.requires_grad_(False)
         self.eval()
-
-    @property
-    def flip_left_poses(self) -> bool:
-        return self.rule.flip_left_poses
-
-    @property
-    def frontalize(self) -> bool:
-        return self.rule.frontalize
-
-    @property
-    def size(self) -> int:
-        return int(self.info["model"].get("image_size", 64))
 
     def train(self, mode: bool = True) -> "Generator":  # inference only
         return super().train(False)
@@ -110,14 +126,6 @@ class Generator(nn.Module):
         net = self.nets["enc"] if self.kind == "nfgan" else self.nets["gen"]
         conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
         return conv.weight.detach().float()[:, 0].cpu().numpy()
-
-    def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
-        return self.rule.mirror_mask(poses, flipped)
-
-    def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
-                         flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
-        """uint8 ``N x S x S`` faces as the generator reads them (the model's input rule)."""
-        return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
 
     @torch.no_grad()
     def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,

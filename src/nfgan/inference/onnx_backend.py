@@ -22,7 +22,7 @@ from nfgan.checkpoint import CheckpointError
 from nfgan.data.generator_input import InputRule
 from nfgan.inference.export import (ONNX_FORMAT, OnnxUnavailable, generator_graphs, make_session,  # noqa: F401
                                     require_onnxruntime, session_metadata)
-from nfgan.inference.generator import default_model_path, load_model
+from nfgan.inference.generator import RuleView, default_model_path, load_model
 
 
 class OrtNet:
@@ -39,7 +39,7 @@ class OrtNet:
         return torch.from_numpy(self.run(x.detach().cpu().float().numpy()))
 
 
-class OnnxGenerator:
+class OnnxGenerator(RuleView):
     """A generator's ONNX graph in onnxruntime with its input rule; same ``normalize`` as ``Generator``."""
 
     def __init__(self, session, source: str = "", encoder=None, decoder=None, threads: int | None = None):
@@ -63,19 +63,6 @@ class OnnxGenerator:
         self._halves = {"enc": encoder, "dec": decoder}
         self.threads = threads
         self.nets = _Halves(self)
-
-    # the Generator interface used by Normalizer and nfgan normalize
-    @property
-    def flip_left_poses(self) -> bool:
-        return self.rule.flip_left_poses
-
-    @property
-    def frontalize(self) -> bool:
-        return self.rule.frontalize
-
-    @property
-    def size(self) -> int:
-        return int(self.info["model"]["image_size"])
 
     def to(self, device) -> "OnnxGenerator":
         if torch.device(device).type != "cpu":
@@ -106,13 +93,6 @@ class OnnxGenerator:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self._half("dec")(z)
-
-    def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
-        return self.rule.mirror_mask(poses, flipped)
-
-    def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
-                         flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
-        return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
 
     def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
                   batch_size: int = 64, progress: bool = False, desc: str = "normalize",

@@ -6,6 +6,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from nfgan.inference.normalizer import positive_int
 from nfgan.serve.service import MAX_IMAGES, MAX_REQUEST_BYTES
 
 INSTALL_HINT = "nfgan serve needs the serve extra: pip install 'nfgan[serve]' (fastapi, uvicorn, python-multipart)"
@@ -21,16 +22,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nfgan.device import DEVICE_HELP
 
@@ -41,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a model file, checkpoint or run folder to offer first, besides the shipped default "
                         "normaliser and the shipped NFGAN")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--max-images", type=_positive, default=MAX_IMAGES,
+    p.add_argument("--max-images", type=positive_int, default=MAX_IMAGES,
                    help=f"photos per request (default {MAX_IMAGES})")
-    p.add_argument("--max-mb", type=_positive, default=MAX_REQUEST_BYTES // 2 ** 20,
+    p.add_argument("--max-mb", type=positive_int, default=MAX_REQUEST_BYTES // 2 ** 20,
                    help=f"megabytes of photos per request (default {MAX_REQUEST_BYTES // 2 ** 20})")
 
 
