@@ -202,15 +202,6 @@ def merge(schema: dict, cfg: dict, data: dict, source: str, base_dir: Path | Non
     return out
 
 
-def check_all(schema: dict, cfg: dict, source: str = "defaults", prefix: str = "") -> None:
-    """Every value of ``cfg`` against ``schema`` (defaults included: a schema's own defaults must pass)."""
-    for k, spec in schema.items():
-        if isinstance(spec, dict):
-            check_all(spec, cfg[k], source, f"{prefix}{k}.")
-        else:
-            convert(cfg[k], _option(spec), f"{source}: {prefix}{k}", None)
-
-
 # ----------------------------------------------------------------------------------------------- files
 class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
@@ -288,14 +279,6 @@ def parse_set(items: Sequence[str] | None) -> dict:
     return out
 
 
-def set_nested(cfg: dict, dotted: str, value) -> None:
-    node = cfg
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def layers(path: str | Path | None, overrides: dict | None = None,
            sets: Sequence[str] | None = None) -> list[tuple[dict, str, Path | None]]:
     """All layers above the defaults: the file chain, then programmatic ``overrides``, then ``--set`` items."""
@@ -324,13 +307,11 @@ def peek(stack: list[tuple[dict, str, Path | None]], dotted: str, default=None):
 def load(schema: dict, path: str | Path | None = None, overrides: dict | None = None,
          sets: Sequence[str] | None = None) -> dict:
     """Defaults of ``schema`` <- ``path`` (and its ``base:`` chain) <- ``overrides`` <- ``sets``, checked."""
-    cfg = defaults(schema)
-    for data, source, base_dir in layers(path, overrides, sets):
-        cfg = merge(schema, cfg, data, source, base_dir)
-    return cfg
+    return load_stack(schema, layers(path, overrides, sets))
 
 
 def load_stack(schema: dict, stack: list[tuple[dict, str, Path | None]]) -> dict:
+    """Defaults of ``schema`` with each layer of ``stack`` (:func:`layers`) laid over them in turn, checked."""
     cfg = defaults(schema)
     for data, source, base_dir in stack:
         cfg = merge(schema, cfg, data, source, base_dir)
