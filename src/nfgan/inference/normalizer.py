@@ -107,7 +107,7 @@ class Normalizer:
         self.device = resolve_device(device)
         self.generator = generator.to(self.device)
         self.kind = generator.kind
-        self.size = int(generator.info["model"].get("image_size", 64))
+        self.size = generator.size
         source = generator.info.get("source")
         self.info = {"checkpoint": source, "step": generator.info.get("step"), "kind": self.kind,
                      "exported": "format" in generator.info,
