@@ -2,10 +2,10 @@
 
 Compares, in the same process and on the same data:
 
-* the trainer's step (``NFGANTrainer.train_step``: cached frozen features, channels_last, bf16 autocast
+* the trainer's step (``nfgan.training.loop.Trainer.train_step``: cached frozen features, channels_last, bf16 autocast
   unless ``--fp32``), and
 * a naive step written plainly: fp32, eager, contiguous tensors, the frozen nets run layer by layer (no
-  folding) on x, y and x~ every step (``nfgan.training.loop.plain_losses``) - same routing, same optimizers.
+  folding) on x, y and x~ every step (``nfgan.models.nfgan.plain_losses``) - same routing, same optimizers.
 
 Measurements alternate (naive, fast, naive, fast, ...) so that the load of a shared machine hits both alike.
 The last line is ``train_throughput images_per_s=<x> naive_images_per_s=<y> ratio=<x/y>``.
@@ -59,7 +59,7 @@ def synthetic_prepared(root: Path, subjects: int = 12, size: int = 64) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO / "out" / "london64", help="prepared folder (else synthetic)")
-    ap.add_argument("--splits", type=Path, default=REPO / "configs" / "splits" / "london.json")
+    ap.add_argument("--splits", default="london", help="split file or shipped name (default london)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3, help="timed steps per round and path")
     ap.add_argument("--rounds", type=int, default=2)
@@ -69,7 +69,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from nfgan.training.loop import NFGANTrainer, load_config, plain_losses, routed_backward, to_unit
+    from nfgan.models.nfgan import plain_losses, routed_backward
+    from nfgan.pixels import to_unit
+    from nfgan.training.config import load_config
+    from nfgan.training.loop import Trainer
 
     tmp = None
     if (args.data / "faces.npy").is_file():
@@ -81,31 +84,33 @@ def main(argv=None) -> int:
     print(f"data: {data} | batch {args.batch} | threads {args.threads} | device {args.device} | "
           f"torch {torch.__version__}", flush=True)
 
-    def make(fast: bool) -> NFGANTrainer:
+    def make(fast: bool) -> Trainer:
         cfg = load_config(overrides={"data": {"root": str(data), "splits": str(splits)},
                                      "train": {"batch_size": args.batch, "bf16": fast and not args.fp32,
                                                "channels_last": fast, "threads": args.threads,
                                                "device": args.device}})
-        return NFGANTrainer(cfg)
+        return Trainer(cfg)
 
     t0 = time.time()
     fast = make(True)
-    print(f"fast trainer ready in {time.time() - t0:.1f}s (feature caches: {len(fast.train)} inputs)", flush=True)
+    print(f"fast trainer ready in {time.time() - t0:.1f}s (feature caches: {len(fast.data.train)} inputs)",
+          flush=True)
     naive = make(False)
-    for net in (naive.perceptual, naive.identity):
+    model, feats = naive.model, naive.model.features
+    for net in (feats.perceptual, feats.identity):
         if net is not None:
             net.fold = False   # the plain step runs the layer-by-layer port, not the folded copy
 
     def naive_step() -> None:
-        xr, yr, gr = naive.sample_batch()
-        x, y, g = (to_unit(naive.images[torch.from_numpy(r)]).to(naive.device) for r in (xr, yr, gr))
-        for net in naive.nets.values():
+        b = naive.sample_batch()
+        x, y, g = (to_unit(naive.data.read(r)).unsqueeze(1).to(naive.device) for r in (b.x_rows, b.y_rows, b.g_rows))
+        for net in model.nets.values():
             net.train()
-        losses = plain_losses(naive.nets, naive.perceptual, naive.identity, x, y, g, naive.weights)
-        for opt in naive.optimizers.values():
+        losses = plain_losses(model.nets, feats.perceptual, feats.identity, x, y, g, model.weights)
+        for opt in model.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        routed_backward(naive.nets, losses, naive.weights)
-        for opt in naive.optimizers.values():
+        routed_backward(model.nets, losses, model.weights)
+        for opt in model.optimizers.values():
             opt.step()
 
     def timed(fn, n: int) -> float:

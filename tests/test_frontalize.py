@@ -118,8 +118,8 @@ def test_trainer_feeds_frontalized_turned_inputs_and_keeps_real_ones_for_identit
         assert g >= 2 * n                                    # an appended row ...
         mirrored = r >= n
         want_lm = mirror_landmarks(lm[face], S) if mirrored else lm[face]
-        want = frontalize_batch(tr.images[r].numpy()[None], want_lm[None], [pose])[0]
-        assert np.array_equal(tr.images[g].numpy(), want)   # ... holding the frontalised (mirrored) input
+        want = frontalize_batch(tr.read([r]), want_lm[None], [pose])[0]
+        assert np.array_equal(tr.read([g])[0], want)   # ... holding the frontalised (mirrored) input
     # the generator reads the frontalised rows; the input rows themselves (L_id's reference) stay real
     x_rows = tr.train.inputs[:4]
     assert torch.equal(tr.generator_rows(x_rows), tr.rows(tr.gen_rows[x_rows]))
@@ -143,7 +143,7 @@ def test_same_pose_targets_are_the_frontalised_neutral_face_in_the_input_pose(tm
     cfg["data"]["frontalize_inputs"] = True
     tr = TrainingData(cfg, torch.device("cpu"))
     n = len(rows)
-    faces = tr.images[:n].numpy()
+    faces = tr.read(np.arange(n))
     seen = set()
     for pairs in (tr.train, tr.val):
         for r, choices in zip(pairs.inputs, pairs.target_choices):
@@ -160,7 +160,7 @@ def test_same_pose_targets_are_the_frontalised_neutral_face_in_the_input_pose(tm
             img = faces[want, :, ::-1] if mirrored else faces[want]
             want_lm = mirror_landmarks(lm[want], S) if mirrored else lm[want]
             assert t >= 2 * n
-            assert np.array_equal(tr.images[t].numpy(), frontalize_batch(img[None], want_lm[None], [pose])[0])
+            assert np.array_equal(tr.read([t])[0], frontalize_batch(img[None], want_lm[None], [pose])[0])
             seen.add(pose)
     assert {"left_3quarter", "right_3quarter"} <= seen
     Trainer(cfg, feature_nets=tiny_nets()).train_step()

@@ -112,7 +112,7 @@ def test_fast_path_matches_plain_losses(prepared):
         tr = Trainer(cfg, feature_nets=tiny_nets())
         b = tr.sample_batch()
         got = tr.model.compute_losses(b)
-        x, y, g = (to_unit(tr.data.images[torch.from_numpy(r)]) for r in (b.x_rows, b.y_rows, b.g_rows))
+        x, y, g = (to_unit(tr.data.read(r)) for r in (b.x_rows, b.y_rows, b.g_rows))
         f = tr.model.features
         ref = plain_losses(tr.model.nets, f.perceptual, f.identity, x, y, g, tr.model.weights)
         results[fast] = (got, ref)
@@ -176,7 +176,7 @@ def test_shared_dlib_trunk_equals_separate_nets_and_plain_losses(tmp_path):
         b = tr.sample_batch()
         with torch.no_grad():
             got = tr.model.compute_losses(b)
-            x, y, g = (to_unit(tr.data.images[torch.from_numpy(r)]) for r in (b.x_rows, b.y_rows, b.g_rows))
+            x, y, g = (to_unit(tr.data.read(r)) for r in (b.x_rows, b.y_rows, b.g_rows))
             for n in tr.model.nets.values():
                 n.to(memory_format=torch.contiguous_format)
             ref = plain_losses(tr.model.nets, f.perceptual, f.identity, x, y, g, tr.model.weights)
@@ -219,8 +219,8 @@ def test_mirror_pairs_add_mirrored_frontal_pairs_only(prepared, tmp_path):
     cfg["data"]["mirror_pairs"] = True
     tr = TrainingData(cfg, cpu)
     n = len(tr.dataset.records)
-    assert len(tr.images) == 2 * n
-    assert torch.equal(tr.images[n:], tr.images[:n].flip(-1))
+    assert len(tr) == 2 * n
+    assert np.array_equal(tr.read(np.arange(n, 2 * n)), tr.read(np.arange(n))[..., ::-1])
     poses = tr.dataset.column("pose")
     base = len(plain.train)
     frontal = [j for j, i in enumerate(plain.train.inputs) if poses[i] == "frontal"]

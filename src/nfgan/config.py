@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -41,7 +42,8 @@ class Option:
 
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``path_or_name`` (a path, or the bare name of a
     file nfgan ships, kept as written), ``mapping``, ``list[float]``, ``list[str]``,
-    ``list[path]`` or ``any``; ``nullable`` allows ``null``; ``low``/``high`` bound numbers (and list items),
+    ``list[path]``, ``table`` (named entries, each a section checked against ``item``; a later layer
+    changes an entry key by key, ``null`` removes it) or ``any``; ``nullable`` allows ``null``; ``low``/``high`` bound numbers (and list items),
     ``low_open`` makes the low bound exclusive; ``choices`` lists the allowed values; ``length`` fixes a list's
     length; ``check`` is an extra test returning an error message or ``None``."""
 
@@ -56,6 +58,7 @@ class Option:
     check: Callable[[Any], str | None] | None = None
     path_keys: tuple = ()
     doc: str = ""
+    item: dict | None = None      # kind "table": the schema of each named entry
 
     def resolved_kind(self) -> str:
         if self.kind:
@@ -197,8 +200,33 @@ def merge(schema: dict, cfg: dict, data: dict, source: str, base_dir: Path | Non
         spec = schema[k]
         if isinstance(spec, dict):
             out[k] = merge(spec, cfg.get(k) or {}, v if v is not None else {}, source, base_dir, where + ".")
+        elif isinstance(spec, Option) and spec.kind == "table":
+            out[k] = _merge_table(spec, cfg.get(k) or {}, v, source, base_dir, where)
         else:
             out[k] = convert(v, _option(spec), f"{source}: {where}", base_dir)
+    return out
+
+
+def _merge_table(spec: Option, current: dict, data, source: str, base_dir: Path | None, where: str) -> dict:
+    """A table option laid over its current entries: each named entry is merged key by key into the existing
+    one (or into the item defaults), ``name: null`` removes an entry, ``null`` for the whole table empties it."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping of named entries, got {data!r}")
+    out = dict(current)
+    for name, entry in data.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise ConfigError(f"{source}: {where}: entry name {name!r} must be letters, digits, '_', '-' or '.'")
+        if entry is None:
+            out.pop(name, None)
+            continue
+        out[name] = merge(spec.item, out.get(name) or defaults(spec.item), entry, source, base_dir,
+                          f"{where}.{name}.")
+    if spec.check is not None:
+        msg = spec.check(out)
+        if msg:
+            raise ConfigError(f"{source}: {where}: {msg}")
     return out
 
 

@@ -96,31 +96,75 @@ def save_splits(path: str | Path, splits: dict, **info) -> None:
 
 @dataclass
 class TrainingPairs:
-    """Index bookkeeping for one split of a prepared dataset (indices are dataset rows)."""
+    """Index bookkeeping for one split of a prepared dataset (indices are dataset rows).
+
+    Targets are stored once per *target group* (a subject's frontal neutral faces, or its neutral faces in one
+    pose), not once per input: ``group_rows[group_start[g]:group_start[g] + group_size[g]]`` are group g's
+    rows and ``input_group[i]`` is input i's group, so a million inputs cost a few int arrays."""
 
     inputs: np.ndarray                     # rows usable as x
-    target_choices: list[np.ndarray]       # per input: rows of the subject's frontal neutral faces
+    input_group: np.ndarray                # per input: its target group
+    group_start: np.ndarray                # per group: where its rows start in group_rows
+    group_size: np.ndarray                 # per group: how many target rows it has (>= 1)
+    group_rows: np.ndarray                 # the groups' target rows, one group after the other
     guides: np.ndarray                     # rows of the guiding set g
     subjects: list[str]                    # subjects that contribute pairs
     missing_targets: list[str] = field(default_factory=list)  # subjects without a frontal neutral face
 
+    @classmethod
+    def from_groups(cls, inputs, input_group, groups: Sequence[np.ndarray], guides, subjects, missing=()):
+        size = np.asarray([len(g) for g in groups], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64) if len(size) else np.zeros(0, np.int64)
+        rows = np.concatenate(groups).astype(np.int64) if len(groups) else np.zeros(0, np.int64)
+        return cls(np.asarray(inputs, dtype=np.int64), np.asarray(input_group, dtype=np.int64), start, size, rows,
+                   np.asarray(guides, dtype=np.int64), list(subjects), list(missing))
+
     def __len__(self) -> int:
         return len(self.inputs)
 
+    @property
+    def target_choices(self) -> list[np.ndarray]:
+        """Per input: its target rows (a list of arrays; for inspection - sampling uses the groups)."""
+        return [self.group_rows[self.group_start[g]:self.group_start[g] + self.group_size[g]]
+                for g in self.input_group.tolist()]
+
+    def used_targets(self) -> np.ndarray:
+        """Every target row some input may be paired with (sorted, unique)."""
+        used = np.unique(self.input_group)
+        if not len(used):
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate([self.group_rows[self.group_start[g]:self.group_start[g] + self.group_size[g]]
+                                         for g in used.tolist()]))
+
     def first_targets(self) -> np.ndarray:
         """A deterministic target per input (its subject's first frontal neutral face): for evaluation."""
-        return np.asarray([c[0] for c in self.target_choices], dtype=np.int64)
+        return self.group_rows[self.group_start[self.input_group]] if len(self) else np.zeros(0, np.int64)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Random (input rows, target rows): inputs uniformly with replacement, each target uniformly among
-        its subject's frontal neutral faces. All randomness comes from ``generator`` (resumable)."""
-        pick = torch.randint(len(self.inputs), (batch_size,), generator=generator).numpy()
+    def map_rows(self, fn) -> None:
+        """Apply a row -> row mapping (vectorised: array in, array out) to the inputs."""
+        self.inputs = np.asarray(fn(self.inputs), dtype=np.int64)
+
+    def map_targets(self, fn) -> None:
+        """Apply a row -> row mapping (vectorised) to every target row."""
+        self.group_rows = np.asarray(fn(self.group_rows), dtype=np.int64)
+
+    def pick_targets(self, picked_inputs: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The target of each picked input position, chosen by ``u`` in [0, 1) among its group's rows."""
+        g = self.input_group[picked_inputs]
+        size = self.group_size[g]
+        k = np.minimum((u * size).astype(np.int64), size - 1)
+        return self.group_rows[self.group_start[g] + k]
+
+    def sample(self, batch_size: int, generator: torch.Generator,
+               weights: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Random (input rows, target rows): inputs with replacement (uniformly, or by ``weights``, one per
+        input), each target uniformly among its group's rows. All randomness comes from ``generator``."""
+        if weights is None:
+            pick = torch.randint(len(self.inputs), (batch_size,), generator=generator).numpy()
+        else:
+            pick = torch.multinomial(weights, batch_size, replacement=True, generator=generator).numpy()
         u = torch.rand(batch_size, generator=generator, dtype=torch.float64).numpy()
-        targets = np.empty(batch_size, dtype=np.int64)
-        for j, i in enumerate(pick):
-            choices = self.target_choices[i]
-            targets[j] = choices[min(int(u[j] * len(choices)), len(choices) - 1)]
-        return self.inputs[pick], targets
+        return self.inputs[pick], self.pick_targets(pick, u)
 
     def sample_guides(self, batch_size: int, generator: torch.Generator) -> np.ndarray:
         pick = torch.randint(len(self.guides), (batch_size,), generator=generator).numpy()
@@ -134,10 +178,41 @@ class TrainingPairs:
         input must not be mirrored this way (its hidden side would swap, unlike every inference input)."""
         keep = np.asarray(keep, dtype=bool)
         extra = np.flatnonzero(keep)
-        return TrainingPairs(np.concatenate([self.inputs, self.inputs[extra] + offset]),
-                             self.target_choices + [self.target_choices[j] + offset for j in extra],
-                             np.concatenate([self.guides, self.guides + offset]), self.subjects,
-                             self.missing_targets)
+        mirrored_groups = np.unique(self.input_group[extra])
+        new_id = {int(g): len(self.group_size) + k for k, g in enumerate(mirrored_groups.tolist())}
+        starts = len(self.group_rows) + np.concatenate([[0], np.cumsum(self.group_size[mirrored_groups])[:-1]]) \
+            if len(mirrored_groups) else np.zeros(0, np.int64)
+        rows = [self.group_rows[self.group_start[g]:self.group_start[g] + self.group_size[g]] + offset
+                for g in mirrored_groups.tolist()]
+        return TrainingPairs(
+            np.concatenate([self.inputs, self.inputs[extra] + offset]),
+            np.concatenate([self.input_group, np.asarray([new_id[int(g)] for g in self.input_group[extra]],
+                                                         dtype=np.int64)]),
+            np.concatenate([self.group_start, np.asarray(starts, dtype=np.int64)]),
+            np.concatenate([self.group_size, self.group_size[mirrored_groups]]),
+            np.concatenate([self.group_rows, *rows]) if rows else self.group_rows.copy(),
+            np.concatenate([self.guides, self.guides + offset]), self.subjects, self.missing_targets)
+
+    @staticmethod
+    def concatenate(parts: Sequence["TrainingPairs"], offsets: Sequence[int]) -> "TrainingPairs":
+        """Pairs of several datasets in one row space: part k's rows are shifted by ``offsets[k]``."""
+        g0, r0 = 0, 0
+        cols: dict[str, list] = {k: [] for k in ("inputs", "input_group", "group_start", "group_size",
+                                                  "group_rows", "guides")}
+        subjects, missing = [], []
+        for p, off in zip(parts, offsets):
+            cols["inputs"].append(p.inputs + off)
+            cols["input_group"].append(p.input_group + g0)
+            cols["group_start"].append(p.group_start + r0)
+            cols["group_size"].append(p.group_size)
+            cols["group_rows"].append(p.group_rows + off)
+            cols["guides"].append(p.guides + off)
+            g0 += len(p.group_size)
+            r0 += len(p.group_rows)
+            subjects += p.subjects
+            missing += p.missing_targets
+        cat = {k: (np.concatenate(v).astype(np.int64) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
+        return TrainingPairs(subjects=subjects, missing_targets=missing, **cat)
 
 
 def build_pairs(ds: PreparedDataset, subjects: Iterable[str], input_poses: Sequence[str] | None = None,
@@ -162,31 +237,40 @@ def build_pairs(ds: PreparedDataset, subjects: Iterable[str], input_poses: Seque
         equals["expression"] = list(input_expressions)
     inputs_by_subject = ds.by_subject(ds.indices(subjects, **equals))
     missing = sorted(s for s in subjects if s in known and s not in targets)
+    poses = ds.column("pose")
     same_pose: dict[tuple[str, str], list[int]] = {}
     if turned_targets == "same_pose":
-        poses = ds.column("pose")
-        for i in ds.indices(subjects, expression=target_expression):
-            same_pose.setdefault((ds.records[i]["subject"], poses[i]), []).append(int(i))
-    inputs, choices, used = [], [], []
+        subject_of = ds.column("subject")
+        for i in ds.indices(subjects, expression=target_expression).tolist():
+            same_pose.setdefault((subject_of[i], poses[i]), []).append(int(i))
+    groups: list[np.ndarray] = []
+    group_of: dict = {}
+
+    def group(key, rows) -> int:
+        if key not in group_of:
+            group_of[key] = len(groups)
+            groups.append(np.asarray(sorted(rows), dtype=np.int64))
+        return group_of[key]
+
+    inputs, input_group, used = [], [], []
     for s in sorted(inputs_by_subject):
         if s not in targets:
             continue
-        t = np.asarray(sorted(targets[s]), dtype=np.int64)
         for i in inputs_by_subject[s]:
-            pose = ds.records[i]["pose"]
+            pose = poses[i]
             if turned_targets == "same_pose" and pose != target_pose:
                 if (s, pose) not in same_pose:
                     missing.append(f"{s} ({pose})")
                     continue
                 inputs.append(i)
-                choices.append(np.asarray(sorted(same_pose[s, pose]), dtype=np.int64))
+                input_group.append(group((s, pose), same_pose[s, pose]))
                 continue
             inputs.append(i)
-            choices.append(t)
+            input_group.append(group(s, targets[s]))
         used.append(s)
     missing = sorted(set(missing))
     guides = np.asarray(sorted(i for s in used for i in targets[s]), dtype=np.int64)
-    return TrainingPairs(np.asarray(inputs, dtype=np.int64), choices, guides, used, missing)
+    return TrainingPairs.from_groups(inputs, input_group, groups, guides, used, missing)
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -39,6 +39,7 @@ class Batch:
     x: torch.Tensor          # the generator's input (frontalised rows where the input rule frontalises)
     y: torch.Tensor          # the targets
     g: torch.Tensor          # the guiding faces
+    y_mask: torch.Tensor | None = None   # B x 1 x S x S, 0 where a target pixel is an empty frame (None: all count)
 
 
 def adam_schema(lr: float = 2.0e-4) -> dict:

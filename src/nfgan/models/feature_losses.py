@@ -28,17 +28,18 @@ def frozen_feature_net(spec: dict | None) -> nn.Module | None:
 
 
 class FeatureCache:
-    """Frozen-net features of fixed dataset rows, computed once (the nets never change during training)."""
+    """Frozen-net features of fixed dataset rows, computed once (the nets never change during training).
+    ``read(rows)`` gives the rows' uint8 faces; ``n_rows`` is the size of the row space."""
 
-    def __init__(self, net: nn.Module, images: torch.Tensor, rows: np.ndarray, device: torch.device,
+    def __init__(self, net: nn.Module, read, n_rows: int, rows: np.ndarray, device: torch.device,
                  autocast, chunk: int = 64, channels_last: bool = False):
         rows = np.unique(rows)
-        self.position = torch.full((len(images),), -1, dtype=torch.long)
+        self.position = torch.full((int(n_rows),), -1, dtype=torch.long)
         self.position[torch.from_numpy(rows)] = torch.arange(len(rows))
         parts: list[list[torch.Tensor]] = []
         with torch.no_grad(), autocast():
             for i in range(0, len(rows), chunk):
-                x = to_unit_batch(images[torch.from_numpy(rows[i:i + chunk])]).to(device)
+                x = to_unit_batch(read(rows[i:i + chunk])).to(device)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 parts.append([m.float() for m in net(x)])
@@ -102,9 +103,9 @@ class FeatureLosses:
                              if cfg["train"]["share_trunk"] else None)
         chunk = int(cfg["train"]["feature_batch"])
         train = data.train
-        all_targets = np.concatenate(train.target_choices) if len(train) else np.zeros(0, np.int64)
-        cache = lambda net, rows: FeatureCache(net, data.images, rows, model.device, model.autocast,  # noqa: E731
-                                               chunk, model.channels_last)
+        all_targets = train.used_targets()
+        cache = lambda net, rows: FeatureCache(net, data.read, len(data), rows, model.device,  # noqa: E731
+                                               model.autocast, chunk, model.channels_last)
         self.target_cache = cache(self.perceptual, all_targets) if self.perceptual is not None else None
         self.input_cache = cache(self.identity, train.inputs) if self.identity is not None else None
 

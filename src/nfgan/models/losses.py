@@ -90,6 +90,9 @@ def identity_loss(fake_maps: Sequence[torch.Tensor], input_maps: Sequence[torch.
     return total
 
 
-def pixel_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_pixel, eq. (7): mean absolute gray-value difference between x~ and the target y (1/(W H) sum)."""
-    return (fake.float() - target.float()).abs().mean()
+def pixel_loss(fake: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L_pixel, eq. (7): mean absolute gray-value difference between x~ and the target y (1/(W H) sum).
+    ``mask`` (0/1, broadcastable) leaves pixels out of the sum; the mean stays over every pixel, so the loss is
+    a plain sum over the batch's faces (splitting a batch over processes does not change its gradient)."""
+    diff = (fake.float() - target.float()).abs()
+    return diff.mean() if mask is None else (diff * mask).mean()

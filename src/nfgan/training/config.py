@@ -18,12 +18,27 @@ def _name_check(value: str) -> str | None:
     return None
 
 
+#: one entry of ``data.sources``: a prepared folder, its subject split and its share of each batch
+SOURCE = {
+    "root": opt(None, "path"),                           # a folder written by `nfgan prepare` (required)
+    "splits": opt(None, "path_or_name", nullable=True),  # a split file or shipped name; null = ROOT/splits.json
+    # the source's share of every batch (weights are normalised over the sources); null = its number of
+    # training pairs (every pair equally likely, as if the folders were one)
+    "weight": opt(None, "float", nullable=True, low=0),
+    # exclude the pixels a pre-cropped source left empty (black frame around a small crop) from the pixel loss:
+    # "auto" detects the frame per face, "off" uses every pixel
+    "empty_border": opt("off", choices=("auto", "off")),
+}
+
 COMMON = {
     "name": opt("nfgan", check=_name_check),
     "seed": opt(0, low=0, high=2**63 - 1),
     "data": {
-        "root": opt("out/london64", "path"),           # a folder written by `nfgan prepare`
-        "splits": opt("london", "path_or_name"),       # a split file, or the name of a shipped one
+        "root": opt("out/london64", "path", nullable=True),       # a folder written by `nfgan prepare`
+        "splits": opt("london", "path_or_name", nullable=True),   # a split file, or the name of a shipped one
+        # several prepared folders in one run, by name: {london: {root: ..., splits: london, weight: 1}, ...};
+        # when given, data.root and data.splits are not used (see docs/training.md, "Several datasets")
+        "sources": opt({}, "table", item=SOURCE),
         "input_poses": opt(None, "list[str]", nullable=True),        # null = all prepared poses
         "input_expressions": opt(None, "list[str]", nullable=True),  # null = all expressions
         "target_pose": opt("frontal", choices=POSE_CHOICES),
@@ -70,6 +85,20 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     cfg = load_stack(schema(model_type), stack)
     source = str(path or "config")
     d = cfg["data"]
+    if d["sources"]:
+        if peek(stack, "data.root") is not None or peek(stack, "data.splits") is not None:
+            raise ConfigError(f"{source}: give either data.root + data.splits (one dataset) or data.sources "
+                              "(several), not both (a config based on a one-dataset config sets root: null and "
+                              "splits: null)")
+        d["root"] = d["splits"] = None
+        for name, src in d["sources"].items():
+            if not src["root"]:
+                raise ConfigError(f"{source}: data.sources.{name}.root: the prepared folder is required")
+        if not any(src["weight"] is None or src["weight"] > 0 for src in d["sources"].values()):
+            raise ConfigError(f"{source}: data.sources: every weight is 0 - nothing to train on")
+    elif not d["root"] or not d["splits"]:
+        raise ConfigError(f"{source}: data.root and data.splits name the prepared folder and its split "
+                          "(or give data.sources)")
     if d["mirror_pairs"] and d["target_pose"] != "frontal":
         raise ConfigError(f"{source}: data.mirror_pairs mirrors frontal inputs together with their targets, so it "
                           f"needs data.target_pose: frontal (got {d['target_pose']!r}: a mirrored target would show "

@@ -1,15 +1,25 @@
-"""The training data of one run: the prepared faces in memory, the (input, target) pairs of the train and
-validation subjects, and the batches the models read.
+"""The training data of one run: the prepared faces of one or several folders (read through memory maps, never
+loaded whole), the (input, target) pairs of the train and validation subjects, and the batches the models read.
 
-Rows ``0..n-1`` are the prepared faces; with mirroring (``data.flip_left_poses`` or ``data.mirror_pairs``) rows
-``n..2n-1`` are their mirror images; with ``data.frontalize_inputs`` the frontalised version of every turned
-input (and same-pose target) row is appended after those, and ``gen_rows[r]`` is the row the generator reads for
-input row ``r``. The mirroring and frontalisation follow ``nfgan.data.generator_input.InputRule``, the rule
-inference applies too.
+Row space (:class:`FaceRows`): rows ``0..n-1`` are the prepared faces of every source, one folder after the
+other; with mirroring (``data.flip_left_poses`` or ``data.mirror_pairs``) rows ``n..2n-1`` are their mirror
+images; with ``data.frontalize_inputs`` the frontalised version of every turned input (and same-pose target)
+row follows, and ``gen_rows[r]`` is the row the generator reads for input row ``r``. The mirroring and
+frontalisation follow ``nfgan.data.generator_input.InputRule``, the rule inference applies too. A row is
+read when a batch needs it: faces from the memory-mapped ``faces.npy`` of its folder (flipped for a mirror
+row), frontalised rows from an in-memory table when they fit in ``FRONTALIZED_CACHE_BYTES`` and otherwise
+frontalised on the fly (the same function, so the same pixels). Resident memory is therefore flat in the
+number of faces: the label columns (``nfgan.data.dataset.ManifestColumns``) and a few int arrays per pair.
+
+Several sources (``data.sources``): each prepared folder with its own subject split; pairs never cross folders;
+``weight`` gives each source's share of a batch. Pre-cropped sources (CK+) leave a black frame around the face
+in the 64 px framing; with ``empty_border: auto`` those pixels of a target are left out of the pixel loss
+(``Batch.y_mask``).
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,9 +28,151 @@ from nfgan.config import ConfigError
 from nfgan.data.dataset import PreparedDataset
 from nfgan.data.frontalize import is_turned
 from nfgan.data.generator_input import InputRule, MissingLandmarksError
-from nfgan.data.pairs import build_pairs, load_splits
+from nfgan.data.pairs import TrainingPairs, build_pairs, load_splits
 from nfgan.models.base import Batch
 from nfgan.pixels import to_unit_batch
+
+#: frontalised rows are kept in memory up to this many bytes, beyond it they are made when read
+FRONTALIZED_CACHE_BYTES = 256 << 20
+
+
+@dataclass
+class Source:
+    """One prepared folder of a run."""
+
+    name: str
+    dataset: PreparedDataset
+    splits: dict
+    weight: float | None
+    empty_border: str
+    offset: int = 0
+
+
+def sources_of(cfg: dict) -> list[tuple[str, dict]]:
+    """``(name, {root, splits, weight, empty_border})`` per source: ``data.sources``, or the one folder
+    ``data.root`` with ``data.splits``."""
+    d = cfg["data"]
+    if d.get("sources"):
+        return list(d["sources"].items())
+    return [("data", {"root": d["root"], "splits": d["splits"], "weight": None, "empty_border": "off"})]
+
+
+def empty_border_mask(faces: np.ndarray) -> np.ndarray:
+    """Boolean ``N x S x S``: True where a pixel holds image content, False on the exactly-black region that
+    touches the crop border (the empty frame a small pre-cropped face leaves when aligned into a larger crop)."""
+    from scipy import ndimage
+
+    faces = np.asarray(faces)
+    out = np.ones(faces.shape, dtype=bool)
+    for i, f in enumerate(faces):
+        zero = f == 0
+        if not (zero[0].any() or zero[-1].any() or zero[:, 0].any() or zero[:, -1].any()):
+            continue
+        lab, _ = ndimage.label(zero)
+        edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        edge = edge[edge > 0]
+        out[i] = ~np.isin(lab, edge)
+    return out
+
+
+class FaceRows:
+    """The row space of a run (module docstring): faces read on demand from the sources' memory maps."""
+
+    def __init__(self, sources: list[Source], mirrors: bool, rule: InputRule):
+        self.sources = sources
+        self.rule = rule
+        self.offsets = np.cumsum([0] + [len(s.dataset) for s in sources]).astype(np.int64)
+        self.n = int(self.offsets[-1])
+        self.size = sources[0].dataset.size
+        self.mirrors = bool(mirrors)
+        self.base = 2 * self.n if mirrors else self.n
+        self.front_of = np.zeros(0, dtype=np.int64)    # per frontalised row: the (plain or mirror) row it shows
+        self.front_cache: np.ndarray | None = None
+        self.poses = np.concatenate([s.dataset.columns.values_of("pose") for s in sources]) \
+            if self.n else np.zeros(0, dtype=object)
+
+    def __len__(self) -> int:
+        return self.base + len(self.front_of)
+
+    def source_index(self, faces: np.ndarray) -> np.ndarray:
+        """The source of each face index (< n)."""
+        return np.searchsorted(self.offsets, faces, side="right") - 1
+
+    def _by_source(self, faces: np.ndarray) -> list:
+        src = self.source_index(faces)
+        return [(k, np.flatnonzero(src == k), faces[src == k] - self.offsets[k]) for k in np.unique(src).tolist()]
+
+    def faces(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 ``B x S x S`` of face indices (< n), read from the memory maps."""
+        faces = np.asarray(faces, dtype=np.int64)
+        out = np.empty((len(faces), self.size, self.size), dtype=np.uint8)
+        for k, where, local in self._by_source(faces):
+            out[where] = self.sources[k].dataset.images[local]
+        return out
+
+    def landmarks(self, faces: np.ndarray) -> np.ndarray:
+        """float64 ``B x 68 x 2`` of face indices (NaN where a folder has no landmarks.npy)."""
+        faces = np.asarray(faces, dtype=np.int64)
+        out = np.full((len(faces), 68, 2), np.nan, dtype=np.float64)
+        for k, where, local in self._by_source(faces):
+            lms = self.sources[k].dataset.landmarks
+            if lms is not None:
+                out[where] = np.asarray(lms[local], dtype=np.float64)
+        return out
+
+    def plain(self, rows: np.ndarray) -> np.ndarray:
+        """Rows below ``base``: faces, mirrored for mirror rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = self.faces(rows % self.n if self.n else rows)
+        mirrored = rows >= self.n
+        if mirrored.any():
+            out[mirrored] = out[mirrored][..., ::-1]
+        return out
+
+    def _frontalize(self, base_rows: np.ndarray, who: str) -> np.ndarray:
+        face = base_rows % self.n
+        return self.rule.frontalize_turned(self.plain(base_rows), list(self.poses[face]), self.landmarks(face),
+                                           mirrored=base_rows >= self.n, who=who, strict=True)
+
+    def add_frontalized(self, base_rows: np.ndarray, who: str) -> np.ndarray:
+        """Append frontalised versions of ``base_rows``; returns their new row numbers. Made now (and kept) when
+        they fit in :data:`FRONTALIZED_CACHE_BYTES`, else each time they are read."""
+        base_rows = np.asarray(base_rows, dtype=np.int64)
+        new = len(self) + np.arange(len(base_rows), dtype=np.int64)
+        if len(base_rows) * self.size * self.size <= FRONTALIZED_CACHE_BYTES:
+            made = self._frontalize(base_rows, who)
+            self.front_cache = made if self.front_cache is None else np.concatenate([self.front_cache, made])
+        elif self.front_cache is not None:
+            raise RuntimeError("frontalised rows are either all cached or none")
+        else:
+            # check every landmark now, so a missing one fails at start-up as it does with the cache
+            missing = [int(r) for r, lm in zip(base_rows.tolist(), self._landmark_ok(base_rows)) if not lm]
+            if missing:
+                raise MissingLandmarksError(f"{who}: turned input(s) without landmarks cannot be frontalised: "
+                                            f"rows {missing[:5]}")
+        self.front_of = np.concatenate([self.front_of, base_rows])
+        return new
+
+    def _landmark_ok(self, base_rows: np.ndarray) -> np.ndarray:
+        ok = np.empty(len(base_rows), dtype=bool)
+        for i in range(0, len(base_rows), 65536):
+            lm = self.landmarks(base_rows[i:i + 65536] % self.n)
+            ok[i:i + 65536] = np.isfinite(lm).all(axis=(1, 2))
+        return ok
+
+    def read(self, rows) -> np.ndarray:
+        """uint8 ``B x S x S`` of any rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        front = rows >= self.base
+        if not front.any():
+            return self.plain(rows)
+        out = np.empty((len(rows), self.size, self.size), dtype=np.uint8)
+        if (~front).any():
+            out[~front] = self.plain(rows[~front])
+        k = rows[front] - self.base
+        out[front] = self.front_cache[k] if self.front_cache is not None else \
+            self._frontalize(self.front_of[k], "frontalised rows")
+        return out
 
 
 class TrainingData:
@@ -29,22 +181,35 @@ class TrainingData:
         self.cfg, self.device = cfg, device
         self.channels_last = bool(cfg["train"]["channels_last"])
         self.rule = InputRule.from_config(cfg)
-        self.dataset = PreparedDataset(d["root"])
         size = cfg["model"]["image_size"]
-        if self.dataset.size != size:
-            raise ConfigError(f"{self.dataset.root}: faces are {self.dataset.size}px but model.image_size is {size}")
-        images = torch.from_numpy(np.array(self.dataset.images))  # in memory, writable
-        n = len(images)
+        self.sources: list[Source] = []
+        for name, spec in sources_of(cfg):
+            ds = PreparedDataset(spec["root"])
+            if ds.size != size:
+                raise ConfigError(f"{ds.root}: faces are {ds.size}px but model.image_size is {size}")
+            splits = load_splits(spec["splits"] if spec["splits"] else ds.root / "splits.json")
+            self.sources.append(Source(name, ds, splits, spec["weight"], spec["empty_border"]))
+        weights = [s.weight for s in self.sources]
+        if len(self.sources) > 1 and any(w is None for w in weights) and not all(w is None for w in weights):
+            raise ConfigError("data.sources: give every source a weight, or none (then each training pair is "
+                              "equally likely)")
         mirrors = d["flip_left_poses"] or d["mirror_pairs"]
-        self.images = torch.cat([images, images.flip(-1)]) if mirrors else images
-        self.splits = load_splits(d["splits"])
+        self.faces = FaceRows(self.sources, mirrors, self.rule)
+        for s, off in zip(self.sources, self.faces.offsets[:-1].tolist()):
+            s.offset = off
+        n = self.faces.n
+        self.dataset = self.sources[0].dataset if len(self.sources) == 1 else None
         kw = dict(input_poses=d["input_poses"], input_expressions=d["input_expressions"],
                   target_pose=d["target_pose"], target_expression=d["target_expression"],
                   turned_targets=d["turned_targets"])
-        self.train = build_pairs(self.dataset, self.splits["train"], **kw)
-        self.val = build_pairs(self.dataset, self.splits["val"], **kw)
+        offsets = [s.offset for s in self.sources]
+        self.train = TrainingPairs.concatenate([build_pairs(s.dataset, s.splits["train"], **kw)
+                                                for s in self.sources], offsets)
+        self.val = TrainingPairs.concatenate([build_pairs(s.dataset, s.splits["val"], **kw)
+                                              for s in self.sources], offsets)
+        where = ", ".join(str(s.dataset.root) for s in self.sources)
         if len(self.train) == 0:
-            raise ConfigError(f"{self.dataset.root}: no training pairs (train subjects with a "
+            raise ConfigError(f"{where}: no training pairs (train subjects with a "
                               f"{d['target_pose']} {d['target_expression']} face and inputs)")
         self._mirror_rows(n)
         self.missing_targets = sorted(set(self.train.missing_targets) | set(self.val.missing_targets))
@@ -53,73 +218,124 @@ class TrainingData:
             warnings.warn(f"{len(m)} subject(s) have no {d['target_pose']} {d['target_expression']} face "
                           f"(or no same-pose target, listed with the pose) and are not trained on: "
                           f"{m[:10]}{' ...' if len(m) > 10 else ''}")
-        self.gen_rows = np.arange(len(self.images), dtype=np.int64)
+        self.gen_rows = np.arange(len(self.faces), dtype=np.int64)
         if self.rule.frontalize:
-            self._add_frontalized_rows(n)
-        if device.type != "cpu":
-            self.images = self.images.to(device)
+            self._add_frontalized_rows(n, where)
+        self.input_weights = self._input_weights()
+        self.mask_sources = np.asarray([s.empty_border == "auto" for s in self.sources], dtype=bool)
         # fixed sample batch: spread over the validation inputs (training inputs when there is no val split)
         src = self.val if len(self.val) else self.train
         k = min(int(cfg["log"]["sample_count"]), len(src))
         pick = np.linspace(0, len(src) - 1, k).round().astype(np.int64)
         self.sample_rows = (src.inputs[pick], src.first_targets()[pick])
 
+    def __len__(self) -> int:
+        return len(self.faces)
+
     @property
     def train_subjects(self) -> list[str]:
-        return sorted({str(s) for s in self.splits["train"]})
+        """Every training subject's name (over all sources: a name in two folders is listed once)."""
+        return sorted({str(x) for s in self.sources for x in s.splits["train"]})
+
+    def source_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The source index of each row (a frontalised row: the source of the face it shows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        base = np.where(rows >= self.faces.base, self.faces.front_of[np.maximum(rows - self.faces.base, 0)]
+                        if len(self.faces.front_of) else rows, rows)
+        return self.faces.source_index(base % max(self.faces.n, 1))
+
+    def _input_weights(self) -> torch.Tensor | None:
+        """Per training input its sampling weight (each source's share split evenly over its inputs), or
+        ``None`` when every input is equally likely (one source, or no weights given)."""
+        if len(self.sources) == 1 or all(s.weight is None for s in self.sources):
+            return None
+        src = self.source_of_rows(self.train.inputs)
+        counts = np.bincount(src, minlength=len(self.sources)).astype(np.float64)
+        share = np.asarray([s.weight for s in self.sources], dtype=np.float64)
+        share = np.where(counts > 0, share, 0.0)
+        if share.sum() <= 0:
+            raise ConfigError("data.sources: the sources with a weight above 0 have no training pairs")
+        return torch.from_numpy(share[src] / np.maximum(counts[src], 1))
 
     def _mirror_rows(self, n: int) -> None:
         """Point mirrored inputs at their mirror rows (row r + n): the input rule's mirroring, and
         ``data.mirror_pairs`` (mirrored frontal pairs, input and target together). Frontal targets are never
         mirrored; a same-pose target is mirrored with its input."""
         d = self.cfg["data"]
-        poses = self.dataset.column("pose")
+        poses = self.faces.poses
         if self.rule.flip_left_poses:
-            swap = self.rule.mirror_mask(poses, self.dataset.column("flipped"))
-            swap_target = swap & (np.asarray(poses) != d["target_pose"])
+            flipped = np.concatenate([np.asarray(s.dataset.column("flipped"), dtype=object) for s in self.sources])
+            swap = self.rule.mirror_mask(list(poses), list(flipped))
+            swap_target = swap & (poses != d["target_pose"])
             for pairs in (self.train, self.val):
-                pairs.inputs += np.where(swap[pairs.inputs], n, 0)
-                pairs.target_choices = [c + np.where(swap_target[c], n, 0) for c in pairs.target_choices]
+                pairs.map_rows(lambda r: r + np.where(swap[r], n, 0))
+                pairs.map_targets(lambda r: r + np.where(swap_target[r], n, 0))
         if d["mirror_pairs"]:   # validation pairs stay as they are
             self.train = self.train.with_mirrors(
-                np.asarray([i < n and poses[i] == "frontal" for i in self.train.inputs]), n)
+                (self.train.inputs < n) & (poses[self.train.inputs % max(n, 1)] == "frontal"), n)
 
-    def _add_frontalized_rows(self, n: int) -> None:
-        """Append the frontalised version of every turned input or target row (a mirror row r >= n is face
+    def _add_frontalized_rows(self, n: int, where: str) -> None:
+        """Add the frontalised version of every turned input or target row (a mirror row r >= n is face
         r - n mirrored), point ``gen_rows`` at it and the pairs' turned targets too."""
-        lms = self.dataset.landmarks
-        if lms is None:
-            raise ConfigError(f"{self.dataset.root}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
-        poses = self.dataset.column("pose")
-        used = [r for pairs in (self.train, self.val) for r in (pairs.inputs, *pairs.target_choices)]
-        rows = sorted({int(r) for r in np.concatenate(used) if is_turned(poses[int(r) % n])}) if used else []
-        if not rows:
+        poses = self.faces.poses
+        used = [r for pairs in (self.train, self.val) for r in (pairs.inputs, pairs.group_rows)]
+        rows = np.unique(np.concatenate(used)) if used else np.zeros(0, np.int64)
+        rows = rows[np.asarray([is_turned(p) for p in poses[rows % max(n, 1)]], dtype=bool)] if len(rows) else rows
+        if not len(rows):
             return
-        face = [r % n for r in rows]
+        missing = [s.dataset.root for s in self.sources if s.dataset.landmarks is None]
+        if missing:
+            raise ConfigError(f"{missing[0]}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
         try:
-            faces = self.rule.frontalize_turned(
-                self.images[rows].numpy(), [poses[i] for i in face], np.asarray(lms[face], np.float64),
-                mirrored=[r >= n for r in rows], who=str(self.dataset.root), strict=True)
+            new = self.faces.add_frontalized(rows, who=where)
         except MissingLandmarksError as e:
             raise ConfigError(str(e)) from None
-        self.gen_rows[rows] = len(self.images) + np.arange(len(rows))
-        self.gen_rows = np.concatenate([self.gen_rows, len(self.images) + np.arange(len(rows))])
-        self.images = torch.cat([self.images, torch.from_numpy(faces)])
+        self.gen_rows[rows] = new
+        self.gen_rows = np.concatenate([self.gen_rows, new])
         # turned (same-pose) targets are read frontalised, like the inputs; input rows stay real (L_id)
         for pairs in (self.train, self.val):
-            pairs.target_choices = [self.gen_rows[c] for c in pairs.target_choices]
+            pairs.map_targets(lambda r: self.gen_rows[r])
 
     # -- batches
+    def read(self, rows) -> np.ndarray:
+        """uint8 ``B x S x S`` faces of any rows (what a sample grid shows)."""
+        return self.faces.read(rows)
+
     def rows(self, rows: np.ndarray) -> torch.Tensor:
-        """Faces of dataset rows as a network batch on the device."""
-        x = to_unit_batch(self.images[torch.from_numpy(rows).to(self.images.device)]).to(self.device)
+        """Faces of rows as a network batch on the device."""
+        x = to_unit_batch(self.faces.read(rows)).to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def generator_rows(self, x_rows: np.ndarray) -> torch.Tensor:
         """What the generator reads for input rows ``x_rows``."""
         return self.rows(self.gen_rows[x_rows])
 
-    def sample(self, batch_size: int, sampler: torch.Generator) -> Batch:
-        x_rows, y_rows = self.train.sample(batch_size, sampler)
+    def target_mask(self, y_rows: np.ndarray, faces: np.ndarray | None = None) -> torch.Tensor | None:
+        """``B x 1 x S x S`` float mask of the target pixels the pixel loss uses (0 on an empty frame), or
+        ``None`` when every pixel counts."""
+        use = self.mask_sources[self.source_of_rows(y_rows)]
+        if not use.any():
+            return None
+        faces = self.faces.read(y_rows[use]) if faces is None else faces[use]
+        valid = np.ones((len(y_rows), self.faces.size, self.faces.size), dtype=bool)
+        valid[use] = empty_border_mask(faces)
+        if valid.all():
+            return None
+        m = torch.from_numpy(valid).float().unsqueeze(1).to(self.device)
+        return m.contiguous(memory_format=torch.channels_last) if self.channels_last else m
+
+    def sample(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Batch:
+        """The next batch. ``part = (rank, world)``: the global batch of ``batch_size`` is drawn (the same on
+        every rank) and this rank keeps its contiguous slice, so N ranks see exactly one process's batch."""
+        x_rows, y_rows = self.train.sample(batch_size, sampler, self.input_weights)
         g_rows = self.train.sample_guides(batch_size, sampler)
-        return Batch(x_rows, y_rows, g_rows, self.generator_rows(x_rows), self.rows(y_rows), self.rows(g_rows))
+        rank, world = part
+        if world > 1:
+            lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
+            x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
+        y_faces = self.faces.read(y_rows)
+        y = to_unit_batch(y_faces).to(self.device)
+        if self.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        return Batch(x_rows, y_rows, g_rows, self.generator_rows(x_rows), y, self.rows(g_rows),
+                     self.target_mask(y_rows, y_faces))

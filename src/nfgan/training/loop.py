@@ -90,9 +90,7 @@ class Trainer:
         """input | output | target for the fixed sample rows (networks in eval mode)."""
         x_rows, y_rows = self.data.sample_rows
         out = self.model.visuals(self.data.generator_rows(x_rows))
-        images = self.data.images
-        return grid([images[torch.from_numpy(self.data.gen_rows[x_rows])].cpu().numpy(), to_uint8(out),
-                     images[torch.from_numpy(y_rows)].cpu().numpy()])
+        return grid([self.data.read(self.data.gen_rows[x_rows]), to_uint8(out), self.data.read(y_rows)])
 
     def rng_state(self) -> dict[str, torch.Tensor]:
         state = {"torch_cpu": torch.get_rng_state(), "sampler": self.sampler.get_state()}
