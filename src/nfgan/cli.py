@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "prepare": ("nfgan.data.prepare", "align a dataset's photos into a prepared dataset of 64x64 faces"),
+    "merge-prepared": ("nfgan.data.shard_merge", "join the shard folders of `nfgan prepare --shard I/N` into one"),
     "mine": ("nfgan.data.mine", "choose each person's frontal neutral target faces without expression/pose labels"),
     "splits": ("nfgan.data.pairs", "split a prepared dataset's subjects into train / val / test"),
     "train": ("nfgan.training.loop", "train a generator model (NFGAN, or the pix2pix U-Net) from a YAML config"),

@@ -17,10 +17,19 @@ Robustness and resuming:
   main process does all writing. A tqdm bar shows rate and ETA.
 * Options are checked (``check_options``) before anything is written, and a journal that holds no finished
   photo (a run that stopped before its first photo) never blocks a re-run with other options.
+* One OUT folder, one process: a run holds an advisory lock (``flock``) on OUT, so a second run started on the
+  same folder (two shards given one OUT) is refused instead of mixing its journal with the first one's.
+
+Several machines (``--shard I/N``, ``nfgan.data.shard``): a shard prepares the records whose index in the
+sorted record list is I modulo N into its own OUT - a prepared folder of those records in today's format, plus
+``prepare_shard.json`` (which records are in its manifest and report, a digest of the whole record list) - and
+``nfgan merge-prepared OUT SHARD_DIR...`` (``nfgan.data.shard_merge``) assembles the shards into the folder a
+single run would have written.
 
 Exit status of ``nfgan prepare`` (``run``): 0 every input prepared; 1 some inputs failed (each in
-``prepare_report.csv`` with its reason; the others are prepared); 2 nothing could run (bad arguments, an
-unreadable dataset or manifest, an OUT folder prepared with other options or not writable).
+``prepare_report.csv`` with its reason; the others are prepared) - 0 instead for a shard taken from torchrun's
+RANK / WORLD_SIZE, since torchrun stops every other process when one exits non-zero; 2 nothing could run (bad
+arguments, an unreadable dataset or manifest, an OUT folder prepared with other options or not writable).
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ from nfgan.atomic import atomic_open, remove_temp_files, save_image, write_text
 from nfgan.data.dataset import MANIFEST_COLUMNS, write_pack
 from nfgan.data.images import DEFAULT_MAX_PIXELS, IMAGE_REASONS, ImageReadError, read_gray_image
 from nfgan.data.schema import POSE_FROM_YAW, FaceRecord
+from nfgan.data.shard import SHARD_HELP, TORCHRUN, Shard, ShardError, shard_arg, shard_from_args
 
 #: Reasons written to prepare_report.csv (``reason`` column).
 REASONS = {
@@ -55,6 +65,9 @@ REASONS = {
 }
 
 JOURNAL = ".prepare_journal.jsonl"
+#: written by a shard (``--shard I/N``) beside its prepared files; read by ``nfgan merge-prepared``
+SHARD_FILE = "prepare_shard.json"
+SHARD_FORMAT = 1
 
 #: Limits of the numeric options (the aligner refuses crops under 16 px).
 MIN_SIZE, MAX_SIZE = 16, 4096
@@ -158,7 +171,7 @@ def _process(task: tuple[str, str, bool]) -> dict:
 class _Journal:
     """Append-only JSON-lines log of finished photos; the first line holds the options."""
 
-    def __init__(self, path: Path, options: dict, overwrite: bool):
+    def __init__(self, path: Path, options: dict, overwrite: bool, shard: Shard | None = None):
         self.path = path
         self.entries: dict[str, dict] = {}
         if (path.exists() or path.is_symlink()) and not path.is_file():
@@ -182,6 +195,12 @@ class _Journal:
                 diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in _RESULT_OPTIONS if old[k] != new[k])
                 raise PrepareError(f"{path.parent} was prepared with other options ({diff}); "
                                    "use another OUT folder or --overwrite")
+            old_shard, new_shard = header.get("shard"), None if shard is None else str(shard)
+            if old_shard != new_shard:
+                was = "without --shard" if old_shard is None else f"as shard {old_shard}"
+                now = "has no --shard" if new_shard is None else f"is shard {new_shard}"
+                raise PrepareError(f"{path.parent} was prepared {was}, but this run {now}; give each shard its "
+                                   "own OUT folder (or use --overwrite)")
             for entry in entries:
                 self.entries[entry["id"]] = entry
             self.file = open(path, "a", encoding="utf-8")
@@ -190,7 +209,7 @@ class _Journal:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = open(path, "w", encoding="utf-8")
-            self._write({"options": options})
+            self._write({"options": options} if shard is None else {"options": options, "shard": str(shard)})
         self._since_sync = 0
 
     def _write(self, obj: dict) -> None:
@@ -256,14 +275,17 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
                     src_root: str | os.PathLike | None = None, padding: float = 0.25,
                     min_face: int | None = None, flip: bool = True, resize_fallback: bool = True,
                     max_pixels: int = DEFAULT_MAX_PIXELS, retry_failed: bool = False, overwrite: bool = False,
-                    progress: bool = True, limit: int | None = None) -> PrepareResult:
+                    progress: bool = True, limit: int | None = None, shard: Shard | None = None) -> PrepareResult:
     """Align ``records`` into the prepared-dataset folder ``out_dir`` (resumable; see the module docstring).
 
     ``precropped``: "auto" (pre-cropped mode for records whose adapter set ``extra["precropped"]``), "on"
     (every record) or "off" (none). ``limit``: process at most this many new photos in this call (the manifest then covers
-    only what is finished). Returns a :class:`PrepareResult`; raises :class:`PrepareError` for run-level
-    problems (option values out of range - checked before anything is written -, OUT prepared with other
-    options, dlib's models not loadable).
+    only what is finished). ``shard``: prepare only the records at positions ``shard.index`` modulo
+    ``shard.count`` of ``records`` (which must be the whole, ordered record list: duplicates are found over
+    all of it) and write ``prepare_shard.json`` for ``nfgan merge-prepared``; the result counts that shard's
+    records. Returns a :class:`PrepareResult`; raises :class:`PrepareError` for run-level problems (option
+    values out of range - checked before anything is written -, OUT prepared with other options or as
+    another shard, OUT in use by another run, dlib's models not loadable).
     """
     t0 = time.time()
     check_options(size=size, workers=workers, max_pixels=max_pixels, min_face=min_face, limit=limit,
@@ -279,29 +301,81 @@ def prepare_dataset(records: Sequence[FaceRecord], out_dir: str | os.PathLike, s
                "precropped": precropped, "resize_fallback": bool(resize_fallback), "max_pixels": int(max_pixels)}
 
     ids = [face_id(r.source_path, src_root) for r in records]
-    journal = _Journal(out / JOURNAL, options, overwrite)
-    remove_temp_files(out, out / "faces")   # writes a kill interrupted (the folder is ours: the journal says so)
+    first = _first_positions(ids)
+    positions = range(len(records)) if shard is None else shard.positions(len(records))
+    lock = _lock_folder(out)
     try:
-        todo, seen, skipped = [], set(), 0
-        for rec, fid in zip(records, ids):
-            if fid in seen:
-                continue
-            seen.add(fid)
-            done = journal.entries.get(fid)
-            if done is not None:
-                ok_done = done["status"] == "ok" and (out / "faces" / f"{fid}.png").is_file()
-                if ok_done or (done["status"] == "failed" and not retry_failed):
-                    skipped += 1
-                    continue
-            todo.append((fid, rec.source_path, _precropped_flag(rec, precropped)))
-        if limit is not None:
-            todo = todo[:int(limit)]
-        _run_tasks(todo, options, workers, journal, out, progress)
+        journal = _Journal(out / JOURNAL, options, overwrite, shard)
+        remove_temp_files(out, out / "faces")   # writes a kill interrupted (the folder is ours: the journal says so)
+        try:
+            todo, skipped = [], 0
+            for i in positions:
+                rec, fid = records[i], ids[i]
+                if first[fid] != i:
+                    continue                       # a duplicate record: reported, never prepared
+                done = journal.entries.get(fid)
+                if done is not None:
+                    ok_done = done["status"] == "ok" and (out / "faces" / f"{fid}.png").is_file()
+                    if ok_done or (done["status"] == "failed" and not retry_failed):
+                        skipped += 1
+                        continue
+                todo.append((fid, rec.source_path, _precropped_flag(rec, precropped)))
+            if limit is not None:
+                todo = todo[:int(limit)]
+            _run_tasks(todo, options, workers, journal, out, progress)
+        finally:
+            journal.close()
+        result = _finalize(records, ids, journal.entries, out, options, src_root, time.time() - t0, shard)
     finally:
-        journal.close()
-    result = _finalize(records, ids, journal.entries, out, options, src_root, time.time() - t0)
+        _unlock_folder(lock)
     result.skipped_existing = skipped
     return result
+
+
+def _first_positions(ids: Sequence[str]) -> dict[str, int]:
+    """id -> position of its first record; any later record with the same id is a duplicate record."""
+    first: dict[str, int] = {}
+    for i, fid in enumerate(ids):
+        first.setdefault(fid, i)
+    return first
+
+
+def _lock_folder(out: Path):
+    """Hold an exclusive advisory lock on the folder ``out`` (``flock``); refuse when another run holds it.
+    Returns the open descriptor, or None where folders cannot be locked (no fcntl, some network file systems)."""
+    try:
+        import fcntl
+    except ImportError:            # pragma: no cover - not on Linux / macOS
+        return None
+    try:
+        fd = os.open(out, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise PrepareError(f"{out} is being prepared by another run right now (two shards given the same OUT?); "
+                           "give every run its own OUT folder, e.g. an OUT with {shard} in it") from None
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unlock_folder(fd) -> None:
+    if fd is not None:
+        os.close(fd)                # closing the descriptor releases the lock
+
+
+def records_digest(records: Sequence[FaceRecord], ids: Sequence[str]) -> str:
+    """sha256 of the ordered record list (every field, and each record's id): shards of one run share it."""
+    h = hashlib.sha256()
+    for rec, fid in zip(records, ids):
+        item = [fid, rec.source_path, rec.subject, rec.expression, rec.pose, rec.dataset, rec.extra]
+        h.update(json.dumps(item, sort_keys=True, default=str).encode("ascii"))
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 def _run_tasks(todo, options, workers, journal: _Journal, out: Path, progress: bool) -> None:
@@ -349,32 +423,49 @@ def _pose(recorded: str, yaw_deg: float | None) -> str:
     return pose_from_yaw(float("nan") if yaw_deg is None else float(yaw_deg))
 
 
-def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, seconds: float) -> PrepareResult:
-    """Rebuild manifest.csv, landmarks.npy, faces.npy, prepare_report.csv, prepare_meta.json (all atomic)."""
-    import csv
-    import io
-
-    rows, lms, report = [], [], []
-    reasons: dict[str, int] = {}
-    methods: dict[str, int] = {}
-    seen = set()
+def manifest_columns(records: Sequence[FaceRecord]) -> list[str]:
+    """manifest.csv's columns for a record list: the fixed ones, then every extra field in order of appearance."""
     extra_cols: list[str] = []
     for rec in records:
         for k in rec.extra:
             if k not in extra_cols and k not in MANIFEST_COLUMNS and k != "precropped":
                 extra_cols.append(k)
-    for rec, fid in zip(records, ids):
-        if fid in seen:
+    return list(MANIFEST_COLUMNS) + ["method", "fit_error"] + extra_cols
+
+
+def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, seconds: float,
+              shard: Shard | None = None) -> PrepareResult:
+    """Rebuild manifest.csv, landmarks.npy, faces.npy, prepare_report.csv, prepare_meta.json (all atomic) for
+    the records of ``shard`` (all records when None); a shard also gets ``prepare_shard.json``, written last.
+    Columns and duplicates are judged over all ``records``, so a shard's rows are the single run's rows."""
+    import csv
+    import io
+
+    shard_file = out / SHARD_FILE
+    shard_file.unlink(missing_ok=True)       # a shard rewrites it last; an unsharded folder has none
+    positions = range(len(records)) if shard is None else shard.positions(len(records))
+    first = _first_positions(ids)
+    rows, lms, report = [], [], []
+    row_pos, report_pos, journal_ids = [], [], []
+    reasons: dict[str, int] = {}
+    methods: dict[str, int] = {}
+    columns = manifest_columns(records)
+    extra_cols = columns[len(MANIFEST_COLUMNS) + 2:]
+    for i in positions:
+        rec, fid = records[i], ids[i]
+        if first[fid] != i:
             report.append((rec.source_path, "duplicate record", f"same file as id {fid}"))
+            report_pos.append(i)
             reasons["duplicate record"] = reasons.get("duplicate record", 0) + 1
             continue
-        seen.add(fid)
         e = entries.get(fid)
         if e is None:
             continue                       # not processed yet (limit) - not a failure
         if e["status"] != "ok" or not (out / "faces" / f"{fid}.png").is_file():
             reason = e.get("reason", "error")
             report.append((rec.source_path, reason, e.get("detail", "")))
+            report_pos.append(i)
+            journal_ids.append(fid)
             reasons[reason] = reasons.get(reason, 0) + 1
             continue
         methods[e["method"]] = methods.get(e["method"], 0) + 1
@@ -385,9 +476,10 @@ def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, s
         for k in extra_cols:
             row[k] = rec.extra.get(k, "")
         rows.append(row)
+        row_pos.append(i)
+        journal_ids.append(fid)
         lms.append(np.asarray(e["landmarks"], dtype=np.float32))
 
-    columns = list(MANIFEST_COLUMNS) + ["method", "fit_error"] + extra_cols
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
@@ -409,15 +501,22 @@ def _finalize(records, ids, entries: dict, out: Path, options: dict, src_root, s
         with atomic_open(out / "faces.npy", "wb") as f:
             np.save(f, np.zeros((0, size, size), np.uint8))
 
-    result = PrepareResult(out_dir=str(out), total=len(records), aligned=len(rows), failed=len(report),
+    result = PrepareResult(out_dir=str(out), total=len(positions), aligned=len(rows), failed=len(report),
                            skipped_existing=0, reasons=dict(sorted(reasons.items())), methods=methods,
                            seconds=round(seconds, 2))
     meta = {"options": options, "src_root": str(src_root), "counts": {
-        "records": len(records), "aligned": len(rows), "failed": len(report),
-        "pending": len(records) - len(rows) - len(report), "reasons": result.reasons, "methods": methods,
+        "records": len(positions), "aligned": len(rows), "failed": len(report),
+        "pending": len(positions) - len(rows) - len(report), "reasons": result.reasons, "methods": methods,
         "flipped": sum(r["flipped"] for r in rows)}, "seconds": result.seconds,
         "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": _versions()}
     write_text(out / "prepare_meta.json", json.dumps(meta, indent=2) + "\n")
+    if shard is not None:
+        info = {"format": SHARD_FORMAT, "shard": shard.index, "of": shard.count,
+                "rule": "the records whose index in the record list (sorted by source path) is shard modulo of",
+                "records": len(records), "records_sha256": records_digest(records, ids), "columns": columns,
+                "pending": meta["counts"]["pending"], "manifest": row_pos, "manifest_ids": [r["id"] for r in rows],
+                "report": report_pos, "journal_ids": journal_ids}
+        write_text(shard_file, json.dumps(info, separators=(",", ":")) + "\n")
     return result
 
 
@@ -448,7 +547,8 @@ def _versions() -> dict:
 def add_arguments(parser) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="adapter name (see nfgan.data.adapters.ADAPTERS), e.g. london, csv, ckplus48")
     parser.add_argument("src", metavar="SRC", help="the dataset's root folder")
-    parser.add_argument("out", metavar="OUT", help="output folder (created; re-running resumes)")
+    parser.add_argument("out", metavar="OUT", help="output folder (created; re-running resumes); with a shard, "
+                                                  "{shard} in it is replaced by the shard's index I")
     parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector (default hog)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -464,6 +564,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="ignore a previous run's journal in OUT")
     parser.add_argument("--limit", type=int, default=None, help="process at most N new photos (for trials)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                        help=SHARD_HELP + ". OUT then holds that shard only; `nfgan merge-prepared OUT SHARD_DIR...` "
+                             "joins the N shard folders into the folder one run would have written")
 
 
 def run(args) -> int:
@@ -479,6 +582,17 @@ def run(args) -> int:
         print(f"nfgan prepare: unknown dataset {args.dataset!r}; known: {', '.join(sorted(adapters.ADAPTERS))}",
               file=sys.stderr)
         return 2
+    try:
+        shard, shard_source = shard_from_args(getattr(args, "shard", None))
+    except ShardError as e:
+        print(f"nfgan prepare: {e}", file=sys.stderr)
+        return 2
+    if "{shard}" in args.out:
+        if shard is None:
+            print("nfgan prepare: OUT contains {shard} but no shard is given (--shard I/N, or RANK and WORLD_SIZE "
+                  "from torchrun)", file=sys.stderr)
+            return 2
+        args.out = args.out.replace("{shard}", str(shard.index))
     src = Path(args.src)
     if not src.exists():
         print(f"nfgan prepare: {src}: no such folder", file=sys.stderr)
@@ -489,6 +603,10 @@ def run(args) -> int:
         print(f"nfgan prepare: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if shard is not None:
+        print(f"shard {shard} (from {shard_source}): the {len(shard.positions(len(records)))} of {len(records)} "
+              f"records whose index (sorted by source path) is {shard.index} modulo {shard.count} -> {out}",
+              flush=True)
     if out.exists() and not out.is_dir():
         print(f"nfgan prepare: {out}: exists and is not a folder", file=sys.stderr)
         return 2
@@ -498,7 +616,7 @@ def run(args) -> int:
                               min_face=args.min_face,
                               flip=not args.no_flip, resize_fallback=not args.no_resize_fallback,
                               max_pixels=args.max_pixels, retry_failed=args.retry_failed,
-                              overwrite=args.overwrite, progress=not args.quiet, limit=args.limit)
+                              overwrite=args.overwrite, progress=not args.quiet, limit=args.limit, shard=shard)
     except PrepareError as e:
         print(f"nfgan prepare: {e}", file=sys.stderr)
         return 2
@@ -508,8 +626,13 @@ def run(args) -> int:
     reasons = ", ".join(f"{k}: {v}" for k, v in res.reasons.items()) or "none"
     methods = ", ".join(f"{k}: {v}" for k, v in res.methods.items())
     print(f"prepared {res.aligned}/{res.total} faces ({100 * res.success_rate:.1f}%) into {res.out_dir} "
-          f"in {res.seconds:.1f} s; failures: {reasons}" + (f"; methods: {methods}" if methods else ""))
+          + (f"(shard {shard}) " if shard is not None else "")
+          + f"in {res.seconds:.1f} s; failures: {reasons}" + (f"; methods: {methods}" if methods else ""))
+    if shard is not None:
+        print(f"when all {shard.count} shards are done: nfgan merge-prepared OUT SHARD_DIR [SHARD_DIR ...]")
     if res.failed:
         print(f"details of every failure: {Path(res.out_dir) / 'prepare_report.csv'}")
+        if shard_source == TORCHRUN:
+            return 0        # torchrun takes any non-zero exit for a crash and would stop the other shards
         return 1
     return 0

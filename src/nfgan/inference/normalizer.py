@@ -273,6 +273,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the network runs: torch (default), or onnxruntime (CPU; pip install 'nfgan[onnx]'; "
                         "default for a --model ending in .onnx, written by nfgan export --format onnx; another "
                         "model is exported to ONNX in memory). The input rule is the same numpy code either way")
+    from nfgan.data.shard import SHARD_HELP, shard_arg
+
+    p.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                   help=SHARD_HELP + ". Every shard writes into the same -o folder, each output under the name an "
+                        "unsharded run gives it, so the N shards together write exactly the files of one run (no "
+                        "merge step); each shard's report is normalize_report.shardIofN.csv")
 
 
 def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list, list, list, list, list]:
@@ -346,8 +352,11 @@ def sheet(panels: list[tuple[str, np.ndarray]], side: int = SHEET_TILE, pad: int
 
 
 def _output_paths(out: Path, sources: list[Path], single_file: bool) -> list[Path]:
+    """Output file of each input: its stem, with -2, -3... for repeated stems in input order. ``run`` names the
+    whole input list before reading (and before taking a shard of it), so names never depend on which inputs
+    fail or on the shard."""
     if single_file:
-        return [out]
+        return [out] * len(sources)
     used: set[str] = set()
     names = []
     for path in sources:
@@ -369,8 +378,9 @@ def run(args: argparse.Namespace) -> int:
     prepared folder (``--data``) brings its poses and landmarks; aligned crops are used as they are (pose
     unknown: not mirrored, not frontalised - a warning says so when the model would have).
 
-    Exit status: 0 every input normalised, 1 some inputs failed (each reported, the rest written), 2 nothing
-    could run (no inputs, unusable model, device or output folder).
+    Exit status: 0 every input normalised, 1 some inputs failed (each reported, the rest written; 0 for a shard
+    taken from torchrun's RANK / WORLD_SIZE, see ``nfgan.data.shard``), 2 nothing could run (no inputs,
+    unusable model, device or output folder).
     """
     from tqdm import tqdm
 
@@ -384,6 +394,14 @@ def run(args: argparse.Namespace) -> int:
     single_file = out.suffix.lower() == ".png"
     if out.exists() and not out.is_dir() and not single_file:
         return fail(f"{shown(out)} exists and is not a folder")
+    from nfgan.data.shard import TORCHRUN, ShardError, shard_from_args
+
+    try:
+        shard, shard_source = shard_from_args(getattr(args, "shard", None))
+    except ShardError as e:
+        return fail(str(e))
+    if shard is not None and single_file:
+        return fail(f"-o {shown(out)} names one file; a shard (--shard, or RANK/WORLD_SIZE) needs an output folder")
     backend = getattr(args, "backend", None) or (
         "onnxruntime" if args.model is not None and args.model.suffix.lower() == ".onnx" else "torch")
     try:
@@ -412,16 +430,37 @@ def run(args: argparse.Namespace) -> int:
             return fail(shown(e))
         if ds.size != size:
             return fail(f"{args.data}: faces are {ds.size} px, the model makes {size} px faces")
-        faces = list(np.asarray(ds.images))
-        poses, flipped = ds.column("pose"), ds.column("flipped")
-        landmarks = (list(np.asarray(ds.landmarks)) if ds.landmarks is not None
+        keep = list(range(len(ds)) if shard is None else shard.positions(len(ds)))
+        faces = list(np.asarray(ds.images[keep]))
+        all_poses, all_flipped = ds.column("pose"), ds.column("flipped")
+        poses, flipped = [all_poses[i] for i in keep], [all_flipped[i] for i in keep]
+        landmarks = (list(np.asarray(ds.landmarks[keep])) if ds.landmarks is not None
                      else [np.full((68, 2), np.nan, np.float32)] * len(faces))
-        sources = [Path(r["id"]) for r in ds.records]
+        all_sources = [Path(i) for i in ds.column("id")]
+        sources = [all_sources[i] for i in keep]
+        all_names = _output_paths(out, all_sources, single_file)
+        names = [all_names[i] for i in keep]
+        n_all = len(ds)
     else:
         paths = expand_inputs(args.images)
         if not paths:
             return fail("no image files in the given folders")
+        # names over the whole list first: a shard's files are named as in an unsharded run
+        all_names = _output_paths(out, paths, single_file)
+        n_all = len(paths)
+        if shard is not None:
+            keep = shard.positions(len(paths))
+            paths, all_names = [paths[i] for i in keep], [all_names[i] for i in keep]
         faces, poses, flipped, landmarks, sources = _read_inputs(args, paths, size, report)
+        names, j = [], 0
+        for src in sources:              # the inputs read, in order (the very objects of ``paths``)
+            while paths[j] is not src:   # an input that failed keeps its name unused
+                j += 1
+            names.append(all_names[j])
+            j += 1
+    if shard is not None:
+        print(f"shard {shard} (from {shard_source}): {len(faces) + len(report)} of {n_all} inputs (those whose "
+              f"index is {shard.index} modulo {shard.count}) -> {shown(out)}", flush=True)
     if single_file and len(faces) + len(report) != 1:
         return fail(f"-o {shown(out)} names one file, but there are {len(faces) + len(report)} inputs: give a folder")
     try:
@@ -433,7 +472,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {unknown} aligned crop(s) of unknown pose go to the generator as they are: this model "
               "mirrors and frontalises turned faces, which needs their pose and landmarks - give the photos, or "
               "a prepared folder with --data", file=sys.stderr)
-    names = _output_paths(out, sources, single_file)
     if faces:
         stack = np.stack(faces)
         for i in tqdm(range(0, len(stack), args.batch), desc="normalizing", unit="batch",
@@ -457,13 +495,15 @@ def run(args: argparse.Namespace) -> int:
     w = csv.writer(buf)
     w.writerow(["path", "status", "detail"])
     w.writerows(report)
-    report_path = (out.parent if single_file else out) / "normalize_report.csv"
+    report_path = (out.parent if single_file else out) / (
+        "normalize_report.csv" if shard is None else f"normalize_report.{shard.tag}.csv")
     try:
         write_text(report_path, buf.getvalue())
     except OSError as e:
         print(f"warning: cannot write {shown(report_path)}: {e.strerror or e}", file=sys.stderr)
     n_ok = sum(1 for r in report if r[1] == "ok")
     n_bad = len(report) - n_ok
-    print(f"{n_ok} normalised face(s) in {shown(out)}" + (f", {n_bad} failed (see normalize_report.csv)"
+    print(f"{n_ok} normalised face(s) in {shown(out)}" + (f", {n_bad} failed (see {report_path.name})"
                                                           if n_bad else ""))
-    return 1 if n_bad else 0
+    # under torchrun any non-zero exit reads as a crash and stops the other shards: failures are in the report
+    return 1 if n_bad and shard_source != TORCHRUN else 0
