@@ -30,6 +30,7 @@ from nfgan.pixels import to_uint8
 from nfgan.rundir import RunDir
 from nfgan.training.config import load_config
 from nfgan.training.data import TrainingData
+from nfgan.training.distributed import Distributed, use_global_batchnorm
 
 
 class NonFiniteLossError(RuntimeError):
@@ -48,23 +49,37 @@ def grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
 
 class Trainer:
     """One run's data, model and sampler; ``train_step`` is Algorithm 1's loop body for any model.
-    ``feature_nets`` (Python only) replace the auxiliary nets the config names (``FeatureLosses``)."""
+    ``feature_nets`` (Python only) replace the auxiliary nets the config names (``FeatureLosses``).
+    ``dist``: this process's place in a data-parallel run (``nfgan.training.distributed``; default: alone)."""
 
-    def __init__(self, config: dict, device: str | None = None, feature_nets: dict | None = None):
+    def __init__(self, config: dict, device: str | None = None, feature_nets: dict | None = None,
+                 dist: Distributed | None = None):
         self.cfg = config
+        self.dist = dist or Distributed()
         tcfg = config["train"]
-        self.device = resolve_device(device or tcfg["device"])
+        self.device = self.dist.device(resolve_device(device or tcfg["device"]))
         if self.device.type == "cpu" and tcfg["threads"]:
             torch.set_num_threads(int(tcfg["threads"]))
+        if int(tcfg["batch_size"]) % self.dist.world:
+            raise ConfigError(f"train.batch_size {tcfg['batch_size']} must be a multiple of the number of "
+                              f"processes ({self.dist.world}): each takes an equal slice of the batch")
         torch.manual_seed(int(config["seed"]))
         self.sampler = torch.Generator().manual_seed(int(config["seed"]))
         self.data = TrainingData(config, self.device)
         self.model = model_class(config["model"]["type"])(config, self.device, self.data, feature_nets)
+        if self.dist.active:
+            for net in self.model.nets.values():
+                use_global_batchnorm(net)
+            if self.dist.rank:   # dropout masks differ between the slices of a batch, as within one batch
+                torch.manual_seed(self._rank_seed(self.dist.rank))
         self.step = 0
+
+    def _rank_seed(self, rank: int) -> int:
+        return (int(self.cfg["seed"]) * 1_000_003 + rank) % (2 ** 63)
 
     def sample_batch(self):
         """The next training batch (``nfgan.models.base.Batch``) from the run's sampler."""
-        return self.data.sample(int(self.cfg["train"]["batch_size"]), self.sampler)
+        return self.data.sample(int(self.cfg["train"]["batch_size"]), self.sampler, (self.dist.rank, self.dist.world))
 
     def train_step(self) -> dict[str, float]:
         """Sample a batch, compute the model's losses, route the gradients, step every optimizer."""
@@ -72,7 +87,7 @@ class Trainer:
         model.train_mode(True)
         losses = model.compute_losses(self.sample_batch())
         names = model.LOSSES
-        values = torch.stack([losses[k].detach().float() for k in names])
+        values = self.dist.mean(torch.stack([losses[k].detach().float() for k in names]))
         if not torch.isfinite(values).all():
             bad = [k for k, v in zip(names, values.tolist()) if not math.isfinite(v)]
             raise NonFiniteLossError(f"loss {', '.join(bad)} is not finite at step {self.step + 1} "
@@ -80,6 +95,9 @@ class Trainer:
         for opt in model.optimizers.values():
             opt.zero_grad(set_to_none=True)
         model.backward(losses)
+        if self.dist.active:
+            self.dist.average_gradients([p for opt in model.optimizers.values()
+                                         for group in opt.param_groups for p in group["params"]])
         for opt in model.optimizers.values():
             opt.step()
         self.step += 1
@@ -93,16 +111,28 @@ class Trainer:
         return grid([self.data.read(self.data.gen_rows[x_rows]), to_uint8(out), self.data.read(y_rows)])
 
     def rng_state(self) -> dict[str, torch.Tensor]:
-        state = {"torch_cpu": torch.get_rng_state(), "sampler": self.sampler.get_state()}
+        """The generators' states; in a data-parallel run also every other process's (``torch_cpu_rankN``).
+        Collective: every process calls it."""
+        own = {"torch_cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
+            own["cuda"] = torch.cuda.get_rng_state(self.device)
+        state = {**own, "sampler": self.sampler.get_state()}
+        if self.dist.active:
+            for rank, other in enumerate(self.dist.gather(own)):
+                if rank:
+                    state.update({f"{k}_rank{rank}": v for k, v in other.items()})
         return state
 
     def save(self, path: Path) -> Path:
-        return save_checkpoint(path, self.step, self.model.nets, self.model.optimizers, self.rng_state(),
-                               self.model.info(),
-                               # whose faces reached a gradient (the FER leak guard reads this)
-                               extra={"config": self.cfg, "train_subjects": self.data.train_subjects})
+        """Write a checkpoint (process 0 writes; collective in a data-parallel run)."""
+        rng = self.rng_state()
+        if self.dist.is_main:
+            save_checkpoint(path, self.step, self.model.nets, self.model.optimizers, rng, self.model.info(),
+                            # whose faces reached a gradient (the FER leak guard reads this)
+                            extra={"config": self.cfg, "train_subjects": self.data.train_subjects,
+                                   "processes": self.dist.world})
+        self.dist.barrier()
+        return Path(path)
 
     def restore(self, path: str | Path) -> None:
         ck = load_checkpoint(path, expect_nets=self.model.NETS)
@@ -114,10 +144,15 @@ class Trainer:
             net.load_state_dict(ck["nets"][name])
         for name, opt in self.model.optimizers.items():
             opt.load_state_dict(ck["optimizers"][name])
-        torch.set_rng_state(ck["rng"]["torch_cpu"])
-        self.sampler.set_state(ck["rng"]["sampler"])
-        if "cuda" in ck["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        rng, suffix = ck["rng"], (f"_rank{self.dist.rank}" if self.dist.rank else "")
+        if f"torch_cpu{suffix}" in rng:
+            torch.set_rng_state(rng[f"torch_cpu{suffix}"])
+        else:   # resumed with more processes than the run had: a fresh, reproducible stream for this one
+            warnings.warn(f"{ck['path']}: no generator state for process {self.dist.rank}; it starts a new one")
+            torch.manual_seed(self._rank_seed(self.dist.rank) + int(ck["step"]))
+        self.sampler.set_state(rng["sampler"])
+        if f"cuda{suffix}" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng[f"cuda{suffix}"], self.device)
         self.step = int(ck["step"])
 
 
@@ -138,17 +173,17 @@ def _prune_metrics(path: Path, last_step: int) -> None:
     write_text(path, "".join(ln + "\n" for ln in keep))
 
 
-def _resume(trainer: Trainer, run: RunDir) -> None:
-    """Restore the newest checkpoint that loads; a damaged newer one is set aside with a warning. A run folder
-    with no checkpoint yet (killed before the first one) starts again from step 0."""
+def _pick_checkpoint(trainer: Trainer, run: RunDir) -> Path | None:
+    """The newest checkpoint that loads; a damaged newer one is set aside with a warning. ``None`` for a run
+    folder with no checkpoint yet (killed before the first one): training starts again from step 0."""
     found = run.checkpoints()
     if not found:
         warnings.warn(f"{run.root}: no checkpoint yet; training starts again from step 0")
-        return
+        return None
     for path in reversed(found):
         try:
             trainer.restore(path)
-            return
+            return path
         except (CheckpointError, RuntimeError, KeyError, ValueError) as e:
             bad = path.with_name(path.name + ".damaged")
             os.replace(path, bad)
@@ -158,9 +193,28 @@ def _resume(trainer: Trainer, run: RunDir) -> None:
                           f"(set aside as *.damaged)")
 
 
+def _resume(trainer: Trainer, run: RunDir) -> None:
+    """Process 0 picks the checkpoint (setting damaged ones aside); every other process restores the same one."""
+    dist = trainer.dist
+    picked, error = None, None
+    if dist.is_main:
+        try:
+            picked = _pick_checkpoint(trainer, run)
+        except CheckpointError as e:
+            error = str(e)
+    picked, error = dist.broadcast((str(picked) if picked else None, error))
+    if error:
+        raise CheckpointError(error)
+    if picked and not dist.is_main:
+        trainer.restore(picked)
+
+
 def train(config: dict, run_dir: str | Path, resume: bool = False, device: str | None = None,
-          progress: bool = True, feature_nets: dict | None = None) -> dict:
+          progress: bool = True, feature_nets: dict | None = None, dist: Distributed | None = None) -> dict:
     """Train (or resume) into ``run_dir`` until ``config['train']['steps']``. Returns a summary dict.
+
+    Under torchrun every process calls this with the same arguments (``dist`` defaults to the process group
+    the environment describes); process 0 writes the run folder.
 
     Raises ``NonFiniteLossError`` after writing ``run_dir/FAILED.txt`` when a loss becomes NaN/Inf; the
     checkpoints already written are kept (they were all taken at finite-loss steps).
@@ -174,34 +228,41 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
 
     run = RunDir(run_dir)
     resolve_device(device or config["train"]["device"])   # refused before the run folder is made
-    run.make()
-    run.remove_stale_temp_files()
-    trainer = Trainer(config, device, feature_nets)
+    dist = dist or Distributed.from_env(device or config["train"]["device"])
+    main = dist.is_main
+    if main:
+        run.make()
+        run.remove_stale_temp_files()
+    dist.barrier()
+    trainer = Trainer(config, device, feature_nets, dist)
     model = trainer.model
     if resume:
         _resume(trainer, run)
-    write_text(run.config, yaml.safe_dump(config, sort_keys=False))
-    if trainer.data.missing_targets:
-        write_text(run.without_target, "".join(s + "\n" for s in trainer.data.missing_targets))
-    _prune_metrics(run.metrics, trainer.step)
+    if main:
+        write_text(run.config, yaml.safe_dump(config, sort_keys=False))
+        if trainer.data.missing_targets:
+            write_text(run.without_target, "".join(s + "\n" for s in trainer.data.missing_targets))
+        _prune_metrics(run.metrics, trainer.step)
     log = config["log"]
     total = int(config["train"]["steps"])
-    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=trainer.step + 1 if resume else None)
+    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=trainer.step + 1 if resume else None) \
+        if main else None
     t0, done0 = time.time(), trainer.step
     last_ckpt = None
-    bar = tqdm(total=total, initial=trainer.step, desc="nfgan train", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=total, initial=trainer.step, desc="nfgan train", unit="step",
+               disable=not (progress and main), dynamic_ncols=True)
     try:
-        with open(run.metrics, "a", encoding="utf-8") as mf:
+        with (open(run.metrics, "a", encoding="utf-8") if main else open(os.devnull, "w")) as mf:
             while trainer.step < total:
                 try:
                     vals = trainer.train_step()
                 except NonFiniteLossError as e:
                     msg = f"{e}. Training stopped; last good checkpoint: {last_ckpt or 'none written yet'}"
-                    write_text(run.failed, msg + "\n")
+                    if main:
+                        write_text(run.failed, msg + "\n")
                     raise NonFiniteLossError(msg) from None
                 step = trainer.step
-                if step % int(log["every"]) == 0 or step == total:
+                if main and (step % int(log["every"]) == 0 or step == total):
                     rec = {"step": step, "time": round(time.time(), 3), **{k: round(v, 7) for k, v in vals.items()}}
                     mf.write(json.dumps(rec) + "\n")
                     mf.flush()
@@ -209,18 +270,20 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
                         writer.add_scalar(f"loss/{k}", v, step)
                 bar.set_postfix({k: f"{vals[k]:.3g}" for k in model.PROGRESS}, refresh=False)
                 bar.update(1)
-                if step % int(log["sample_every"]) == 0 or step == total:
+                if main and (step % int(log["sample_every"]) == 0 or step == total):
                     g = trainer.sample_grid()
                     save_image(run.sample(step), g)
                     writer.add_image("samples", g[None], step)
                 if step % int(log["checkpoint_every"]) == 0 or step == total:
                     last_ckpt = trainer.save(run.checkpoint(step))
-                    run.prune_checkpoints(int(log["keep_checkpoints"]))
+                    if main:
+                        run.prune_checkpoints(int(log["keep_checkpoints"]))
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     elapsed = time.time() - t0
-    return {"run_dir": str(run.root), "step": trainer.step, "seconds": elapsed,
+    return {"run_dir": str(run.root), "step": trainer.step, "seconds": elapsed, "processes": dist.world,
             "steps_per_s": (trainer.step - done0) / elapsed if elapsed > 0 else float("nan"),
             "checkpoint": str(last_ckpt) if last_ckpt else None}
 
@@ -240,7 +303,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _new_run_folder(args, cfg: dict) -> Path | int:
+    """The folder of a new run (an exit code when it cannot be used)."""
+    name = args.name or f"{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    if args.name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name):
+        print(f"error: --name {name!r} must be one folder name (no '/', not '.' or '..')", file=sys.stderr)
+        return 2
+    run_dir = RunDir(args.out / name)
+    if run_dir.is_run() and run_dir.checkpoints():
+        print(f"error: {run_dir.root} already holds a run; use --resume {run_dir.root} or another --name",
+              file=sys.stderr)
+        return 2
+    # a folder that holds a config but no checkpoint (stopped before the first one) starts again
+    return run_dir.root
+
+
 def run(args: argparse.Namespace) -> int:
+    """``nfgan train``. Under torchrun every process runs it; process 0 names a new run folder."""
+    dist = None
     try:
         sets = list(args.sets)
         if args.steps is not None:
@@ -250,29 +330,32 @@ def run(args: argparse.Namespace) -> int:
         if args.device:
             sets.append(f"train.device={args.device}")
         if args.resume:
-            run_dir = RunDir(args.resume)
-            if not run_dir.is_run():
+            if not RunDir(args.resume).is_run():
                 print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
                 return 2
-            cfg = load_config(run_dir.config, sets=sets)
+            cfg = load_config(RunDir(args.resume).config, sets=sets)
+        elif args.config is None:
+            print("error: give --config CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
+            return 2
         else:
-            if args.config is None:
-                print("error: give --config CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
-                return 2
             cfg = load_config(args.config, sets=sets)
-            name = args.name or f"{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-            if args.name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name):
-                print(f"error: --name {name!r} must be one folder name (no '/', not '.' or '..')", file=sys.stderr)
-                return 2
-            run_dir = RunDir(args.out / name)
-            if run_dir.is_run() and run_dir.checkpoints():
-                print(f"error: {run_dir.root} already holds a run; use --resume {run_dir.root} or another --name",
-                      file=sys.stderr)
-                return 2
-            # a folder that holds a config but no checkpoint (stopped before the first one) starts again
-        summary = train(cfg, run_dir.root, resume=bool(args.resume), progress=not args.quiet)
+        dist = Distributed.from_env(cfg["train"]["device"])
+        if args.resume:
+            run_dir: Path | int = RunDir(args.resume).root
+        else:
+            run_dir = dist.broadcast(_new_run_folder(args, cfg) if dist.is_main else None)
+            if isinstance(run_dir, int):
+                return run_dir
+        summary = train(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet, dist=dist)
     except (ConfigError, NonFiniteLossError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(summary))
+    finally:
+        if dist is not None and dist.active:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+    if dist.is_main:
+        print(json.dumps(summary))
     return 0
