@@ -2,8 +2,12 @@
 
 Which steps each consumer gets (also in docs/preparation.md):
 
-* Generator training data and inference: none of these steps; the aligned 64x64 gray crop is mapped to the
-  generator's [-1, 1] range as it is (``nfgan.pixels``), since the decoder must reproduce the target image.
+* Generator training data and inference: none of the normalisation steps; the aligned 64x64 gray crop is
+  mapped to the generator's [-1, 1] range as it is (``nfgan.pixels``), since the decoder must reproduce the
+  target image. Training may instead *augment* the generator's inputs (``data.photometric``:
+  :func:`photometric_params` / :func:`photometric_augment`: contrast, brightness, gamma, blur, noise, JPEG),
+  so a normaliser learns to give the same face for the same person under another camera; targets and the
+  identity loss's reference stay as they are.
 * FER inputs (2B[N+M]Softmax): aligned 64x64 gray crop -> ``equalize_hist`` -> ``remove_plane`` ->
   ``standardize`` (zero mean, unit variance per image) -> ``five_crops`` (+ horizontal flips) for training,
   ``center_crop`` for testing.
@@ -91,3 +95,57 @@ def center_crop(image: np.ndarray, size: int = 60) -> np.ndarray:
     h, w = image.shape[-2:]
     cy, cx = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(image[..., cy:cy + size, cx:cx + size])
+
+
+# ----------------------------------------------------------------------------------------------- augmentation
+#: default ranges of :func:`photometric_params` (config section ``data.photometric``)
+PHOTOMETRIC_DEFAULTS = {"p": 0.0, "contrast": [0.6, 1.5], "brightness": 25.0, "gamma": [0.7, 1.4],
+                        "blur_sigma": 1.2, "noise_std": 6.0, "jpeg_quality": [25, 95]}
+
+
+def photometric_params(n: int, rng: np.random.Generator, cfg: dict) -> dict[str, np.ndarray]:
+    """Per-face random settings for :func:`photometric_augment` (drawn for a whole batch at once, so a batch
+    split over processes gets each face's own settings). Each step is applied with probability ``p`` on its
+    own; a face may get none, one or several."""
+    p = float(cfg["p"])
+    on = lambda: rng.random(n) < p   # noqa: E731
+    lo, hi = cfg["contrast"]
+    g_lo, g_hi = cfg["gamma"]
+    q_lo, q_hi = cfg["jpeg_quality"]
+    return {"contrast": np.where(on(), rng.uniform(lo, hi, n), 1.0),
+            "brightness": np.where(on(), rng.uniform(-1, 1, n) * cfg["brightness"], 0.0),
+            "gamma": np.where(on(), np.exp(rng.uniform(np.log(g_lo), np.log(g_hi), n)), 1.0),
+            "blur": np.where(on(), rng.uniform(0.3, max(cfg["blur_sigma"], 0.3), n), 0.0) if cfg["blur_sigma"] > 0
+            else np.zeros(n),
+            "noise": np.where(on(), rng.uniform(0, cfg["noise_std"], n), 0.0),
+            "noise_seed": rng.integers(0, 2**31, n),
+            "jpeg": np.where(on(), rng.integers(q_lo, q_hi + 1, n), 0)}
+
+
+def photometric_augment(faces: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """uint8 ``N x S x S`` faces changed as a different camera, exposure or compression would change them:
+    contrast about the face's mean and a brightness shift, gamma, Gaussian blur, sensor noise, JPEG
+    compression (in that order, each where its setting is not the identity). Deterministic given ``params``."""
+    from io import BytesIO
+
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    out = np.empty_like(np.asarray(faces, dtype=np.uint8))
+    for i, face in enumerate(np.asarray(faces, dtype=np.uint8)):
+        x = face.astype(np.float64)
+        if params["contrast"][i] != 1.0 or params["brightness"][i] != 0.0:
+            x = (x - x.mean()) * params["contrast"][i] + x.mean() + params["brightness"][i]
+        if params["gamma"][i] != 1.0:
+            x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** params["gamma"][i]
+        if params["blur"][i] > 0:
+            x = gaussian_filter(x, params["blur"][i], mode="nearest")
+        if params["noise"][i] > 0:
+            x = x + np.random.default_rng(int(params["noise_seed"][i])).normal(0, params["noise"][i], x.shape)
+        y = np.clip(np.round(x), 0, 255).astype(np.uint8)
+        if params["jpeg"][i] > 0:
+            buf = BytesIO()
+            Image.fromarray(y).save(buf, format="JPEG", quality=int(params["jpeg"][i]))
+            y = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("L"))
+        out[i] = y
+    return out

@@ -52,6 +52,13 @@ COMMON = {
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair
         "mirror_pairs": False,
+        # random photometric changes of the generator's inputs (nfgan.data.photometric): each step applied to a
+        # face with probability p (0 = off); targets and L_id's reference (the real input) stay unchanged
+        "photometric": {"p": opt(0.0, low=0, high=1), "contrast": opt([0.6, 1.5], "list[float]", length=2, low=0),
+                        "brightness": opt(25.0, low=0, high=255), "gamma": opt([0.7, 1.4], "list[float]", length=2,
+                                                                               low=0.05, high=20),
+                        "blur_sigma": opt(1.2, low=0, high=10), "noise_std": opt(6.0, low=0, high=128),
+                        "jpeg_quality": opt([25, 95], "list[float]", length=2, low=1, high=100)},
     },
     "train": {
         "steps": opt(5000, low=1, high=10**9),

@@ -29,6 +29,7 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.data.frontalize import is_turned
 from nfgan.data.generator_input import InputRule, MissingLandmarksError
 from nfgan.data.pairs import TrainingPairs, build_pairs, load_splits
+from nfgan.data.photometric import photometric_augment, photometric_params
 from nfgan.models.base import Batch
 from nfgan.pixels import to_unit_batch
 
@@ -329,13 +330,24 @@ class TrainingData:
         every rank) and this rank keeps its contiguous slice, so N ranks see exactly one process's batch."""
         x_rows, y_rows = self.train.sample(batch_size, sampler, self.input_weights)
         g_rows = self.train.sample_guides(batch_size, sampler)
+        photo = self.cfg["data"]["photometric"]
+        params = None
+        if photo["p"] > 0:   # one draw from the sampler: runs without augmentation keep their batches
+            seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
+            params = photometric_params(batch_size, np.random.default_rng(seed), photo)
         rank, world = part
+        lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
         if world > 1:
-            lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
             x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
         y_faces = self.faces.read(y_rows)
-        y = to_unit_batch(y_faces).to(self.device)
-        if self.channels_last:
-            y = y.contiguous(memory_format=torch.channels_last)
-        return Batch(x_rows, y_rows, g_rows, self.generator_rows(x_rows), y, self.rows(g_rows),
-                     self.target_mask(y_rows, y_faces))
+        y = self._batch(y_faces)
+        if params is None:
+            x = self.generator_rows(x_rows)
+        else:
+            x = self._batch(photometric_augment(self.faces.read(self.gen_rows[x_rows]),
+                                                {k: v[lo:hi] for k, v in params.items()}))
+        return Batch(x_rows, y_rows, g_rows, x, y, self.rows(g_rows), self.target_mask(y_rows, y_faces))
+
+    def _batch(self, faces_u8: np.ndarray) -> torch.Tensor:
+        x = to_unit_batch(faces_u8).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
