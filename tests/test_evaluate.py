@@ -50,6 +50,11 @@ def test_metrics_json_keys_and_values(evaluated, runs):
     assert gt["all"]["ssim"] == pytest.approx(1.0) and gt["all"]["l1"] == 0.0
     assert gt["all"]["psnr"] is None and gt["all"]["psnr_identical"] == 24     # identical images: inf dB
     assert gt["all"]["id_gt_pass_dlib"] == 1.0
+    assert gt["all"]["rank1_dlib"] == 1.0            # each real neutral face is its own gallery entry
+    per = list(csv.DictReader(open(out / "per_face.csv")))
+    for name in ("input", "nfgan"):                  # the table's rank-1 is the per-face column's mean
+        hits = [int(r["rank1_dlib"]) for r in per if r["model"] == name]
+        assert len(hits) == 24 and np.mean(hits) == pytest.approx(on_disk["models"][name]["groups"]["all"]["rank1_dlib"])
     inp = on_disk["models"]["input"]["groups"]
     assert inp["all"]["id_pass_dlib"] == 1.0                                    # distance 0 to itself
     assert inp["frontal/neutral"]["ssim"] == pytest.approx(1.0)                 # the input is its own target
@@ -185,3 +190,15 @@ def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
     assert on_disk["models"]["nfgan"]["groups"]["all"]["blank"] == 1.0
     assert not any(r["met"] for r in on_disk["goals"]["nfgan"])
     assert "<h2>Goals</h2>" in (out / "report.html").read_text()
+
+
+def test_rank1_and_fairness_groups():
+    """rank-1 is the nearest real frontal neutral face among the evaluated people; recorded attributes make
+    groups of their own."""
+    from nfgan.evaluation.evaluate import EvalSet
+
+    es = EvalSet(None, "test", ["a", "b"], np.arange(4), np.array([0, 0, 2, 2]), ["frontal"] * 4, ["0"] * 4,
+                 ["frontal"] * 4, ["neutral", "happy", "neutral", "happy"], input_subjects=["a", "a", "b", "b"],
+                 attributes={"gender": ["female", "female", "male", "male"], "ethnicity": ["", "", "", ""]})
+    g = es.groups()
+    assert g["gender=female"].tolist() == [True, True, False, False] and "ethnicity=" not in g

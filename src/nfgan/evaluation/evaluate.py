@@ -80,6 +80,9 @@ class EvalSet:
     input_images: np.ndarray = field(repr=False, default=None)
     target_images: np.ndarray = field(repr=False, default=None)
     input_landmarks: np.ndarray | None = field(repr=False, default=None)   # N x 68 x 2 (if prepared with them)
+    input_subjects: list[str] = field(default_factory=list)   # the subject of each input
+    #: self-reported attributes per input where the prepared set records them (``gender``, ``ethnicity``)
+    attributes: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -98,7 +101,15 @@ class EvalSet:
                         out[f"{view}/{ex}"] = m
         for ex in exprs:
             out[f"*/{ex}"] = e == ex
+        for attr, values in self.attributes.items():   # fairness: the same numbers per recorded group
+            a = np.asarray(values)
+            for value in sorted(set(values) - {""}):
+                out[f"{attr}={value}"] = a == value
         return out
+
+
+#: manifest columns with self-reported attributes the report breaks every number down by (when present)
+FAIRNESS_ATTRIBUTES = ("gender", "ethnicity")
 
 
 def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int | None = None) -> EvalSet:
@@ -120,7 +131,10 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
                    [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
                    [ds.records[i]["expression"] for i in inputs],
                    np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
-                   np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None)
+                   np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None,
+                   [ds.records[i]["subject"] for i in inputs],
+                   {a: [ds.records[i].get(a) or "" for i in inputs] for a in FAIRNESS_ATTRIBUTES
+                    if ds.records and a in ds.records[0]})
 
 
 # =============================================================================================== metrics
@@ -253,6 +267,10 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
         calibration[ev.name]["description"] = ev.description
     input_emb = {ev.name: cache(ev, es.inputs) for ev in id_evals}
     target_emb = {ev.name: cache(ev, es.targets) for ev in id_evals}
+    # rank-1 identification: the gallery is every evaluated subject's real frontal neutral face (its target)
+    subj = np.asarray(es.input_subjects)
+    names, first = np.unique(subj, return_index=True)
+    own = np.searchsorted(names, subj)
     kid_name = kid_embedder or next((e.name for e in id_evals if not e.training_aligned),
                                     id_evals[0].name if id_evals else None)
     real_rows = ds.indices(pose="frontal", expression="neutral")
@@ -279,6 +297,9 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
             cols[f"id_pass_{ev.name}"] = d_in <= thr
             cols[f"id_gt_dist_{ev.name}"] = d_gt
             cols[f"id_gt_pass_{ev.name}"] = d_gt <= thr
+            gallery = target_emb[ev.name][first]
+            to_gallery = np.linalg.norm(emb[:, None, :] - gallery[None, :, :], axis=2)
+            cols[f"rank1_{ev.name}"] = np.argmin(to_gallery, axis=1) == own
             if ev.name == kid_name:
                 feats_of[name] = emb
         for ev in expr_evals:

@@ -207,12 +207,14 @@ def _fmt(v, pct: bool = False, digits: int = 3) -> str:
 
 
 def table_rows(metrics: dict, groups: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per (model, group) with identity pass rates, neutral rates, SSIM, PSNR, L1
-    and KID x 1000."""
+    """Header and rows: one row per (model, group) with identity pass rates against the input and against the
+    person's real frontal neutral face (``gt``), rank-1 identification among the evaluated people's real
+    frontal neutral faces, neutral rates, SSIM, PSNR, L1 and KID x 1000."""
     ids = list(metrics.get("identity_calibration", {}))
     exprs = list(metrics.get("expression_evaluators", {}))
     header = (["model", "group", "n"]
               + [f"id pass {e}{'*' if metrics['identity_calibration'][e].get('training_aligned') else ''} %" for e in ids]
+              + [f"gt pass {e} %" for e in ids] + [f"rank-1 {e} %" for e in ids]
               + [f"neutral {e} %" for e in exprs] + ["SSIM", "PSNR dB", "L1", "KID x1000"])
     rows = []
     for name, res in metrics["models"].items():
@@ -222,6 +224,8 @@ def table_rows(metrics: dict, groups: Sequence[str] | None = None) -> tuple[list
             kid_v = st.get("kid")
             rows.append([name, gname, str(st["n"])]
                         + [_fmt(st.get(f"id_pass_{e}"), pct=True) for e in ids]
+                        + [_fmt(st.get(f"id_gt_pass_{e}"), pct=True) for e in ids]
+                        + [_fmt(st.get(f"rank1_{e}"), pct=True) for e in ids]
                         + [_fmt(st.get(f"neutral_{e}"), pct=True) for e in exprs]
                         + [_fmt(st.get("ssim")), _fmt(st.get("psnr"), digits=2), _fmt(st.get("l1")),
                            "-" if kid_v is None else f"{1000 * kid_v:.1f}"])
