@@ -52,7 +52,7 @@ def test_unet_skip_connections_carry_detail():
 
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
-    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0}
+    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None}
     bad = tmp_path / "bad.yaml"
@@ -96,7 +96,7 @@ def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     history = [tr.train_step() for _ in range(12)]
     after = l1_eval()
     vals = history[-1]
-    assert list(vals) == ["pixel", "feat", "id", "sym", "gan_g", "gan_d"]   # the U-Net's own loss names
+    assert list(vals) == ["pixel", "feat", "id", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own loss names
     assert vals["feat"] == vals["id"] == vals["sym"] == 0.0
     assert np.isfinite(vals["gan_g"]) and np.isfinite(vals["gan_d"])
     # the training L1 (batch statistics) falls fast; the eval-mode L1 (running BN statistics) follows
@@ -182,3 +182,24 @@ def test_identity_loss_on_the_unet_generator(prepared):
         grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
     # the generator's gradient gains exactly w * grad(L_id)
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g_id, atol=1e-5, rtol=1e-3)
+
+
+def test_neutrality_lever_pushes_outputs_towards_the_critics_neutral(tmp_path):
+    """loss.neutral: -log p_neutral under the frozen human-models mini-Xception (not an evaluator). Trained on
+    that loss alone the U-Net's outputs become neutral to the critic; with weight 0 no critic is loaded."""
+    from conftest import make_prepared, p2p_config
+
+    from nfgan.training.loop import Trainer
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    off = Trainer(p2p_config(root, batch_size=8))
+    assert off.model.critic is None and off.train_step()["neutral"] == 0.0
+    cfg = p2p_config(root, batch_size=8)
+    cfg["loss"].update(neutral=1.0, pixel=0.0, gan=0.0)
+    cfg["optim"]["gen"]["lr"] = 2e-3
+    tr = Trainer(cfg)
+    assert all(not p.requires_grad for p in tr.model.critic.parameters())
+    first = tr.train_step()["neutral"]
+    for _ in range(20):
+        last = tr.train_step()["neutral"]
+    assert first > 0.5 and last < first / 10, (first, last)

@@ -96,3 +96,10 @@ def pixel_loss(fake: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     a plain sum over the batch's faces (splitting a batch over processes does not change its gradient)."""
     diff = (fake.float() - target.float()).abs()
     return diff.mean() if mask is None else (diff * mask).mean()
+
+
+def neutrality_loss(probabilities: torch.Tensor, neutral: int) -> torch.Tensor:
+    """The expression lever: ``-log p_neutral`` of generated faces under a frozen expression classifier
+    (``B x K`` probabilities, column ``neutral``), mean over the batch. 0 for a face the critic is sure is
+    neutral; grows without bound as it becomes sure of another expression (clamped at p = 1e-6)."""
+    return -torch.log(probabilities[:, neutral].float().clamp_min(1e-6)).mean()

