@@ -202,3 +202,19 @@ def test_rank1_and_fairness_groups():
                  attributes={"gender": ["female", "female", "male", "male"], "ethnicity": ["", "", "", ""]})
     g = es.groups()
     assert g["gender=female"].tolist() == [True, True, False, False] and "ethnicity=" not in g
+
+
+def test_calibration_on_every_subject_of_the_split_file(runs, tmp_path):
+    """A test split of one person has no impostor pairs to set a threshold with; 'all' calibrates on the real
+    faces of every subject in the split file and evaluates the same faces."""
+    from nfgan.evaluation.evaluate import EvaluateError
+
+    base, root = runs
+    kw = dict(split="test", splits=root / "splits.json", identity=("dlib",), expression=(), kid_subsets=2,
+              progress=False)
+    with pytest.raises(EvaluateError, match="impostor"):
+        evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "own", **kw)
+    every = evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "all", calibration_split="all", **kw)
+    cal = every["identity_calibration"]["dlib"]
+    assert every["calibration_split"] == "all" and cal["n_impostor"] > 0 and cal["n_genuine"] > 0
+    assert every["subjects"] == json.loads((root / "splits.json").read_text())["test"]

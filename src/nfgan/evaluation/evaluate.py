@@ -373,7 +373,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="split file, or the name of one nfgan ships (london); default: DATA/splits.json (made by "
                         "`nfgan splits DATA`), else london for a prepared London set")
     p.add_argument("--calibration-split", default=None,
-                   help="subjects whose real faces calibrate the identity thresholds (default: --split)")
+                   help="subjects whose real faces calibrate the identity thresholds (default: --split; "
+                        "'all': every subject of the split file - steadier thresholds for a small test split)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/<UTC time>)")
     p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (comma list: dlib, faceres)")
     p.add_argument("--expression", default="fer,faceapi", help="expression evaluators (comma list: fer, faceapi)")
@@ -418,7 +419,12 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
         size = g.info["model"].get("image_size", 64)
         if size != es.dataset.size:
             raise EvaluateError(f"{name}: model makes {size}px faces but {es.dataset.root} holds {es.dataset.size}px faces")
-    cal_subjects = es.subjects if calibration_split in (None, split) else load_splits(splits)[calibration_split]
+    if calibration_split in (None, split):
+        cal_subjects = es.subjects
+    elif calibration_split == "all":
+        cal_subjects = sorted({s for part in load_splits(splits).values() for s in part})
+    else:
+        cal_subjects = load_splits(splits)[calibration_split]
     id_evals = identity_evaluators(list(identity), progress)
     expr_evals = expression_evaluators(list(expression))
     metrics, per_face, extras = evaluate_models(models, es, id_evals, expr_evals, cal_subjects,

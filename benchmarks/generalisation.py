@@ -1,0 +1,103 @@
+"""Generalisation table: normalisers evaluated on the held-out people of every face set, one `nfgan evaluate`
+per (set, split), then one summary table per split with the numbers a user asks for (issue #23):
+
+* looks like the real neutral face: output vs the person's real frontal neutral face, pass rate at the set's
+  1 % FAR threshold (faceres: the embedder no model trains against; dlib* is L_id's network);
+* recognisable: rank-1 among the evaluated people's real frontal neutral faces, beside the raw input's;
+* neutral: share classified neutral by fer and by face-api (expressive inputs only, and all inputs);
+* clean: SSIM to the ground truth and KID x 1000 against the set's real neutral faces.
+
+    python benchmarks/generalisation.py NAME=MODEL [NAME=MODEL ...] [--split test] [--out docs/results/generalisation]
+
+MODEL is a run folder, a checkpoint or an exported file (as for `nfgan evaluate`). Sets whose prepared folder is
+missing are skipped with a note (prepare them as in configs/all_data.yaml). The last line is
+``generalisation split=S models=... sets=...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: (name, prepared folder, shipped split)
+SETS = (("london", "out/london64", "london"), ("canada", "out/canada64", "canada"),
+        ("ckplus", "out/ckplus_wn64", "ckplus_with_neutral"), ("jaffe", "out/jaffe64", "jaffe"),
+        ("yale", "out/yale64", "yale"))
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _expressive(groups: dict, key: str) -> float | None:
+    """Mean of ``key`` over the inputs whose expression is not neutral (weighted by group size)."""
+    tot, n = 0.0, 0
+    for g, st in groups.items():
+        if g.startswith("*/") and g != "*/neutral" and st.get(key) is not None:
+            tot += st[key] * st["n"]
+            n += st["n"]
+    return tot / n if n else None
+
+
+def summary(results: dict[str, dict], models: list[str]) -> str:
+    head = ["set", "inputs", "model", "gt pass faceres %", "gt pass dlib* %", "rank-1 faceres %", "rank-1 dlib* %",
+            "neutral fer % (expressive)", "neutral faceapi % (expressive)", "neutral faceapi % (all)", "SSIM",
+            "KID x1000"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for set_name, m in results.items():
+        for name in ["input", "ground_truth", *models]:
+            res = m["models"].get(name)
+            if res is None:
+                continue
+            g = res["groups"]["all"]
+            kid = g.get("kid")
+            lines.append("| " + " | ".join([
+                set_name, str(m["n_inputs"]), name, _pct(g.get("id_gt_pass_faceres")), _pct(g.get("id_gt_pass_dlib")),
+                _pct(g.get("rank1_faceres")), _pct(g.get("rank1_dlib")),
+                _pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
+                _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",
+                "-" if kid is None else f"{1000 * kid:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", metavar="NAME=MODEL")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--sets", default=",".join(s[0] for s in SETS))
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "generalisation")
+    args = ap.parse_args(argv)
+    names = [m.split("=", 1)[0] for m in args.models]
+    results = {}
+    for set_name, folder, split_name in SETS:
+        if set_name not in args.sets.split(","):
+            continue
+        data = REPO / folder
+        if not (data / "manifest.csv").is_file():
+            print(f"note: {data} is not prepared; {set_name} skipped", flush=True)
+            continue
+        out = args.out / f"{set_name}_{args.split}"
+        cmd = [sys.executable, "-m", "nfgan", "evaluate", *args.models, "--data", str(data), "--splits", split_name,
+               "--split", args.split, "--calibration-split", "all", "--out", str(out), "--no-figures", "--quiet",
+               "--kid-subsets", "50"]
+        print("$", " ".join(cmd), flush=True)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"error: {set_name}: {r.stderr.strip()[-2000:]}", flush=True)
+            continue
+        results[set_name] = json.loads((out / "metrics.json").read_text())
+    table = summary(results, names)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"summary_{args.split}.md").write_text(
+        f"Split: {args.split}. Command: python benchmarks/generalisation.py {' '.join(args.models)} "
+        f"--split {args.split}\n\n" + table)
+    print(table)
+    print(f"generalisation split={args.split} models={','.join(names)} sets={','.join(results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
