@@ -183,3 +183,21 @@ def test_manifest_columns_match_the_rows(tmp_path):
     assert ds.indices(nonexistent_column="x").tolist() == []
     groups = ds.by_subject()
     assert sorted(groups) == ds.subjects() and sum(map(len, groups.values())) == len(rows)
+
+
+def test_prefetched_batches_and_checkpointed_sampler_equal_the_plain_ones(tmp_path):
+    from nfgan.training.loop import Trainer
+
+    a = make_prepared(tmp_path / "a", subjects=4)
+    runs = {}
+    for prefetch in (False, True):
+        cfg = tiny_config(a, batch_size=8, prefetch=prefetch)
+        cfg["data"]["photometric"]["p"] = 0.3
+        tr = Trainer(cfg, feature_nets=tiny_nets())
+        batches = [tr.sample_batch() for _ in range(3)]
+        runs[prefetch] = (batches, tr.rng_state()["sampler"])
+        assert (tr._ahead is not None) == prefetch       # the fourth batch is already being read
+    for b0, b1 in zip(runs[False][0], runs[True][0]):
+        assert np.array_equal(b0.x_rows, b1.x_rows) and torch.equal(b0.x, b1.x) and torch.equal(b0.g, b1.g)
+    # the checkpointed sampler state is the one after the batches used, not after the one drawn ahead
+    assert torch.equal(runs[False][1], runs[True][1])

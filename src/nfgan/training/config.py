@@ -69,6 +69,7 @@ COMMON = {
         "threads": opt(2, low=1, high=1024),   # torch CPU threads
         "feature_batch": opt(64, low=1, high=65536),  # chunk size when filling the frozen-feature caches
         "share_trunk": True,      # one pass on x~ when both aux nets are stages of one network (SharedTrunk)
+        "prefetch": True,         # read the next batch's faces in a background thread (same batches)
     },
     "log": {"every": opt(1, low=1), "sample_every": opt(250, low=1), "checkpoint_every": opt(250, low=1),
             "keep_checkpoints": opt(3, low=1), "sample_count": opt(8, low=1, high=1024)},

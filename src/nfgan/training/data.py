@@ -38,6 +38,16 @@ FRONTALIZED_CACHE_BYTES = 256 << 20
 
 
 @dataclass
+class Draw:
+    """The rows of one batch (this process's slice) and its photometric settings, before any face is read."""
+
+    x_rows: np.ndarray
+    y_rows: np.ndarray
+    g_rows: np.ndarray
+    photometric: dict | None = None
+
+
+@dataclass
 class Source:
     """One prepared folder of a run."""
 
@@ -325,9 +335,10 @@ class TrainingData:
         m = torch.from_numpy(valid).float().unsqueeze(1).to(self.device)
         return m.contiguous(memory_format=torch.channels_last) if self.channels_last else m
 
-    def sample(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Batch:
-        """The next batch. ``part = (rank, world)``: the global batch of ``batch_size`` is drawn (the same on
-        every rank) and this rank keeps its contiguous slice, so N ranks see exactly one process's batch."""
+    def draw(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Draw:
+        """The rows (and augmentation settings) of the next batch: everything the sampler decides. ``part =
+        (rank, world)``: the global batch of ``batch_size`` is drawn (the same on every rank) and this rank
+        keeps its contiguous slice, so N ranks see exactly one process's batch."""
         x_rows, y_rows = self.train.sample(batch_size, sampler, self.input_weights)
         g_rows = self.train.sample_guides(batch_size, sampler)
         photo = self.cfg["data"]["photometric"]
@@ -339,14 +350,23 @@ class TrainingData:
         lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
         if world > 1:
             x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
-        y_faces = self.faces.read(y_rows)
+        if params is not None:
+            params = {k: v[lo:hi] for k, v in params.items()}
+        return Draw(x_rows, y_rows, g_rows, params)
+
+    def load(self, d: Draw) -> Batch:
+        """Read (and augment) the faces of drawn rows: no randomness left, so it may run ahead in a thread."""
+        y_faces = self.faces.read(d.y_rows)
         y = self._batch(y_faces)
-        if params is None:
-            x = self.generator_rows(x_rows)
+        if d.photometric is None:
+            x = self.generator_rows(d.x_rows)
         else:
-            x = self._batch(photometric_augment(self.faces.read(self.gen_rows[x_rows]),
-                                                {k: v[lo:hi] for k, v in params.items()}))
-        return Batch(x_rows, y_rows, g_rows, x, y, self.rows(g_rows), self.target_mask(y_rows, y_faces))
+            x = self._batch(photometric_augment(self.faces.read(self.gen_rows[d.x_rows]), d.photometric))
+        return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), self.target_mask(d.y_rows, y_faces))
+
+    def sample(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Batch:
+        """The next batch: :meth:`draw` then :meth:`load`."""
+        return self.load(self.draw(batch_size, sampler, part))
 
     def _batch(self, faces_u8: np.ndarray) -> torch.Tensor:
         x = to_unit_batch(faces_u8).to(self.device)

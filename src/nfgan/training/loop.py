@@ -73,13 +73,41 @@ class Trainer:
             if self.dist.rank:   # dropout masks differ between the slices of a batch, as within one batch
                 torch.manual_seed(self._rank_seed(self.dist.rank))
         self.step = 0
+        self._ahead = None       # (sampler state before it, future Batch): the batch drawn ahead (prefetch)
+        self._loader = None
 
     def _rank_seed(self, rank: int) -> int:
         return (int(self.cfg["seed"]) * 1_000_003 + rank) % (2 ** 63)
 
     def sample_batch(self):
-        """The next training batch (``nfgan.models.base.Batch``) from the run's sampler."""
-        return self.data.sample(int(self.cfg["train"]["batch_size"]), self.sampler, (self.dist.rank, self.dist.world))
+        """The next training batch (``nfgan.models.base.Batch``) from the run's sampler. With
+        ``train.prefetch`` the following batch's rows are drawn at once and its faces read in a background
+        thread while this step computes (reading a large memory-mapped set from disk costs ~0.5 s per batch,
+        docs/training.md); the batches are the same either way."""
+        part = (self.dist.rank, self.dist.world)
+        size = int(self.cfg["train"]["batch_size"])
+        if not self.cfg["train"]["prefetch"]:
+            return self.data.sample(size, self.sampler, part)
+        if self._ahead is None:
+            self._ahead = self._draw_ahead(size, part)
+        batch = self._ahead[1].result()
+        self._ahead = self._draw_ahead(size, part)
+        return batch
+
+    def _draw_ahead(self, size: int, part: tuple[int, int]):
+        """Draw the next batch now (keeping the sampler's state from before, for checkpoints) and read its faces
+        in the background."""
+        if self._loader is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="nfgan-batches")
+        state = self.sampler.get_state()
+        d = self.data.draw(size, self.sampler, part)
+        return state, self._loader.submit(self.data.load, d)
+
+    def _sampler_state(self) -> torch.Tensor:
+        """The sampler's state as of the batches already used (a batch drawn ahead is drawn again on resume)."""
+        return self._ahead[0] if self._ahead is not None else self.sampler.get_state()
 
     def train_step(self) -> dict[str, float]:
         """Sample a batch, compute the model's losses, route the gradients, step every optimizer."""
@@ -116,7 +144,7 @@ class Trainer:
         own = {"torch_cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             own["cuda"] = torch.cuda.get_rng_state(self.device)
-        state = {**own, "sampler": self.sampler.get_state()}
+        state = {**own, "sampler": self._sampler_state()}
         if self.dist.active:
             for rank, other in enumerate(self.dist.gather(own)):
                 if rank:
@@ -151,6 +179,9 @@ class Trainer:
             warnings.warn(f"{ck['path']}: no generator state for process {self.dist.rank}; it starts a new one")
             torch.manual_seed(self._rank_seed(self.dist.rank) + int(ck["step"]))
         self.sampler.set_state(rng["sampler"])
+        if self._ahead is not None:   # a batch drawn from the old state is not the next one any more
+            self._ahead[1].result()
+            self._ahead = None
         if f"cuda{suffix}" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng[f"cuda{suffix}"], self.device)
         self.step = int(ck["step"])
