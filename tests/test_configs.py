@@ -21,8 +21,15 @@ def test_config_loads(path):
     assert cfg["train"]["steps"] > 0 and cfg["train"]["batch_size"] > 0
     # data paths are relative to the config file (configs/ -> the repository's out/); the split is the one
     # nfgan ships, by name
-    assert Path(cfg["data"]["root"]) == CONFIGS.parent / "out" / "london64"
-    assert cfg["data"]["splits"] == "london"
+    from nfgan.data.pairs import load_splits
+
+    sources = cfg["data"]["sources"] or {"data": {"root": cfg["data"]["root"], "splits": cfg["data"]["splits"]}}
+    for name, src in sources.items():
+        assert Path(src["root"]).parent == CONFIGS.parent / "out", name
+        assert load_splits(src["splits"])["test"], name          # a shipped split, found by name
+    if not cfg["data"]["sources"]:
+        assert Path(cfg["data"]["root"]) == CONFIGS.parent / "out" / "london64"
+        assert cfg["data"]["splits"] == "london"
 
 
 @pytest.mark.parametrize("name", COMPARED)
@@ -118,7 +125,7 @@ def test_base_files_set_overrides_and_relative_paths(tmp_path):
 
 def test_model_type_picks_the_schema_in_one_place(tmp_path):
     p2p = load_config(_write(tmp_path / "p.yaml", "model: {type: pix2pix}\n"))
-    assert p2p["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0}
+    assert p2p["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0}
     assert set(p2p["optim"]) == {"gen", "dis"} and p2p["feature_nets"] == {"perceptual": None, "identity": None}
     nf = load_config()
     assert nf["model"]["type"] == "nfgan" and set(nf["optim"]) == {"enc", "dec", "dis"}
@@ -149,7 +156,7 @@ def test_split_and_fold_files_by_name_or_path(tmp_path, capsys):
     from nfgan.fer.folds import FoldFileError, load_folds
 
     assert len(load_splits("london")["test"]) == 22 and len(load_folds("jaffe_loso")) == 10
-    with pytest.raises(SplitError, match="nfgan ships none of that name .*shipped: london"):
+    with pytest.raises(SplitError, match="nfgan ships none of that name .*shipped: .*london"):
         load_splits("lundon")
     with pytest.raises(FoldFileError, match="shipped: ckplus_peak_10fold, ckplus_peak_8fold, jaffe_loso"):
         load_folds("ckplus")
