@@ -323,18 +323,24 @@ def child(data: Path, steps: int, batch: int, threads: int, advice: str = "norma
     ds = trainer.data.sources[0].dataset
     if advice == "random":
         ds.images._mmap.madvise(mmap.MADV_RANDOM)
-    read = [0.0]
-    sample = trainer.data.sample
+    read, wait = [0.0], [0.0]
+    load, next_batch = trainer.data.load, trainer.sample_batch
 
-    def timed_sample(*a, **kw):          # the batch's reads from the memory maps (faces of x, y, g)
+    def timed_load(*a, **kw):            # the batch's reads from the memory maps (faces of x, y, g)
         t0 = time.perf_counter()
-        b = sample(*a, **kw)
+        b = load(*a, **kw)
         read[0] += time.perf_counter() - t0
         return b
 
-    trainer.data.sample = timed_sample
+    def timed_wait(*a, **kw):            # how long the step waited for its batch (train.prefetch reads ahead)
+        t0 = time.perf_counter()
+        b = next_batch(*a, **kw)
+        wait[0] += time.perf_counter() - t0
+        return b
+
+    trainer.data.load, trainer.sample_batch = timed_load, timed_wait
     trainer.train_step()                       # warm-up (allocator, optimizer state)
-    read[0] = 0.0
+    read[0] = wait[0] = 0.0
     t = time.perf_counter()
     for _ in range(steps):
         trainer.train_step()
@@ -358,6 +364,7 @@ def child(data: Path, steps: int, batch: int, threads: int, advice: str = "norma
         "faces_resident_mb": faces_resident,
         "ru_maxrss_mb": _ru_maxrss_mb(),
         "images_per_s": steps * batch / train_s, "read_ms_per_step": 1000 * read[0] / steps,
+        "wait_ms_per_step": 1000 * wait[0] / steps,
         "steps": steps, "batch": batch, "threads": threads, "advice": advice,
         "images_type": f"{type(ds.images).__module__}.{type(ds.images).__name__}",
         "images_memmap": isinstance(ds.images, np.memmap),
@@ -396,8 +403,8 @@ def parse_sizes(text: str) -> list[int]:
 
 
 COLUMNS = ("faces", "subjects", "build_s", "face_MB", "open_s", "data_s", "open_s/1k", "data_s/1k", "rss0", "data+",
-           "peak_open", "peak_train", "anon_end", "faces_res", "peak/faces", "img/s", "read_ms")
-WIDTHS = (9, 8, 7, 7, 6, 6, 9, 9, 5, 6, 9, 10, 8, 9, 10, 5, 7)
+           "peak_open", "peak_train", "anon_end", "faces_res", "peak/faces", "img/s", "read_ms", "wait_ms")
+WIDTHS = (9, 8, 7, 7, 6, 6, 9, 9, 5, 6, 9, 10, 8, 9, 10, 5, 7, 7)
 HEADER = " ".join(f"{c:>{w}}" for c, w in zip(COLUMNS, WIDTHS))
 
 
@@ -407,7 +414,8 @@ def table_line(r: dict, build_s: float | None) -> str:
               f"{1000 * r['data_s'] / r['faces']:.4f}",
               f"{r['rss_before_mb']:.0f}", f"{r['data_growth_mb']:.1f}", f"{r['peak_open_mb']:.0f}",
               f"{r['peak_train_mb']:.0f}", f"{r['anon_end_mb']:.0f}", f"{r['faces_resident_mb']:.1f}",
-              f"{r['peak_train_mb'] / r['face_mb']:.3f}", f"{r['images_per_s']:.1f}", f"{r['read_ms_per_step']:.0f}")
+              f"{r['peak_train_mb'] / r['face_mb']:.3f}", f"{r['images_per_s']:.1f}", f"{r['read_ms_per_step']:.0f}",
+              f"{r.get('wait_ms_per_step', float('nan')):.0f}")
     return " ".join(f"{v:>{w}}" for v, w in zip(values, WIDTHS))
 
 
@@ -447,7 +455,8 @@ def main(argv=None) -> int:
           "per 1000 faces. MB: face_MB = faces.npy bytes (what loading the faces would cost); rss0 = RSS before "
           "the open (imports); data+ = RSS growth while TrainingData was built; peak_* = the child's peak RSS "
           "(VmHWM) after the open / after training; anon_end = anonymous RSS after training; faces_res = resident "
-          "part of the faces.npy memory map after training; read_ms = batch reads per step", flush=True)
+          "part of the faces.npy memory map after training; read_ms = batch reads per step; wait_ms = the part of "
+          "them the step waited for (train.prefetch reads the next batch during the step)", flush=True)
     print(HEADER, flush=True)
     results = []
     try:

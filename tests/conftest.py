@@ -240,3 +240,14 @@ def kill_when(proc, ready, timeout: float = 120.0) -> bool:
     os.killpg(proc.pid, signal.SIGKILL)
     raise AssertionError("the command neither finished nor reached the kill point in time")
 
+
+
+def load_script(relative: str, name: str | None = None):
+    """A script of the repository (``benchmarks/x.py``, ``tools/y.py``) imported as a module."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

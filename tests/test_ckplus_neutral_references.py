@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,14 +11,13 @@ from PIL import Image
 from nfgan.data.dataset import PreparedDataset
 from nfgan.fer.precropped import framing, prepare_precropped
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("ckref", REPO / "tools" / "ckplus_neutral_references.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/ckplus_neutral_references.py")
 
 
 def test_a_neutral_crop_framed_like_the_peak_crops_comes_back_unchanged(tmp_path):
