@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 SETS = (("london", "out/london64", "london"), ("canada", "out/canada64", "canada"),
         ("ckplus", "out/ckplus_wn64", "ckplus_with_neutral"), ("jaffe", "out/jaffe64", "jaffe"),
         ("yale", "out/yale64", "yale"))
+#: sets with one photo per person: no genuine pairs to calibrate an identity threshold with, and every input is
+#: its own ground truth; they are scored on neutrality, SSIM and realism only
+ONE_PHOTO_PER_PERSON = {"canada"}
 
 
 def _pct(v) -> str:
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
         out = args.out / f"{set_name}_{args.split}"
         cmd = [sys.executable, "-m", "nfgan", "evaluate", *args.models, "--data", str(data), "--splits", split_name,
                "--split", args.split, "--calibration-split", "all", "--out", str(out), "--no-figures", "--quiet",
-               "--kid-subsets", "50"]
+               "--kid-subsets", "50"] + (["--identity", ""] if set_name in ONE_PHOTO_PER_PERSON else [])
         print("$", " ".join(cmd), flush=True)
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -91,9 +94,10 @@ def main(argv=None) -> int:
         results[set_name] = json.loads((out / "metrics.json").read_text())
     table = summary(results, names)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"summary_{args.split}.md").write_text(
+    every = args.sets == ",".join(x[0] for x in SETS)
+    (args.out / (f"summary_{args.split}.md" if every else f"summary_{args.split}_{args.sets.replace(',', '_')}.md")).write_text(
         f"Split: {args.split}. Command: python benchmarks/generalisation.py {' '.join(args.models)} "
-        f"--split {args.split}\n\n" + table)
+        f"--split {args.split}{'' if every else ' --sets ' + args.sets}\n\n" + table)
     print(table)
     print(f"generalisation split={args.split} models={','.join(names)} sets={','.join(results)}")
     return 0

@@ -111,3 +111,28 @@ def test_shipped_models_record_their_training_subjects_for_the_fer_guard(which):
     recorded = recorded_train_subjects(_shipped(which))
     assert recorded == sorted(splits["train"])
     assert not set(recorded) & set(splits["test"])
+
+
+def test_shipped_models_load_by_name_and_the_research_model_says_so():
+    from nfgan.inference.generator import SHIPPED_MODELS, shipped_model
+
+    for name, file in SHIPPED_MODELS.items():
+        assert shipped_model(name).name == file and load_model(name).info["name"] == file.removesuffix(".safetensors")
+    g = load_model("all_data")
+    assert g.kind == "pix2pix" and g.frontalize and g.info["config"]["loss"]["neutral"] > 0
+    assert "non-commercial research use only" in g.info["license"]
+    sets = {d["source"]: d for d in g.info["training_data"]}
+    assert set(sets) == {"london", "canada", "ckplus", "jaffe", "yale"}
+    assert sets["ckplus"]["license"] == "research use only" and sets["london"]["license"] == "CC BY 4.0"
+    # every training subject is listed for the FER leak guard, none of a set's test subjects among them
+    assert set(sets["london"]["test"]).isdisjoint(g.info["train_subjects"])
+    assert {"S010", "KL", "001", "subject01"} & set(g.info["train_subjects"]) >= {"S010", "KL", "001"}
+    with pytest.raises(Exception, match="shipped model"):
+        load_model("no_such_model")
+    # it normalises the example faces to faces (not blank), within the generator's range
+    from PIL import Image
+
+    faces = np.stack([np.asarray(Image.open(p).convert("L").resize((64, 64)))
+                      for p in sorted(EXAMPLES.rglob("*.jpg"))[:4]])
+    out = g.normalize(faces)
+    assert out.shape == faces.shape and out.reshape(len(out), -1).std(1).min() > 10

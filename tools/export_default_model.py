@@ -3,8 +3,10 @@
     python tools/export_default_model.py RUN_OR_CHECKPOINT --metrics EVAL_DIR/metrics.json \
         [--name NAME_IN_METRICS] --out src/nfgan/assets/MODEL.safetensors
 
-The shipped files: ``pix2pix_lid_frontalized_london64.safetensors`` (the default normaliser) and
-``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation); docs/model_card.md.
+The shipped files: ``pix2pix_lid_frontalized_london64.safetensors`` (the default normaliser),
+``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation) and
+``pix2pix_all_data_research64.safetensors`` (trained on several face sets through ``data.sources``: research
+use only when any of them is); docs/model_card.md.
 
 Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata
 (key ``nfgan_model``, read by :func:`nfgan.inference.load_model`): model hyper-parameters and mirroring
@@ -23,10 +25,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
+from nfgan.weights import protocol_file  # noqa: E402
 
 LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
           "doi": "10.6084/m9.figshare.5047666", "license": "CC BY 4.0"}
+#: what a source of ``data.sources`` is, by its name in configs/all_data.yaml
+SOURCES = {
+    "london": LONDON,
+    "canada": {"name": "Face Research Lab: young adult faces from Ontario, Canada", "authors": "Lisa DeBruine, "
+               "Benedict Jones", "year": 2017, "doi": "10.6084/m9.figshare.4220517", "license": "CC BY 4.0"},
+    "ckplus": {"name": "Extended Cohn-Kanade (CK+)", "authors": "Lucey et al.", "year": 2010,
+               "license": "research use only"},
+    "jaffe": {"name": "Japanese Female Facial Expression (JAFFE)", "authors": "Lyons et al.", "year": 1998,
+              "license": "non-commercial research only"},
+    "yale": {"name": "Yale face database", "authors": "Belhumeur et al.", "year": 1997, "license": "research use"},
+}
+CC_BY = {"london", "canada"}
 
 
 def main(argv=None) -> int:
@@ -35,7 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--metrics", type=Path, required=True, help="metrics.json of nfgan evaluate on the held-out split")
     p.add_argument("--name", default=None, help="the model's name in metrics.json (default: the only non-reference model)")
     p.add_argument("--out", type=Path, required=True, help="src/nfgan/assets/NAME.safetensors (NAME becomes the model's name)")
-    p.add_argument("--splits", type=Path, default=REPO / "configs" / "splits" / "london.json")
+    p.add_argument("--splits", type=Path, default=protocol_file("london", "splits"))
     p.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16, half the size)")
     args = p.parse_args(argv)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
@@ -45,8 +61,10 @@ def main(argv=None) -> int:
         print(f"error: give --name, one of {names}", file=sys.stderr)
         return 2
     g = load_model(args.run)
-    splits = json.loads(args.splits.read_text(encoding="utf-8"))
     cfg = g.info.get("config", {})
+    if cfg.get("data", {}).get("sources"):
+        return _export_sources(args, g, cfg, metrics, name)
+    splits = json.loads(args.splits.read_text(encoding="utf-8"))
     meta = {
         "name": args.out.name.removesuffix(".safetensors"),
         "training_data": {**LONDON, "prepared": cfg.get("data", {}).get("root"),
@@ -63,6 +81,42 @@ def main(argv=None) -> int:
     }
     out = export_model(args.run, args.out, half=not args.float32, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
+    return 0
+
+
+def _export_sources(args, g, cfg: dict, metrics: dict, name: str) -> int:
+    """A run trained on several prepared folders: each source's dataset, licence, split and subjects."""
+    from nfgan.checkpoint import load_checkpoint
+
+    sources = cfg["data"]["sources"]
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        print(f"error: sources {unknown} are not described in SOURCES of this tool", file=sys.stderr)
+        return 2
+    research = sorted(set(sources) - CC_BY)
+    data = []
+    for src, spec in sources.items():
+        sp = load_splits(spec["splits"] or Path(spec["root"]) / "splits.json")
+        data.append({**SOURCES[src], "source": src, "weight": spec["weight"], "split": spec["splits"],
+                     "train_subject_count": len(sp["train"]), "val_subject_count": len(sp["val"]),
+                     "test": sp["test"]})
+    ck = load_checkpoint(args.run) if Path(args.run).is_file() else None
+    meta = {
+        "name": args.out.name.removesuffix(".safetensors"),
+        "training_data": data,
+        "train_subjects": sorted(ck["extra"]["train_subjects"]) if ck else [],   # read by the FER leak guard
+        "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only datasets) and CC BY "
+                    "4.0 sets: non-commercial research use only") if research else
+                   "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the sets",
+        "source_run": str(args.run),
+        "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
+        "identity_calibration": metrics["identity_calibration"],
+        "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
+                            "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
+    }
+    out = export_model(args.run, args.out, half=not args.float32, **meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}; "
+          f"{'research use only' if research else 'CC BY data'})")
     return 0
 
 

@@ -28,6 +28,19 @@ from nfgan.weights import assets_dir
 DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
 #: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
 NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
+#: the default recipe + the expression lever trained on London, canada, CK+, JAFFE and Yale (research use only)
+ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"
+#: the models nfgan ships, by the name a command's --model (or ``load_model``) accepts (docs/model_card.md)
+SHIPPED_MODELS = {"default": DEFAULT_MODEL_NAME, "nfgan": NFGAN_MODEL_NAME, "all_data": ALL_DATA_MODEL_NAME}
+
+
+def shipped_model(name_or_path: str | Path) -> Path:
+    """``name_or_path`` as a path: an existing file or folder as it is, else the shipped model of that name
+    (:data:`SHIPPED_MODELS`); anything else is returned unchanged (the caller reports it missing)."""
+    p = Path(name_or_path)
+    if not p.exists() and str(name_or_path) in SHIPPED_MODELS:
+        return assets_dir() / SHIPPED_MODELS[str(name_or_path)]
+    return p
 
 
 def default_model_path() -> Path:
@@ -213,11 +226,13 @@ def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[st
 
 
 def load_model(path: str | Path) -> Generator:
-    """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, or a file
-    written by :func:`export_model`. Errors (``CheckpointError``) name the file and the problem."""
-    path = Path(path)
+    """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, a file written by
+    :func:`export_model`, or the name of a shipped model (``default``, ``nfgan``, ``all_data``). Errors
+    (``CheckpointError``) name the file and the problem."""
+    path = shipped_model(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such run folder, checkpoint or model file")
+        raise CheckpointError(f"{path}: no such run folder, checkpoint or model file (nor a shipped model: "
+                              f"{', '.join(SHIPPED_MODELS)})")
     exported = None if path.is_dir() else read_exported_model(path)
     if exported is not None:
         info, states = exported

@@ -257,8 +257,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="a prepared folder (nfgan prepare) instead of images: its faces with "
                                             "their poses, mirroring and landmarks from the manifest")
     p.add_argument("--model", type=Path, default=None,
-                   help="run folder, checkpoint or exported model, NFGAN or pix2pix, or an .onnx graph of nfgan "
-                        "export (default: the shipped pix2pix_lid_frontalized_london64 normaliser)")
+                   help="run folder, checkpoint or exported model, NFGAN or pix2pix, an .onnx graph of nfgan "
+                        "export, or a shipped model by name: default (pix2pix_lid_frontalized_london64, the "
+                        "default), nfgan, all_data (five face sets, research use only; docs/model_card.md)")
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output folder (one PNG per input, named after it); a file name ending in .png for one input")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",

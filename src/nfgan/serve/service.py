@@ -156,6 +156,7 @@ class NormalizeService:
                  max_request_bytes: int = MAX_REQUEST_BYTES, max_pixels: int | None = None,
                  keep_results: int = KEEP_RESULTS):
         from nfgan.data.images import DEFAULT_MAX_PIXELS
+        from nfgan.inference.generator import shipped_model
         from nfgan.inference.normalizer import default_model_path, nfgan_model_path
 
         self.device = device
@@ -168,6 +169,7 @@ class NormalizeService:
             self.choices["custom"] = (f"your model ({Path(model_path).name})", Path(model_path))
         self.choices["default"] = ("default normaliser (pix2pix + L_id, frontalised)", default_model_path())
         self.choices["nfgan"] = ("NFGAN (encoder / decoder)", nfgan_model_path())
+        self.choices["all_data"] = ("five face sets + expression lever (research use only)", shipped_model("all_data"))
         self.default_choice = next(iter(self.choices))
         self._normalizers: dict = {}
         self._identity = None
