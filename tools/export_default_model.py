@@ -73,15 +73,20 @@ def main(argv=None) -> int:
         "license": "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the London Set",
         "splits": {"file": str(args.splits.relative_to(REPO)) if args.splits.is_relative_to(REPO) else str(args.splits),
                    "sha256": hashlib.sha256(args.splits.read_bytes()).hexdigest(), "test": splits["test"]},
-        "source_run": str(args.run),
-        "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
-        "identity_calibration": metrics["identity_calibration"],
-        "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
-                            "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
+        **_evaluated(args.run, metrics, name),
     }
     out = export_model(args.run, args.out, half=not args.float32, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
     return 0
+
+
+def _evaluated(run, metrics: dict, name: str) -> dict:
+    """The metadata every shipped model carries from its evaluation: identity thresholds and held-out metrics."""
+    return {"source_run": str(run),
+            "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
+            "identity_calibration": metrics["identity_calibration"],
+            "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
+                                "groups": metrics["models"][name]["groups"], "command": metrics.get("command")}}
 
 
 def _export_sources(args, g, cfg: dict, metrics: dict, name: str) -> int:
@@ -100,19 +105,18 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str) -> int:
         data.append({**SOURCES[src], "source": src, "weight": spec["weight"], "split": spec["splits"],
                      "train_subject_count": len(sp["train"]), "val_subject_count": len(sp["val"]),
                      "test": sp["test"]})
-    ck = load_checkpoint(args.run) if Path(args.run).is_file() else None
+    from nfgan.rundir import RunDir
+
+    ckpt = Path(args.run) if Path(args.run).is_file() else RunDir(args.run).checkpoints()[-1]
+    ck = load_checkpoint(ckpt)
     meta = {
         "name": args.out.name.removesuffix(".safetensors"),
         "training_data": data,
-        "train_subjects": sorted(ck["extra"]["train_subjects"]) if ck else [],   # read by the FER leak guard
+        "train_subjects": sorted(ck["extra"]["train_subjects"]),   # read by the FER leak guard
         "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only datasets) and CC BY "
                     "4.0 sets: non-commercial research use only") if research else
                    "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the sets",
-        "source_run": str(args.run),
-        "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
-        "identity_calibration": metrics["identity_calibration"],
-        "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
-                            "groups": metrics["models"][name]["groups"], "command": metrics.get("command")},
+        **_evaluated(args.run, metrics, name),
     }
     out = export_model(args.run, args.out, half=not args.float32, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}; "
