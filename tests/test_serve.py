@@ -121,7 +121,7 @@ def test_page_and_models(client):
     assert client.get("/api/docs").status_code == 404     # Swagger's page would load scripts from a CDN
     info = client.get("/api/models").json()
     assert info["default"] == "default"
-    assert [m["key"] for m in info["models"]] == ["default", "nfgan"]
+    assert [m["key"] for m in info["models"]] == ["default", "nfgan", "all_data"]
     assert info["limits"]["max_images"] == 10 and info["limits"]["max_request_bytes"] == MAX_REQUEST_BYTES
 
 
@@ -324,7 +324,7 @@ def _open_page(chrome, url):
     chrome.get(url + "/")
     # the page re-renders its lists while a condition reads them: a stale element means "look again"
     wait = WebDriverWait(chrome, 240, ignored_exceptions=(StaleElementReferenceException,))
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 3)   # default, nfgan, all_data
     return wait
 
 
