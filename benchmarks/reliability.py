@@ -353,20 +353,13 @@ def _tree(folder: Path, skip=(".prepare_journal", "prepare_meta")) -> dict:
 
 
 def kills_section(work: Path, rng: random.Random, scale: int) -> list[dict]:
-    import yaml
-    from conftest import make_prepared, tiny_config
+    from conftest import logged_losses, tiny_train_cli
 
     out = []
     # train: kill at a random step, resume; the losses and the final weights equal the uninterrupted run's
-    root = make_prepared(work / "tiny", subjects=4)
-    cfg = tiny_config(root, steps=10)
-    cfg["log"].update(checkpoint_every=2, sample_every=5)
-    (work / "t.yaml").write_text(yaml.safe_dump(cfg))
-    base = ["train", "--config", str(work / "t.yaml"), "--out", str(work), "--set", "loss.feat=0",
-            "--set", "loss.id=0", "--quiet"]
+    base = tiny_train_cli(work, steps=10, checkpoint_every=2, sample_every=5)
     run_cli(base + ["--name", "full"], 600)
-    full = [{k: v for k, v in json.loads(ln).items() if k != "time"}
-            for ln in (work / "full" / "metrics.jsonl").read_text().splitlines()]
+    full = logged_losses(work / "full")
     row = {"command": "nfgan train", "kills": 0, "identical": 0}
     for k in range(2 * scale):
         name = f"cut{k}"
@@ -375,8 +368,7 @@ def kills_section(work: Path, rng: random.Random, scale: int) -> list[dict]:
         row["kills"] += _kill_when(base + ["--name", name],
                                    lambda: metrics.exists() and metrics.read_text().count("\n") >= at)
         run_cli(["train", "--resume", str(work / name), "--quiet"], 600)
-        got = [{k2: v for k2, v in json.loads(ln).items() if k2 != "time"} for ln in metrics.read_text().splitlines()]
-        row["identical"] += int(got == full)
+        row["identical"] += int(logged_losses(work / name) == full)
     out.append(row)
     # prepare: kill after a random number of photos, run again; the folder equals the uninterrupted one
     src = work / "photos"

@@ -251,3 +251,24 @@ def load_script(relative: str, name: str | None = None):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def tiny_train_cli(folder: Path, steps: int, checkpoint_every: int, sample_every: int) -> list[str]:
+    """``nfgan train`` arguments (without ``--name``) for a generated set in ``folder``: the tiny NFGAN config
+    written to ``folder/tiny.yaml``, both feature losses off (the command line cannot take Python nets)."""
+    import yaml
+
+    root = make_prepared(folder / "data", subjects=4)
+    cfg = tiny_config(root, steps=steps)
+    cfg["log"].update(checkpoint_every=checkpoint_every, sample_every=sample_every)
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    return ["train", "--config", str(folder / "tiny.yaml"), "--out", str(folder), "--set", "loss.feat=0",
+            "--set", "loss.id=0", "--quiet"]
+
+
+def logged_losses(run: Path) -> list[dict]:
+    """A run's metrics.jsonl records without their wall-clock ``time``."""
+    import json
+
+    return [{k: v for k, v in json.loads(ln).items() if k != "time"}
+            for ln in (Path(run) / "metrics.jsonl").read_text().splitlines()]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, make_prepared, tiny_config, tiny_nets
+from conftest import REPO, logged_losses, make_prepared, tiny_config, tiny_nets
 from safetensors.torch import load_file
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -66,11 +66,6 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_file(str(ckpt)).items() if k.startswith("net/")}
 
 
-def _losses(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(ln).items() if k != "time"}
-            for ln in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 needs_torchrun = pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun is not installed beside python")
 
 
@@ -93,7 +88,7 @@ def test_ddp_torchrun_two_processes_match_one_process(data, tmp_path):
     changed = max((a[k].float() - _weights(tmp_path / "one" / "checkpoints" / "step_00000002.safetensors")[k]
                    .float()).abs().max().item() for k in a if a[k].is_floating_point())
     assert changed > 100 * worst          # the runs moved the weights far more than they disagree
-    la, lb = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    la, lb = logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")
     assert [r["step"] for r in la] == [r["step"] for r in lb] == [1, 2, 3, 4]
     for ra, rb in zip(la, lb):
         for k in ra:
@@ -141,7 +136,7 @@ def test_ddp_nfgan_with_cached_feature_nets_matches_one_process(data, tmp_path):
     # can take a +-lr step in one run and the opposite one in the other: the bound is 2 lr per step
     assert worst <= 2 * 2e-4 * 3 + 1e-6, worst
     assert close / total > 0.99, (close, total)   # measured 99.6 % (NFGAN: the weights before BatchNorm1d get tiny gradients)
-    for ra, rb in zip(_losses(tmp_path / "one"), _losses(tmp_path / "two")):
+    for ra, rb in zip(logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")):
         for k in ra:
             assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
 
@@ -205,7 +200,7 @@ def test_ddp_kill_one_process_and_resume_is_exact(data, tmp_path):
     assert a.keys() == b.keys() and "rng/torch_cpu_rank1" in a
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert different == []
-    assert _losses(tmp_path / "whole") == _losses(killed)
+    assert logged_losses(tmp_path / "whole") == logged_losses(killed)
 
 
 def test_batch_must_split_evenly(data):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import REPO, kill_when, make_prepared, start_nfgan, tiny_config
+from conftest import REPO, kill_when, logged_losses, make_prepared, start_nfgan, tiny_config, tiny_train_cli
 
 NFGAN = [sys.executable, "-m", "nfgan"]
 
@@ -30,19 +30,13 @@ def _same_tree(a: Path, b: Path, skip: tuple[str, ...] = ()) -> None:
 
 
 def test_train_killed_then_resumed_gives_the_uninterrupted_run(tmp_path):
-    root = make_prepared(tmp_path / "data", subjects=4)
-    cfg = tiny_config(root, steps=8)
-    cfg["log"].update(checkpoint_every=2, sample_every=4)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    base = ["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--set", "loss.feat=0",
-            "--set", "loss.id=0", "--quiet"]
+    base = tiny_train_cli(tmp_path, steps=8, checkpoint_every=2, sample_every=4)
     _ok(base + ["--name", "full"])
     proc = start_nfgan(base + ["--name", "cut"])
     ckpts = tmp_path / "cut" / "checkpoints"
     assert kill_when(proc, lambda: (ckpts / "step_00000004.safetensors").exists())
     _ok(["train", "--resume", str(tmp_path / "cut"), "--quiet"])
-    losses = [[{k: v for k, v in json.loads(ln).items() if k != "time"}
-               for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
+    losses = [logged_losses(tmp_path / run) for run in ("full", "cut")]
     assert losses[0] == losses[1] and len(losses[0]) == 8
     from nfgan.checkpoint import load_checkpoint
 

@@ -218,10 +218,10 @@ def test_mirror_pairs_add_mirrored_frontal_pairs_only(prepared, tmp_path):
     plain = TrainingData(cfg, cpu)
     cfg["data"]["mirror_pairs"] = True
     tr = TrainingData(cfg, cpu)
-    n = len(tr.dataset.records)
+    n = len(tr.sources[0].dataset)
     assert len(tr) == 2 * n
     assert np.array_equal(tr.read(np.arange(n, 2 * n)), tr.read(np.arange(n))[..., ::-1])
-    poses = tr.dataset.column("pose")
+    poses = tr.sources[0].dataset.column("pose")
     base = len(plain.train)
     frontal = [j for j, i in enumerate(plain.train.inputs) if poses[i] == "frontal"]
     assert 0 < len(frontal) < base

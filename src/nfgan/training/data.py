@@ -56,7 +56,6 @@ class Source:
     splits: dict
     weight: float | None
     empty_border: str
-    offset: int = 0
 
 
 def sources_of(cfg: dict) -> list[tuple[str, dict]]:
@@ -145,23 +144,20 @@ class FaceRows:
         return self.rule.frontalize_turned(self.plain(base_rows), list(self.poses[face]), self.landmarks(face),
                                            mirrored=base_rows >= self.n, who=who, strict=True)
 
-    def add_frontalized(self, base_rows: np.ndarray, who: str) -> np.ndarray:
-        """Append frontalised versions of ``base_rows``; returns their new row numbers. Made now (and kept) when
-        they fit in :data:`FRONTALIZED_CACHE_BYTES`, else each time they are read."""
+    def set_frontalized(self, base_rows: np.ndarray, who: str) -> np.ndarray:
+        """Add the frontalised versions of ``base_rows`` (once); returns their row numbers. Made now (and kept)
+        when they fit in :data:`FRONTALIZED_CACHE_BYTES`, else each time they are read."""
         base_rows = np.asarray(base_rows, dtype=np.int64)
-        new = len(self) + np.arange(len(base_rows), dtype=np.int64)
+        new = self.base + np.arange(len(base_rows), dtype=np.int64)
         if len(base_rows) * self.size * self.size <= FRONTALIZED_CACHE_BYTES:
-            made = self._frontalize(base_rows, who)
-            self.front_cache = made if self.front_cache is None else np.concatenate([self.front_cache, made])
-        elif self.front_cache is not None:
-            raise RuntimeError("frontalised rows are either all cached or none")
+            self.front_cache = self._frontalize(base_rows, who)
         else:
             # check every landmark now, so a missing one fails at start-up as it does with the cache
             missing = [int(r) for r, lm in zip(base_rows.tolist(), self._landmark_ok(base_rows)) if not lm]
             if missing:
                 raise MissingLandmarksError(f"{who}: turned input(s) without landmarks cannot be frontalised: "
                                             f"rows {missing[:5]}")
-        self.front_of = np.concatenate([self.front_of, base_rows])
+        self.front_of = base_rows
         return new
 
     def _landmark_ok(self, base_rows: np.ndarray) -> np.ndarray:
@@ -206,14 +202,11 @@ class TrainingData:
                               "equally likely)")
         mirrors = d["flip_left_poses"] or d["mirror_pairs"]
         self.faces = FaceRows(self.sources, mirrors, self.rule)
-        for s, off in zip(self.sources, self.faces.offsets[:-1].tolist()):
-            s.offset = off
         n = self.faces.n
-        self.dataset = self.sources[0].dataset if len(self.sources) == 1 else None
         kw = dict(input_poses=d["input_poses"], input_expressions=d["input_expressions"],
                   target_pose=d["target_pose"], target_expression=d["target_expression"],
                   turned_targets=d["turned_targets"])
-        offsets = [s.offset for s in self.sources]
+        offsets = self.faces.offsets[:-1].tolist()
         self.train = TrainingPairs.concatenate([build_pairs(s.dataset, s.splits["train"], **kw)
                                                 for s in self.sources], offsets)
         self.val = TrainingPairs.concatenate([build_pairs(s.dataset, s.splits["val"], **kw)
@@ -294,11 +287,12 @@ class TrainingData:
         rows = rows[np.asarray([is_turned(p) for p in poses[rows % max(n, 1)]], dtype=bool)] if len(rows) else rows
         if not len(rows):
             return
-        missing = [s.dataset.root for s in self.sources if s.dataset.landmarks is None]
+        missing = [self.sources[k].dataset.root for k in np.unique(self.faces.source_index(rows % n)).tolist()
+                   if self.sources[k].dataset.landmarks is None]
         if missing:
             raise ConfigError(f"{missing[0]}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
         try:
-            new = self.faces.add_frontalized(rows, who=where)
+            new = self.faces.set_frontalized(rows, who=where)
         except MissingLandmarksError as e:
             raise ConfigError(str(e)) from None
         self.gen_rows[rows] = new
@@ -314,26 +308,23 @@ class TrainingData:
 
     def rows(self, rows: np.ndarray) -> torch.Tensor:
         """Faces of rows as a network batch on the device."""
-        x = to_unit_batch(self.faces.read(rows)).to(self.device)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return self._batch(self.faces.read(rows))
 
     def generator_rows(self, x_rows: np.ndarray) -> torch.Tensor:
         """What the generator reads for input rows ``x_rows``."""
         return self.rows(self.gen_rows[x_rows])
 
-    def target_mask(self, y_rows: np.ndarray, faces: np.ndarray | None = None) -> torch.Tensor | None:
-        """``B x 1 x S x S`` float mask of the target pixels the pixel loss uses (0 on an empty frame), or
-        ``None`` when every pixel counts."""
+    def target_mask(self, y_rows: np.ndarray, faces: np.ndarray) -> torch.Tensor | None:
+        """``B x 1 x S x S`` float mask of the target pixels (``faces``: the targets' uint8 faces) the pixel loss
+        uses (0 on an empty frame), or ``None`` when every pixel counts."""
         use = self.mask_sources[self.source_of_rows(y_rows)]
         if not use.any():
             return None
-        faces = self.faces.read(y_rows[use]) if faces is None else faces[use]
         valid = np.ones((len(y_rows), self.faces.size, self.faces.size), dtype=bool)
-        valid[use] = empty_border_mask(faces)
+        valid[use] = empty_border_mask(faces[use])
         if valid.all():
             return None
-        m = torch.from_numpy(valid).float().unsqueeze(1).to(self.device)
-        return m.contiguous(memory_format=torch.channels_last) if self.channels_last else m
+        return self._on_device(torch.from_numpy(valid).float().unsqueeze(1))
 
     def draw(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Draw:
         """The rows (and augmentation settings) of the next batch: everything the sampler decides. ``part =
@@ -369,5 +360,8 @@ class TrainingData:
         return self.load(self.draw(batch_size, sampler, part))
 
     def _batch(self, faces_u8: np.ndarray) -> torch.Tensor:
-        x = to_unit_batch(faces_u8).to(self.device)
+        return self._on_device(to_unit_batch(faces_u8))
+
+    def _on_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
