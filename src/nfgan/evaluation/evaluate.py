@@ -256,6 +256,7 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
                     far_target: float = 0.01) -> tuple[dict, dict[str, dict[str, np.ndarray]], dict]:
     """All metrics. Returns ``(metrics, per_face, extras)``: ``metrics`` is the JSON-able result, ``per_face``
     ``{model: {column: array over inputs}}``, ``extras`` the outputs and distances the figures need."""
+    from scipy.spatial.distance import cdist
     from tqdm import tqdm
 
     ds = es.dataset
@@ -297,8 +298,7 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
             cols[f"id_pass_{ev.name}"] = d_in <= thr
             cols[f"id_gt_dist_{ev.name}"] = d_gt
             cols[f"id_gt_pass_{ev.name}"] = d_gt <= thr
-            gallery = target_emb[ev.name][first]
-            to_gallery = np.linalg.norm(emb[:, None, :] - gallery[None, :, :], axis=2)
+            to_gallery = cdist(emb, target_emb[ev.name][first])     # N x people, not N x people x dims
             cols[f"rank1_{ev.name}"] = np.argmin(to_gallery, axis=1) == own
             if ev.name == kid_name:
                 feats_of[name] = emb
