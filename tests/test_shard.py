@@ -39,12 +39,14 @@ def make_source(root: Path) -> Path:
     twice (a duplicate record); an extra column ``note``. Returns the manifest's path."""
     root.mkdir(parents=True, exist_ok=True)
     lines = ["path,subject,expression,pose,note"]
-    for rel, subject, expression, pose, note in PHOTOS:
-        lines.append(f"{EXAMPLES / rel},{subject},{expression},{pose},{note}")
+    for rel, subject, expression, pose, note in PHOTOS:   # copied in: the record order (by path) and so the
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)   # shards do not depend on where the repo is
+        shutil.copyfile(EXAMPLES / rel, root / rel)
+        lines.append(f"{rel},{subject},{expression},{pose},{note}")
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 120), dtype=np.uint8)).save(root / "noise.png")
     (root / "empty.jpg").write_bytes(b"")
     lines += ["noise.png,900,happy,frontal,n", "empty.jpg,901,neutral,frontal,",
-              f"{EXAMPLES / PHOTOS[0][0]},006,neutral,frontal,again"]
+              f"{PHOTOS[0][0]},006,neutral,frontal,again"]
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
     return root / "manifest.csv"
 
