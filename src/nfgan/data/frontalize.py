@@ -68,6 +68,51 @@ def visible_side(landmarks: np.ndarray) -> str:
     return "left" if left >= right else "right"
 
 
+def crop_border(size: int) -> np.ndarray:
+    """The 8 fixed points of a warp mesh on the border of a ``size x size`` crop (corners and edge midpoints)."""
+    return np.array([[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]]) * (size - 1)
+
+
+def bilinear_sample(face: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """float64 values of the gray image ``face`` at ``points`` (``P x 2``, x y; bilinear, edges replicated)."""
+    img = np.asarray(face, dtype=np.float64)
+    h, w = img.shape
+    q = np.asarray(points, dtype=np.float64)
+    x, y = np.clip(q[:, 0], 0, w - 1.000001), np.clip(q[:, 1], 0, h - 1.000001)
+    x0, y0 = x.astype(np.int64), y.astype(np.int64)
+    fx, fy = x - x0, y - y0
+    return (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
+            + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
+
+
+def piecewise_affine_warp(face: np.ndarray, src_points: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
+    """Warp the square gray ``face`` so that ``src_points`` (``K x 2``, x y, crop pixels) land on ``dst_points``:
+    the destination points plus :func:`crop_border` are Delaunay-triangulated, and each output pixel is sampled
+    (:func:`bilinear_sample`) at the same barycentric position of its triangle among the source points - the
+    warp :class:`Frontalizer` does with its fixed template as the destination. Returns float64 ``S x S``;
+    pixels whose triangle has only points with ``src == dst`` are copied exactly."""
+    from scipy.spatial import Delaunay
+
+    face = np.asarray(face)
+    size = face.shape[-1]
+    border = crop_border(size)
+    dst = np.concatenate([np.asarray(dst_points, dtype=np.float64), border])
+    src = np.concatenate([np.asarray(src_points, dtype=np.float64), border])
+    tri = Delaunay(dst)
+    yy, xx = np.mgrid[0:size, 0:size]
+    pix = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
+    simplex = tri.find_simplex(pix)
+    if (simplex < 0).any():
+        raise ValueError("warp mesh does not cover the crop (destination points outside it?)")
+    aff = tri.transform[simplex]
+    b = np.einsum("nij,nj->ni", aff[:, :2], pix - aff[:, 2])
+    bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)
+    q = np.einsum("pk,pkd->pd", bary, src[tri.simplices[simplex]])
+    static = (src == dst).all(1)[tri.simplices[simplex]].all(1)     # identity triangles: no resampling blur
+    q[static] = pix[static]
+    return bilinear_sample(face, q).reshape(size, size)
+
+
 class Frontalizer:
     """Frontalise ``size x size`` aligned faces (module docstring). Thread-safe, no state beyond the mesh."""
 
@@ -77,7 +122,7 @@ class Frontalizer:
         self.size = int(size)
         self.band = float(band)
         s = self.size - 1
-        border = np.array([[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]]) * s
+        border = crop_border(self.size)
         self.border = border
         dst = np.concatenate([FRONTAL68[list(WARP_POINTS)] * s, border])
         tri = Delaunay(dst)
@@ -100,15 +145,7 @@ class Frontalizer:
 
     def warp(self, face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """Step 1 alone: float ``size x size``."""
-        img = np.asarray(face, dtype=np.float64)
-        q = self.sample_points(landmarks)
-        hi = self.size - 1.000001
-        x, y = np.clip(q[:, 0], 0, hi), np.clip(q[:, 1], 0, hi)
-        x0, y0 = x.astype(np.int64), y.astype(np.int64)
-        fx, fy = x - x0, y - y0
-        v = (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
-             + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
-        return v.reshape(self.size, self.size)
+        return bilinear_sample(face, self.sample_points(landmarks)).reshape(self.size, self.size)
 
     def symmetric_fill(self, warped: np.ndarray, keep: str) -> np.ndarray:
         """Step 2: the ``keep`` half ("left"/"right") and its mirror image, blended over ``band`` px."""
