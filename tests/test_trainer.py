@@ -311,3 +311,42 @@ def test_tensorboard_keeps_the_checkpoint_steps_events_after_resume(prepared, tm
     acc.Reload()
     assert [e.step for e in acc.Scalars("loss/pixel")] == [1, 2, 3, 4]
     assert [e.step for e in acc.Images("samples")] == [2, 4]
+
+
+def test_identity_jitter_moves_faces_within_its_bounds_and_keeps_gradients():
+    """loss.id_jitter's transform: strength 0 leaves faces as they are; strength 1 moves a centred dot by at most
+    the documented shift plus what rotation and scale add, differently per face; gradients reach the input."""
+    from nfgan.models.feature_losses import jitter
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 64, 64)
+    assert torch.allclose(jitter(x, 0.0), x, atol=1e-5)
+    dot = torch.zeros(64, 1, 64, 64)
+    dot[:, :, 30:34, 30:34] = 1.0
+    moved = jitter(dot, 1.0)
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    w = moved[:, 0].clamp_min(0)
+    cy, cx = (w * ys).sum((1, 2)) / w.sum((1, 2)), (w * xs).sum((1, 2)) / w.sum((1, 2))
+    shift = torch.stack([cy - 31.5, cx - 31.5], 1).abs()
+    assert shift.max() <= 0.1 * 64 / 1.0 * 1.12 and shift.max() > 2.0      # up to ~6.4 px, and it does move
+    assert len({(round(float(a), 2), round(float(b), 2)) for a, b in zip(cy, cx)}) == 64
+    xg = x.clone().requires_grad_(True)
+    jitter(xg, 0.5).sum().backward()
+    assert xg.grad is not None and float(xg.grad.abs().sum()) > 0
+
+
+def test_identity_jitter_changes_only_the_identity_pass(prepared):
+    """With loss.id_jitter the identity net sees moved outputs (L_id changes, L_feat and the pixel loss do not);
+    with 0 the losses are those of the plain path."""
+    got = {}
+    for s in (0.0, 1.0):
+        cfg = tiny_config(prepared)
+        cfg["loss"]["id_jitter"] = s
+        tr = Trainer(cfg, feature_nets=tiny_nets())
+        b = tr.sample_batch()
+        torch.manual_seed(1)
+        with torch.no_grad():
+            got[s] = {k: float(v) for k, v in tr.model.compute_losses(b).items()}
+    assert got[0.0]["id"] != pytest.approx(got[1.0]["id"], rel=1e-3)
+    for k in ("feat", "pixel"):
+        assert got[0.0][k] == pytest.approx(got[1.0][k], rel=1e-6), k

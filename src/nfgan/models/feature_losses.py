@@ -7,8 +7,11 @@ a config names a type and a weights file, never code.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nfgan.models import losses as L
@@ -87,10 +90,31 @@ class SharedTrunk:
         return [f[s] for s in self.perceptual.stages], [f["pooled"], f["descriptor"]]
 
 
+def jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Each face of ``x`` (``B x C x H x W``) under its own random similarity transform: rotation up to
+    ``10 * strength`` degrees, scale up to ``1 +- 0.1 * strength``, shift up to ``0.1 * strength`` of the size in
+    x and y, border pixels repeated. Differentiable in ``x``; draws from torch's RNG on ``x``'s device."""
+    b = x.shape[0]
+    u = torch.rand(b, 4, device=x.device, dtype=torch.float32) * 2.0 - 1.0
+    angle = u[:, 0] * (math.radians(10.0) * strength)
+    scale = 1.0 + u[:, 1] * (0.1 * strength)
+    shift = u[:, 2:] * (0.2 * strength)            # affine_grid's coordinates span 2 per image side
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).to(x.dtype)
+
+
 class FeatureLosses:
     """L_feat of generated faces against their targets' cached maps and L_id against their inputs' (a loss whose
     weight is 0 loads no network and is 0). ``nets`` (``{"perceptual": module, "identity": module}``, from
-    Python only) replace the networks the config's ``feature_nets`` specs name, e.g. small nets in tests."""
+    Python only) replace the networks the config's ``feature_nets`` specs name, e.g. small nets in tests.
+
+    ``loss.id_jitter`` > 0 shows the identity net each generated face under a small random rotation, scale and
+    shift (:func:`jitter`) while its inputs' features stay those of the unmoved faces: the generator cannot keep
+    L_id low with pixel patterns that only one exact placement of the face turns into the right descriptor
+    (issue #23 item 6: identity that another network also sees). The identity pass then runs apart from
+    L_feat's, on the moved faces."""
 
     def __init__(self, model, data, nets: dict[str, nn.Module] | None = None):
         cfg, fn, nets = model.cfg, model.cfg["feature_nets"], nets or {}
@@ -99,8 +123,9 @@ class FeatureLosses:
         for net in (self.perceptual, self.identity):
             if net is not None:
                 model.place(net)
+        self.id_jitter = float(model.weights.get("id_jitter", 0.0))
         self.shared_trunk = (SharedTrunk.maybe(self.perceptual, self.identity)
-                             if cfg["train"]["share_trunk"] else None)
+                             if cfg["train"]["share_trunk"] and self.id_jitter == 0 else None)
         chunk = int(cfg["train"]["feature_batch"])
         train = data.train
         all_targets = train.used_targets()
@@ -125,6 +150,7 @@ class FeatureLosses:
             feat_maps, id_maps = self.shared_trunk(xt)
         else:
             feat_maps = self.perceptual(xt) if self.perceptual is not None else None
-            id_maps = self.identity(xt) if self.identity is not None else None
+            id_in = jitter(xt, self.id_jitter) if self.id_jitter > 0 and self.identity is not None else xt
+            id_maps = self.identity(id_in) if self.identity is not None else None
         return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
                 "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero}

