@@ -2,7 +2,8 @@
 per (set, split), then one summary table per split with the numbers a user asks for (issue #23):
 
 * looks like the real neutral face: output vs the person's real frontal neutral face, pass rate at the set's
-  1 % FAR threshold (faceres: the embedder no model trains against; dlib* is L_id's network);
+  1 % FAR threshold (faceres and faceres_deep: the embedders no model trains against; dlib* is L_id's network;
+  one column per identity evaluator the evaluations ran, independent ones first);
 * recognisable: rank-1 among the evaluated people's real frontal neutral faces, beside the raw input's;
 * neutral: share classified neutral by fer and by face-api (expressive inputs only, and all inputs);
 * clean: SSIM to the ground truth and KID x 1000 against the set's real neutral faces.
@@ -45,10 +46,23 @@ def _expressive(groups: dict, key: str) -> float | None:
     return tot / n if n else None
 
 
+def identity_columns(results: dict[str, dict]) -> list[tuple[str, str]]:
+    """``(evaluator, label)`` of the identity evaluators the evaluations ran (union over sets), independent ones
+    first, ``*`` on training-aligned ones; faceres and dlib* when no set ran any."""
+    aligned: dict[str, bool] = {}
+    for m in results.values():
+        for e, c in m.get("identity_calibration", {}).items():
+            aligned.setdefault(e, bool(c.get("training_aligned")))
+    aligned = aligned or {"faceres": False, "dlib": True}
+    return [(e, e + ("*" if aligned[e] else "")) for e in sorted(aligned, key=aligned.__getitem__)]
+
+
 def summary(results: dict[str, dict], models: list[str]) -> str:
-    head = ["set", "inputs", "model", "gt pass faceres %", "gt pass dlib* %", "rank-1 faceres %", "rank-1 dlib* %",
-            "neutral fer % (expressive)", "neutral faceapi % (expressive)", "neutral faceapi % (all)", "SSIM",
-            "KID x1000"]
+    ids = identity_columns(results)
+    head = (["set", "inputs", "model"] + [f"gt pass {label} %" for _, label in ids]
+            + [f"rank-1 {label} %" for _, label in ids]
+            + ["neutral fer % (expressive)", "neutral faceapi % (expressive)", "neutral faceapi % (all)", "SSIM",
+               "KID x1000"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for set_name, m in results.items():
         for name in ["input", "ground_truth", *models]:
@@ -57,12 +71,12 @@ def summary(results: dict[str, dict], models: list[str]) -> str:
                 continue
             g = res["groups"]["all"]
             kid = g.get("kid")
-            lines.append("| " + " | ".join([
-                set_name, str(m["n_inputs"]), name, _pct(g.get("id_gt_pass_faceres")), _pct(g.get("id_gt_pass_dlib")),
-                _pct(g.get("rank1_faceres")), _pct(g.get("rank1_dlib")),
-                _pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
-                _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",
-                "-" if kid is None else f"{1000 * kid:.1f}"]) + " |")
+            lines.append("| " + " | ".join(
+                [set_name, str(m["n_inputs"]), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
+                + [_pct(g.get(f"rank1_{e}")) for e, _ in ids]
+                + [_pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
+                   _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",
+                   "-" if kid is None else f"{1000 * kid:.1f}"]) + " |")
     return "\n".join(lines) + "\n"
 
 

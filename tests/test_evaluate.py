@@ -192,6 +192,38 @@ def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
     assert "<h2>Goals</h2>" in (out / "report.html").read_text()
 
 
+def test_tables_goals_and_generalisation_summary_take_every_identity_evaluator():
+    """A third identity evaluator (faceres_deep, in nfgan evaluate's default) gets its columns in the results
+    table, its identity goals, and its columns in benchmarks/generalisation.py's summary, independent ones first."""
+    from conftest import load_script
+    from nfgan.evaluation.evaluate import DEFAULT_IDENTITY, goal_checks
+    from nfgan.evaluation.evaluators import IDENTITY_EVALUATORS
+    from nfgan.evaluation.report import summary_table
+
+    assert DEFAULT_IDENTITY == ("dlib", "faceres", "faceres_deep") and set(DEFAULT_IDENTITY) <= set(IDENTITY_EVALUATORS)
+    ids = {"dlib": {"training_aligned": True}, "faceres": {"training_aligned": False},
+           "faceres_deep": {"training_aligned": False}}
+    st = {"n": 2, **{f"{k}_{e}": v for e in ids for k, v in (("id_pass", 1.0), ("id_gt_pass", 0.5), ("rank1", 0.5))}}
+    st["id_pass_faceres_deep"] = 0.25
+    metrics = {"identity_calibration": ids, "expression_evaluators": {"fer": ""}, "n_inputs": 2,
+               "models": {"m": {"kind": "pix2pix", "groups": {"all": st, "frontal/*": st, "3/4/*": st}}}}
+    header = summary_table(metrics).splitlines()[0]
+    assert "| id pass dlib* % | id pass faceres % | id pass faceres_deep % | gt pass dlib % |" in header
+    assert "| rank-1 faceres_deep % |" in header
+    identity_goals = {(r["group"], r["evaluator"], r["value"]) for r in goal_checks(metrics)["m"]
+                      if r["goal"].startswith("identity")}
+    assert identity_goals == {(g, e, v) for g in ("frontal/*", "3/4/*")
+                              for e, v in (("faceres", 1.0), ("faceres_deep", 0.25))}
+    gen = load_script("benchmarks/generalisation.py")
+    table = gen.summary({"london": metrics}, ["m"]).splitlines()
+    assert table[0].startswith("| set | inputs | model | gt pass faceres % | gt pass faceres_deep % | "
+                               "gt pass dlib* % | rank-1 faceres % | rank-1 faceres_deep % | rank-1 dlib* % | "
+                               "neutral fer")
+    assert table[2].startswith("| london | 2 | m | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |")
+    # a set run without identity evaluators (one photo per person) keeps the two-evaluator columns
+    assert "| gt pass faceres % | gt pass dlib* % | rank-1 faceres % | rank-1 dlib* % |" in gen.summary({}, ["m"])
+
+
 def test_rank1_and_fairness_groups():
     """rank-1 is the nearest real frontal neutral face among the evaluated people; recorded attributes make
     groups of their own."""

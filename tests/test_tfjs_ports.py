@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from nfgan.models.auxiliary.embedders import Embedder, as_nhwc_255
+from nfgan.models.auxiliary.embedders import EMBEDDERS, Embedder, FaceresDeepEmbedder, as_nhwc_255
+from nfgan.models.auxiliary.embedders import embedder as make_embedder
 from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier, FaceExpressionNet
 from nfgan.models.auxiliary.tfjs_graph import (TfjsFormatError, TfjsGraph, conv2d_nhwc, decode_weights, depthwise_conv2d_nhwc,
                               load_graph, pool_nhwc, resize_bilinear_nhwc, same_padding, save_graph)
@@ -40,6 +41,20 @@ def embedder():
 def golden_embeddings(golden, embedder):
     """Public-pipeline embeddings of the golden faces, computed once: {'rgb112': N x 1024, 'gray64': ...}."""
     return {"rgb112": embedder.embed(golden["faces_rgb112"]), "gray64": embedder.embed(golden["faces_gray64"])}
+
+
+@pytest.fixture(scope="module")
+def embedders(embedder):
+    """Every shipped embedder by name (faceres is the ``embedder`` fixture's instance)."""
+    return {"faceres": embedder, "faceres_deep": FaceresDeepEmbedder()}
+
+
+@pytest.fixture(scope="module")
+def golden_embeddings_of(golden, embedders, golden_embeddings):
+    """``golden_embeddings`` for every shipped embedder, by name."""
+    return {name: golden_embeddings if name == "faceres" else
+            {"rgb112": e.embed(golden["faces_rgb112"]), "gray64": e.embed(golden["faces_gray64"])}
+            for name, e in embedders.items()}
 
 
 # ------------------------------------------------------------------------------------------ weight format
@@ -210,32 +225,82 @@ def test_executor_matches_tfjs_on_mobilefacenet(golden):
 
 # ------------------------------------------------------------------------------------------ embedder
 
-def test_embedder_matches_tfjs_faceres(golden, embedder, golden_embeddings):
+@pytest.mark.parametrize("name", ["faceres", "faceres_deep"])
+def test_embedder_matches_tfjs(golden, embedders, golden_embeddings_of, name):
+    """The graph's three heads on the 112 px RGB faces, and the public pipeline's unit embeddings; the golden
+    case of each model has the model's name."""
+    emb = embedders[name]
     faces = golden["faces_rgb112"]
-    ref = golden["faceres|global_pooling/Mean"]
+    ref = golden[f"{name}|global_pooling/Mean"]
     names = ["global_pooling/Mean", "gender_pred/Sigmoid:0", "age_pred/Softmax:0"]
     with torch.no_grad():
-        outs = embedder.graph.run(embedder.preprocess(as_nhwc_255(faces)), names)
+        outs = emb.graph.run(emb.preprocess(as_nhwc_255(faces)), names)
     assert np.abs(outs[names[0]].numpy() - ref).max() < TOL * np.abs(ref).max()  # values up to ~2.5
-    for name in names[1:]:
-        assert np.abs(outs[name].numpy() - golden[f"faceres|{name}"]).max() < TOL
-    e = golden_embeddings["rgb112"]  # the public pipeline, same faces
+    for out in names[1:]:
+        assert np.abs(outs[out].numpy() - golden[f"{name}|{out}"]).max() < TOL
+    e = golden_embeddings_of[name]["rgb112"]  # the public pipeline, same faces
     np.testing.assert_allclose(e, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=TOL)
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
 
 
-def test_embedder_gray64_pipeline_matches_tfjs(golden, golden_embeddings):
-    ref = golden["faceres_gray64|global_pooling/Mean"]
-    e = golden_embeddings["gray64"]  # N x 64 x 64 uint8 -> RGB -> 224 (half-pixel bilinear)
+@pytest.mark.parametrize("name", ["faceres", "faceres_deep"])
+def test_embedder_gray64_pipeline_matches_tfjs(golden, golden_embeddings_of, name):
+    ref = golden[f"{name}_gray64|global_pooling/Mean"]
+    e = golden_embeddings_of[name]["gray64"]  # N x 64 x 64 uint8 -> RGB -> 224 (half-pixel bilinear)
     np.testing.assert_allclose(e, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=TOL)
 
 
-def test_embedder_separates_identities_on_golden_faces(golden_embeddings):
-    for e in golden_embeddings.values():  # 001 neutral, 001 smiling, 002 neutral
-        same = Embedder.distance(e[0], e[1])
-        assert same < Embedder.distance(e[0], e[2]) and same < Embedder.distance(e[1], e[2])
-    e = golden_embeddings["rgb112"]
-    assert Embedder.same_person(e[[0, 0, 1]], e[[1, 2, 2]]).tolist() == [True, False, False]
+# faceres_deep's default 0.83 is the 1 % FAR point of frontal vs 3/4 pairs; frontal impostors are closer (0.74 is
+# their 1 % FAR point, docs/evaluators.md), and 001 smiling vs 002 neutral here are 0.79 apart in colour
+@pytest.mark.parametrize("name,threshold", [("faceres", None), ("faceres_deep", 0.74)])
+def test_embedder_separates_identities_on_golden_faces(golden_embeddings_of, name, threshold):
+    cls = EMBEDDERS[name]
+    for e in golden_embeddings_of[name].values():  # 001 neutral, 001 smiling, 002 neutral
+        same = cls.distance(e[0], e[1])
+        assert same < cls.distance(e[0], e[2]) and same < cls.distance(e[1], e[2])
+    e = golden_embeddings_of[name]["rgb112"]
+    assert cls.same_person(e[[0, 0, 1]], e[[1, 2, 2]], threshold).tolist() == [True, False, False]
+
+
+def test_embedders_by_name_share_one_pipeline(embedders):
+    """faceres_deep is faceres' class with its own asset and threshold; ``embedder(name)`` builds either."""
+    deep = embedders["faceres_deep"]
+    assert type(embedders["faceres"]) is Embedder and isinstance(deep, Embedder)
+    assert (Embedder.name, Embedder.ASSET, Embedder.SAME_PERSON_THRESHOLD) == ("faceres", "faceres.safetensors", 0.94)
+    assert (deep.name, deep.ASSET, deep.SAME_PERSON_THRESHOLD) == ("faceres_deep", "faceres_deep.safetensors", 0.83)
+    assert deep.metadata["source_files"] == '["models/faceres-deep.json", "models/faceres-deep.bin"]'
+    assert deep.dim == 1024 and deep.input_size == 224
+    a, b = np.eye(2, 1024, dtype=np.float32), np.zeros((2, 1024), np.float32)
+    b[:, 0] = [0.2, 0.15]   # distances 0.8 and 0.85: same for faceres (< 0.94), one of two for faceres_deep (< 0.83)
+    assert Embedder.same_person(a[:1].repeat(2, 0), b).tolist() == [True, True]
+    assert FaceresDeepEmbedder.same_person(a[:1].repeat(2, 0), b).tolist() == [True, False]
+    assert isinstance(make_embedder("faceres_deep", batch_size=4), FaceresDeepEmbedder)
+    with pytest.raises(ValueError, match="faceres_deep"):
+        make_embedder("mobileface")
+
+
+def test_faceres_deep_evaluator_separates_the_example_people():
+    """``identity_evaluators(["faceres_deep"])`` on the shipped example photos (two London people, frontal and
+    3/4, neutral and smiling, aligned by nfgan): every genuine pair is closer than every impostor pair."""
+    import csv
+
+    from nfgan.data.align import align_face
+    from nfgan.evaluation.evaluators import identity_evaluators
+
+    examples = HERE.parent / "examples" / "london"
+    with open(examples / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if "profile" not in r["pose"]]
+    faces = np.stack([align_face(examples / r["path"]).crop for r in rows])
+    (ev,) = identity_evaluators(["faceres_deep"])
+    assert ev.name == "faceres_deep" and not ev.training_aligned and "HSE_FaceRec_tf" in ev.description
+    e = ev.embed(faces)
+    assert e.shape == (len(rows), 1024) and len({r["subject"] for r in rows}) == 2
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    subject = np.array([r["subject"] for r in rows])
+    d = np.linalg.norm(e[:, None] - e[None], axis=-1)
+    upper = np.triu(np.ones_like(d, dtype=bool), 1)
+    same = subject[:, None] == subject[None, :]
+    assert d[upper & same].max() < d[upper & ~same].min()
 
 
 def test_embedder_layouts_and_ranges_agree(golden, embedder, golden_embeddings):
@@ -344,9 +409,13 @@ def test_conversion_script_regenerates_the_shipped_assets(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--out", str(tmp_path)]) == 0
-    for name in ("faceres", "emotion_minixception", "faceapi_expression"):
+    for name in ("faceres", "faceres_deep", "emotion_minixception", "faceapi_expression"):
         new = load_file(str(tmp_path / f"{name}.safetensors"))
         shipped = load_file(str(assets_dir() / f"{name}.safetensors"))
         assert new.keys() == shipped.keys()
         assert all(torch.equal(new[k], shipped[k]) for k in new)
     assert load_file(str(tmp_path / "faceres.safetensors"))["feats/kernel"].dtype == torch.float16
+    assert load_file(str(tmp_path / "faceres_deep.safetensors"))["feats/kernel"].dtype == torch.float32   # as published
+    # --only writes just the named assets
+    assert module.main(["--out", str(tmp_path / "only"), "--only", "faceres_deep"]) == 0
+    assert [p.name for p in (tmp_path / "only").iterdir()] == ["faceres_deep.safetensors"]

