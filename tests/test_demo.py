@@ -80,12 +80,19 @@ def test_demo_end_to_end_on_two_photos(small_model, tmp_path, capsys):
 
 
 def _shipped(which: str) -> Path:
-    from nfgan.inference.normalizer import nfgan_model_path
+    from nfgan.inference.generator import shipped_model
 
-    return default_model() if which == "default" else nfgan_model_path()
+    return default_model() if which == "default" else shipped_model(which)
 
 
-@pytest.mark.parametrize("which,kind", [("default", "pix2pix"), ("nfgan", "nfgan")])
+def _licences(info: dict) -> dict:
+    """{dataset: licence} of a shipped model's training data (one London dict, or one entry per source)."""
+    data = info["training_data"]
+    return {"london": data["license"]} if isinstance(data, dict) else {d["source"]: d["license"] for d in data}
+
+
+@pytest.mark.parametrize("which,kind", [("default", "pix2pix"), ("cc_by", "pix2pix"), ("london", "pix2pix"),
+                                        ("nfgan", "nfgan")])
 def test_shipped_models(which, kind):
     path = _shipped(which)
     assert path.is_file(), f"{path}: a shipped model is missing (tools/export_default_model.py)"
@@ -93,15 +100,51 @@ def test_shipped_models(which, kind):
     assert g.kind == kind and g.info["model"]["image_size"] == 64
     assert g.info["name"] == path.name.removesuffix(".safetensors")
     assert path.stat().st_size < 20e6
-    assert "CC BY 4.0" in g.info["training_data"]["license"]
-    assert set(g.info["identity_thresholds"]) >= {"dlib"}
+    assert g.info["stored_dtype"] == "float16"                  # every shipped generator: float16, run in float32
+    assert _licences(g.info)["london"] == "CC BY 4.0"
+    assert set(g.info["identity_thresholds"]) >= {"dlib", "faceres"}
     x = torch.zeros(1, 1, 64, 64)
     with torch.no_grad():
         y = g(x)
     assert y.shape == (1, 1, 64, 64) and torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("which", ["default", "nfgan"])
+def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
+    """default (= all_data) is the research model; cc_by is trained on CC BY sets only; london is the earlier
+    London-only default (issue #23 item 8, docs/model_card.md)."""
+    from nfgan.inference.generator import SHIPPED_MODELS, default_model_path, shipped_model
+
+    assert shipped_model("default") == shipped_model("all_data") == default_model_path()
+    assert shipped_model("default").name == "pix2pix_all_data_research64.safetensors"
+    assert shipped_model("london").name == "pix2pix_lid_frontalized_london64.safetensors"
+    assert shipped_model("cc_by").name == "pix2pix_cc_by64.safetensors"
+    assert set(SHIPPED_MODELS) == {"default", "all_data", "cc_by", "london", "nfgan"}
+    for name in ("default", "cc_by", "london"):
+        assert shipped_model(name).is_file(), name
+    default, cc_by, london = (load_model(n).info for n in ("default", "cc_by", "london"))
+    # the default names the research-only sets and says what that means
+    assert _licences(default) == {"london": "CC BY 4.0", "canada": "CC BY 4.0", "ckplus": "research use only",
+                                  "jaffe": "non-commercial research only", "yale": "research use"}
+    assert "non-commercial research use only" in default["license"]
+    # cc_by: London and canada only, both CC BY 4.0, no research-only terms; the networks of its losses are
+    # CC0 / MIT, and the landmark model of the alignment is named as non-commercial
+    assert _licences(cc_by) == {"london": "CC BY 4.0", "canada": "CC BY 4.0"}
+    assert "research" not in cc_by["license"] and "CC BY 4.0" in cc_by["license"]
+    assert cc_by["config"]["loss"]["neutral"] > 0 and cc_by["step"] == 2000
+    nets = cc_by["loss_networks"]
+    assert {n["license"] for n in nets} <= {"CC0", "MIT"} and {n["role"] for n in nets} == {"identity", "neutral"}
+    assert "non-commercial" in cc_by["alignment"]["license"]
+    assert set(cc_by["train_subjects"]).isdisjoint(_test_subjects(cc_by))
+    assert {"S010", "KL", "subject01"}.isdisjoint(cc_by["train_subjects"])   # no CK+, JAFFE or Yale person
+    # london: the earlier default, London's 70 training people
+    assert _licences(london) == {"london": "CC BY 4.0"} and london["training_data"]["train_subject_count"] == 70
+
+
+def _test_subjects(info: dict) -> set:
+    return {s for d in info["training_data"] for s in d["test"]}
+
+
+@pytest.mark.parametrize("which", ["london", "nfgan"])
 def test_shipped_models_record_their_training_subjects_for_the_fer_guard(which):
     import json
 
@@ -113,7 +156,18 @@ def test_shipped_models_record_their_training_subjects_for_the_fer_guard(which):
     assert not set(recorded) & set(splits["test"])
 
 
-def test_shipped_models_load_by_name_and_the_research_model_says_so():
+@pytest.mark.parametrize("which", ["default", "cc_by"])
+def test_multi_set_models_record_every_training_subject_for_the_fer_guard(which):
+    """The default trained on CK+ and JAFFE people, so the leak guard refuses it for their folds (docs/fer.md)."""
+    from nfgan.fer.augment import recorded_train_subjects
+
+    recorded = set(recorded_train_subjects(_shipped(which)))
+    info = load_model(_shipped(which)).info
+    assert recorded == set(info["train_subjects"]) and recorded.isdisjoint(_test_subjects(info))
+    assert ("S010" in recorded) == (which == "default")
+
+
+def test_shipped_models_load_by_name_and_the_default_research_model_says_so():
     from nfgan.inference.generator import SHIPPED_MODELS, shipped_model
 
     for name, file in SHIPPED_MODELS.items():

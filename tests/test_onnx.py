@@ -14,13 +14,14 @@ from PIL import Image
 
 from conftest import REPO, make_prepared, make_tiny_fer
 from nfgan.cli import main
-from nfgan.inference import Normalizer, default_model_path, load_model, nfgan_model_path
+from nfgan.inference import DEFAULT_MODEL_NAME, Normalizer, default_model_path, load_model, nfgan_model_path
 
 HAVE_ORT = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnx / onnxruntime are not installed "
                                                     "(the optional extra: pip install 'nfgan[onnx]')")
 PHOTOS = sorted((REPO / "examples" / "london").glob("*/*.jpg"))
+DEFAULT_ONNX = DEFAULT_MODEL_NAME.removesuffix(".safetensors") + ".onnx"   # the default normaliser's graph
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> int:
@@ -79,11 +80,11 @@ def _meta(path: Path) -> dict:
 @needs_ort
 def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported):
     names = sorted(p.name for p in exported.glob("*.onnx"))
-    assert names == ["fer_model.onnx", "nfgan_london64.onnx", "nfgan_london64_decoder.onnx",
-                     "nfgan_london64_encoder.onnx", "pix2pix_lid_frontalized_london64.onnx"]
+    assert names == sorted(["fer_model.onnx", "nfgan_london64.onnx", "nfgan_london64_decoder.onnx",
+                            "nfgan_london64_encoder.onnx", DEFAULT_ONNX])
     import onnx
 
-    unet = exported / "pix2pix_lid_frontalized_london64.onnx"
+    unet = exported / DEFAULT_ONNX
     model = onnx.load(str(unet))
     onnx.checker.check_model(model)
     (inp,), (out,) = model.graph.input, model.graph.output
@@ -95,7 +96,8 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
     assert meta["nfgan.graph"] == "normalizer" and json.loads(meta["nfgan.image_size"]) == 64
     assert json.loads(meta["nfgan.input_rule"]) == {"flip_left_poses": True, "frontalize": True}
     info = json.loads(meta["nfgan.info"])
-    assert "London" in info["training_data"]["name"] and info["identity_thresholds"]["dlib"] > 0
+    assert info["identity_thresholds"]["dlib"] > 0 and "non-commercial research use only" in info["license"]
+    assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale"}
     nf = _meta(exported / "nfgan_london64.onnx")
     assert nf["nfgan.kind"] == "nfgan" and json.loads(nf["nfgan.input_rule"]) == {"flip_left_poses": True,
                                                                                   "frontalize": False}
@@ -111,7 +113,7 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
 def test_default_normaliser_in_onnxruntime_is_within_one_gray_level_of_torch(exported, london, generated):
     crops, poses, flipped, lms = london
     torch_norm = Normalizer.from_checkpoint()
-    ort_norm = Normalizer.from_onnx(exported / "pix2pix_lid_frontalized_london64.onnx", threads=1)
+    ort_norm = Normalizer.from_onnx(exported / DEFAULT_ONNX, threads=1)
     assert ort_norm.info["backend"] == "onnxruntime" and ort_norm.kind == "pix2pix"
     want = torch_norm.normalize(crops, poses, flipped, lms)
     got = ort_norm.normalize(crops, poses, flipped, lms, batch_size=7)      # batches of another size
@@ -174,7 +176,7 @@ def test_the_pretrained_trunk_and_its_resized_input_export_exactly(trunk_input):
 @needs_ort
 def test_cli_normalize_with_the_onnxruntime_backend_matches_torch(exported, tmp_path, capsys):
     photos = [str(p) for p in PHOTOS if "front" in p.parent.name or "3quarter" in p.parent.name][:4]
-    onx = exported / "pix2pix_lid_frontalized_london64.onnx"
+    onx = exported / DEFAULT_ONNX
     assert main(["normalize", *photos, "-o", str(tmp_path / "torch")]) == 0
     assert main(["normalize", *photos, "--model", str(onx), "-o", str(tmp_path / "ort")]) == 0   # .onnx: auto
     assert main(["normalize", *photos, "--backend", "onnxruntime", "-o", str(tmp_path / "mem")]) == 0
@@ -201,13 +203,14 @@ def test_without_onnx_packages_export_and_the_backend_say_what_to_install(tmp_pa
         Normalizer.from_onnx()
 
 
-def test_faster_torch_options_leave_the_default_path_and_stay_close(london):
+@pytest.mark.parametrize("model,bf16_bound", [("default", 5), ("london", 3)])
+def test_faster_torch_options_leave_the_default_path_and_stay_close(london, model, bf16_bound):
     import torch
 
     from nfgan.pixels import to_uint8, to_unit_batch
 
     crops, poses, flipped, lms = london
-    g = load_model(default_model_path())
+    g = load_model(model)
     keys = sorted(g.state_dict())
     today = g.normalize(crops, poses, flipped, landmarks=lms)
     with torch.no_grad():   # the default path is the plain fp32 forward, bit for bit
@@ -216,7 +219,8 @@ def test_faster_torch_options_leave_the_default_path_and_stay_close(london):
     cl = g.normalize(crops, poses, flipped, landmarks=lms, channels_last=True)
     assert _diff(cl, today) <= 1
     bf = g.normalize(crops, poses, flipped, landmarks=lms, bf16=True)
-    assert _diff(bf, today) <= 3          # measured 2 (docs/deploy.md): why bf16 is off by default
+    # measured on these faces: 2 for london, 4 for the default (docs/deploy.md): why bf16 is off by default
+    assert _diff(bf, today) <= bf16_bound
     # the channels-last copy is no sub-module, and the default path after it is unchanged
     assert sorted(g.state_dict()) == keys and all(p.is_contiguous() for p in g.parameters())
     assert np.array_equal(g.normalize(crops, poses, flipped, landmarks=lms), today)

@@ -121,7 +121,12 @@ def test_page_and_models(client):
     assert client.get("/api/docs").status_code == 404     # Swagger's page would load scripts from a CDN
     info = client.get("/api/models").json()
     assert info["default"] == "default"
-    assert [m["key"] for m in info["models"]] == ["default", "nfgan", "all_data"]
+    assert [m["key"] for m in info["models"]] == ["default", "cc_by", "london", "nfgan"]
+    labels = {m["key"]: m["label"] for m in info["models"]}
+    files = {m["key"]: m["file"] for m in info["models"]}
+    assert "non-commercial research use only" in labels["default"] and "commercial" in labels["cc_by"]
+    assert files == {"default": "pix2pix_all_data_research64.safetensors", "cc_by": "pix2pix_cc_by64.safetensors",
+                     "london": "pix2pix_lid_frontalized_london64.safetensors", "nfgan": "nfgan_london64.safetensors"}
     assert info["limits"]["max_images"] == 10 and info["limits"]["max_request_bytes"] == MAX_REQUEST_BYTES
 
 
@@ -324,7 +329,7 @@ def _open_page(chrome, url):
     chrome.get(url + "/")
     # the page re-renders its lists while a condition reads them: a stale element means "look again"
     wait = WebDriverWait(chrome, 240, ignored_exceptions=(StaleElementReferenceException,))
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 3)   # default, nfgan, all_data
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 4)   # default, cc_by, london, nfgan
     return wait
 
 

@@ -16,7 +16,8 @@ WHEEL=$(ls "$WORK"/dist/nfgan-*.whl)
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = ["nfgan/assets/splits/london.json", "nfgan/assets/folds/jaffe_loso.json",
-        "nfgan/assets/fer_mini_xception.safetensors", "nfgan/assets/pix2pix_lid_frontalized_london64.safetensors"]
+        "nfgan/assets/fer_mini_xception.safetensors", "nfgan/assets/pix2pix_lid_frontalized_london64.safetensors",
+        "nfgan/assets/pix2pix_all_data_research64.safetensors", "nfgan/assets/pix2pix_cc_by64.safetensors"]
 missing = [n for n in need if n not in names]
 assert not missing, f"the wheel lacks {missing}"
 PYEOF

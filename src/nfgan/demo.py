@@ -3,8 +3,9 @@
 Takes the example photos shipped in ``examples/london/`` (two held-out London subjects, all five views,
 neutral and smiling; see its ATTRIBUTION.md), aligns each photo (:func:`nfgan.data.align.align_face`), normalises
 the aligned face with the shipped default normaliser
-(``src/nfgan/assets/pix2pix_lid_frontalized_london64.safetensors``, see docs/model_card.md; ``--model`` takes
-the NFGAN ``nfgan_london64.safetensors`` or any run) and writes ``demo/grid.png`` - one row per photo:
+(``src/nfgan/assets/pix2pix_all_data_research64.safetensors``, non-commercial research use only, see
+docs/model_card.md; ``--model`` takes a shipped model's name - ``cc_by``, ``london``, ``nfgan`` - or any run or
+model file) and writes ``demo/grid.png`` - one row per photo:
 photo | aligned input | output | ground truth (the subject's aligned frontal neutral photo) -
 ``demo/overview.png`` (the same faces, one column per expression x view, three rows per subject) and
 ``demo/results.csv``. It prints, per photo
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nfgan.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=Path, default=REPO_ROOT / "examples" / "london", help="photo folder")
     p.add_argument("--model", type=Path, default=None,
-                   help="model file or run folder (default: the shipped pix2pix_lid_frontalized_london64 normaliser)")
+                   help="model file, run folder or shipped model name (default: the shipped default normaliser, "
+                        "pix2pix_all_data_research64, non-commercial research use only; cc_by: CC BY data only)")
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
     p.add_argument("--identity", default="dlib,faceres",

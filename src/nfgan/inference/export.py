@@ -1,6 +1,7 @@
 """``nfgan export --format onnx``: the networks of the shipped (or given) models as ONNX graphs (docs/deploy.md).
 
     nfgan export --format onnx -o onnx/                      # the default normaliser and the NFGAN
+    nfgan export --format onnx -o onnx/ --model cc_by        # the model trained on CC BY data only
     nfgan export --format onnx -o onnx/ --fer-model models/ck_2b/fer_model.safetensors
     nfgan export --format onnx -o onnx/ --model runs/my_run --no-check
 

@@ -24,14 +24,21 @@ from nfgan.pixels import to_unit_batch, to_uint8
 from nfgan.weights import assets_dir
 
 
-#: file name of the shipped default normaliser in ``nfgan/assets`` (docs/model_card.md)
-DEFAULT_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
+#: the research model: the London recipe + photometric augmentation + the expression lever, trained on London,
+#: canada, CK+, JAFFE and Yale; **non-commercial research use only** (CK+, JAFFE, Yale are research-only sets)
+ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"
+#: file name of the shipped default normaliser in ``nfgan/assets``: the research model (docs/model_card.md)
+DEFAULT_MODEL_NAME = ALL_DATA_MODEL_NAME
+#: the same recipe trained on the CC BY 4.0 face sets only (London + canada): the one for other than research use
+CC_BY_MODEL_NAME = "pix2pix_cc_by64.safetensors"
+#: the earlier default: landmark frontalisation + U-Net + L_id, trained on the 70 London training people (CC BY)
+LONDON_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
 #: file name of the shipped NFGAN (encoder + decoder) in ``nfgan/assets`` (docs/model_card.md)
 NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
-#: the default recipe + the expression lever trained on London, canada, CK+, JAFFE and Yale (research use only)
-ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"
-#: the models nfgan ships, by the name a command's --model (or ``load_model``) accepts (docs/model_card.md)
-SHIPPED_MODELS = {"default": DEFAULT_MODEL_NAME, "nfgan": NFGAN_MODEL_NAME, "all_data": ALL_DATA_MODEL_NAME}
+#: the models nfgan ships, by the name a command's --model (or ``load_model``) accepts (docs/model_card.md);
+#: ``default`` and ``all_data`` are the same file
+SHIPPED_MODELS = {"default": DEFAULT_MODEL_NAME, "all_data": ALL_DATA_MODEL_NAME, "cc_by": CC_BY_MODEL_NAME,
+                  "london": LONDON_MODEL_NAME, "nfgan": NFGAN_MODEL_NAME}
 
 
 def shipped_model(name_or_path: str | Path) -> Path:
@@ -44,8 +51,9 @@ def shipped_model(name_or_path: str | Path) -> Path:
 
 
 def default_model_path() -> Path:
-    """The shipped default normaliser (landmark frontalisation + U-Net trained with L_id, London training
-    subjects; docs/model_card.md)."""
+    """The shipped default normaliser: the research model trained on five face sets (London, canada, CK+, JAFFE,
+    Yale) with the expression lever - **non-commercial research use only**; ``shipped_model("cc_by")`` is the
+    model trained on CC BY data only (docs/model_card.md)."""
     return assets_dir() / DEFAULT_MODEL_NAME
 
 
@@ -227,8 +235,8 @@ def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[st
 
 def load_model(path: str | Path) -> Generator:
     """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, a file written by
-    :func:`export_model`, or the name of a shipped model (``default``, ``nfgan``, ``all_data``). Errors
-    (``CheckpointError``) name the file and the problem."""
+    :func:`export_model`, or the name of a shipped model (:data:`SHIPPED_MODELS`: ``default``, ``cc_by``,
+    ``london``, ``nfgan``, ``all_data``). Errors (``CheckpointError``) name the file and the problem."""
     path = shipped_model(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder, checkpoint or model file (nor a shipped model: "

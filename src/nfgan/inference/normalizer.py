@@ -10,11 +10,16 @@ Python::
     nf = nfgan.Normalizer.from_checkpoint(nfgan.nfgan_model_path())   # the shipped NFGAN: it has a latent code
     z = nf.encode(faces); imgs = nf.decode(z)
 
-Two models ship (docs/model_card.md): the default normaliser ``pix2pix_lid_frontalized_london64`` (landmark
-frontalisation of turned faces, then a U-Net trained with pix2pix's losses plus NFGAN's identity loss L_id) and
-the NFGAN ``nfgan_london64`` (encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need its latent
-code). The default normaliser frontalises turned faces (pose ``*_3quarter`` / ``*_profile``) and needs their 68
-landmarks for that; frontal faces and faces of unknown pose need none.
+Shipped models, by name (``load_model(name)``, ``--model NAME``; docs/model_card.md): ``default`` (=
+``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net trained
+with pix2pix's losses, NFGAN's identity loss L_id and an expression critic on London, canada, CK+, JAFFE and
+Yale - **non-commercial research use only**, because CK+, JAFFE and Yale are research-only datasets),
+``cc_by`` (``pix2pix_cc_by64``: the same recipe on the CC BY 4.0 sets London and canada only: the one for
+commercial use), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
+``nfgan`` (``nfgan_london64``, the paper's encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need
+its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
+their 68 landmarks for that; frontal faces and faces of unknown pose need none. The landmark model that aligns
+photos (dlib's, trained on iBUG 300-W) is itself non-commercial (README, "Data, weights and attributions").
 
 ``Normalizer.from_onnx("model.onnx")`` (or ``from_checkpoint(path, backend="onnxruntime")``, ``nfgan normalize
 --backend onnxruntime``) runs the network in onnxruntime instead of torch, after the same numpy input rule
@@ -117,7 +122,8 @@ class Normalizer:
     def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
                         backend: str = "torch", threads: int | None = None) -> "Normalizer":
         """Load from a run folder (its latest checkpoint), a training checkpoint, or an exported model file;
-        ``None`` = the shipped default normaliser (:func:`default_model_path`). Raises ``CheckpointError``
+        ``None`` = the shipped default normaliser (:func:`default_model_path`; non-commercial research use only,
+        ``"cc_by"`` names the model trained on CC BY data only). Raises ``CheckpointError``
         naming the file when it cannot be read, ``nfgan.device.DeviceError`` for a device that cannot be used.
 
         ``backend="onnxruntime"`` (CPU only; ``pip install 'nfgan[onnx]'``): the network runs in onnxruntime
@@ -258,8 +264,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                             "their poses, mirroring and landmarks from the manifest")
     p.add_argument("--model", type=Path, default=None,
                    help="run folder, checkpoint or exported model, NFGAN or pix2pix, an .onnx graph of nfgan "
-                        "export, or a shipped model by name: default (pix2pix_lid_frontalized_london64, the "
-                        "default), nfgan, all_data (five face sets, research use only; docs/model_card.md)")
+                        "export, or a shipped model by name: default (= all_data: five face sets incl. CK+, JAFFE, "
+                        "Yale; NON-COMMERCIAL RESEARCH USE ONLY), cc_by (London + canada, CC BY 4.0 data only: "
+                        "use this one commercially), london (the earlier London-only default, CC BY), nfgan "
+                        "(the paper's model); docs/model_card.md")
+    p.epilog = ("Licence: the default model was trained on research-only face sets (CK+, JAFFE, Yale) and is for "
+                "non-commercial research only; for other uses pass --model cc_by (trained on CC BY 4.0 data only; "
+                "attribute the London and canada sets). Aligning photos uses dlib's 68-point landmark model, "
+                "whose iBUG 300-W training data excludes commercial use (docs/model_card.md).")
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output folder (one PNG per input, named after it); a file name ending in .png for one input")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",

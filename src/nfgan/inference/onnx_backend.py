@@ -22,7 +22,7 @@ from nfgan.checkpoint import CheckpointError
 from nfgan.data.generator_input import InputRule
 from nfgan.inference.export import (ONNX_FORMAT, OnnxUnavailable, generator_graphs, make_session,  # noqa: F401
                                     require_onnxruntime, session_metadata)
-from nfgan.inference.generator import RuleView, default_model_path, load_model
+from nfgan.inference.generator import RuleView, default_model_path, load_model, shipped_model
 
 
 class OrtNet:
@@ -129,9 +129,10 @@ class _Halves:
 def load_onnx_generator(path: str | Path | None = None, threads: int | None = None) -> OnnxGenerator:
     """An :class:`OnnxGenerator` from an ``.onnx`` file written by ``nfgan export`` (an NFGAN's encoder and
     decoder graphs are found next to it by the names its metadata records), or from anything ``load_model``
-    reads, exported to ONNX in memory first; ``None`` = the shipped default normaliser."""
+    reads (a shipped model's name too), exported to ONNX in memory first; ``None`` = the shipped default
+    normaliser."""
     require_onnxruntime()
-    path = Path(path) if path is not None else default_model_path()
+    path = shipped_model(path) if path is not None else default_model_path()
     if not path.exists():
         raise CheckpointError(f"{path}: no such ONNX file, run folder, checkpoint or model file")
     if path.suffix.lower() == ".onnx" and path.is_file():

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 opens it to the network)")
     p.add_argument("--model", type=Path, default=None,
-                   help="a model file, checkpoint or run folder to offer first, besides the shipped default "
-                        "normaliser and the shipped NFGAN")
+                   help="a model file, checkpoint or run folder to offer first, besides the shipped models "
+                        "(default: non-commercial research use only; cc_by: CC BY data only; london; nfgan)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--max-images", type=positive_int, default=MAX_IMAGES,
                    help=f"photos per request (default {MAX_IMAGES})")

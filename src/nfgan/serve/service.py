@@ -148,8 +148,9 @@ class NormalizeService:
     """Models, evaluators and the answers kept for download; thread-safe (one request computes at a time).
 
     ``model_path``: a model file, checkpoint or run folder offered as the choice ``custom`` (and then the
-    default choice); the shipped default normaliser (``default``) and the shipped NFGAN (``nfgan``) are always
-    offered. Models and evaluators are loaded on first use (:meth:`warm_up` loads them at once).
+    default choice); the shipped models ``default`` (research use only), ``cc_by``, ``london`` and ``nfgan`` are
+    always offered, each labelled with its training data and terms. Models and evaluators are loaded on first
+    use (:meth:`warm_up` loads them at once).
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", max_images: int = MAX_IMAGES,
@@ -167,9 +168,13 @@ class NormalizeService:
         self.choices: dict[str, tuple[str, Path]] = {}
         if model_path is not None:
             self.choices["custom"] = (f"your model ({Path(model_path).name})", Path(model_path))
-        self.choices["default"] = ("default normaliser (pix2pix + L_id, frontalised)", default_model_path())
-        self.choices["nfgan"] = ("NFGAN (encoder / decoder)", nfgan_model_path())
-        self.choices["all_data"] = ("five face sets + expression lever (research use only)", shipped_model("all_data"))
+        self.choices["default"] = ("default normaliser (five face sets + expression lever; non-commercial "
+                                   "research use only)", default_model_path())
+        self.choices["cc_by"] = ("CC BY normaliser (London + canada data only; for commercial use)",
+                                 shipped_model("cc_by"))
+        self.choices["london"] = ("London normaliser (London data only, CC BY; the earlier default)",
+                                  shipped_model("london"))
+        self.choices["nfgan"] = ("NFGAN (encoder / decoder; London data, CC BY)", nfgan_model_path())
         self.default_choice = next(iter(self.choices))
         self._normalizers: dict = {}
         self._identity = None
