@@ -170,7 +170,7 @@ class NormalizeService:
             self.choices["custom"] = (f"your model ({Path(model_path).name})", Path(model_path))
         self.choices["default"] = ("default normaliser (five face sets + expression lever; non-commercial "
                                    "research use only)", default_model_path())
-        self.choices["cc_by"] = ("CC BY normaliser (London + canada data only; for commercial use)",
+        self.choices["cc_by"] = ("CC BY normaliser (London + canada data only; no research-only data)",
                                  shipped_model("cc_by"))
         self.choices["london"] = ("London normaliser (London data only, CC BY; the earlier default)",
                                   shipped_model("london"))
@@ -260,7 +260,7 @@ class NormalizeService:
         if not uploads:
             raise ValueError("no photos given")
         self.check_limits(uploads)
-        key = model or self.default_choice
+        key = ("default" if model == "all_data" else model) or self.default_choice   # all_data: the default's other name
         with self._lock:
             norm = self.normalizer(key)
             threshold, threshold_source = self.threshold(key)
