@@ -8,7 +8,7 @@ same pairs, splits, batch sampler and step budget as NFGAN (``nfgan.training``):
 
 Config ``loss.pixel`` is lambda_L1 (100 in pix2pix), ``loss.gan`` lambda_GAN (1); ``loss.feat``, ``loss.id`` and
 ``loss.sym`` default to 0 (pix2pix has none of them, and no frozen feature net is loaded). A config may switch
-NFGAN's L_feat / L_id / L_sym on (``configs/pix2pix_lid_frontalized.yaml``, the shipped default normaliser:
+NFGAN's L_feat / L_id / L_sym on (``configs/pix2pix_lid_frontalized.yaml``, the shipped `london` model:
 L_id weight 0.2); they need the matching ``feature_nets`` entry. The real pair uses the sampled target y.
 
 ``loss.neutral`` (default 0) adds an expression lever: ``-log p_neutral(G(x))`` under a frozen expression
