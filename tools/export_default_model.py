@@ -49,6 +49,15 @@ SOURCES = {
     "jaffe": {"name": "Japanese Female Facial Expression (JAFFE)", "authors": "Lyons et al.", "year": 1998,
               "license": "non-commercial research only"},
     "yale": {"name": "Yale face database", "authors": "Belhumeur et al.", "year": 1997, "license": "research use"},
+    # `nfgan synth-expressions` folders: real CC BY faces deformed by the Surrey Face Model's expression blendshapes
+    "london_sfm": {"name": "synthetic expressions of the London Set's neutral faces (Surrey Face Model "
+                           "blendshapes, nfgan synth-expressions)", "authors": "Lisa DeBruine, Benedict Jones; "
+                   "Surrey Face Model: Huber et al. 2016", "year": 2017,
+                   "license": "CC BY 4.0 faces deformed with the Surrey Face Model: non-commercial (SFM licence)"},
+    "canada_sfm": {"name": "synthetic expressions of the canada set's neutral faces (Surrey Face Model "
+                           "blendshapes, nfgan synth-expressions)", "authors": "Lisa DeBruine, Benedict Jones; "
+                   "Surrey Face Model: Huber et al. 2016", "year": 2017,
+                   "license": "CC BY 4.0 faces deformed with the Surrey Face Model: non-commercial (SFM licence)"},
 }
 CC_BY = {"london", "canada"}
 #: the frozen networks a config's losses may use, by config name: what they are and their weights' licence
@@ -158,8 +167,8 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
         "name": args.out.name.removesuffix(".safetensors"),
         "training_data": data,
         "train_subjects": sorted(ck["extra"]["train_subjects"]),   # read by the FER leak guard
-        "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only datasets) and CC BY "
-                    "4.0 sets: non-commercial research use only") if research else
+        "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only or non-commercial "
+                    "data) and CC BY 4.0 sets: non-commercial research use only") if research else
                    ("weights: MIT (nfgan); trained on CC BY 4.0 data only (" + ", ".join(sources) + ") - attribute "
                     "the sets; the networks in its losses ship under " + _net_terms(cfg) + "; the landmark model "
                     "that aligns its inputs is non-commercial (see alignment)"),
