@@ -123,8 +123,10 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
         assert shipped_model(name).is_file(), name
     default, cc_by, london = (load_model(n).info for n in ("default", "cc_by", "london"))
     # the default names the research-only sets and says what that means
+    sfm = "CC BY 4.0 faces deformed with the Surrey Face Model: non-commercial (SFM licence)"
     assert _licences(default) == {"london": "CC BY 4.0", "canada": "CC BY 4.0", "ckplus": "research use only",
-                                  "jaffe": "non-commercial research only", "yale": "research use"}
+                                  "jaffe": "non-commercial research only", "yale": "research use",
+                                  "london_sfm": sfm, "canada_sfm": sfm}
     assert "non-commercial research use only" in default["license"]
     # cc_by: London and canada only, both CC BY 4.0, no research-only terms; the networks of its losses are
     # CC0 / MIT, and the landmark model of the alignment is named as non-commercial
@@ -176,7 +178,8 @@ def test_shipped_models_load_by_name_and_the_default_research_model_says_so():
     assert g.kind == "pix2pix" and g.frontalize and g.info["config"]["loss"]["neutral"] > 0
     assert "non-commercial research use only" in g.info["license"]
     sets = {d["source"]: d for d in g.info["training_data"]}
-    assert set(sets) == {"london", "canada", "ckplus", "jaffe", "yale"}
+    assert set(sets) == {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm", "canada_sfm"}
+    assert "Surrey Face Model" in sets["london_sfm"]["name"] and "non-commercial" in sets["london_sfm"]["license"]
     assert sets["ckplus"]["license"] == "research use only" and sets["london"]["license"] == "CC BY 4.0"
     # every training subject is listed for the FER leak guard, none of a set's test subjects among them
     assert set(sets["london"]["test"]).isdisjoint(g.info["train_subjects"])

@@ -97,7 +97,8 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
     assert json.loads(meta["nfgan.input_rule"]) == {"flip_left_poses": True, "frontalize": True}
     info = json.loads(meta["nfgan.info"])
     assert info["identity_thresholds"]["dlib"] > 0 and "non-commercial research use only" in info["license"]
-    assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale"}
+    assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale",
+                                                            "london_sfm", "canada_sfm"}
     nf = _meta(exported / "nfgan_london64.onnx")
     assert nf["nfgan.kind"] == "nfgan" and json.loads(nf["nfgan.input_rule"]) == {"flip_left_poses": True,
                                                                                   "frontalize": False}
