@@ -124,7 +124,7 @@ def test_page_and_models(client):
     assert [m["key"] for m in info["models"]] == ["default", "cc_by", "london", "nfgan"]
     labels = {m["key"]: m["label"] for m in info["models"]}
     files = {m["key"]: m["file"] for m in info["models"]}
-    assert "non-commercial research use only" in labels["default"] and "commercial" in labels["cc_by"]
+    assert "non-commercial research use only" in labels["default"] and "no research-only data" in labels["cc_by"]
     assert files == {"default": "pix2pix_all_data_research64.safetensors", "cc_by": "pix2pix_cc_by64.safetensors",
                      "london": "pix2pix_lid_frontalized_london64.safetensors", "nfgan": "nfgan_london64.safetensors"}
     assert info["limits"]["max_images"] == 10 and info["limits"]["max_request_bytes"] == MAX_REQUEST_BYTES
