@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from nfgan.models.auxiliary.embedders import EMBEDDERS
 from nfgan.pixels import to_unit_batch
 
 
@@ -45,13 +46,8 @@ def _chunked(fn, images: np.ndarray, batch: int, desc: str, progress: bool) -> n
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
-#: identity evaluator name -> description (the TF.js embedders of :mod:`nfgan.models.auxiliary.embedders`)
-EMBEDDER_EVALUATORS = {
-    "faceres": "faceres 1024-d (human-models, TF.js port; independent of training)",
-    "faceres_deep": "faceres-deep 1024-d (human-models, TF.js port; independent of training; same origin as "
-                    "faceres - HSE_FaceRec_tf, VGGFace2 - so a second opinion, not one from a different lab)",
-}
-IDENTITY_EVALUATORS = ("dlib", *EMBEDDER_EVALUATORS)
+#: identity evaluator names: dlib and the TF.js embedders (:data:`nfgan.models.auxiliary.embedders.EMBEDDERS`)
+IDENTITY_EVALUATORS = ("dlib", *EMBEDDERS)
 
 
 def identity_evaluators(names: Sequence[str], progress: bool = False) -> list[IdentityEvaluator]:
@@ -71,12 +67,10 @@ def identity_evaluators(names: Sequence[str], progress: bool = False) -> list[Id
 
                 out.append(IdentityEvaluator("dlib", True, lambda u8, e=emb: _chunked(e, u8, 64, "embed (dlib)", progress),
                                              "dlib ResNet 128-d descriptor (the default L_id network: training-aligned)"))
-            elif name in EMBEDDER_EVALUATORS:
-                from nfgan.models.auxiliary.embedders import embedder
-
-                e = embedder(name)
+            elif name in EMBEDDERS:
+                e = EMBEDDERS[name]()
                 out.append(IdentityEvaluator(name, False, lambda u8, e=e: e.embed(u8, progress=progress),
-                                             EMBEDDER_EVALUATORS[name]))
+                                             e.DESCRIPTION))
             else:
                 raise EvaluatorError(f"unknown identity evaluator {name!r} (known: {', '.join(IDENTITY_EVALUATORS)})")
         except (ImportError, FileNotFoundError) as e:

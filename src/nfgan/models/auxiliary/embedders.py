@@ -101,6 +101,8 @@ class Embedder(FeatureNet):
     """
 
     name = "faceres"
+    #: how ``nfgan evaluate`` describes this embedder in its reports
+    DESCRIPTION = "faceres 1024-d (human-models, TF.js port; independent of training)"
     #: the converted graph in ``nfgan/assets`` (tools/convert_tfjs_models.py)
     ASSET = FACERES_ASSET
     #: the graph node whose output is the descriptor
@@ -183,6 +185,8 @@ class FaceresDeepEmbedder(Embedder):
 
     name = "faceres_deep"
     ASSET = FACERES_DEEP_ASSET
+    DESCRIPTION = ("faceres-deep 1024-d (human-models, TF.js port; independent of training; same origin as "
+                   "faceres - HSE_FaceRec_tf, VGGFace2 - so a second opinion, not one from a different lab)")
 
     #: as :attr:`Embedder.SAME_PERSON_THRESHOLD`, measured the same way for this model: the 1 % false-accept
     #: threshold of the frontal neutral vs 3/4 smiling pairs of ``out/london64`` (204 genuine / 20604 impostor
