@@ -192,12 +192,18 @@ def check_shards(shards: Sequence[_Shard]) -> None:
                          f"{', '.join(f'{s.index}/{s.count}' for s in shards)}")
 
 
-def _check_out(out: Path) -> None:
+def check_new_folder(out: Path, error: type[Exception], not_empty: str) -> None:
+    """Refuse (``error``) an OUT that is a file, a link or a folder with files in it: the commands that write a
+    whole prepared folder (merge-prepared, synth-expressions) build it aside and move it there. ``not_empty``
+    ends the message for a folder that is not empty."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise MergeError(f"{out}: exists and is not a folder")
+        raise error(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
-        raise MergeError(f"{out}: exists and is not empty; the merge writes a new folder (remove it or choose "
-                         "another OUT)")
+        raise error(f"{out}: exists and is not empty{not_empty}")
+
+
+def _check_out(out: Path) -> None:
+    check_new_folder(out, MergeError, "; the merge writes a new folder (remove it or choose another OUT)")
 
 
 def _fsync_file(f) -> None:
@@ -224,10 +230,11 @@ def _write_text(path: Path, text: str) -> None:
         _fsync_file(f)
 
 
-def _csv_text(header: list[str], rows) -> str:
+def csv_text(header: Sequence[str], rows) -> str:
+    """CSV text (``\\n`` line ends) of a header row and the rows."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow(list(header))
     w.writerows(rows)
     return buf.getvalue()
 
@@ -303,8 +310,8 @@ def merge_prepared(out: str | os.PathLike, shard_dirs: Sequence[str | os.PathLik
                 _fsync_file(dst)
         _fsync_dir(tmp / "faces")
         rows = [shards[k].rows[local] for _, k, local in order]
-        _write_text(tmp / "manifest.csv", _csv_text(columns, rows))
-        _write_text(tmp / "prepare_report.csv", _csv_text(["source_path", "reason", "detail"],
+        _write_text(tmp / "manifest.csv", csv_text(columns, rows))
+        _write_text(tmp / "prepare_report.csv", csv_text(["source_path", "reason", "detail"],
                                                           (shards[k].report[local] for _, k, local in report_order)))
         _write_stack(tmp / "landmarks.npy", order, shards, "landmarks.npy", (68, 2), np.float32)
         _write_stack(tmp / "faces.npy", order, shards, "faces.npy", (size, size), np.uint8)

@@ -76,7 +76,6 @@ research only.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -93,6 +92,7 @@ import numpy as np
 from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
 from nfgan.data.frontalize import crop_border, piecewise_affine_warp
 from nfgan.data.schema import canonical_expression
+from nfgan.data.shard_merge import check_new_folder, csv_text
 
 #: the SFM files read (in the ``--sfm`` folder)
 SFM_FILES = {"shape": "sfm_shape_3448.bin", "blendshapes": "expression_blendshapes_3448.bin",
@@ -341,14 +341,6 @@ def choose(rng: np.random.Generator, n_expr: int, per_face: int, lo: float, hi: 
     return [(int(e), round(float(s), 4)) for e, s in zip(picks, strengths)]
 
 
-def _csv_text(header: Sequence[str], rows) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(list(header))
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def _png_bytes(face: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -358,10 +350,7 @@ def _png_bytes(face: np.ndarray) -> bytes:
 
 
 def _check_out(out: Path) -> None:
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise SynthError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise SynthError(f"{out}: exists and is not empty (remove it or choose another OUT)")
+    check_new_folder(out, SynthError, " (remove it or choose another OUT)")
 
 
 def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str | os.PathLike | None = None,
@@ -458,8 +447,8 @@ def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str |
             raise SynthError(f"{src}: no frontal neutral faces (pose frontal, expression neutral) to start from")
         from nfgan.atomic import write_text
 
-        write_text(tmp / "manifest.csv", _csv_text(columns, ([r.get(c, "") for c in columns] for r in rows)))
-        write_text(tmp / "prepare_report.csv", _csv_text(["source_path", "reason", "detail"], report))
+        write_text(tmp / "manifest.csv", csv_text(columns, ([r.get(c, "") for c in columns] for r in rows)))
+        write_text(tmp / "prepare_report.csv", csv_text(["source_path", "reason", "detail"], report))
         for name, arr in (("faces.npy", np.stack(faces).astype(np.uint8)),
                           ("landmarks.npy", np.stack(lms).astype(np.float32))):
             with open(tmp / name, "wb") as f:
