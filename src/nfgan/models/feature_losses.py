@@ -150,7 +150,7 @@ class FeatureLosses:
             feat_maps, id_maps = self.shared_trunk(xt)
         else:
             feat_maps = self.perceptual(xt) if self.perceptual is not None else None
-            id_in = jitter(xt, self.id_jitter) if self.id_jitter > 0 and self.identity is not None else xt
-            id_maps = self.identity(id_in) if self.identity is not None else None
+            id_maps = (self.identity(jitter(xt, self.id_jitter) if self.id_jitter > 0 else xt)
+                       if self.identity is not None else None)
         return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
                 "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero}
