@@ -410,3 +410,14 @@ def test_browser_take_the_largest_and_webcam(server, chrome, two_faces):
     wait.until(lambda d: "webcam-1.png" in d.find_element(By.ID, "chosen").text)
     driver.find_element(By.ID, "webcam-stop").click()
     assert not driver.find_element(By.ID, "webcam").is_displayed()
+
+
+def test_other_shipped_names_of_an_offered_model_are_accepted():
+    """SHIPPED_MODELS gives the default's file a second name (all_data): a request naming it gets the default's
+    choice; names of files the page does not offer stay unknown."""
+    from nfgan.serve.service import NormalizeService
+
+    svc = NormalizeService()
+    assert svc.aliases == {"all_data": "default"}
+    with pytest.raises(KeyError, match="unknown model 'no_such'"):
+        svc.normalizer("no_such")

@@ -157,7 +157,7 @@ class NormalizeService:
                  max_request_bytes: int = MAX_REQUEST_BYTES, max_pixels: int | None = None,
                  keep_results: int = KEEP_RESULTS):
         from nfgan.data.images import DEFAULT_MAX_PIXELS
-        from nfgan.inference.generator import shipped_model
+        from nfgan.inference.generator import SHIPPED_MODELS, shipped_model
         from nfgan.inference.normalizer import default_model_path, nfgan_model_path
 
         self.device = device
@@ -176,6 +176,9 @@ class NormalizeService:
                                   shipped_model("london"))
         self.choices["nfgan"] = ("NFGAN (encoder / decoder; London data, CC BY)", nfgan_model_path())
         self.default_choice = next(iter(self.choices))
+        #: other shipped names of an offered file (SHIPPED_MODELS: all_data is the default's file)
+        self.aliases = {name: key for name, file in SHIPPED_MODELS.items() if name not in self.choices
+                        for key, (_, path) in self.choices.items() if path.name == file}
         self._normalizers: dict = {}
         self._identity = None
         self._expression = None
@@ -260,7 +263,7 @@ class NormalizeService:
         if not uploads:
             raise ValueError("no photos given")
         self.check_limits(uploads)
-        key = ("default" if model == "all_data" else model) or self.default_choice   # all_data: the default's other name
+        key = self.aliases.get(model, model) or self.default_choice
         with self._lock:
             norm = self.normalizer(key)
             threshold, threshold_source = self.threshold(key)
