@@ -25,11 +25,12 @@ from nfgan.weights import assets_dir
 
 
 #: the research model: the London recipe + photometric augmentation + the expression lever, trained on London,
-#: canada, CK+, JAFFE and Yale; **non-commercial research use only** (CK+, JAFFE, Yale are research-only sets)
+#: canada, CK+, JAFFE, Yale and SFM synthetic expressions; **non-commercial research use only** (CK+, JAFFE,
+#: Yale are research-only sets, the Surrey Face Model is non-commercial)
 ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"
 #: file name of the shipped default normaliser in ``nfgan/assets``: the research model (docs/model_card.md)
 DEFAULT_MODEL_NAME = ALL_DATA_MODEL_NAME
-#: the same recipe trained on the CC BY 4.0 face sets only (London + canada): the one for other than research use
+#: the same recipe trained on the CC BY 4.0 face sets only (London + canada): no research-only training data
 CC_BY_MODEL_NAME = "pix2pix_cc_by64.safetensors"
 #: the earlier default: landmark frontalisation + U-Net + L_id, trained on the 70 London training people (CC BY)
 LONDON_MODEL_NAME = "pix2pix_lid_frontalized_london64.safetensors"
@@ -52,7 +53,7 @@ def shipped_model(name_or_path: str | Path) -> Path:
 
 def default_model_path() -> Path:
     """The shipped default normaliser: the research model trained on five face sets (London, canada, CK+, JAFFE,
-    Yale) with the expression lever - **non-commercial research use only**; ``shipped_model("cc_by")`` is the
+    Yale) and SFM synthetic expressions, with the expression lever - **non-commercial research use only**; ``shipped_model("cc_by")`` is the
     model trained on CC BY data only (docs/model_card.md)."""
     return assets_dir() / DEFAULT_MODEL_NAME
 

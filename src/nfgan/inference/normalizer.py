@@ -13,9 +13,10 @@ Python::
 Shipped models, by name (``load_model(name)``, ``--model NAME``; docs/model_card.md): ``default`` (=
 ``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net trained
 with pix2pix's losses, NFGAN's identity loss L_id and an expression critic on London, canada, CK+, JAFFE and
-Yale - **non-commercial research use only**, because CK+, JAFFE and Yale are research-only datasets),
-``cc_by`` (``pix2pix_cc_by64``: the same recipe on the CC BY 4.0 sets London and canada only: the one for
-commercial use), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
+Yale, plus synthetic expressions made with the Surrey Face Model - **non-commercial research use only**:
+CK+, JAFFE and Yale are research-only datasets and the SFM is non-commercial),
+``cc_by`` (``pix2pix_cc_by64``: the same recipe on the CC BY 4.0 sets London and canada only: no
+research-only training data), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
 ``nfgan`` (``nfgan_london64``, the paper's encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need
 its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
 their 68 landmarks for that; frontal faces and faces of unknown pose need none. The landmark model that aligns
@@ -266,9 +267,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run folder, checkpoint or exported model, NFGAN or pix2pix, an .onnx graph of nfgan "
                         "export, or a shipped model by name: default (= all_data: five face sets incl. CK+, JAFFE, "
                         "Yale; NON-COMMERCIAL RESEARCH USE ONLY), cc_by (London + canada, CC BY 4.0 data only: "
-                        "use this one commercially), london (the earlier London-only default, CC BY), nfgan "
+                        "no research-only training data), london (the earlier London-only default, CC BY), nfgan "
                         "(the paper's model); docs/model_card.md")
-    p.epilog = ("Licence: the default model was trained on research-only face sets (CK+, JAFFE, Yale) and is for "
+    p.epilog = ("Licence: the default model was trained on research-only face sets (CK+, JAFFE, Yale) and on "
+                "synthetic faces made with the non-commercial Surrey Face Model, so it is for "
                 "non-commercial research only; for other uses pass --model cc_by (trained on CC BY 4.0 data only; "
                 "attribute the London and canada sets). Aligning photos uses dlib's 68-point landmark model, "
                 "whose iBUG 300-W training data excludes commercial use (docs/model_card.md).")
