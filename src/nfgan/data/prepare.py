@@ -48,6 +48,7 @@ from typing import Sequence
 import numpy as np
 
 from nfgan.atomic import atomic_open, remove_temp_files, save_image, write_text
+from nfgan.data.align import DETECTORS
 from nfgan.data.dataset import MANIFEST_COLUMNS, write_pack
 from nfgan.data.images import DEFAULT_MAX_PIXELS, IMAGE_REASONS, ImageReadError, read_gray_image
 from nfgan.data.schema import POSE_FROM_YAW, FaceRecord
@@ -105,8 +106,8 @@ def check_options(size: int = 64, workers: int = 2, max_pixels: int = DEFAULT_MA
         raise PrepareOptionError(f"padding must be a number above -0.5 and at most 2, got {padding!r}")
     if precropped not in ("auto", "on", "off"):
         raise PrepareOptionError(f"--precropped must be auto, on or off, got {precropped!r}")
-    if detector not in ("hog", "cnn"):
-        raise PrepareOptionError(f"--detector must be hog or cnn, got {detector!r}")
+    if detector not in DETECTORS:
+        raise PrepareOptionError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -550,7 +551,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", metavar="OUT", help="output folder (created; re-running resumes); with a shard, "
                                                   "{shard} in it is replaced by the shard's index I")
     parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector (default hog)")
+    parser.add_argument("--detector", choices=DETECTORS, default="hog",
+                        help="face detector: hog (dlib HOG, default), cnn (dlib MMOD, slow on CPU) or blazeface "
+                             "(ported MediaPipe BlazeFace: faster; docs/preparation.md)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--precropped", choices=("auto", "on", "off"), default="auto",
                         help="treat inputs as small face crops (align_precropped): auto = where the adapter says so")

@@ -189,18 +189,21 @@ class Normalizer:
         out = self.generator.normalize(to_uint8(x), poses, flipped, batch_size=batch_size, landmarks=landmarks)
         return out[0] if single else out
 
-    def normalize_photos(self, photos, largest_face: bool = False, batch_size: int = 64) -> PhotoResult:
+    def normalize_photos(self, photos, largest_face: bool = False, batch_size: int = 64,
+                         detector: str = "hog") -> PhotoResult:
         """Photos (file paths, PIL images or uint8 arrays, gray or RGB) -> their frontal neutral faces, in one
-        call: each photo is aligned (dlib detector + 68 landmarks, ``nfgan.data.align``), its pose estimated
-        from the landmarks, mirrored and frontalised as the model was trained, and normalised. A photo that
-        cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others go on."""
+        call: each photo is aligned (face detector + dlib's 68 landmarks, ``nfgan.data.align``), its pose
+        estimated from the landmarks, mirrored and frontalised as the model was trained, and normalised. A
+        photo that cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others
+        go on. ``detector``: ``nfgan.data.align.DETECTORS`` - "hog" (dlib HOG, default), "cnn" (dlib MMOD)
+        or "blazeface" (the ported BlazeFace, faster; docs/preparation.md); an unknown name is a ValueError."""
         from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
         from nfgan.data.images import ImageReadError, read_gray_image
 
         if isinstance(photos, (str, Path)) or (hasattr(photos, "ndim") and photos.ndim in (2, 3)
                                                 and not isinstance(photos, (list, tuple))):
             photos = [photos]
-        aligner = FaceAligner(size=self.size, dominance=1.0) if largest_face else FaceAligner(size=self.size)
+        aligner = FaceAligner(size=self.size, detector=detector, **({"dominance": 1.0} if largest_face else {}))
         n = len(photos)
         result = PhotoResult([None] * n, [None] * n, [None] * n, [None] * n)
         for i, photo in enumerate(photos):
@@ -280,6 +283,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="align photos first (auto: unless the image already is a model-sized crop)")
     p.add_argument("--largest-face", action="store_true",
                    help="a photo with several faces: take the largest (default: refuse unless one dominates)")
+    from nfgan.data.align import DETECTORS
+
+    p.add_argument("--detector", choices=DETECTORS, default="hog",
+                   help="face detector for photos: hog (dlib HOG, default), cnn (dlib MMOD, slow on CPU) or "
+                        "blazeface (ported MediaPipe BlazeFace: faster; docs/preparation.md)")
     p.add_argument("--sheet", action="store_true",
                    help="also write NAME_sheet.png per input: photo | aligned input | normalised face, labelled")
     p.add_argument("--batch", type=positive_int, default=64, help="faces per forward pass (default 64)")
@@ -313,7 +321,8 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
                 args.photos[path] = _thumbnail(img, SHEET_TILE)
             if args.align == "always" or (args.align == "auto" and img.size != (size, size)):
                 if aligner is None:
-                    aligner = FaceAligner(size=size, dominance=1.0) if args.largest_face else FaceAligner(size=size)
+                    aligner = FaceAligner(size=size, detector=getattr(args, "detector", "hog"),
+                                          **({"dominance": 1.0} if args.largest_face else {}))
                 aligned = aligner.align(img)
                 face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped),
                                         aligned.landmarks68)
