@@ -1,7 +1,7 @@
 """Inference speed of the shipped models on aligned faces (faces/s) and on photos, per backend, in one run.
 
     python benchmarks/normalize_speed.py [--n 1024] [--threads 2] [--batch 64] [--repeats 3]
-                                         [--prepared out/london64|none] [--quick]
+                                         [--prepared out/london64|none] [--quick] [--cnn-photos 20]
 
 The 20 example photos (``examples/london/``) are aligned once (profiles the detector misses are dropped) and
 repeated to ``--n`` faces, keeping each face's pose, mirroring flag and landmarks. Measured in one run, every
@@ -18,8 +18,13 @@ alike) and each figure the best of ``--repeats`` passes after a warm-up pass:
 * the NFGAN (Enc + Dec), torch fp32 and onnxruntime;
 * the FLOP-bound limit: the U-Net's FLOPs per face (``torch.utils.flop_counter.FlopCounterMode``) against this
   CPU's matmul rate (fp32 and bf16, 2048 x 2048, measured here with the same threads);
-* end to end: photos -> aligned (dlib HOG detector + 68 landmarks) -> normalised
-  (``Normalizer.normalize_photos``), torch fp32 and onnxruntime.
+* end to end: photos -> aligned (face detector + dlib's 68 landmarks) -> normalised
+  (``Normalizer.normalize_photos``) on the 20 example photos, per detector (``nfgan.data.align.DETECTORS``):
+  dlib HOG (today's) and the ported BlazeFace through torch fp32 and onnxruntime, passes interleaved, best
+  of ``--repeats``; dlib's CNN (MMOD) detector, ~0.6 s a photo on this CPU, with torch fp32 only, one timed
+  pass on the first ``--cnn-photos`` photos (default all 20, 2 with ``--quick``; 0: left out). Photos/s counts every photo given, aligned or not
+  (HOG aligns 16 of the 20, BlazeFace 12 - it refuses the four left profiles HOG takes for 3/4 views -,
+  the CNN detector 16).
 
 The last line is ``normalize_speed faces_per_s=X ratio=R``: the default normaliser's fastest full path whose
 outputs stay within 1 gray level of today's, and its ratio to today's path. ``--quick`` (tests): no prepared
@@ -129,6 +134,9 @@ def main(argv=None) -> int:
     p.add_argument("--prepared", default=str(REPO / "out" / "london64"),
                    help="prepared folder whose faces the parity is also measured on ('none': skip)")
     p.add_argument("--quick", action="store_true", help="fewer rows and a smaller matmul (tests)")
+    p.add_argument("--cnn-photos", type=int, default=None,
+                   help="example photos for the end-to-end row of dlib's slow CNN detector (default all 20, with "
+                        "--quick 2; 0: skip)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from nfgan.inference.onnx_backend import load_onnx_generator, require_onnxruntime
@@ -190,17 +198,27 @@ def main(argv=None) -> int:
     rate32 = matmul_gflops(torch.float32, mm_n, args.repeats)
     rate16 = matmul_gflops(torch.bfloat16, mm_n, args.repeats)
 
-    # end to end: photos -> aligned -> normalised
+    # end to end: photos -> aligned -> normalised, per detector and backend
     photos = example_photos()
-    e2e = {"torch fp32 (today's path)": Normalizer.from_checkpoint()}
+    cnn_n = args.cnn_photos if args.cnn_photos is not None else (2 if args.quick else len(photos))
+    backends = {"torch fp32 (today's path)": Normalizer.from_checkpoint()}
     if have_ort:
-        e2e["onnxruntime"] = Normalizer.from_checkpoint(backend="onnxruntime", threads=args.threads)
-    e2e_ok = {}
-    e2e_sec = {}
-    for name, norm in e2e.items():
-        res = norm.normalize_photos(photos)   # warm-up (and the detector's first use)
-        e2e_ok[name] = sum(res.ok)
-        e2e_sec[name] = best_time(lambda: norm.normalize_photos(photos), max(1, args.repeats - 1))
+        backends["onnxruntime"] = Normalizer.from_checkpoint(backend="onnxruntime", threads=args.threads)
+    e2e = {}     # (detector, backend) -> (normaliser, photos)
+    for det in ("hog", "blazeface"):
+        for bname, norm in backends.items():
+            e2e[(det, bname)] = (norm, photos)
+    e2e_ok = {k: sum(norm.normalize_photos(ph, detector=k[0]).ok) for k, (norm, ph) in e2e.items()}  # + warm-up
+    e2e_sec = interleaved({k: (lambda norm=norm, ph=ph, det=k[0]: norm.normalize_photos(ph, detector=det))
+                           for k, (norm, ph) in e2e.items()}, max(1, args.repeats - 1))
+    if cnn_n > 0:
+        torch_norm = backends["torch fp32 (today's path)"]
+        key, cnn_photos = ("cnn", "torch fp32 (today's path)"), photos[:cnn_n]
+        e2e[key] = (torch_norm, cnn_photos)
+        torch_norm.normalize_photos(cnn_photos[:1], detector="cnn")   # warm-up (loads the model)
+        t0 = time.perf_counter()
+        e2e_ok[key] = sum(torch_norm.normalize_photos(cnn_photos, detector="cnn").ok)
+        e2e_sec[key] = time.perf_counter() - t0
 
     print(f"{args.n} aligned faces ({n_unique} distinct, {len(turned)} turned), batch {bs}, {args.threads} threads, "
           f"torch {torch.__version__}" + ("" if have_ort else "; onnxruntime not installed: its rows left out"))
@@ -226,9 +244,12 @@ def main(argv=None) -> int:
     print(f"U-Net: {gflop:.4f} GFLOP per face; this CPU's matmul ({mm_n}^2, {args.threads} threads): "
           f"{rate32:.0f} GFLOP/s fp32, {rate16:.0f} GFLOP/s bf16 -> FLOP-bound limit "
           f"{rate32 / gflop:.0f} faces/s fp32, {rate16 / gflop:.0f} faces/s bf16")
-    for name in e2e:
-        print(f"end to end, photo -> aligned (HOG) -> normalised, {name}: {len(photos) / e2e_sec[name]:.1f} photos/s "
-              f"({e2e_ok[name]} of {len(photos)} photos normalised)")
+    shown_det = {"hog": "HOG", "blazeface": "BlazeFace", "cnn": "CNN"}
+    for (det, bname), (_, ph) in e2e.items():
+        how = "one pass" if det == "cnn" else f"best of {max(1, args.repeats - 1)}"
+        print(f"end to end, photo -> aligned ({shown_det[det]}) -> normalised, {bname}: "
+              f"{len(ph) / e2e_sec[(det, bname)]:.1f} "
+              f"photos/s ({e2e_ok[(det, bname)]} of {len(ph)} photos normalised; {how})")
     print(f"fastest path within {PARITY} gray level of today's: {fastest[0]}")
     print(f"normalize_speed faces_per_s={fastest[1]:.1f} ratio={fastest[1] / base:.2f}")
     return 0

@@ -27,6 +27,9 @@ def test_benchmark_prints_each_path_the_flop_bound_and_its_summary_line(capsys):
     assert re.search(r"GFLOP per face; .* -> FLOP-bound limit \d+ faces/s fp32, \d+ faces/s bf16", out)
     assert re.search(r"^end to end, photo -> aligned \(HOG\) -> normalised, torch fp32 \(today's path\): [\d.]+ "
                      r"photos/s", out, re.M)
+    for det, n in (("BlazeFace", 20), ("CNN", 2)):      # every detector; --quick: the slow CNN on 2 photos
+        assert re.search(rf"^end to end, photo -> aligned \({det}\) -> normalised, torch fp32 \(today's path\): "
+                         rf"[\d.]+ photos/s \(\d+ of {n} photos normalised", out, re.M), det
     last = out.strip().splitlines()[-1]
     m = re.fullmatch(r"normalize_speed faces_per_s=([\d.]+) ratio=([\d.]+)", last)
     assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0
