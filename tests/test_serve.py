@@ -421,3 +421,27 @@ def test_other_shipped_names_of_an_offered_model_are_accepted():
     assert svc.aliases == {"all_data": "default"}
     with pytest.raises(KeyError, match="unknown model 'no_such'"):
         svc.normalizer("no_such")
+
+
+def test_detector_choice_of_the_server(tmp_path):
+    """``nfgan serve --detector blazeface``: every request aligns with that detector, exactly as
+    ``normalize_photos(detector="blazeface")`` does; BlazeFace leaves profiles out, so the profile that HOG
+    misses is "no face" here too, and an unknown detector is refused when the service starts."""
+    from nfgan.serve.service import NormalizeService, Upload
+
+    svc = NormalizeService(detector="blazeface")
+    assert svc.models()["detector"] == "blazeface"
+    paths = [FRONTAL, THREE_QUARTER, NO_FACE]
+    answer = svc.process([Upload(p.name, p.read_bytes()) for p in paths], "cc_by")
+    ref = nfgan.Normalizer.from_checkpoint("cc_by").normalize_photos(list(paths), detector="blazeface")
+    hog = nfgan.Normalizer.from_checkpoint("cc_by").normalize_photos(list(paths))
+    for i in (0, 1):
+        r = answer["results"][i]
+        assert r["ok"]
+        assert np.array_equal(decode_png(r["images"]["aligned"]), ref.aligned[i].crop)
+        assert np.array_equal(decode_png(r["images"]["normalized"]), ref.faces[i])
+        assert r["box"] == pytest.approx(list(ref.aligned[i].box), abs=0.051)
+        assert r["box"] != pytest.approx(list(hog.aligned[i].box), abs=0.5)    # not HOG's box
+    assert answer["results"][2]["reason"] == "no face"
+    with pytest.raises(ValueError, match="unknown detector 'mtcnn'"):
+        NormalizeService(detector="mtcnn")

@@ -23,6 +23,7 @@ def _port(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nfgan.data.align import DETECTORS
     from nfgan.device import DEVICE_HELP
 
     p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free port)")
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=None,
                    help="a model file, checkpoint or run folder to offer first, besides the shipped models "
                         "(default: non-commercial research use only; cc_by: CC BY data only; london; nfgan)")
+    p.add_argument("--detector", choices=DETECTORS, default="hog",
+                   help="face detector for every photo: hog (dlib HOG, default), cnn (dlib MMOD, slow on CPU) or "
+                        "blazeface (faster; no profiles)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--max-images", type=positive_int, default=MAX_IMAGES,
                    help=f"photos per request (default {MAX_IMAGES})")
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         service = NormalizeService(args.model, device=args.device, max_images=args.max_images,
-                                   max_request_bytes=args.max_mb * 2 ** 20)
+                                   max_request_bytes=args.max_mb * 2 ** 20, detector=args.detector)
         print("loading the model and the evaluators ...", file=sys.stderr)
         service.warm_up()
     except (CheckpointError, DeviceError, ValueError, FileNotFoundError, RuntimeError) as e:

@@ -150,16 +150,21 @@ class NormalizeService:
     ``model_path``: a model file, checkpoint or run folder offered as the choice ``custom`` (and then the
     default choice); the shipped models ``default`` (research use only), ``cc_by``, ``london`` and ``nfgan`` are
     always offered, each labelled with its training data and terms. Models and evaluators are loaded on first
-    use (:meth:`warm_up` loads them at once).
+    use (:meth:`warm_up` loads them at once). ``detector``: the face detector of every request
+    (``nfgan.data.align.DETECTORS``; "hog" by default, as ``nfgan normalize``).
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", max_images: int = MAX_IMAGES,
                  max_request_bytes: int = MAX_REQUEST_BYTES, max_pixels: int | None = None,
-                 keep_results: int = KEEP_RESULTS):
+                 keep_results: int = KEEP_RESULTS, detector: str = "hog"):
+        from nfgan.data.align import DETECTORS
         from nfgan.data.images import DEFAULT_MAX_PIXELS
         from nfgan.inference.generator import SHIPPED_MODELS, shipped_model
         from nfgan.inference.normalizer import default_model_path, nfgan_model_path
 
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}: use one of {', '.join(DETECTORS)}")
+        self.detector = detector
         self.device = device
         self.max_images = int(max_images)
         self.max_request_bytes = int(max_request_bytes)
@@ -241,7 +246,8 @@ class NormalizeService:
                 "models": [{"key": k, "label": label, "file": path.name} for k, (label, path) in self.choices.items()],
                 "limits": {"max_images": self.max_images, "max_request_bytes": self.max_request_bytes,
                            "text": limits_message(self.max_images, self.max_request_bytes)},
-                "evaluators": {"identity": IDENTITY_EVALUATOR, "expression": EXPRESSION_EVALUATOR}}
+                "evaluators": {"identity": IDENTITY_EVALUATOR, "expression": EXPRESSION_EVALUATOR},
+                "detector": self.detector}
 
     # -- work ---------------------------------------------------------------------------------------------
     def check_limits(self, uploads: list[Upload]) -> None:
@@ -279,7 +285,8 @@ class NormalizeService:
                     except ImageReadError as e:
                         results[i].update(reason=e.reason, detail=e.detail, message=self._message(e.reason, e.detail))
             readable = sorted(photos)
-            res = norm.normalize_photos([photos[i] for i in readable], largest_face=largest_face)
+            res = norm.normalize_photos([photos[i] for i in readable], largest_face=largest_face,
+                                        detector=self.detector)
             ok = []
             for j, i in enumerate(readable):
                 r, gray, a = results[i], photos[i], res.aligned[j]

@@ -66,7 +66,7 @@ async function loadModels() {
     const info = await response.json();
     state.limits = info.limits;
     $("limits").textContent = `Per request: ${info.limits.text}. Faces are judged by ${info.evaluators.identity} ` +
-      `(identity) and ${info.evaluators.expression} (expression).`;
+      `(identity) and ${info.evaluators.expression} (expression); faces are found by the ${info.detector} detector.`;
     $("model").replaceChildren(...info.models.map((m) => el("option",
       { value: m.key, selected: m.key === info.default, title: m.file }, m.label)));
   } catch (e) {
