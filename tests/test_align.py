@@ -184,7 +184,10 @@ def test_face_too_small(aligner):
     assert e.value.reason in ("face too small", "no face")
 
 
-def test_several_faces_policy(aligner):
+@pytest.mark.parametrize("detector", ["hog", "blazeface"])
+def test_several_faces_policy(aligner, detector):
+    if detector != "hog":
+        aligner = FaceAligner(size=64, detector=detector)
     face = Image.open(FRONT).convert("L")
     pair = Image.new("L", (512, 256), 200)
     pair.paste(face, (0, 0))
