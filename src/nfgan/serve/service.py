@@ -157,14 +157,12 @@ class NormalizeService:
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", max_images: int = MAX_IMAGES,
                  max_request_bytes: int = MAX_REQUEST_BYTES, max_pixels: int | None = None,
                  keep_results: int = KEEP_RESULTS, detector: str = "hog"):
-        from nfgan.data.align import DETECTORS
+        from nfgan.data.align import check_detector
         from nfgan.data.images import DEFAULT_MAX_PIXELS
         from nfgan.inference.generator import SHIPPED_MODELS, shipped_model
         from nfgan.inference.normalizer import default_model_path, nfgan_model_path
 
-        if detector not in DETECTORS:
-            raise ValueError(f"unknown detector {detector!r}: use one of {', '.join(DETECTORS)}")
-        self.detector = detector
+        self.detector = check_detector(detector)
         self.device = device
         self.max_images = int(max_images)
         self.max_request_bytes = int(max_request_bytes)
