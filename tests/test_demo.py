@@ -193,3 +193,17 @@ def test_shipped_models_load_by_name_and_the_default_research_model_says_so():
                       for p in sorted(EXAMPLES.rglob("*.jpg"))[:4]])
     out = g.normalize(faces)
     assert out.shape == faces.shape and out.reshape(len(out), -1).std(1).min() > 10
+
+
+def test_demo_detector_choice(small_model, tmp_path):
+    """``--detector blazeface``: the demo aligns with BlazeFace, which refuses the example profiles that HOG
+    aligns as 3/4 views, so the same folder gives fewer aligned photos and 'no face' failures for profiles."""
+    kw = dict(identity=("dlib",), expression=("fer",), tile=64, progress=False)
+    hog = run_demo(EXAMPLES, small_model, tmp_path / "hog", **kw)
+    blaze = run_demo(EXAMPLES, small_model, tmp_path / "blaze", detector="blazeface", **kw)
+    assert hog["photos"] == blaze["photos"] == 20
+    assert blaze["aligned"] < hog["aligned"]
+    assert {f["reason"] for f in blaze["failed"]} == {"no face"}
+    assert all("profile" in Path(f["path"]).parent.name for f in blaze["failed"])
+    with pytest.raises(SystemExit):
+        main(["--detector", "mtcnn"])

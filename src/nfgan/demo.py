@@ -107,8 +107,9 @@ def overview(aligned: list[dict], outs: np.ndarray, gt: dict[str, np.ndarray], t
 
 def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | None = None,
              identity: tuple[str, ...] = ("dlib", "faceres"), expression: tuple[str, ...] = ("fer", "faceapi"),
-             tile: int = 128, progress: bool = True) -> dict:
-    """The whole demo; returns a summary dict (also printed by :func:`main`)."""
+             tile: int = 128, progress: bool = True, detector: str = "hog") -> dict:
+    """The whole demo; returns a summary dict (also printed by :func:`main`). ``detector``: the face detector
+    of the aligner (``nfgan.data.align.DETECTORS``)."""
     from tqdm import tqdm
 
     from nfgan.data.align import AlignError, align_face, pose_from_yaw
@@ -128,7 +129,7 @@ def run_demo(photos_dir: Path, model_path: Path, out_dir: Path, limit: int | Non
     aligned, failures = [], []
     for ph in tqdm(photos, desc="align", unit="photo", disable=not progress):
         try:
-            face = align_face(ph["path"], size=size)
+            face = align_face(ph["path"], size=size, detector=detector)
         except (AlignError, ImageReadError) as e:
             failures.append({"path": str(ph["path"]), "reason": getattr(e, "reason", str(e))})
             continue
@@ -212,6 +213,8 @@ def format_summary(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nfgan.data.align import DETECTORS
+
     p = argparse.ArgumentParser(prog="python -m nfgan.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=Path, default=REPO_ROOT / "examples" / "london", help="photo folder")
     p.add_argument("--model", type=Path, default=None,
@@ -223,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="identity evaluators (dlib, faceres, faceres_deep); a verdict needs the model's threshold "
                         "for it (the shipped models carry dlib's and faceres')")
     p.add_argument("--expression", default="fer,faceapi", help="expression evaluators (fer, faceapi)")
+    p.add_argument("--detector", choices=DETECTORS, default="hog",
+                   help="face detector: hog (dlib HOG, default), cnn (dlib MMOD, slow on CPU) or blazeface (faster; "
+                        "refuses profiles)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -230,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or default_model()
     try:
         s = run_demo(args.photos, model, args.out, args.limit, tuple(x for x in args.identity.split(",") if x),
-                     tuple(x for x in args.expression.split(",") if x), progress=not args.quiet)
+                     tuple(x for x in args.expression.split(",") if x), progress=not args.quiet,
+                     detector=args.detector)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
