@@ -31,6 +31,17 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")
+def golden() -> dict:
+    """The original TF.js models' outputs (tests/data/tfjs_golden/golden.npz, tools/tfjs/make_golden.py): every
+    array of the file by name, and its ``meta`` JSON decoded; shared by the ports' tests (embedders,
+    expression nets, the BlazeFace detector)."""
+    with np.load(REPO / "tests" / "data" / "tfjs_golden" / "golden.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["meta"] = json.loads(bytes(data.pop("meta_json")).decode())
+    return data
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the shared face data (london/, ckplus/, jaffe/, yale/); skips the test when absent."""
     if not (SHARED_DATA / "london" / "manifest.csv").is_file():

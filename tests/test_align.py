@@ -10,8 +10,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from nfgan.data import align
+from nfgan.data.adapters import read_tem_pupils
 from nfgan.data.align import (INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, align_face, apply_transform,
-                         compose, invert_transform, mirror_landmarks, similarity_transform, warp_gray)
+                              compose, eye_centres, invert_transform, mirror_landmarks, similarity_transform,
+                              warp_gray)
 
 DATA = Path(__file__).parent / "data"
 FRONT, LEFT34, RIGHT34 = (DATA / f"london_001_{v}.jpg" for v in ("front", "left34", "right34"))
@@ -22,10 +24,6 @@ PUPILS_256 = (np.array([[214.28, 239.69], [295.06, 236.66]]) + 0.5) * 0.5 - 0.5
 @pytest.fixture(scope="module")
 def aligner() -> FaceAligner:
     return FaceAligner(size=64)
-
-
-def _eye_centres(lm: np.ndarray) -> np.ndarray:
-    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
 
 
 # -- geometry -------------------------------------------------------------------------------------------------
@@ -100,7 +98,7 @@ def test_frontal_photo_aligns_onto_template(aligner):
     assert np.abs(face.landmarks68[list(INNER49)] - target).mean() < 1.5
     # transform maps source landmarks onto crop landmarks, and the eye centres hit the hand-placed pupils
     assert np.allclose(apply_transform(face.transform, face.source_landmarks()), face.landmarks68, atol=1e-3)
-    err = np.linalg.norm(_eye_centres(face.source_landmarks()) - PUPILS_256, axis=1)
+    err = np.linalg.norm(eye_centres(face.source_landmarks()) - PUPILS_256, axis=1)
     iod = np.linalg.norm(PUPILS_256[1] - PUPILS_256[0])
     assert (err / iod).max() < 0.05
 
@@ -152,7 +150,7 @@ def test_flip_rule_on_three_quarter_views(aligner):
     assert right.yaw_deg > 20 and not right.flipped
     for face in (left, right):
         # occluded side on the right: the nose tip sits right of the eye midpoint in the crop
-        eyes = _eye_centres(face.landmarks68)
+        eyes = eye_centres(face.landmarks68)
         assert face.landmarks68[30, 0] > eyes[:, 0].mean() + 2
         # index 36 (outer corner of the image-left eye) is still on the image's left
         assert face.landmarks68[36, 0] < face.landmarks68[45, 0]
@@ -222,7 +220,7 @@ def test_precropped_aligns_small_crops(aligner):
     pos = {v: i for i, v in enumerate(INNER49)}
     t = align.template_points(64)
     target_eyes = np.stack([t[[pos[i] for i in range(36, 42)]].mean(0), t[[pos[i] for i in range(42, 48)]].mean(0)])
-    assert np.abs(_eye_centres(face.landmarks68) - target_eyes).max() < 2.5
+    assert np.abs(eye_centres(face.landmarks68) - target_eyes).max() < 2.5
     # the same face from the full photo lands in nearly the same place
     full = aligner.align(Image.open(FRONT))
     assert np.abs(face.landmarks68[list(INNER49)] - full.landmarks68[list(INNER49)]).mean() < 2.0
@@ -243,11 +241,6 @@ def _london_rows(shared_data: Path, poses) -> list[dict]:
         return [r for r in csv.DictReader(f) if r["pose"] in poses]
 
 
-def _read_pupils(tem: Path) -> np.ndarray:
-    lines = tem.read_text().split("\n")
-    return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
-
-
 @pytest.mark.shared_data
 def test_london_landmark_accuracy(shared_data, aligner):
     """Eye centres (mean of landmarks 36-41 / 42-47) vs the hand-placed pupils of the 102 frontal faces."""
@@ -256,14 +249,14 @@ def test_london_landmark_accuracy(shared_data, aligner):
     errors, signed = [], []
     for r in rows:
         path = shared_data / "london" / r["path"]
-        pupils = _read_pupils(path.with_suffix(".tem"))
+        pupils = read_tem_pupils(path.with_suffix(".tem"))
         try:
             face = aligner.align(Image.open(path))
         except AlignError:
             errors.append(np.inf)
             continue
         iod = np.linalg.norm(pupils[1] - pupils[0])
-        d = (_eye_centres(face.source_landmarks()) - pupils) / iod
+        d = (eye_centres(face.source_landmarks()) - pupils) / iod
         errors.append(np.linalg.norm(d, axis=1).mean())
         signed.append(d)
     errors = np.array(errors)

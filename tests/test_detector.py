@@ -22,23 +22,15 @@ import torch
 from PIL import Image
 
 from nfgan.data import align
-from nfgan.data.align import DETECTORS, INNER49, AlignError, FaceAligner, align_face
+from nfgan.data.adapters import read_tem_pupils
+from nfgan.data.align import DETECTORS, INNER49, AlignError, FaceAligner, align_face, eye_centres
 from nfgan.data.detect import (BlazeFaceDetector, NchwBlazeFace, anchors, decode, iou_one_to_many,
                                non_max_suppression)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-GOLDEN = HERE / "data" / "tfjs_golden" / "golden.npz"
 FRONT, LEFT34, RIGHT34 = (HERE / "data" / f"london_001_{v}.jpg" for v in ("front", "left34", "right34"))
 EXAMPLES = sorted((REPO / "examples" / "london").glob("*/*.jpg"))
-
-
-@pytest.fixture(scope="module")
-def golden():
-    z = np.load(GOLDEN)
-    data = {k: z[k] for k in z.files if k.startswith("blazeface")}
-    data["meta"] = json.loads(bytes(z["meta_json"]).decode())
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +217,7 @@ def test_blazeface_box_map_is_what_makes_turned_faces_work(aligners):
     det = blaze.detector.detect(arr)[0]
     mapped = blaze._landmarks(arr, align.hog_like_box(det))
     raw = blaze._landmarks(arr, det.box)
-    iod = np.linalg.norm(ref[36:42].mean(0) - ref[42:48].mean(0))
+    iod = np.linalg.norm(np.subtract(*eye_centres(ref)))
     err = lambda lm: np.linalg.norm(lm[17:] - ref[17:], axis=1).mean() / iod   # noqa: E731
     assert err(mapped) < 0.06 < 0.2 < err(raw)
 
@@ -299,11 +291,6 @@ def test_normalize_cli_detector_option(tmp_path, capsys):
 
 # -- shared data --------------------------------------------------------------------------------------------
 
-def _read_pupils(tem: Path) -> np.ndarray:
-    lines = tem.read_text().split("\n")
-    return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
-
-
 @pytest.mark.shared_data
 def test_blazeface_landmark_accuracy_on_london_test_people(shared_data, aligners):
     """Eye centres vs the hand-placed pupils on the 22 TEST people's frontal neutral photos (the box map was
@@ -313,11 +300,10 @@ def test_blazeface_landmark_accuracy_on_london_test_people(shared_data, aligners
     errs = {"hog": [], "blazeface": []}
     for s in sorted(test_people):
         path = shared_data / "london" / "neutral_front" / f"{s}_03.jpg"
-        pupils = _read_pupils(path.with_suffix(".tem"))
+        pupils = read_tem_pupils(path.with_suffix(".tem"))
         iod = np.linalg.norm(pupils[1] - pupils[0])
         for name, al in aligners.items():
-            lm = al.align(Image.open(path)).source_landmarks()
-            eyes = np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
+            eyes = eye_centres(al.align(Image.open(path)).source_landmarks())
             errs[name].append(np.linalg.norm((eyes - pupils) / iod, axis=1).mean())
     b, h = np.array(errs["blazeface"]), np.array(errs["hog"])
     assert len(b) == 22

@@ -5,7 +5,6 @@ difference < 1e-4 on every output (float32 on both sides; observed differences a
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,8 @@ from nfgan.models.auxiliary.tfjs_graph import (TfjsFormatError, TfjsGraph, conv2
                               load_graph, pool_nhwc, resize_bilinear_nhwc, same_padding, save_graph)
 
 HERE = Path(__file__).resolve().parent
-GOLDEN = HERE / "data" / "tfjs_golden" / "golden.npz"
 NODE_MODELS = HERE.parent / "tools" / "tfjs" / "node_modules" / "@vladmandic" / "human-models" / "models"
 TOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def golden():
-    z = np.load(GOLDEN)
-    data = {k: z[k] for k in z.files}
-    data["meta"] = json.loads(bytes(data.pop("meta_json")).decode())
-    return data
 
 
 @pytest.fixture(scope="module")

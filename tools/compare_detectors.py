@@ -39,19 +39,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.data.align import DETECTORS, INNER49, AlignError, FaceAligner  # noqa: E402
+from nfgan.data.adapters import read_tem_pupils  # noqa: E402
+from nfgan.data.align import DETECTORS, INNER49, AlignError, FaceAligner, eye_centres  # noqa: E402
 
 VIEWS = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
          "left_profile": "profile", "right_profile": "profile"}
-
-
-def read_pupils(tem: Path) -> np.ndarray:
-    lines = tem.read_text().split("\n")
-    return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
-
-
-def eye_centres(lm: np.ndarray) -> np.ndarray:
-    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
 
 
 def run_detector(name: str, rows: list[dict], london: Path) -> dict:
@@ -129,7 +121,7 @@ def main(argv=None) -> int:
             if r["pose"] != "frontal" or r["expression"] != "neutral":
                 continue
             res = per[r["path"]]
-            pupils = read_pupils((london / r["path"]).with_suffix(".tem"))
+            pupils = read_tem_pupils((london / r["path"]).with_suffix(".tem"))
             iod = np.linalg.norm(pupils[1] - pupils[0])
             e = (np.linalg.norm((eye_centres(res["source_landmarks"]) - pupils) / iod, axis=1).mean()
                  if "landmarks" in res else np.inf)

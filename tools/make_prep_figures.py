@@ -33,7 +33,9 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nfgan.data.align import INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, derive_template  # noqa: E402
+from nfgan.data.adapters import read_tem_pupils  # noqa: E402
+from nfgan.data.align import (INNER49, MIRROR68, TEMPLATE49, AlignError, FaceAligner, derive_template,  # noqa: E402
+                              eye_centres)
 from nfgan.atomic import atomic_open, save_image, write_text  # noqa: E402
 
 FIG = REPO / "docs" / "figures"
@@ -42,15 +44,6 @@ FIG = REPO / "docs" / "figures"
 def _rows(root: Path) -> list[dict]:
     with open(root / "manifest.csv", newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _eyes(lm: np.ndarray) -> np.ndarray:
-    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
-
-
-def _pupils(tem: Path) -> np.ndarray:
-    lines = tem.read_text().split("\n")
-    return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
 
 
 def _save_fig(fig, path: Path) -> None:
@@ -73,13 +66,13 @@ def landmark_accuracy(london: Path, aligner: FaceAligner) -> dict:
         if r["pose"] != "frontal" or r["expression"] != "neutral":
             continue
         path = london / r["path"]
-        pupils = _pupils(path.with_suffix(".tem"))
+        pupils = read_tem_pupils(path.with_suffix(".tem"))
         try:
             face = aligner.align(Image.open(path))
         except AlignError:
             errs.append(np.inf)
             continue
-        e = np.linalg.norm(_eyes(face.source_landmarks()) - pupils, axis=1).mean()
+        e = np.linalg.norm(eye_centres(face.source_landmarks()) - pupils, axis=1).mean()
         errs.append(e / np.linalg.norm(pupils[1] - pupils[0]))
     errs = np.array(errs)
     finite = errs[np.isfinite(errs)]
@@ -189,7 +182,7 @@ def main() -> int:
             img = Image.open(jaffe / r["path"])
             try:
                 face = aligner.align(img)
-                eyes.append(_eyes(face.landmarks68))
+                eyes.append(eye_centres(face.landmarks68))
             except AlignError:
                 face = None
             if r["subject"] == rows[0]["subject"] and len(pairs) < 12:
@@ -219,10 +212,10 @@ def precropped_quality(root: Path, rows: list[dict], aligner: FaceAligner):
 
                 m = compose(mirror_matrix(aligner.size), m)
             cover.append(float((warp_gray(white, m, aligner.size) > 127).mean()))
-            ours.append(_eyes(face.landmarks68))
+            ours.append(eye_centres(face.landmarks68))
             src = face.source_landmarks()
             s = np.array([aligner.size / img.width, aligner.size / img.height])
-            resized.append(_eyes((src + 0.5) * s - 0.5))
+            resized.append(eye_centres((src + 0.5) * s - 0.5))
         sample.append((r, img, face))
     n = len(rows)
     return ({"images": n, "landmark_share": round(methods.get("landmarks", 0) / max(1, n), 4), "methods": methods,

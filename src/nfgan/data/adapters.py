@@ -36,9 +36,19 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from nfgan.data.schema import POSE_FROM_YAW, POSES, FaceRecord, canonical_expression
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif"}
+
+
+def read_tem_pupils(path: str | Path) -> np.ndarray:
+    """The two hand-placed pupil centres (2 x 2, rows x y; image-left eye first) of a WebMorph template
+    (``.tem``: a point count, then one ``x y`` line per point; the pupils are points 0 and 1), as the London
+    set ships beside each photo, in that photo's pixels."""
+    lines = Path(path).read_text().split("\n")
+    return np.array([[float(v) for v in lines[i].split()] for i in (1, 2)])
 
 
 class AdapterError(ValueError):

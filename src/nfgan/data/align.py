@@ -237,11 +237,18 @@ def warp_gray(gray: Image.Image | np.ndarray, matrix: np.ndarray, size: int) -> 
 YAW_RATIO_AT_90 = 1.418
 
 
+def eye_centres(landmarks68: np.ndarray) -> np.ndarray:
+    """The two eye centres (2 x 2: image-left eye, then image-right eye), each the mean of its six iBUG points
+    (36-41, 42-47)."""
+    lm = np.asarray(landmarks68)
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
+
+
 def nose_offset_ratio(landmarks68: np.ndarray) -> float:
     """Horizontal position of the nose tip (30) between the two ends of the face outline (jaw points 0 and
     16), measured along the eye line: -1 at point 0's side, 0 in the middle, +1 at point 16's side."""
     lm = np.asarray(landmarks68, dtype=np.float64)
-    left_eye, right_eye = lm[36:42].mean(0), lm[42:48].mean(0)
+    left_eye, right_eye = eye_centres(lm)
     axis = right_eye - left_eye
     norm = np.linalg.norm(axis)
     if norm < 1e-9:

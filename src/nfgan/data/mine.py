@@ -59,6 +59,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from nfgan.atomic import write_text
+from nfgan.data.align import eye_centres
 from nfgan.data.dataset import MANIFEST_COLUMNS, PreparedDataset, PreparedDatasetError
 
 #: expression written for every face that is not a mined target
@@ -134,7 +135,7 @@ def eye_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float
     """Eye centre (mean of the 12 eye points), the unit eye axis ``u`` (image-left eye to image-right eye),
     its normal ``v`` (pointing down the face) and the inter-ocular distance."""
     lm = np.asarray(lm, dtype=np.float64)
-    le, re = lm[36:42].mean(0), lm[42:48].mean(0)
+    le, re = eye_centres(lm)
     axis = re - le
     iod = float(np.linalg.norm(axis))
     if not iod > 1e-9:

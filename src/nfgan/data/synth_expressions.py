@@ -89,6 +89,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nfgan.data.align import eye_centres
 from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
 from nfgan.data.frontalize import crop_border, piecewise_affine_warp
 from nfgan.data.schema import canonical_expression
@@ -228,7 +229,7 @@ def landmark_vertices(sfm: SFM, camera: np.ndarray, vertices: np.ndarray, landma
     mapped = np.asarray(sorted(sfm.vertex_of), dtype=np.int64)
     verts = np.full(68, -1, dtype=np.int64)
     verts[mapped] = [sfm.vertex_of[i] for i in mapped.tolist()]
-    iod = float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+    iod = float(np.linalg.norm(np.subtract(*eye_centres(landmarks))))
     err = float(np.linalg.norm(proj[verts[mapped]] - landmarks[mapped], axis=1).mean())
     if not np.isfinite(err) or iod <= 0 or err > MAX_FIT_ERROR * iod:
         raise FitFailed(f"mean landmark error {err:.2f} px = {err / max(iod, 1e-9):.2f} inter-ocular distances "
