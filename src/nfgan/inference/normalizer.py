@@ -321,7 +321,7 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
                 args.photos[path] = _thumbnail(img, SHEET_TILE)
             if args.align == "always" or (args.align == "auto" and img.size != (size, size)):
                 if aligner is None:
-                    aligner = FaceAligner(size=size, detector=getattr(args, "detector", "hog"),
+                    aligner = FaceAligner(size=size, detector=args.detector,
                                           **({"dominance": 1.0} if args.largest_face else {}))
                 aligned = aligner.align(img)
                 face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped),
