@@ -218,6 +218,18 @@ class SFM:
         camera = np.asarray(eos.fitting.get_3x4_affine_camera_matrix(pose, size, size), dtype=np.float64)
         return camera, np.asarray(mesh.vertices, dtype=np.float64)
 
+    def fit_full(self, landmarks: np.ndarray, size: int):
+        """Like :meth:`fit`, and the fitted shape without its expression: ``(camera 3x4, vertices V x 3 with the
+        fitted blendshapes, vertices V x 3 of the shape alone)``."""
+        import eos
+
+        lms = [eos.core.Landmark(str(i + 1), [float(x), float(y)]) for i, (x, y) in enumerate(landmarks)]
+        mesh, pose, shape_coeffs, _ = eos.fitting.fit_shape_and_pose(
+            self.model, lms, self.mapper, size, size, self.edges, self.contour_landmarks, self.model_contour)
+        camera = np.asarray(eos.fitting.get_3x4_affine_camera_matrix(pose, size, size), dtype=np.float64)
+        neutral = np.asarray(self.model.get_shape_model().draw_sample(shape_coeffs), dtype=np.float64)
+        return camera, np.asarray(mesh.vertices, dtype=np.float64), neutral.reshape(-1, 3)
+
 
 class FitFailed(Exception):
     pass

@@ -47,6 +47,7 @@ import torch
 
 from nfgan.atomic import atomic_open, write_text
 from nfgan.data.dataset import PreparedDataset
+from nfgan.evaluation.baselines import Baseline, is_baseline
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
 from nfgan.device import DEVICE_HELP, resolve_device
@@ -323,6 +324,7 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
             "kind": "reference" if g is None else g.kind,
             "source": None if g is None else g.info.get("source"),
             "step": None if g is None else g.info.get("step"),
+            **({"failures": list(g.failures)} if getattr(g, "failures", None) else {}),
             "groups": {gname: _group_stats(m, per_face[name], feats_of.get(name), real_feats, kid_subsets)
                        for gname, m in groups.items()}}
     metrics = {
@@ -370,7 +372,8 @@ def _parse_run(spec: str) -> tuple[str, Path]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="run folder, checkpoint or exported model; NAME=PATH sets the name shown in tables")
+                   help="run folder, checkpoint, exported model, shipped model name, or a network-free baseline "
+                        "(frontalize3d[:SFM_FOLDER], frontalize2d); NAME=PATH sets the name shown in tables")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (nfgan prepare)")
     p.add_argument("--split", default="test", help="subjects to evaluate (default: test)")
     p.add_argument("--splits", default=None,
@@ -413,14 +416,24 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
     t0 = time.time()
     where = resolve_device(device)
     out = Path(out or Path("eval") / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
-    models: dict[str, Generator] = {}
+    models: dict[str, Generator | Baseline] = {}
+    baselines: dict[str, str] = {}
     for spec in run_specs:
         name, path = _parse_run(spec)
-        if name in models or name in REFERENCE_MODELS:
+        if name in models or name in baselines or name in REFERENCE_MODELS:
             raise EvaluateError(f"two models named {name!r}: name them with NAME=PATH")
-        models[name] = load_model(path).to(where)
+        if is_baseline(str(path)):
+            baselines[name] = str(path)
+        else:
+            models[name] = load_model(path).to(where)
     splits = default_splits(data) if splits is None else splits
     es = load_eval_set(data, splits, split, limit)
+    if baselines and es.input_landmarks is None:
+        raise EvaluateError(f"{es.dataset.root}: no landmarks.npy, which the baselines {', '.join(baselines)} need "
+                            "(folders written by `nfgan prepare` have one)")
+    for name, spec in baselines.items():     # network-free baselines, made for the set's crop size
+        models[name] = Baseline(spec, es.dataset.size)
+    models = {name: models[name] for name, _ in map(_parse_run, run_specs)}    # the order given
     for name, g in models.items():
         size = g.info["model"].get("image_size", 64)
         if size != es.dataset.size:

@@ -145,6 +145,8 @@ def fig5_filters(models: dict, zoom: int = 8) -> np.ndarray:
     size = None
     for name, g in models.items():
         w = g.first_layer_filters()
+        if w is None:        # a network-free baseline
+            continue
         lo, hi = w.min(axis=(1, 2), keepdims=True), w.max(axis=(1, 2), keepdims=True)
         u8 = ((w - lo) / np.maximum(hi - lo, 1e-12) * 255).round().astype(np.uint8)
         ks = [np.kron(k, np.ones((zoom, zoom), np.uint8)) for k in u8]
@@ -187,7 +189,7 @@ def make_figures(folder: Path, models: dict, es, outputs: dict[str, np.ndarray],
         key = f"fig4_{ev}"
         figs[key] = fig4_identity(per_face, ev, cal["far_threshold"], names or ["input"],
                                   folder / f"fig4_identity_{ev}.png", cal.get("training_aligned", False))
-    if models:
+    if any(g.first_layer_filters() is not None for g in models.values()):
         figs["fig5"] = folder / "fig5_filters.png"
         save_image(figs["fig5"], fig5_filters(models))
     nf = next((n for n, g in models.items() if g.kind == "nfgan"), None)
