@@ -508,7 +508,6 @@ class FaceAligner:
         big = gray.resize((w * upscale, h * upscale), Image.BICUBIC)
         pad_x, pad_y = big.width // 4, big.height // 4
         arr = np.pad(np.asarray(big), ((pad_y, pad_y), (pad_x, pad_x)), mode="edge")
-        work = Image.fromarray(arr)
         # source pixel-index -> work pixel-index
         to_work = np.array([[upscale, 0, 0.5 * upscale - 0.5 + pad_x], [0, upscale, 0.5 * upscale - 0.5 + pad_y]],
                            dtype=np.float64)
