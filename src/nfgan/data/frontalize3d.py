@@ -22,6 +22,9 @@ writes them):
    :data:`DEPTH_TOLERANCE` of the face's depth range of its bin's nearest sample counts as visible. Its
    visibility then falls linearly to 0 as its surface turns edge-on to the camera (:data:`GRAZING`): such a
    surface is read from a sliver of the photo, and there the fitted silhouette strays onto the background.
+   The regularised fit misses a turned face's landmarks by a few px, so the photo positions are then moved by a
+   Gaussian-weighted average (:data:`SNAP_SIGMA`) of the misses at the inner landmarks, fading out away from
+   them (:meth:`Frontalizer3D.snap`).
 3. **Where each vertex goes in the output.** The fitted *neutral* mesh (shape only) is projected from the front
    and placed by the least-squares scale and shift that brings its inner landmark vertices (brows, nose, eyes,
    mouth) onto nfgan's frontal layout :data:`nfgan.data.frontalize.FRONTAL68`, so outputs share the framing of
@@ -161,9 +164,9 @@ class Frontalizer3D:
         return proj, visible * soft
 
     def snap(self, photo_xy: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """Step 2b: the photo positions moved by a Gaussian-weighted average of the fit's residuals at the
-        inner landmarks (fading out away from them), so the eyes, nose and mouth are read where the landmarks put them, not where the
-        regularised fit projects them (a few px on a turned face)."""
+        """Step 2b: the photo positions moved by a Gaussian-weighted average of the fit's residuals at the inner
+        landmarks (fading out away from them), so that the eyes, nose and mouth are read where the landmarks put
+        them, not where the regularised fit projects them (a few px off on a turned face)."""
         at = photo_xy[self._place_vertices]
         residual = np.asarray(landmarks, dtype=np.float64)[self._place] - at
         sigma = SNAP_SIGMA * self.size / 64
