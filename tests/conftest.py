@@ -41,6 +41,23 @@ def golden() -> dict:
     return data
 
 
+#: the Surrey Face Model folder (non-commercial; read from a path, never copied into the repository)
+SFM = Path(os.environ.get("NFGAN_SFM") or REPO.parent / "shared" / "models" / "sfm")
+
+
+def need_sfm() -> Path:
+    """The SFM folder, or skip the test saying what is missing (eos-py, or the model's files)."""
+    from nfgan.data.synth_expressions import SFM_FILES
+
+    try:
+        import eos  # noqa: F401
+    except ImportError:
+        pytest.skip("eos-py is not installed (pip install 'nfgan[synth]')")
+    if not all((SFM / f).is_file() for f in SFM_FILES.values()):
+        pytest.skip(f"no Surrey Face Model at {SFM} (set $NFGAN_SFM)")
+    return SFM
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the shared face data (london/, ckplus/, jaffe/, yale/); skips the test when absent."""

@@ -8,30 +8,17 @@ five views, neutral and smiling), prepared.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, make_prepared
-from nfgan.data import synth_expressions as SE
+from conftest import REPO, SFM, make_prepared, need_sfm
 from nfgan.data.dataset import PreparedDataset
 from nfgan.data.frontalize import frontalize_batch
 from nfgan.evaluation.baselines import Baseline, is_baseline
 from nfgan.evaluation.metrics import ssim
 
-SFM = Path(os.environ.get(SE.SFM_ENV) or REPO.parent / "shared" / "models" / "sfm")
 EXAMPLES = REPO / "examples" / "london"
-
-
-def _need_sfm():
-    try:
-        import eos  # noqa: F401
-    except ImportError:
-        pytest.skip("eos-py is not installed (pip install 'nfgan[synth]')")
-    if not all((SFM / f).is_file() for f in SE.SFM_FILES.values()):
-        pytest.skip(f"no Surrey Face Model at {SFM} (set ${SE.SFM_ENV})")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +34,7 @@ def examples(tmp_path_factory) -> PreparedDataset:
 
 @pytest.fixture(scope="module")
 def f3d():
-    _need_sfm()
+    need_sfm()
     from nfgan.data.frontalize3d import Frontalizer3D
 
     return Frontalizer3D(SFM, 64)
@@ -149,7 +136,7 @@ def test_a_missing_sfm_folder_is_an_error_naming_it(tmp_path):
 
 
 def test_evaluate_scores_the_baselines_beside_the_references(examples, tmp_path):
-    _need_sfm()
+    need_sfm()
     from nfgan.evaluation.evaluate import evaluate
 
     splits = tmp_path / "splits.json"

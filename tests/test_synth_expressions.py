@@ -7,29 +7,18 @@ frontal neutral faces of ``out/london64`` when it exists, else the shipped examp
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SFM, need_sfm
 from nfgan.data import synth_expressions as SE
 from nfgan.data.dataset import PreparedDataset
 from nfgan.data.pairs import build_pairs
 
-SFM = Path(os.environ.get(SE.SFM_ENV) or REPO.parent / "shared" / "models" / "sfm")
 LONDON64 = REPO / "out" / "london64"
 EXAMPLES = REPO / "examples" / "london"
-
-
-def _need_sfm():
-    try:
-        import eos  # noqa: F401
-    except ImportError:
-        pytest.skip("eos-py is not installed (pip install 'nfgan[synth]')")
-    if not all((SFM / f).is_file() for f in SE.SFM_FILES.values()):
-        pytest.skip(f"no Surrey Face Model at {SFM} (set ${SE.SFM_ENV})")
 
 
 def _subset(src: Path, out: Path, n: int) -> Path:
@@ -58,7 +47,7 @@ def _subset(src: Path, out: Path, n: int) -> Path:
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory) -> Path:
-    _need_sfm()
+    need_sfm()
     base = tmp_path_factory.mktemp("synth")
     if (LONDON64 / "landmarks.npy").is_file():
         return _subset(LONDON64, base / "src", 6)
@@ -213,7 +202,7 @@ def test_meta_records_the_sfm_and_settings(out):
 
 
 def test_per_face_and_expression_choice(src, tmp_path):
-    _need_sfm()
+    need_sfm()
     dst = tmp_path / "two"
     SE.synth_expressions(src, dst, SFM, expressions=["happy", "surprise"], per_face=2, seed=0, progress=False)
     rows = [r for r in _rows(dst) if r["synthetic"] == "1"]
@@ -239,7 +228,7 @@ def test_bad_sfm_path_names_the_file(tmp_path, monkeypatch):
 
 
 def test_unreadable_sfm_file_is_named(tmp_path):
-    _need_sfm()
+    need_sfm()
     import shutil
 
     folder = tmp_path / "sfm"

@@ -24,11 +24,10 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=int, default=2, help="pixel zoom (default 2)")
     args = ap.parse_args(argv)
 
-    from PIL import Image, ImageDraw
-
-    from nfgan.atomic import write_bytes
+    from nfgan.atomic import save_image
     from nfgan.evaluation.baselines import Baseline
     from nfgan.evaluation.evaluate import load_eval_set
+    from nfgan.evaluation.report import tile
     from nfgan.inference import load_model
 
     es = load_eval_set(args.data, "london", "test")
@@ -42,18 +41,8 @@ def main(argv=None) -> int:
                ("frontalize3d", Baseline("frontalize3d").normalize(faces, poses, flipped, landmarks=lms)),
                (args.model, load_model(args.model).normalize(faces, poses, flipped, landmarks=lms)),
                ("real neutral", es.target_images[picks])]
-    s, head = faces.shape[-1] * args.scale, 16
-    sheet = Image.new("L", (s * len(columns), head + s * len(picks)), 255)
-    draw = ImageDraw.Draw(sheet)
-    for c, (label, imgs) in enumerate(columns):
-        draw.text((c * s + 3, 2), label, fill=0)
-        for r, img in enumerate(imgs):
-            sheet.paste(Image.fromarray(np.asarray(img)).resize((s, s), Image.NEAREST), (c * s, head + r * s))
-    import io
-
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG", optimize=True)
-    write_bytes(args.out, buf.getvalue())
+    grid = tile([[np.asarray(imgs[r]) for _, imgs in columns] for r in range(len(picks))], [c for c, _ in columns])
+    save_image(args.out, np.kron(grid, np.ones((args.scale, args.scale), np.uint8)))
     print(f"wrote {args.out} ({len(picks)} inputs)")
     return 0
 

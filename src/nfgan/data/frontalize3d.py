@@ -110,8 +110,6 @@ class Frontalizer3D:
     # -- steps ---------------------------------------------------------------------------------------------
     def fit(self, landmarks: np.ndarray):
         """Step 1: ``(camera 3x4, mesh vertices with expression V x 3, neutral vertices V x 3)``."""
-        from nfgan.data.align import eye_centres
-
         lm = np.asarray(landmarks, dtype=np.float64)
         if lm.shape != (68, 2) or not np.isfinite(lm).all():
             raise Frontalize3DError("3D frontalisation needs 68 finite landmarks")
