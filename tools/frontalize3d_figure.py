@@ -3,8 +3,9 @@ normaliser, beside the person's real frontal neutral face.
 
     python tools/frontalize3d_figure.py out/london64 docs/figures/frontalize3d.png [--model default]
 
-Columns: input, frontalize2d (nfgan's landmark frontalisation), frontalize3d (3D-model frontalisation with the
-Surrey Face Model: needs eos-py and the SFM folder, $NFGAN_SFM), the model, the real frontal neutral face.
+Columns: input, "2D warp" (frontalize2d: nfgan's landmark frontalisation), "3D SFM" (frontalize3d: 3D-model
+frontalisation with the Surrey Face Model: needs eos-py and the SFM folder, $NFGAN_SFM), the model, "real" (the
+person's real frontal neutral face).
 Rows: ``--rows`` inputs of the test split spread over its frontal smiling and 3/4 inputs. London faces only (CC BY).
 """
 from __future__ import annotations
@@ -37,10 +38,10 @@ def main(argv=None) -> int:
     poses = [es.poses[j] for j in picks]
     flipped = [es.flipped[j] for j in picks]
     columns = [("input", faces),
-               ("frontalize2d", Baseline("frontalize2d").normalize(faces, poses, flipped, landmarks=lms)),
-               ("frontalize3d", Baseline("frontalize3d").normalize(faces, poses, flipped, landmarks=lms)),
+               ("2D warp", Baseline("frontalize2d").normalize(faces, poses, flipped, landmarks=lms)),
+               ("3D SFM", Baseline("frontalize3d").normalize(faces, poses, flipped, landmarks=lms)),
                (args.model, load_model(args.model).normalize(faces, poses, flipped, landmarks=lms)),
-               ("real neutral", es.target_images[picks])]
+               ("real", es.target_images[picks])]
     grid = tile([[np.asarray(imgs[r]) for _, imgs in columns] for r in range(len(picks))], [c for c, _ in columns])
     save_image(args.out, np.kron(grid, np.ones((args.scale, args.scale), np.uint8)))
     print(f"wrote {args.out} ({len(picks)} inputs)")
