@@ -19,6 +19,9 @@ normalised and compared (paper Sec. 5, Figs. 1, 3, 4, 5, 7):
 * **realism**: KID (x 1000 in the tables) between the outputs and all real frontal neutral faces of the
   prepared dataset, on the independent embedder's features when available (dlib's otherwise).
 
+A model may also be a network-free baseline (:mod:`nfgan.evaluation.baselines`): ``frontalize3d`` (classic 3D
+frontalisation with the Surrey Face Model) or ``frontalize2d`` (the landmark frontalisation alone).
+
 Two reference rows are always evaluated: ``input`` (the output is the input itself: no normalisation) and
 ``ground_truth`` (the output is the target itself: SSIM 1, PSNR inf, the ceiling for identity and neutrality).
 
