@@ -85,30 +85,46 @@ def bilinear_sample(face: np.ndarray, points: np.ndarray) -> np.ndarray:
             + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
 
 
+def delaunay_barycentric(points: np.ndarray, pix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Delaunay-triangulate ``points`` (``K x 2``) and locate ``pix`` (``P x 2``) in it: ``(corners, bary,
+    inside)``, where ``inside`` (``P``) marks the pixels in some triangle and, for those only, ``corners``
+    (``n x 3``) are their triangle's point indices and ``bary`` (``n x 3``) their barycentric coordinates."""
+    from scipy.spatial import Delaunay
+
+    tri = Delaunay(points)
+    simplex = tri.find_simplex(pix)
+    inside = simplex >= 0
+    aff = tri.transform[simplex[inside]]
+    b = np.einsum("nij,nj->ni", aff[:, :2], pix[inside] - aff[:, 2])
+    return tri.simplices[simplex[inside]], np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1), inside
+
+
+def mirror_weights(size: int, keep: str, band: float) -> np.ndarray:
+    """Per column of a ``size``-wide face, the weight its mirror image (about the midline) gets when the ``keep``
+    half ("left"/"right") is kept: 0 on that half, 1 on the other, linear over ``band`` px at the midline."""
+    xs = np.arange(size, dtype=np.float64)
+    right = np.clip((xs - 0.5 * (size - 1)) / band + 0.5, 0.0, 1.0)     # weight of the image-right half
+    return right if keep == "left" else 1.0 - right
+
+
 def piecewise_affine_warp(face: np.ndarray, src_points: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
     """Warp the square gray ``face`` so that ``src_points`` (``K x 2``, x y, crop pixels) land on ``dst_points``:
     the destination points plus :func:`crop_border` are Delaunay-triangulated, and each output pixel is sampled
     (:func:`bilinear_sample`) at the same barycentric position of its triangle among the source points - the
     warp :class:`Frontalizer` does with its fixed template as the destination. Returns float64 ``S x S``;
     pixels whose triangle has only points with ``src == dst`` are copied exactly."""
-    from scipy.spatial import Delaunay
-
     face = np.asarray(face)
     size = face.shape[-1]
     border = crop_border(size)
     dst = np.concatenate([np.asarray(dst_points, dtype=np.float64), border])
     src = np.concatenate([np.asarray(src_points, dtype=np.float64), border])
-    tri = Delaunay(dst)
     yy, xx = np.mgrid[0:size, 0:size]
     pix = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
-    simplex = tri.find_simplex(pix)
-    if (simplex < 0).any():
+    corners, bary, inside = delaunay_barycentric(dst, pix)
+    if not inside.all():
         raise ValueError("warp mesh does not cover the crop (destination points outside it?)")
-    aff = tri.transform[simplex]
-    b = np.einsum("nij,nj->ni", aff[:, :2], pix - aff[:, 2])
-    bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)
-    q = np.einsum("pk,pkd->pd", bary, src[tri.simplices[simplex]])
-    static = (src == dst).all(1)[tri.simplices[simplex]].all(1)     # identity triangles: no resampling blur
+    q = np.einsum("pk,pkd->pd", bary, src[corners])
+    static = (src == dst).all(1)[corners].all(1)     # identity triangles: no resampling blur
     q[static] = pix[static]
     return bilinear_sample(face, q).reshape(size, size)
 
@@ -117,24 +133,18 @@ class Frontalizer:
     """Frontalise ``size x size`` aligned faces (module docstring). Thread-safe, no state beyond the mesh."""
 
     def __init__(self, size: int = 64, band: float = 3.0):
-        from scipy.spatial import Delaunay
-
         self.size = int(size)
         self.band = float(band)
         s = self.size - 1
         border = crop_border(self.size)
         self.border = border
         dst = np.concatenate([FRONTAL68[list(WARP_POINTS)] * s, border])
-        tri = Delaunay(dst)
         yy, xx = np.mgrid[0:self.size, 0:self.size]
         pix = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
-        simplex = tri.find_simplex(pix)
-        if (simplex < 0).any():   # the border points span the crop, so this cannot happen
+        # P x 3 indices into the mesh, P x 3 barycentric coordinates
+        self.vertices, self.bary, inside = delaunay_barycentric(dst, pix)
+        if not inside.all():   # the border points span the crop, so this cannot happen
             raise RuntimeError("frontalisation mesh does not cover the crop")
-        aff = tri.transform[simplex]
-        b = np.einsum("nij,nj->ni", aff[:, :2], pix - aff[:, 2])
-        self.bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)      # P x 3
-        self.vertices = tri.simplices[simplex]                                   # P x 3 indices into the mesh
         self.mid = 0.5 * s
 
     def sample_points(self, landmarks: np.ndarray) -> np.ndarray:
@@ -155,8 +165,7 @@ class Frontalizer:
         x1 = np.minimum(x0 + 1, self.size - 1)
         f = src_x - x0
         mirrored = warped[:, x0] * (1 - f) + warped[:, x1] * f
-        right = np.clip((xs - self.mid) / self.band + 0.5, 0.0, 1.0)     # weight of the image-right half
-        w_mirror = right if keep == "left" else 1.0 - right
+        w_mirror = mirror_weights(self.size, keep, self.band)
         return warped * (1 - w_mirror) + mirrored * w_mirror
 
     def __call__(self, face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -50,7 +50,8 @@ from typing import Sequence
 
 import numpy as np
 
-from nfgan.data.frontalize import FRONTAL68, bilinear_sample, frontalizer, is_turned
+from nfgan.data.frontalize import (FRONTAL68, bilinear_sample, delaunay_barycentric, frontalizer, is_turned,
+                                   mirror_weights)
 
 #: a vertex is visible when its depth is within this fraction of the mesh's depth range of the nearest surface
 DEPTH_TOLERANCE = 0.04
@@ -185,16 +186,8 @@ class Frontalizer3D:
     def render(self, face: np.ndarray, photo_xy: np.ndarray, visible: np.ndarray, out_xy: np.ndarray,
                yaw_deg: float | None = None):
         """Steps 4-5: ``(face values S x S, face mask S x S)``; pixels outside the mesh are 0 with mask 0."""
-        from scipy.spatial import Delaunay
-
         size = self.size
-        tri = Delaunay(out_xy)
-        simplex = tri.find_simplex(self._pix)
-        inside = simplex >= 0
-        aff = tri.transform[simplex[inside]]
-        b = np.einsum("nij,nj->ni", aff[:, :2], self._pix[inside] - aff[:, 2])
-        bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)
-        corners = tri.simplices[simplex[inside]]
+        corners, bary, inside = delaunay_barycentric(out_xy, self._pix)
         value = np.zeros(size * size)
         weight = np.zeros(size * size)
         value[inside] = bilinear_sample(face, np.einsum("pk,pkd->pd", bary, photo_xy[corners]))
@@ -207,11 +200,8 @@ class Frontalizer3D:
         if yaw_deg is not None and abs(yaw_deg) > TURNED_YAW:
             # a turned face: the whole far half is the mirror of the near one (its few "visible" pixels are
             # read from a sliver of the photo), blended over a few px at the midline
-            xs = np.arange(size, dtype=np.float64)
-            right = np.clip((xs - (size - 1) / 2) / (3.0 * size / 64) + 0.5, 0.0, 1.0)
-            far_right = weight[:, size // 2:].mean() < weight[:, :size // 2].mean()
-            side = right if far_right else 1.0 - right
-            take = np.maximum(take, side[None, :] * m_mask)
+            near = "left" if weight[:, size // 2:].mean() < weight[:, :size // 2].mean() else "right"
+            take = np.maximum(take, mirror_weights(size, near, 3.0 * size / 64)[None, :] * m_mask)
         value = value * (1 - take) + m_value * take
         return value, mask
 
@@ -255,14 +245,17 @@ def frontalizer3d(sfm: str | None = None, size: int = 64) -> Frontalizer3D:
 
 
 def frontalize3d_batch(faces: np.ndarray, landmarks: np.ndarray, poses: Sequence[str] | None = None,
-                       sfm: str | os.PathLike | None = None) -> tuple[np.ndarray, list[str | None]]:
+                       sfm: str | os.PathLike | None = None, progress: bool = False,
+                       desc: str = "frontalize3d") -> tuple[np.ndarray, list[str | None]]:
     """uint8 ``N x S x S`` faces with ``N x 68 x 2`` landmarks -> ``(frontalised faces, errors)``: ``errors[i]`` is
     ``None`` or why face i could not be done (that face is then returned as it came)."""
+    from tqdm import tqdm
+
     faces = np.asarray(faces)
     f = frontalizer3d(None if sfm is None else str(sfm), faces.shape[-1])
     out = np.array(faces, dtype=np.uint8, copy=True)
     errors: list[str | None] = [None] * len(faces)
-    for i in range(len(faces)):
+    for i in tqdm(range(len(faces)), desc=desc, unit="face", disable=not progress, leave=False):
         try:
             out[i] = f(faces[i], landmarks[i], poses[i] if poses is not None else "frontal")
         except Frontalize3DError as e:

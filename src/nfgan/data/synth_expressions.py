@@ -210,13 +210,8 @@ class SFM:
 
     def fit(self, landmarks: np.ndarray, size: int):
         """Fit shape and pose to 68 landmarks: (3x4 affine camera matrix, fitted vertices ``V x 3``)."""
-        import eos
-
-        lms = [eos.core.Landmark(str(i + 1), [float(x), float(y)]) for i, (x, y) in enumerate(landmarks)]
-        mesh, pose, _, _ = eos.fitting.fit_shape_and_pose(self.model, lms, self.mapper, size, size, self.edges,
-                                                          self.contour_landmarks, self.model_contour)
-        camera = np.asarray(eos.fitting.get_3x4_affine_camera_matrix(pose, size, size), dtype=np.float64)
-        return camera, np.asarray(mesh.vertices, dtype=np.float64)
+        camera, vertices, _ = self.fit_full(landmarks, size)
+        return camera, vertices
 
     def fit_full(self, landmarks: np.ndarray, size: int):
         """Like :meth:`fit`, and the fitted shape without its expression: ``(camera 3x4, vertices V x 3 with the

@@ -62,16 +62,8 @@ class Baseline:
             from nfgan.data.frontalize import frontalize_batch
 
             return frontalize_batch(images_u8, np.asarray(landmarks), poses)
-        from tqdm import tqdm
+        from nfgan.data.frontalize3d import frontalize3d_batch
 
-        from nfgan.data.frontalize3d import Frontalize3DError, frontalizer3d
-
-        f = frontalizer3d(self.sfm, images_u8.shape[-1])
-        out = np.array(images_u8, dtype=np.uint8, copy=True)
-        self.failures = []
-        for i in tqdm(range(len(images_u8)), desc=desc, unit="face", disable=not progress, leave=False):
-            try:
-                out[i] = f(images_u8[i], landmarks[i], poses[i])
-            except Frontalize3DError as e:
-                self.failures.append(f"input {i}: {e}")
+        out, errors = frontalize3d_batch(images_u8, landmarks, poses, self.sfm, progress, desc)
+        self.failures = [f"input {i}: {e}" for i, e in enumerate(errors) if e is not None]
         return out
