@@ -47,7 +47,7 @@ SFM = Path(os.environ.get("NFGAN_SFM") or REPO.parent / "shared" / "models" / "s
 
 def need_sfm() -> Path:
     """The SFM folder, or skip the test saying what is missing (eos-py, or the model's files)."""
-    from nfgan.data.synth_expressions import SFM_FILES
+    from nfgan.data.sfm import SFM_FILES
 
     try:
         import eos  # noqa: F401

@@ -208,3 +208,59 @@ def test_evaluator_normalizer_frontalizes_like_the_trainer(tmp_path):
     plain = load_model(tmp_path / "run")
     plain.rule = InputRule(plain.rule.flip_left_poses, frontalize=False)
     assert plain.normalize(faces, poses, flipped).shape == faces.shape
+
+
+def test_fill_none_keeps_the_warped_far_half():
+    f = Frontalizer(S)
+    lm = FRONTAL68 * (S - 1)
+    lm = lm.copy()
+    lm[30, 0] += 6.0
+    img = smooth_image(2).round().astype(np.uint8)
+    plain = f(img, lm, fill="none")
+    assert np.array_equal(plain, np.clip(np.round(f.warp(img, lm)), 0, 255).astype(np.uint8))
+    mirrored = f(img, lm)
+    left = slice(0, S // 2 - 3)
+    assert np.array_equal(plain[:, left], mirrored[:, left])               # the kept (near) half is the same
+    assert np.abs(plain[:, -20:].astype(int) - mirrored[:, -20:]).mean() > 5  # the far half is not the mirror
+    with pytest.raises(ValueError, match="fill 'blur'"):
+        f(img, lm, fill="blur")
+    both = frontalize_batch(np.stack([img, img]), np.stack([lm, lm]), ["right_3quarter", "frontal"], fill="none")
+    assert np.array_equal(both[0], plain) and np.array_equal(both[1], img)
+
+
+def test_fill_travels_from_the_config_to_the_model_file_and_onnx_record(tmp_path):
+    from conftest import make_prepared, tiny_config, tiny_nets
+
+    from nfgan.config import ConfigError
+    from nfgan.data.generator_input import InputRule
+    from nfgan.inference import load_model
+    from nfgan.inference.generator import export_model
+    from nfgan.training.config import load_config
+    from nfgan.training.loop import train
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["frontalize_inputs"] = True
+    cfg["data"]["frontalize_fill"] = "sideways"
+    with pytest.raises(ConfigError, match="frontalize_fill"):
+        load_config(overrides=cfg)
+    cfg["data"]["frontalize_fill"] = "none"
+    train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    g = load_model(tmp_path / "run")
+    assert g.rule == InputRule(True, True, "none")
+    faces = np.load(root / "faces.npy")
+    poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
+    x = g.generator_inputs(faces, poses, flipped, lm)
+    flip = g.mirror_mask(poses, flipped)
+    for i, p in enumerate(poses):
+        if p != "frontal":
+            face = faces[i, :, ::-1] if flip[i] else faces[i]
+            want_lm = mirror_landmarks(lm[i], S) if flip[i] else lm[i]
+            assert np.array_equal(x[i], frontalize_batch(face[None], want_lm[None], [p], fill="none")[0])
+    # the exported file keeps it; a record from before the option existed reads as the mirror fill
+    exported = load_model(export_model(tmp_path / "run", tmp_path / "m.safetensors"))
+    assert exported.rule.fill == "none"
+    assert InputRule.from_record(g.rule.as_dict()) == g.rule
+    assert InputRule.from_record({"flip_left_poses": True, "frontalize": True}).fill == "mirror"
+    with pytest.raises(ValueError, match="fill"):
+        InputRule(True, True, "blur")

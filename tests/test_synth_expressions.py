@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SFM, need_sfm
+from nfgan.data import sfm as SFMMOD
 from nfgan.data import synth_expressions as SE
 from nfgan.data.dataset import PreparedDataset
 from nfgan.data.pairs import build_pairs
@@ -215,16 +216,16 @@ def test_per_face_and_expression_choice(src, tmp_path):
 
 def test_bad_sfm_path_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(SE.SynthError, match="no Surrey Face Model folder"):
-        SE.sfm_folder(tmp_path / "nowhere")
+        SFMMOD.sfm_folder(tmp_path / "nowhere")
     folder = tmp_path / "sfm"
     folder.mkdir()
     for name in list(SE.SFM_FILES.values())[:-1]:
         (folder / name).write_bytes(b"x")
     with pytest.raises(SE.SynthError, match="sfm_model_contours.json: missing"):
-        SE.sfm_folder(folder)
+        SFMMOD.sfm_folder(folder)
     monkeypatch.setenv(SE.SFM_ENV, str(tmp_path / "env_sfm"))
     with pytest.raises(SE.SynthError, match="env_sfm"):
-        SE.sfm_folder(None)
+        SFMMOD.sfm_folder(None)
 
 
 def test_unreadable_sfm_file_is_named(tmp_path):
@@ -245,7 +246,7 @@ def test_missing_eos_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "eos", None)
     with pytest.raises(SE.SynthError, match=r"nfgan\[synth\]"):
-        SE.require_eos()
+        SFMMOD.require_eos()
 
 
 def test_cli_refuses_bad_sfm_and_options(tmp_path, capsys):
@@ -257,3 +258,131 @@ def test_cli_refuses_bad_sfm_and_options(tmp_path, capsys):
     assert main(["synth-expressions", str(tmp_path / "src"), str(tmp_path / "out"), "--expressions", "joyful"]) == 2
     assert "joyful" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# -- turned faces (--yaw; nfgan.data.synth_poses) ----------------------------------------------------------
+
+
+def test_raster_keeps_the_nearest_triangle_and_its_barycentric_position():
+    from nfgan.data.synth_poses import raster
+
+    # two squares of two triangles each: the near one (depth 1) overlaps the far one (depth 0) on x 10..20
+    xy = np.array([[2, 2], [20, 2], [20, 20], [2, 20], [10, 4], [30, 4], [30, 18], [10, 18]], dtype=np.float64)
+    depth = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=np.float64)
+    tri = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    owner, bary = raster(tri, xy, depth, 32)
+    at = lambda x, y: owner[y * 32 + x]  # noqa: E731
+    assert at(5, 10) in (0, 1) and at(15, 10) in (2, 3) and at(25, 10) in (2, 3) and at(15, 19) in (0, 1)
+    assert at(0, 0) == -1 and at(31, 31) == -1
+    have = np.flatnonzero(owner >= 0)
+    pix = np.stack([have % 32, have // 32], 1)
+    back = np.einsum("pk,pkd->pd", bary[have], xy[tri[owner[have]]])
+    assert np.abs(back - pix).max() < 1e-9          # each centre lies in (or on) its triangle
+    # swapping the depths puts the other square in front
+    owner2, _ = raster(tri, xy, 1 - depth, 32)
+    assert owner2[10 * 32 + 15] in (0, 1)
+
+
+def test_background_follows_the_face_span():
+    from nfgan.data.synth_poses import follow_background
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (32, 32)).astype(np.float64)
+    front = np.zeros((32, 32), dtype=bool)
+    front[8:24, 8:24] = True
+    assert np.allclose(follow_background(face, front, front), face, atol=1e-3)
+    turned = np.zeros_like(front)
+    turned[8:24, 4:20] = True                       # the face moved 4 px left, same width
+    moved = follow_background(face, front, turned)
+    assert np.allclose(moved[8:24, 4:20], face[8:24, 8:24], atol=1e-3)          # the face span, shifted
+    assert np.allclose(moved[:, 0], face[:, 0]) and np.allclose(moved[:, 31], face[:, 31], atol=1e-3)  # edges stay
+    # the far side's background is stretched from what lay beside the face, never the face again
+    assert np.allclose(moved[8:24, 31], face[8:24, 31], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def turned(src, tmp_path_factory) -> Path:
+    dst = tmp_path_factory.mktemp("synth_turned") / "turned"
+    SE.synth_expressions(src, dst, SFM, expressions=["neutral", "surprise"], per_face=4, seed=1, progress=False,
+                         yaw=(20.0, 40.0))
+    return dst
+
+
+def test_turned_faces_are_turned_to_their_pose_label(src, turned):
+    ds = PreparedDataset(turned)
+    rows = ds.records
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    lm = np.asarray(ds.landmarks, dtype=np.float64)
+    faces = np.asarray(ds.images, dtype=np.float64)
+    synth = [i for i, r in enumerate(rows) if r["synthetic"] == "1"]
+    assert len(synth) == 4 * len(PreparedDataset(src))
+    assert {rows[i]["expression"] for i in synth} == {"neutral", "surprise"}
+    sides = set()
+    for i in synth:
+        r = rows[i]
+        a = float(r["sfm_yaw"])
+        assert 20.0 <= abs(a) <= 40.0
+        assert r["pose"] == ("right_3quarter" if a > 0 else "left_3quarter")
+        sides.add(r["pose"])
+        j = index[r["sfm_source_id"]]
+        nose = lambda p: p[30, 0] - p[36:48, 0].mean()  # noqa: E731  nose tip relative to the eyes
+        assert np.sign(nose(lm[i]) - nose(lm[j])) == np.sign(a) and abs(nose(lm[i]) - nose(lm[j])) > 2.0
+        # the eyes stay where they were; the near eye is now the wider one
+        assert np.abs(lm[i, 36:48].mean(0) - lm[j, 36:48].mean(0)).max() < 1.5
+        widths = np.ptp(lm[i, 36:42, 0]), np.ptp(lm[i, 42:48, 0])
+        assert (widths[0] > widths[1]) == (a > 0)
+        assert np.abs(faces[i] - faces[j]).mean() > 5.0
+        if r["expression"] == "neutral":
+            assert r["sfm_strength"] == "0.0000"
+        else:
+            assert lm[i, 66, 1] - lm[i, 62, 1] > lm[j, 66, 1] - lm[j, 62, 1] + 3.0     # the mouth opened
+    assert sides == {"right_3quarter", "left_3quarter"}
+    # the pairing code takes them as turned inputs of their person, with the copied real neutral faces as targets
+    pairs = build_pairs(ds, ds.subjects())
+    real = {i for i, r in enumerate(rows) if r["synthetic"] == "0"}
+    assert set(synth) <= set(pairs.inputs.tolist()) and set(pairs.used_targets().tolist()) == real
+    meta = __import__("json").loads((turned / "prepare_meta.json").read_text())
+    assert meta["synth"]["yaw"] == [20.0, 40.0]
+
+
+def test_a_turned_face_frontalises_back_near_its_source(turned):
+    """The landmark frontalisation nfgan applies to turned inputs brings a synthetic turned face back close to
+    the frontal face it was made from (the near half: the far half is filled by symmetry)."""
+    from nfgan.data.align import mirror_landmarks
+    from nfgan.data.frontalize import frontalizer
+
+    ds = PreparedDataset(turned)
+    rows = ds.records
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    f = frontalizer(64)
+    near_err, shift_err = [], []
+    for i, r in enumerate(rows):
+        if r["synthetic"] != "1" or r["expression"] != "neutral":
+            continue
+        face, lm = np.asarray(ds.images[i]), np.asarray(ds.landmarks[i], dtype=np.float64)
+        j = index[r["sfm_source_id"]]
+        src_face, src_lm = np.asarray(ds.images[j]), np.asarray(ds.landmarks[j], dtype=np.float64)
+        if r["pose"].startswith("left"):              # as the trainer does (flip_left_poses)
+            face, lm = face[:, ::-1], mirror_landmarks(lm, 64)
+            src_face, src_lm = src_face[:, ::-1], mirror_landmarks(src_lm, 64)
+        back = f(face, lm).astype(np.float64)
+        ref = f.warp(src_face, src_lm)                # the source on the same frontal layout
+        near = slice(14, 34)                          # image-left half (the near one once flipped), inner face
+        near_err.append(np.abs(back[20:50, near] - ref[20:50, near]).mean())
+        shift_err.append(np.abs(np.roll(ref, 6, axis=1)[20:50, near] - ref[20:50, near]).mean())
+    assert near_err and np.mean(near_err) < 0.6 * np.mean(shift_err)
+
+
+def test_yaw_options_are_checked(src, tmp_path):
+    with pytest.raises(SE.SynthError, match="neutral needs --yaw"):
+        SE.synth_expressions(src, tmp_path / "a", SFM, expressions=["neutral"], progress=False)
+    with pytest.raises(SE.SynthError, match="--yaw 10 70"):
+        SE.synth_expressions(src, tmp_path / "b", SFM, yaw=(10, 70), progress=False)
+    with pytest.raises(SE.SynthError, match="--yaw 30 20"):
+        SE.synth_expressions(src, tmp_path / "c", SFM, yaw=(30, 20), progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_unturned_folder_has_no_yaw_column(out):
+    assert "sfm_yaw" not in _rows(out)[0]
+    assert "yaw" not in __import__("json").loads((out / "prepare_meta.json").read_text())["synth"]

@@ -14,7 +14,7 @@ COMMANDS = {
     "prepare": ("nfgan.data.prepare", "align a dataset's photos into a prepared dataset of 64x64 faces"),
     "merge-prepared": ("nfgan.data.shard_merge", "join the shard folders of `nfgan prepare --shard I/N` into one"),
     "synth-expressions": ("nfgan.data.synth_expressions",
-                          "synthetic expressive inputs from frontal neutral faces (Surrey Face Model; non-commercial)"),
+                          "synthetic expressive (and, with --yaw, turned) inputs from frontal neutral faces (Surrey Face Model; non-commercial)"),
     "mine": ("nfgan.data.mine", "choose each person's frontal neutral target faces without expression/pose labels"),
     "splits": ("nfgan.data.pairs", "split a prepared dataset's subjects into train / val / test"),
     "train": ("nfgan.training.loop", "train a generator model (NFGAN, or the pix2pix U-Net) from a YAML config"),

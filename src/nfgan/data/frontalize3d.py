@@ -14,7 +14,7 @@ For one aligned ``S x S`` gray face with its 68 landmarks (crop pixels, iBUG num
 writes them):
 
 1. **Fit.** eos fits the SFM's shape, its expression blendshapes and a scaled orthographic pose to the landmarks
-   (:meth:`nfgan.data.synth_expressions.SFM.fit_full`). A fit whose landmark vertices land on average more than
+   (:meth:`nfgan.data.sfm.SFM.fit_full`). A fit whose landmark vertices land on average more than
    :data:`MAX_FIT_ERROR` of the face's size from the landmarks is refused (:class:`Frontalize3DError`).
 2. **Where each vertex is in the photo.** The fitted mesh *with* its expression is projected by the fitted
    camera. A vertex is visible when no part of the mesh lies in front of it: every triangle is sampled densely,
@@ -85,17 +85,16 @@ class Frontalize3DError(ValueError):
 
 class Frontalizer3D:
     """3D frontalisation of ``size x size`` aligned faces (module docstring). ``sfm``: a loaded
-    :class:`nfgan.data.synth_expressions.SFM` or the folder to load it from (``None``: ``$NFGAN_SFM``, else
+    :class:`nfgan.data.sfm.SFM` or the folder to load it from (``None``: ``$NFGAN_SFM``, else
     ``../shared/models/sfm``)."""
 
     def __init__(self, sfm=None, size: int = 64, neutralise: bool = True):
-        from nfgan.data.synth_expressions import SFM
+        from nfgan.data.sfm import SFM
 
         self.sfm = sfm if isinstance(sfm, SFM) else SFM.load(sfm)
         self.size = int(size)
         self.neutralise = bool(neutralise)
-        shape_model = self.sfm.model.get_shape_model()
-        self.triangles = np.asarray(shape_model.get_triangle_list(), dtype=np.int64)
+        self.triangles = self.sfm.triangles
         # barycentric grid of z-buffer samples per triangle
         n = ZBUFFER_SAMPLES
         ij = [(i, j) for i in range(n + 1) for j in range(n + 1 - i)]
@@ -168,11 +167,7 @@ class Frontalizer3D:
         them, not where the regularised fit projects them (a few px off on a turned face)."""
         at = photo_xy[self._place_vertices]
         residual = np.asarray(landmarks, dtype=np.float64)[self._place] - at
-        sigma = SNAP_SIGMA * self.size / 64
-        d2 = ((photo_xy[:, None, :] - at[None]) ** 2).sum(-1)
-        k = np.exp(-d2 / (2 * sigma ** 2))
-        move = k @ residual / (k.sum(1, keepdims=True) + SNAP_FLOOR)
-        return photo_xy + move
+        return photo_xy + landmark_snap(photo_xy, at, residual, self.size)
 
     def place(self, neutral: np.ndarray) -> np.ndarray:
         """Step 3: the neutral vertices' output positions ``V x 2`` (frontal view, on :data:`FRONTAL68`)."""
@@ -221,6 +216,16 @@ class Frontalizer3D:
         alpha = _feather(mask, FEATHER * self.size / 64)
         out = value * alpha + around * (1 - alpha)
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def landmark_snap(points: np.ndarray, anchors: np.ndarray, residual: np.ndarray, size: int) -> np.ndarray:
+    """``P x 2`` motion of ``points``: the Gaussian-weighted (:data:`SNAP_SIGMA`, scaled with the crop ``size``)
+    average of ``residual`` (``K x 2``, landmark minus fitted position) at ``anchors`` (``K x 2``), fading out
+    (:data:`SNAP_FLOOR`) away from them."""
+    sigma = SNAP_SIGMA * size / 64
+    d2 = ((points[:, None, :] - anchors[None]) ** 2).sum(-1)
+    k = np.exp(-d2 / (2 * sigma ** 2))
+    return k @ residual / (k.sum(1, keepdims=True) + SNAP_FLOOR)
 
 
 def yaw(camera: np.ndarray) -> float:

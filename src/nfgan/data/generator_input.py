@@ -4,8 +4,9 @@
    and not mirrored by ``nfgan prepare`` (manifest column ``flipped``), or turned right and mirrored - is
    mirrored, so the occluded side is always on the right. Targets (frontal faces) are never mirrored.
 2. Frontalise (``data.frontalize_inputs``): a turned face (3/4 or profile) is warped onto the frontal landmark
-   layout with its 68 landmarks (``nfgan.data.frontalize``); L_id still compares the output with the unwarped
-   (mirrored) input.
+   layout with its 68 landmarks (``nfgan.data.frontalize``), its far half filled by the mirror image of the near
+   half or left as warped (``data.frontalize_fill``: ``mirror``, the default, or ``none``); L_id still compares
+   the output with the unwarped (mirrored) input.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nfgan.data.frontalize import frontalize_batch, is_turned
+from nfgan.data.frontalize import FILLS, frontalize_batch, is_turned
 
 
 class MissingLandmarksError(ValueError):
@@ -36,11 +37,27 @@ class InputRule:
 
     flip_left_poses: bool = False
     frontalize: bool = False
+    fill: str = "mirror"
+
+    def __post_init__(self):
+        if self.fill not in FILLS:
+            raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(FILLS)}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "InputRule":
         d = (cfg or {}).get("data", {}) or {}
-        return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)))
+        return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
+                   str(d.get("frontalize_fill") or "mirror"))
+
+    def as_dict(self) -> dict:
+        """What a model file or ONNX graph records of the rule (read back by :meth:`from_record`)."""
+        return {"flip_left_poses": self.flip_left_poses, "frontalize": self.frontalize, "fill": self.fill}
+
+    @classmethod
+    def from_record(cls, rule: dict) -> "InputRule":
+        """The rule :meth:`as_dict` wrote (a record without ``fill``, from before it existed: ``mirror``)."""
+        return cls(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)),
+                   str(rule.get("fill") or "mirror"))
 
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         """Which faces are mirrored before the generator (none without poses or without ``flip_left_poses``)."""
@@ -71,7 +88,8 @@ class InputRule:
             turned = [i for i in turned if i not in set(missing)]
         if turned:
             mirrored = np.asarray(mirrored, bool)
-            x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned])
+            x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
+                                         fill=self.fill)
         return x
 
     def apply(self, faces_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,

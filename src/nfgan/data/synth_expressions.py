@@ -29,6 +29,13 @@ as targets):
    value (``MOUTH_DARKNESS`` x the darkest quarter of the lip pixels' mean), anti-aliased at the lips and
    weighted by how much of the polygon is new, instead of the stretched lip texture the warp leaves there.
 
+**Turned faces** (``--yaw LO HI``): each synthetic face is also turned by a yaw drawn uniformly in ``[LO, HI]``
+degrees (after the expression draws, to a side drawn at random) and rendered through the fitted mesh instead of
+warped in 2D (:mod:`nfgan.data.synth_poses`; :func:`synthesize_turned`); its ``pose`` is ``right_3quarter`` or
+``left_3quarter`` (:func:`nfgan.data.align.pose_from_yaw`), the column ``sfm_yaw`` holds the signed yaw, the id
+ends in ``-r<deg>``/``-l<deg>``, and ``neutral`` may be one of the expressions (strength 0). Without ``--yaw``
+nothing of this applies and the output is byte-identical to what it was before the option existed.
+
 Which blendshape is which expression: ``expression_blendshapes_3448.bin`` names them itself (eos's
 ``Blendshape.name``: anger, disgust, fear, happiness, sadness, surprise, in that order, as the SFM readme lists
 them), and the landmark motion agrees. Projected on a London face (``out/london64`` row 0, 64 px crop, image y
@@ -83,26 +90,24 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from nfgan.data.align import eye_centres
+from nfgan.data.align import eye_centres, pose_from_yaw
 from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
 from nfgan.data.frontalize import crop_border, piecewise_affine_warp
+from nfgan.data.frontalize3d import landmark_snap
 from nfgan.data.schema import canonical_expression
+from nfgan.data.sfm import BLENDSHAPES, DEFAULT_SFM, SFM, SFM_ENV, SFM_FILES, SynthError, eos_version
 from nfgan.data.shard_merge import check_new_folder, csv_text
+from nfgan.data.synth_poses import EYES, NOSE_TIP, render_turned, turn
 
-#: the SFM files read (in the ``--sfm`` folder)
-SFM_FILES = {"shape": "sfm_shape_3448.bin", "blendshapes": "expression_blendshapes_3448.bin",
-             "mapping": "ibug_to_sfm.txt", "edges": "sfm_3448_edge_topology.json",
-             "contours": "sfm_model_contours.json"}
-DEFAULT_SFM = "../shared/models/sfm"
-SFM_ENV = "NFGAN_SFM"
-#: the six blendshapes of expression_blendshapes_3448.bin, by index (checked against the file's names)
-BLENDSHAPES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+#: ``--expressions`` name of a turned face with no expression (``--yaw`` only)
+NEUTRAL = "neutral"
+#: the largest ``--yaw``: beyond it a frontal photo does not show enough of the face to render it
+MAX_YAW = 60.0
 #: a fit whose mapped landmarks are on average farther than this (in inter-ocular distances) is refused
 MAX_FIT_ERROR = 0.15
 #: landmark motions below this many pixels are set to zero
@@ -115,115 +120,6 @@ INNER_LIP = tuple(range(60, 68))
 OUTER_LIP = tuple(range(48, 60))
 JAW = tuple(range(0, 17))
 SYNTH_COLUMNS = ("synthetic", "sfm_expression", "sfm_strength", "sfm_source_id")
-
-
-class SynthError(ValueError):
-    """An unusable SFM folder, SRC, OUT or option (the message names the file or the option)."""
-
-
-def require_eos():
-    try:
-        import eos
-    except ImportError:
-        raise SynthError("nfgan synth-expressions needs eos-py (the Surrey Face Model fitting library): "
-                         "pip install 'nfgan[synth]'") from None
-    return eos
-
-
-def eos_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("eos-py")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def sfm_folder(path: str | os.PathLike | None) -> Path:
-    """The ``--sfm`` folder (``$NFGAN_SFM``, else ``../shared/models/sfm``, when ``None``), every file checked."""
-    folder = Path(path if path is not None else os.environ.get(SFM_ENV) or DEFAULT_SFM)
-    if not folder.is_dir():
-        raise SynthError(f"{folder}: no Surrey Face Model folder here (--sfm PATH, or ${SFM_ENV}; it must hold "
-                         f"{', '.join(SFM_FILES.values())})")
-    for name in SFM_FILES.values():
-        if not (folder / name).is_file():
-            raise SynthError(f"{folder / name}: missing (the Surrey Face Model file nfgan synth-expressions reads)")
-    return folder
-
-
-@dataclass
-class SFM:
-    """The Surrey Face Model with its blendshapes, as eos loads them, and the landmark -> vertex table."""
-
-    folder: Path
-    model: object              # eos MorphableModel with the blendshapes as its expression model
-    blendshapes: list          # eos Blendshape, by index
-    names: list[str]
-    mapper: object
-    edges: object
-    contour_landmarks: object
-    model_contour: object
-    vertex_of: dict[int, int]  # iBUG index (0-based) -> SFM vertex, where ibug_to_sfm.txt defines one
-    contour_vertices: np.ndarray
-    deformations: np.ndarray   # blendshapes x vertices x 3
-
-    @classmethod
-    def load(cls, path: str | os.PathLike | None) -> "SFM":
-        folder = sfm_folder(path)
-        eos = require_eos()
-
-        def load(what: str, fn):
-            try:
-                return fn(str(folder / SFM_FILES[what]))
-            except (RuntimeError, ValueError, OSError) as e:
-                raise SynthError(f"{folder / SFM_FILES[what]}: cannot be read by eos ({e})") from None
-
-        mm = eos.morphablemodel
-        shape = load("shape", mm.load_model)
-        blendshapes = list(load("blendshapes", mm.load_blendshapes))
-        names = [str(b.name) for b in blendshapes]
-        if names != list(BLENDSHAPES):
-            raise SynthError(f"{folder / SFM_FILES['blendshapes']}: blendshapes {names}, expected {list(BLENDSHAPES)}")
-        model = mm.MorphableModel(shape.get_shape_model(), blendshapes, color_model=mm.PcaModel(),
-                                  vertex_definitions=None, texture_coordinates=shape.get_texture_coordinates())
-        mapper = load("mapping", eos.core.LandmarkMapper)
-        edges = load("edges", mm.load_edge_topology)
-        contour_lm = load("mapping", eos.fitting.ContourLandmarks.load)
-        contour = load("contours", eos.fitting.ModelContour.load)
-        try:
-            spec = json.loads((folder / SFM_FILES["contours"]).read_text(encoding="utf-8"))["model_contour"]
-            contour_vertices = np.asarray(spec["right_contour"] + spec["left_contour"], dtype=np.int64)
-        except (KeyError, TypeError, ValueError) as e:
-            raise SynthError(f"{folder / SFM_FILES['contours']}: no model_contour right/left lists ({e})") from None
-        vertex_of = {}
-        for i in range(68):
-            v = mapper.convert(str(i + 1))
-            if v is not None:
-                vertex_of[i] = int(v)
-        n_vertices = len(np.asarray(shape.get_shape_model().get_mean())) // 3
-        deformations = np.stack([np.asarray(b.deformation, dtype=np.float64).reshape(-1, 3) for b in blendshapes])
-        if deformations.shape[1] != n_vertices or not vertex_of:
-            raise SynthError(f"{folder}: the blendshapes ({deformations.shape[1]} vertices) or the landmark mapping "
-                             f"({len(vertex_of)} points) do not fit the shape model ({n_vertices} vertices)")
-        return cls(folder, model, blendshapes, names, mapper, edges, contour_lm, contour, vertex_of,
-                   contour_vertices, deformations)
-
-    def fit(self, landmarks: np.ndarray, size: int):
-        """Fit shape and pose to 68 landmarks: (3x4 affine camera matrix, fitted vertices ``V x 3``)."""
-        camera, vertices, _ = self.fit_full(landmarks, size)
-        return camera, vertices
-
-    def fit_full(self, landmarks: np.ndarray, size: int):
-        """Like :meth:`fit`, and the fitted shape without its expression: ``(camera 3x4, vertices V x 3 with the
-        fitted blendshapes, vertices V x 3 of the shape alone)``."""
-        import eos
-
-        lms = [eos.core.Landmark(str(i + 1), [float(x), float(y)]) for i, (x, y) in enumerate(landmarks)]
-        mesh, pose, shape_coeffs, _ = eos.fitting.fit_shape_and_pose(
-            self.model, lms, self.mapper, size, size, self.edges, self.contour_landmarks, self.model_contour)
-        camera = np.asarray(eos.fitting.get_3x4_affine_camera_matrix(pose, size, size), dtype=np.float64)
-        neutral = np.asarray(self.model.get_shape_model().draw_sample(shape_coeffs), dtype=np.float64)
-        return camera, np.asarray(mesh.vertices, dtype=np.float64), neutral.reshape(-1, 3)
 
 
 class FitFailed(Exception):
@@ -326,16 +222,50 @@ def synthesize(face: np.ndarray, landmarks: np.ndarray, motion: np.ndarray) -> t
     dst = np.clip(dst, 0, size - 1)
     ring = ring_points(np.concatenate([src, dst]), size)
     out = piecewise_affine_warp(face, np.concatenate([src, ring]), np.concatenate([dst, ring]))
-    inner_src, inner_dst = src[list(INNER_LIP)], dst[list(INNER_LIP)]
-    a_src, a_dst = _polygon_area(inner_src), _polygon_area(inner_dst)
-    if a_dst > a_src + 0.25:
+    out = fill_mouth(out, face, src, dst, dst)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8), dst.astype(np.float32)
+
+
+def fill_mouth(out: np.ndarray, face: np.ndarray, src: np.ndarray, opened: np.ndarray,
+               dst: np.ndarray) -> np.ndarray:
+    """Step 4: where the inner-lip polygon of the ``opened`` landmarks (the expression, seen from the front) has
+    more area than the face's own (``src``), fill its new interior dark, drawn at the output landmarks ``dst``
+    (``opened`` itself for a face that is not turned)."""
+    size = np.asarray(face).shape[-1]
+    inner_src = src[list(INNER_LIP)]
+    a_src, a_new = _polygon_area(inner_src), _polygon_area(opened[list(INNER_LIP)])
+    if a_new > a_src + 0.25:
         lips = _coverage(src[list(OUTER_LIP)], size) > 0.5
         lips &= _coverage(inner_src, size) < 0.5
         values = np.sort(np.asarray(face, dtype=np.float64)[lips]) if lips.any() else np.asarray([64.0])
         dark = MOUTH_DARKNESS * float(values[:max(1, len(values) // 4)].mean())
-        new = min(1.0, 2.0 * (a_dst - a_src) / a_dst)
-        alpha = _coverage(smooth_closed(inner_dst), size) * new
+        new = min(1.0, 2.0 * (a_new - a_src) / a_new)
+        alpha = _coverage(smooth_closed(dst[list(INNER_LIP)]), size) * new
         out = out * (1 - alpha) + dark * alpha
+    return out
+
+
+def synthesize_turned(sfm: SFM, face: np.ndarray, landmarks: np.ndarray, camera: np.ndarray,
+                      vertices: np.ndarray, verts: np.ndarray, deformation: np.ndarray | None,
+                      yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """One turned (and, with ``deformation`` (``V x 3``), expressive) face: (uint8 ``S x S``, float32 ``68 x 2``
+    landmarks), rendered through the fitted mesh (:mod:`nfgan.data.synth_poses`); ``yaw_deg`` > 0 turns the nose
+    to the image's right."""
+    face = np.asarray(face)
+    size = face.shape[-1]
+    src = np.asarray(landmarks, dtype=np.float64)
+    cam = np.asarray(camera, dtype=np.float64)
+    moved = vertices if deformation is None else vertices + deformation
+    front_xy = vertices @ cam[:2, :3].T + cam[:2, 3]
+    opened_xy = moved @ cam[:2, :3].T + cam[:2, 3]
+    turned_xy, depth = turn(cam, moved, verts[list(EYES)], int(verts[NOSE_TIP]), yaw_deg)
+    dst = np.clip(src + (turned_xy - front_xy)[verts], 0, size - 1)
+    opened = src + (opened_xy - front_xy)[verts]
+    inner = np.arange(17, 68)
+    anchors = front_xy[verts[inner]]
+    move = landmark_snap(front_xy, anchors, src[inner] - anchors, size)
+    out, _ = render_turned(face, sfm.triangles, front_xy + move, turned_xy + move, depth)
+    out = fill_mouth(out, face, src, opened, dst)
     return np.clip(np.round(out), 0, 255).astype(np.uint8), dst.astype(np.float32)
 
 
@@ -363,7 +293,8 @@ def _check_out(out: Path) -> None:
 
 def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str | os.PathLike | None = None,
                       expressions: Sequence[str] = BLENDSHAPES, strength: tuple[float, float] = (0.5, 1.0),
-                      per_face: int = 3, seed: int = 0, progress: bool = True) -> dict:
+                      per_face: int = 3, seed: int = 0, progress: bool = True,
+                      yaw: tuple[float, float] = (0.0, 0.0)) -> dict:
     """Write OUT from SRC (module docstring); returns prepare_meta.json's content. :class:`SynthError` for an
     unusable SFM folder, SRC, OUT or option (nothing written); ``OSError`` for a failed write (OUT absent)."""
     t0 = time.time()
@@ -373,15 +304,23 @@ def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str |
         raise SynthError(f"--strength {lo} {hi}: need 0 <= LO <= HI")
     if per_face < 1:
         raise SynthError(f"--per-face {per_face}: need at least 1")
+    yaw_lo, yaw_hi = float(yaw[0]), float(yaw[1])
+    turning = yaw_hi > 0
+    if not (0 <= yaw_lo <= yaw_hi <= MAX_YAW):
+        raise SynthError(f"--yaw {yaw_lo:g} {yaw_hi:g}: need 0 <= LO <= HI <= {MAX_YAW:g} degrees")
+    known = {canonical_expression(b): b for b in BLENDSHAPES + (NEUTRAL,)}
     wanted = []
     for e in expressions:
-        name = {canonical_expression(b): b for b in BLENDSHAPES}.get(canonical_expression(e))
+        name = known.get(canonical_expression(e))
         if name is None:
-            raise SynthError(f"--expressions: {e!r} is none of the SFM's blendshapes {', '.join(BLENDSHAPES)}")
+            raise SynthError(f"--expressions: {e!r} is none of the SFM's blendshapes {', '.join(BLENDSHAPES)} "
+                             f"(or {NEUTRAL}, with --yaw)")
         if name not in wanted:
             wanted.append(name)
     if not wanted:
         raise SynthError("--expressions: none given")
+    if NEUTRAL in wanted and not turning:
+        raise SynthError(f"--expressions: {NEUTRAL} needs --yaw (an unturned neutral face would be a copy)")
     _check_out(out)
     model = SFM.load(sfm)
     try:
@@ -396,9 +335,9 @@ def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str |
     for c in ("id", "path", "subject", "expression", "pose", "dataset", "source_path"):
         if c not in header:
             raise SynthError(f"{src / 'manifest.csv'}: no {c} column")
-    columns = header + [c for c in SYNTH_COLUMNS if c not in header]
+    columns = header + [c for c in SYNTH_COLUMNS + (("sfm_yaw",) if turning else ()) if c not in header]
     rows_idx = ds.indices(pose="frontal", expression="neutral")
-    blend_index = [BLENDSHAPES.index(n) for n in wanted]
+    blend_index = [BLENDSHAPES.index(n) if n != NEUTRAL else -1 for n in wanted]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", suffix=".tmp", dir=out.parent))
@@ -437,17 +376,32 @@ def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str |
                 continue
             finally:
                 fit_seconds += time.time() - tf
-            for k, (e, s) in enumerate(choose(rng, len(blend_index), per_face, lo, hi)):
+            draws = choose(rng, len(blend_index), per_face, lo, hi)
+            # the yaw draws come after the expression draws, so an unturned folder's faces do not depend on them
+            yaws = ([round(float(a) * (1 if r < 0.5 else -1), 2)
+                     for a, r in zip(rng.uniform(yaw_lo, yaw_hi, size=per_face), rng.random(per_face))]
+                    if turning else [0.0] * per_face)
+            for k, ((e, s), turn_deg) in enumerate(zip(draws, yaws)):
                 b = blend_index[e]
-                name = BLENDSHAPES[b]
-                img, new_lm = synthesize(face, lm, expression_motion(model, camera, verts, b, s))
-                rid = f"{rec['id']}-sfm{k}-{name}"
+                name = BLENDSHAPES[b] if b >= 0 else NEUTRAL
+                extra = {}
+                if turning:
+                    s = s if b >= 0 else 0.0
+                    img, new_lm = synthesize_turned(model, face, lm, camera, vertices, verts,
+                                                    model.deformations[b] * s if b >= 0 else None, turn_deg)
+                    side = "r" if turn_deg >= 0 else "l"
+                    rid = f"{rec['id']}-sfm{k}-{name}-{side}{abs(turn_deg):.0f}"
+                    extra = {"pose": pose_from_yaw(turn_deg), "sfm_yaw": f"{turn_deg:.2f}"}
+                else:
+                    img, new_lm = synthesize(face, lm, expression_motion(model, camera, verts, b, s))
+                    rid = f"{rec['id']}-sfm{k}-{name}"
                 path = f"faces/{rid}.png"
                 with open(tmp / path, "wb") as f:
                     f.write(_png_bytes(img))
                 rows.append({**rec, "id": rid, "path": path, "expression": canonical_expression(name),
                              "dataset": f"{rec.get('dataset') or 'data'}_sfm", "synthetic": "1",
-                             "sfm_expression": name, "sfm_strength": f"{s:.4f}", "sfm_source_id": rec["id"]})
+                             "sfm_expression": name, "sfm_strength": f"{s:.4f}", "sfm_source_id": rec["id"],
+                             **extra})
                 faces.append(img)
                 lms.append(new_lm)
                 made[name] += 1
@@ -481,6 +435,7 @@ def synth_expressions(src: str | os.PathLike, out: str | os.PathLike, sfm: str |
                       "expression_labels": {n: canonical_expression(n) for n in BLENDSHAPES},
                       "max_fit_error_iod": MAX_FIT_ERROR, "ring_margin_px64": RING_MARGIN,
                       "mouth_darkness": MOUTH_DARKNESS,
+                      **({"yaw": [yaw_lo, yaw_hi]} if turning else {}),
                       "licence": "Surrey Face Model: non-commercial use only; models trained with these faces are "
                                  "for non-commercial research only"},
             "seconds": round(time.time() - t0, 2), "fit_seconds": round(fit_seconds, 2),
@@ -522,10 +477,15 @@ def add_arguments(p) -> None:
                    help="blendshape strength drawn uniformly in [LO, HI] (default 0.5 1.0)")
     p.add_argument("--per-face", type=int, default=3, metavar="K",
                    help="synthetic faces per neutral face, distinct expressions while K <= their number (default 3)")
+    p.add_argument("--yaw", type=float, nargs=2, default=(0.0, 0.0), metavar=("LO", "HI"),
+                   help=f"also turn every synthetic face by a yaw drawn uniformly in [LO, HI] degrees (at most "
+                        f"{MAX_YAW:g}), to a side drawn at random, rendered through the fitted 3D face; pose "
+                        f"column left/right_3quarter (frontal below 15). Default 0 0: not turned. With --yaw, "
+                        f"'{NEUTRAL}' may be one of --expressions")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same bytes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = ("OUT holds SRC's frontal neutral faces (copied) and the synthetic expressive faces made from them "
-                "(dataset <src>_sfm, synthetic=1); train with it as one more data.sources entry. The SFM is "
+                "(dataset <src>_sfm, synthetic=1; turned 3/4 faces with --yaw); train with it as one more data.sources entry. The SFM is "
                 "licensed for non-commercial use: models trained with OUT are for non-commercial research only. "
                 "Exit status: 0 written, 2 refused (nothing written).")
 
@@ -535,7 +495,8 @@ def run(args) -> int:
     try:
         meta = synth_expressions(args.src, args.out, args.sfm,
                                  [e.strip() for e in args.expressions.split(",") if e.strip()],
-                                 tuple(args.strength), args.per_face, args.seed, progress=not args.quiet)
+                                 tuple(args.strength), args.per_face, args.seed, progress=not args.quiet,
+                                 yaw=tuple(args.yaw))
     except SynthError as e:
         print(f"nfgan synth-expressions: {e}", file=sys.stderr)
         return 2

@@ -54,9 +54,10 @@ OPSET = 17
 CHECK_TOL = 1e-4
 GRAPHS = ("normalizer", "encoder", "decoder", "fer")
 
-PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize).apply(faces_u8, poses, flipped, "
-            "landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp turned "
-            "faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize); "
+PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, fill).apply(faces_u8, poses, "
+            "flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
+            "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
+            "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none); "
             "then x = uint8 / 127.5 - 1")
 FACES_IN = "faces: float32 N x 1 x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule"
 FACES_OUT = ("normalized: float32 N x 1 x {s} x {s} in [-1, 1]; uint8 = round((clamp(y, -1, 1) + 1) * 127.5); "
@@ -148,7 +149,7 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
     """The ONNX graphs of a generator, ``{file name: model bytes}``: ``STEM.onnx`` (the whole generator) and,
     for an NFGAN, ``STEM_encoder.onnx`` and ``STEM_decoder.onnx``."""
     s = g.size
-    rule = {"flip_left_poses": g.flip_left_poses, "frontalize": g.frontalize}
+    rule = g.rule.as_dict()
     base = {"nfgan.input_rule": rule, "nfgan.model": g.info["model"], "nfgan.step": g.info.get("step"),
             "nfgan.pre_step": PRE_STEP,
             # everything else the model file records (licence, training data, identity thresholds, config)

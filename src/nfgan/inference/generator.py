@@ -107,7 +107,8 @@ class Generator(RuleView, nn.Module):
         cfg = info.get("config") if isinstance(info.get("config"), dict) else {}
         data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
         self.rule = InputRule(bool(info.get("flip_left_poses", data.get("flip_left_poses", False))),
-                              bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))))
+                              bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))),
+                              str(info.get("frontalize_fill") or data.get("frontalize_fill") or "mirror"))
         self.requires_grad_(False)
         self.eval()
 
@@ -271,7 +272,7 @@ def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
-            "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize,
+            "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
             "config": g.info.get("config", {}),
             "stored_dtype": "float16" if half else "float32", **metadata}
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})

@@ -51,7 +51,7 @@ class OnnxGenerator(RuleView):
                                   f"{meta.get('nfgan.format')!r}, nfgan.graph {meta.get('nfgan.graph')!r}; "
                                   "write one with nfgan export --format onnx)")
         rule = meta.get("nfgan.input_rule") or {}
-        self.rule = InputRule(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)))
+        self.rule = InputRule.from_record(rule)
         self.kind = str(meta.get("nfgan.kind"))
         model = meta.get("nfgan.model") if isinstance(meta.get("nfgan.model"), dict) else {}
         recorded = meta.get("nfgan.info") if isinstance(meta.get("nfgan.info"), dict) else {}

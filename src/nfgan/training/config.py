@@ -48,6 +48,9 @@ COMMON = {
         # feed turned inputs to the generator landmark-frontalised (nfgan.data.frontalize; L_id still compares
         # with the real input)
         "frontalize_inputs": False,
+        # what fills the far half of a frontalised turned input: the mirror image of the near half, or the warp
+        # itself (nfgan.data.frontalize, step 2)
+        "frontalize_fill": opt("mirror", choices=("mirror", "none")),
         # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair
