@@ -128,11 +128,8 @@ class Frontalizer3D:
     def visibility(self, camera: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step 2: the vertices' photo positions ``V x 2`` and visibility ``V`` (1.0 visible, 0.0 hidden)."""
         proj = vertices @ camera[:2, :3].T + camera[:2, 3]
-        toward = np.cross(camera[0, :3], camera[1, :3])              # the viewing axis, in model coordinates
-        toward /= np.linalg.norm(toward)
         nose = self.sfm.vertex_of.get(NOSE_TIP, 0)
-        if vertices[nose] @ toward < (vertices @ toward).mean():      # orient it towards the camera
-            toward = -toward
+        _, toward = camera_axes(camera, vertices, nose)
         depth = vertices @ toward                                     # larger = nearer the camera
         tri = self.triangles
         sp = np.einsum("sk,tkd->tsd", self._zbary, proj[tri]).reshape(-1, 2)
@@ -213,7 +210,7 @@ class Frontalizer3D:
         out_xy = self.place(neutral if self.neutralise else expressive)
         value, mask = self.render(face.astype(np.float64), photo_xy, visible, out_xy, yaw(camera))
         around = frontalizer(self.size)(face, lm).astype(np.float64) if is_turned(pose) else face.astype(np.float64)
-        alpha = _feather(mask, FEATHER * self.size / 64)
+        alpha = feather(mask, FEATHER * self.size / 64)
         out = value * alpha + around * (1 - alpha)
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
@@ -228,6 +225,19 @@ def landmark_snap(points: np.ndarray, anchors: np.ndarray, residual: np.ndarray,
     return k @ residual / (k.sum(1, keepdims=True) + SNAP_FLOOR)
 
 
+def camera_axes(camera: np.ndarray, vertices: np.ndarray, nose_vertex: int) -> tuple[np.ndarray, np.ndarray]:
+    """The camera's vertical image axis and its viewing axis (oriented from the face towards the camera: the
+    nose tip ``nose_vertex`` lies in front of the mean of ``vertices``), unit vectors in model coordinates,
+    from a fitted scaled orthographic 3x4 camera."""
+    a = np.asarray(camera, dtype=np.float64)[:2, :3]
+    up = a[1] / np.linalg.norm(a[1])
+    toward = np.cross(a[0], a[1])
+    toward /= np.linalg.norm(toward)
+    if vertices[nose_vertex] @ toward < (vertices @ toward).mean():
+        toward = -toward
+    return up, toward
+
+
 def yaw(camera: np.ndarray) -> float:
     """How far the head is turned, in degrees (0: frontal, unsigned), from a fitted 3x4 scaled orthographic
     camera: the angle between the model's forward axis (z) and the viewing axis, in the horizontal plane."""
@@ -235,7 +245,7 @@ def yaw(camera: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(abs(toward[0]), abs(toward[2]))))
 
 
-def _feather(mask: np.ndarray, px: float) -> np.ndarray:
+def feather(mask: np.ndarray, px: float) -> np.ndarray:
     """``mask`` (0/1) eroded by ``px`` and smoothed over ``px``: 1 well inside, 0 outside."""
     from scipy.ndimage import distance_transform_edt
 

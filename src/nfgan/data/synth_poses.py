@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from nfgan.data.frontalize import bilinear_sample
+from nfgan.data.frontalize3d import camera_axes, feather
 
 #: px (at 64 px, scaled with the crop) over which the rendered face blends into the 2D-warped surroundings
 FEATHER = 1.5
@@ -53,18 +54,6 @@ def axis_rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
     return np.eye(3) * np.cos(t) + np.sin(t) * kx + (1 - np.cos(t)) * np.outer(k, k)
 
 
-def camera_axes(camera: np.ndarray, vertices: np.ndarray, nose_vertex: int) -> tuple[np.ndarray, np.ndarray]:
-    """The camera's vertical image axis and its viewing axis (pointing from the face to the camera), both unit
-    vectors in model coordinates, from a scaled orthographic 3x4 camera."""
-    a = np.asarray(camera, dtype=np.float64)[:2, :3]
-    up = a[1] / np.linalg.norm(a[1])
-    toward = np.cross(a[0], a[1])
-    toward /= np.linalg.norm(toward)
-    if vertices[nose_vertex] @ toward < (vertices @ toward).mean():
-        toward = -toward
-    return up, toward
-
-
 def turn(camera: np.ndarray, vertices: np.ndarray, eye_vertices: np.ndarray, nose_vertex: int,
          yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: ``(turned image positions V x 2, depth V)`` of ``vertices`` turned by ``yaw_deg`` (> 0: the nose
@@ -78,12 +67,10 @@ def turn(camera: np.ndarray, vertices: np.ndarray, eye_vertices: np.ndarray, nos
         w = (v - pivot) @ r.T + pivot
         return w @ cam[:2, :3].T + cam[:2, 3], w @ toward
 
-    xy, depth = project(axis_rotation(up, yaw_deg))
-    if yaw_deg != 0:
-        nose_dx = xy[nose_vertex, 0] - project(np.eye(3))[0][nose_vertex, 0]
-        if np.sign(nose_dx) != np.sign(yaw_deg):
-            xy, depth = project(axis_rotation(up, -yaw_deg))
     front = v @ cam[:2, :3].T + cam[:2, 3]
+    xy, depth = project(axis_rotation(up, yaw_deg))
+    if np.sign(xy[nose_vertex, 0] - front[nose_vertex, 0]) != np.sign(yaw_deg):
+        xy, depth = project(axis_rotation(up, -yaw_deg))        # the camera's axes turn the other way
     xy = xy + (front[eye_vertices].mean(0) - xy[eye_vertices].mean(0))
     return xy, depth
 
@@ -165,8 +152,6 @@ def render_turned(face: np.ndarray, triangles: np.ndarray, photo_xy: np.ndarray,
     face's weight (1 inside the mesh, 0 outside, feathered at its edge)."""
     from scipy.ndimage import binary_closing, binary_fill_holes
 
-    from nfgan.data.frontalize3d import _feather
-
     face = np.asarray(face, dtype=np.float64)
     size = face.shape[-1]
     tri = np.asarray(triangles, dtype=np.int64)
@@ -178,5 +163,5 @@ def render_turned(face: np.ndarray, triangles: np.ndarray, photo_xy: np.ndarray,
     front_mask = binary_fill_holes(binary_closing((raster(tri, photo_xy, np.zeros(len(photo_xy)), size)[0] >= 0)
                                                   .reshape(size, size), iterations=1))
     around = follow_background(face, front_mask, turned_mask)
-    alpha = _feather(turned_mask.astype(np.float64), FEATHER * size / 64) * have.reshape(size, size)
+    alpha = feather(turned_mask.astype(np.float64), FEATHER * size / 64) * have.reshape(size, size)
     return value.reshape(size, size) * alpha + around * (1 - alpha), alpha
