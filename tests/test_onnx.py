@@ -94,7 +94,8 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
     meta = _meta(unet)
     assert meta["nfgan.format"] == "nfgan-onnx/1" and meta["nfgan.kind"] == "pix2pix"
     assert meta["nfgan.graph"] == "normalizer" and json.loads(meta["nfgan.image_size"]) == 64
-    assert json.loads(meta["nfgan.input_rule"]) == {"flip_left_poses": True, "frontalize": True, "fill": "mirror"}
+    assert json.loads(meta["nfgan.input_rule"]) == {"flip_left_poses": True, "frontalize": True, "fill": "mirror",
+                                                    "neutralize": False}
     info = json.loads(meta["nfgan.info"])
     assert info["identity_thresholds"]["dlib"] > 0 and "non-commercial research use only" in info["license"]
     assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale",
@@ -102,7 +103,8 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
     nf = _meta(exported / "nfgan_london64.onnx")
     assert nf["nfgan.kind"] == "nfgan" and json.loads(nf["nfgan.input_rule"]) == {"flip_left_poses": True,
                                                                                   "frontalize": False,
-                                                                                  "fill": "mirror"}
+                                                                                  "fill": "mirror",
+                                                                                  "neutralize": False}
     assert nf["nfgan.encoder_file"] == "nfgan_london64_encoder.onnx"
     assert _meta(exported / "nfgan_london64_encoder.onnx")["nfgan.graph"] == "encoder"
     fer = _meta(exported / "fer_model.onnx")

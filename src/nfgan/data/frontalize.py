@@ -60,6 +60,9 @@ FRONTAL68 = np.array([
     [0.6185, 0.7040], [0.5385, 0.6930], [0.5000, 0.6968], [0.4615, 0.6930],
 ])
 
+#: the fixed ring of points around the landmarks of :func:`landmark_warp`, this many px (at 64 px; scaled with
+#: the crop) out
+RING_MARGIN = 5.0
 #: landmarks that drive the warp: everything but the jaw contour (0-16)
 WARP_POINTS = tuple(range(17, 68))
 #: what fills the far half of a frontalised turned face (step 2): its mirror image of the near half, or nothing
@@ -135,6 +138,44 @@ def piecewise_affine_warp(face: np.ndarray, src_points: np.ndarray, dst_points: 
     static = (src == dst).all(1)[corners].all(1)     # identity triangles: no resampling blur
     q[static] = pix[static]
     return bilinear_sample(face, q).reshape(size, size)
+
+
+def ring_points(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Fixed points ``RING_MARGIN`` (scaled to the crop) outside the convex hull of ``landmarks``, inside the crop."""
+    from scipy.spatial import ConvexHull
+
+    lm = np.asarray(landmarks, dtype=np.float64)
+    hull = lm[ConvexHull(lm).vertices]
+    centre = hull.mean(0)
+    out = hull - centre
+    r = np.linalg.norm(out, axis=1, keepdims=True)
+    corners = centre + out * (r + RING_MARGIN * size / 64.0) / np.maximum(r, 1e-9)
+    # a dense fence (points every margin / 2) so that no triangle reaches from outside it to a landmark
+    step = RING_MARGIN * size / 64.0 / 2
+    ring = []
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
+        ring.extend(a + (b - a) * (t / n) for t in range(n))
+    ring = np.clip(np.asarray(ring), 0, size - 1)
+    border = crop_border(size)
+    keep = [p for p in ring if np.linalg.norm(border - p, axis=1).min() > 1.0]
+    dedup: list[np.ndarray] = []
+    for p in keep:
+        if all(np.linalg.norm(p - q) > 1.0 for q in dedup):
+            dedup.append(p)
+    return np.asarray(dedup, dtype=np.float64).reshape(-1, 2)
+
+
+def landmark_warp(face: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Warp the square gray ``face`` so that its 68 landmarks ``src`` move to ``dst`` (both ``68 x 2``, crop
+    pixels) and nothing beyond a fence of fixed points around both (:func:`ring_points`) moves: float64
+    ``S x S``. The warp synthetic expressions (``nfgan.data.synth_expressions``) and geometric neutralisation
+    (``nfgan.data.neutral_shape``) share."""
+    face = np.asarray(face)
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    ring = ring_points(np.concatenate([src, dst]), face.shape[-1])
+    return piecewise_affine_warp(face, np.concatenate([src, ring]), np.concatenate([dst, ring]))
 
 
 class Frontalizer:

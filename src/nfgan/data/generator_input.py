@@ -7,15 +7,20 @@
    layout with its 68 landmarks (``nfgan.data.frontalize``), its far half filled by the mirror image of the near
    half or left as warped (``data.frontalize_fill``: ``mirror``, the default, or ``none``); L_id still compares
    the output with the unwarped (mirrored) input.
+3. Neutralise (``data.neutralize_shape``): every other face (frontal, or of unknown pose) is warped so that its
+   68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
+   an open mouth closes, raised brows come down, before the generator reads it. L_id again compares with the
+   unwarped input.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from nfgan.data.align import mirror_landmarks
 from nfgan.data.frontalize import FILLS, frontalize_batch, is_turned
 
 
@@ -38,6 +43,9 @@ class InputRule:
     flip_left_poses: bool = False
     frontalize: bool = False
     fill: str = "mirror"
+    neutralize: bool = False
+    #: the map step 3 uses (``nfgan.data.neutral_shape.NeutralShape``); None = the one nfgan ships
+    shape: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.fill not in FILLS:
@@ -46,18 +54,40 @@ class InputRule:
     @classmethod
     def from_config(cls, cfg: dict) -> "InputRule":
         d = (cfg or {}).get("data", {}) or {}
+        neutralize = bool(d.get("neutralize_shape", False))
+        shape = None
+        if neutralize and d.get("neutral_shape_map"):
+            from nfgan.data.neutral_shape import NeutralShape
+
+            shape = NeutralShape.load(d["neutral_shape_map"])
         return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
-                   str(d.get("frontalize_fill") or "mirror"))
+                   str(d.get("frontalize_fill") or "mirror"), neutralize, shape)
+
+    def neutral_shape(self):
+        """The map step 3 uses."""
+        from nfgan.data.neutral_shape import shipped
+
+        return self.shape if self.shape is not None else shipped()
 
     def as_dict(self) -> dict:
         """What a model file or ONNX graph records of the rule (read back by :meth:`from_record`)."""
-        return {"flip_left_poses": self.flip_left_poses, "frontalize": self.frontalize, "fill": self.fill}
+        out = {"flip_left_poses": self.flip_left_poses, "frontalize": self.frontalize, "fill": self.fill,
+               "neutralize": self.neutralize}
+        if self.neutralize:   # the map itself, so that the record does not depend on a file
+            out["neutral_shape"] = self.neutral_shape().as_record()
+        return out
 
     @classmethod
     def from_record(cls, rule: dict) -> "InputRule":
-        """The rule :meth:`as_dict` wrote (a record without ``fill``, from before it existed: ``mirror``)."""
+        """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` existed: ``mirror`` /
+        off)."""
+        shape = None
+        if rule.get("neutralize") and rule.get("neutral_shape"):
+            from nfgan.data.neutral_shape import NeutralShape
+
+            shape = NeutralShape.from_record(rule["neutral_shape"])
         return cls(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)),
-                   str(rule.get("fill") or "mirror"))
+                   str(rule.get("fill") or "mirror"), bool(rule.get("neutralize", False)), shape)
 
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         """Which faces are mirrored before the generator (none without poses or without ``flip_left_poses``)."""
@@ -65,39 +95,54 @@ class InputRule:
             return np.zeros(0 if poses is None else len(poses), bool)
         return occluded_left(poses, flipped)
 
-    def frontalize_turned(self, faces_u8: np.ndarray, poses: Sequence[str], landmarks: np.ndarray | None,
-                          mirrored: Sequence[bool], who: str = "this model", strict: bool = False) -> np.ndarray:
-        """``faces_u8`` (already mirrored where ``mirrored``) with every turned face frontalised using its 68
-        landmarks (``N x 68 x 2``, coordinates of the unmirrored crop). A turned face without finite landmarks
-        is an error with ``strict``, else it goes to the generator unfrontalised with a warning."""
+    def reshape(self, faces_u8: np.ndarray, poses: Sequence[str] | None, landmarks: np.ndarray | None,
+                mirrored: Sequence[bool], who: str = "this model", strict: bool = False) -> np.ndarray:
+        """``faces_u8`` (already mirrored where ``mirrored``) with the rule's warps: every turned face frontalised
+        (step 2) and every other face neutralised (step 3), each with its 68 landmarks (``N x 68 x 2``,
+        coordinates of the unmirrored crop; ``poses`` None: every face of unknown pose). A face without finite
+        landmarks is an error with ``strict``, else it goes to the generator unwarped with a warning."""
         x = np.array(faces_u8, dtype=np.uint8, copy=True)
-        turned = [i for i, p in enumerate(poses) if is_turned(p)]
-        if not self.frontalize or not turned:
+        poses = ["unknown"] * len(x) if poses is None else list(poses)
+        turned = [i for i, p in enumerate(poses) if is_turned(p)] if self.frontalize else []
+        other = [i for i, p in enumerate(poses) if not is_turned(p)] if self.neutralize else []
+        if not turned and not other:
             return x
         if landmarks is None:
-            raise MissingLandmarksError(f"{who}: frontalises turned inputs and needs their 68 landmarks (nfgan "
-                                        "prepare's landmarks.npy, or AlignedFace.landmarks68)")
+            raise MissingLandmarksError(f"{who}: {self._needs(turned, other)} and needs their 68 landmarks "
+                                        "(nfgan prepare's landmarks.npy, or AlignedFace.landmarks68)")
         lm = np.asarray(landmarks, dtype=np.float64)
-        missing = [i for i in turned if not np.isfinite(lm[i]).all()]
-        if missing:
+        for group, what, done in ((turned, "turned input(s)", "frontalised"), (other, "input(s)", "neutralised")):
+            missing = [i for i in group if not np.isfinite(lm[i]).all()]
+            if not missing:
+                continue
             if strict:
-                raise MissingLandmarksError(f"{who}: turned input(s) without landmarks cannot be frontalised: "
-                                            f"rows {missing[:5]}")
-            warnings.warn(f"{len(missing)} turned face(s) without landmarks (rows {missing[:5]}) go to the "
-                          "generator unfrontalised")
-            turned = [i for i in turned if i not in set(missing)]
+                raise MissingLandmarksError(f"{who}: {what} without landmarks cannot be {done}: rows {missing[:5]}")
+            warnings.warn(f"{len(missing)} {what.replace('input(s)', 'face(s)')} without landmarks (rows "
+                          f"{missing[:5]}) go to the generator un{done}")
+            group[:] = [i for i in group if i not in set(missing)]
+        mirrored = np.asarray(mirrored, bool) if len(mirrored) else np.zeros(len(x), bool)
         if turned:
-            mirrored = np.asarray(mirrored, bool)
             x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
                                          fill=self.fill)
+        if other:
+            from nfgan.data.neutral_shape import neutralize_batch
+
+            size = x.shape[-1]
+            own = np.stack([mirror_landmarks(lm[i], size) if mirrored[i] else lm[i] for i in other])
+            x[other] = neutralize_batch(x[other], own, self.neutral_shape())
         return x
+
+    @staticmethod
+    def _needs(turned, other) -> str:
+        return " and ".join((["frontalises turned inputs"] if turned else [])
+                            + (["neutralises frontal inputs"] if other else []))
 
     def apply(self, faces_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
               landmarks: np.ndarray | None = None, who: str = "this model") -> np.ndarray:
-        """uint8 ``N x S x S`` faces as the generator reads them (mirrored, then frontalised)."""
+        """uint8 ``N x S x S`` faces as the generator reads them (mirrored, then frontalised or neutralised)."""
         faces_u8 = np.asarray(faces_u8)
         flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(len(faces_u8), bool)
         x = np.where(flip[:, None, None], faces_u8[:, :, ::-1], faces_u8).astype(np.uint8)
-        if not self.frontalize or poses is None:
+        if poses is None and not self.neutralize:
             return x
-        return self.frontalize_turned(x, poses, landmarks, flip, who)
+        return self.reshape(x, poses, landmarks, flip, who)

@@ -20,8 +20,8 @@ as targets):
    an SFM vertex in ``ibug_to_sfm.txt`` take one: the jaw contour (iBUG 1-8, 10-17) the model-contour vertex
    (``sfm_model_contours.json``) that projects nearest to the real point, the inner mouth corners (61, 65) the
    outer corners' vertices (49, 55). Motions under ``MIN_MOTION`` px are set to zero.
-3. **Warp.** The face is warped from its real landmarks to the expressive ones with the piecewise-affine warp
-   of :func:`nfgan.data.frontalize.piecewise_affine_warp` (the one landmark frontalisation uses), on a mesh of
+3. **Warp.** The face is warped from its real landmarks to the expressive ones with
+   :func:`nfgan.data.frontalize.landmark_warp` (the piecewise-affine warp of landmark frontalisation), on a mesh of
    the 68 points, a fixed fence of points ``RING_MARGIN`` px outside the convex hull of the real and moved
    landmarks (every ``RING_MARGIN / 2`` px) and the crop border: pixels outside the fence (background, hair)
    are copied unchanged. Moved landmarks are kept inside the crop (a dropping chin stops at its bottom edge).
@@ -97,7 +97,7 @@ import numpy as np
 
 from nfgan.data.align import eye_centres, pose_from_yaw
 from nfgan.data.dataset import PreparedDataset, PreparedDatasetError
-from nfgan.data.frontalize import crop_border, piecewise_affine_warp
+from nfgan.data.frontalize import RING_MARGIN, landmark_warp
 from nfgan.data.frontalize3d import landmark_snap
 from nfgan.data.schema import canonical_expression
 from nfgan.data.sfm import BLENDSHAPES, DEFAULT_SFM, SFM, SFM_ENV, SFM_FILES, SynthError, eos_version
@@ -112,8 +112,6 @@ MAX_YAW = 60.0
 MAX_FIT_ERROR = 0.15
 #: landmark motions below this many pixels are set to zero
 MIN_MOTION = 0.05
-#: the fixed ring of points around the landmarks, this many px (at 64 px; scaled with the crop) out
-RING_MARGIN = 5.0
 #: new mouth interior: this fraction of the darkest quarter of the lip pixels' mean
 MOUTH_DARKNESS = 0.35
 INNER_LIP = tuple(range(60, 68))
@@ -186,32 +184,6 @@ def smooth_closed(poly: np.ndarray, n: int = 64) -> np.ndarray:
                   + (3 * p1 - p0 - 3 * p2 + p3) * u ** 3)
 
 
-def ring_points(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """Fixed points ``RING_MARGIN`` (scaled to the crop) outside the convex hull of ``landmarks``, inside the crop."""
-    from scipy.spatial import ConvexHull
-
-    lm = np.asarray(landmarks, dtype=np.float64)
-    hull = lm[ConvexHull(lm).vertices]
-    centre = hull.mean(0)
-    out = hull - centre
-    r = np.linalg.norm(out, axis=1, keepdims=True)
-    corners = centre + out * (r + RING_MARGIN * size / 64.0) / np.maximum(r, 1e-9)
-    # a dense fence (points every margin / 2) so that no triangle reaches from outside it to a landmark
-    step = RING_MARGIN * size / 64.0 / 2
-    ring = []
-    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
-        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
-        ring.extend(a + (b - a) * (t / n) for t in range(n))
-    ring = np.clip(np.asarray(ring), 0, size - 1)
-    border = crop_border(size)
-    keep = [p for p in ring if np.linalg.norm(border - p, axis=1).min() > 1.0]
-    dedup: list[np.ndarray] = []
-    for p in keep:
-        if all(np.linalg.norm(p - q) > 1.0 for q in dedup):
-            dedup.append(p)
-    return np.asarray(dedup, dtype=np.float64).reshape(-1, 2)
-
-
 def synthesize(face: np.ndarray, landmarks: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One expressive face: (uint8 ``S x S``, float32 ``68 x 2`` landmarks) from a face, its landmarks and the
     landmarks' motion (steps 3 and 4 of the module docstring)."""
@@ -220,8 +192,7 @@ def synthesize(face: np.ndarray, landmarks: np.ndarray, motion: np.ndarray) -> t
     src = np.asarray(landmarks, dtype=np.float64)
     dst = src + motion
     dst = np.clip(dst, 0, size - 1)
-    ring = ring_points(np.concatenate([src, dst]), size)
-    out = piecewise_affine_warp(face, np.concatenate([src, ring]), np.concatenate([dst, ring]))
+    out = landmark_warp(face, src, dst)
     out = fill_mouth(out, face, src, dst, dst)
     return np.clip(np.round(out), 0, 255).astype(np.uint8), dst.astype(np.float32)
 

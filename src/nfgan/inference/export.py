@@ -54,10 +54,11 @@ OPSET = 17
 CHECK_TOL = 1e-4
 GRAPHS = ("normalizer", "encoder", "decoder", "fer")
 
-PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, fill).apply(faces_u8, poses, "
-            "flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
+PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, fill, neutralize).apply(faces_u8, "
+            "poses, flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
             "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
-            "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none); "
+            "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), and the "
+            "other faces onto their predicted neutral landmarks (neutralize: nfgan.data.neutral_shape); "
             "then x = uint8 / 127.5 - 1")
 FACES_IN = "faces: float32 N x 1 x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule"
 FACES_OUT = ("normalized: float32 N x 1 x {s} x {s} in [-1, 1]; uint8 = round((clamp(y, -1, 1) + 1) * 127.5); "
@@ -153,7 +154,7 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
     base = {"nfgan.input_rule": rule, "nfgan.model": g.info["model"], "nfgan.step": g.info.get("step"),
             "nfgan.pre_step": PRE_STEP,
             # everything else the model file records (licence, training data, identity thresholds, config)
-            "nfgan.info": {k: v for k, v in g.info.items() if k != "source"}}
+            "nfgan.info": {k: v for k, v in g.info.items() if k not in ("source", "input_rule")}}
     x = torch.zeros(2, 1, s, s)
     names = {"normalizer": f"{stem}.onnx"}
     if g.kind == "nfgan":

@@ -105,10 +105,14 @@ class Generator(RuleView, nn.Module):
         self.nets = nn.ModuleDict(nets)
         self.info = info
         cfg = info.get("config") if isinstance(info.get("config"), dict) else {}
-        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
-        self.rule = InputRule(bool(info.get("flip_left_poses", data.get("flip_left_poses", False))),
-                              bool(info.get("frontalize_inputs", data.get("frontalize_inputs", False))),
-                              str(info.get("frontalize_fill") or data.get("frontalize_fill") or "mirror"))
+        if isinstance(info.get("input_rule"), dict):     # written by export_model (the map embedded)
+            self.rule = InputRule.from_record(info["input_rule"])
+        else:   # a checkpoint (its training config), or a file exported before the record existed
+            base = InputRule.from_config(cfg)
+            self.rule = InputRule(bool(info.get("flip_left_poses", base.flip_left_poses)),
+                                  bool(info.get("frontalize_inputs", base.frontalize)),
+                                  str(info.get("frontalize_fill") or base.fill),
+                                  bool(info.get("neutralize_shape", base.neutralize)), base.shape)
         self.requires_grad_(False)
         self.eval()
 
@@ -273,6 +277,7 @@ def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
             "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
+            "neutralize_shape": g.rule.neutralize, "input_rule": g.rule.as_dict(),
             "config": g.info.get("config", {}),
             "stored_dtype": "float16" if half else "float32", **metadata}
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})

@@ -51,6 +51,11 @@ COMMON = {
         # what fills the far half of a frontalised turned input: the mirror image of the near half, or the warp
         # itself (nfgan.data.frontalize, step 2)
         "frontalize_fill": opt("mirror", choices=("mirror", "none")),
+        # warp every other (frontal) input so that its landmarks sit where the same person's neutral face would
+        # have them (nfgan.data.neutral_shape: a learned map; L_id still compares with the real input)
+        "neutralize_shape": False,
+        # the map it uses (a file tools/fit_neutral_shape.py wrote); null = the one nfgan ships
+        "neutral_shape_map": opt(None, "path", nullable=True),
         # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair

@@ -4,7 +4,8 @@ loaded whole), the (input, target) pairs of the train and validation subjects, a
 Row space (:class:`FaceRows`): rows ``0..n-1`` are the prepared faces of every source, one folder after the
 other; with mirroring (``data.flip_left_poses`` or ``data.mirror_pairs``) rows ``n..2n-1`` are their mirror
 images; with ``data.frontalize_inputs`` the frontalised version of every turned input (and same-pose target)
-row follows, and ``gen_rows[r]`` is the row the generator reads for input row ``r``. The mirroring and
+row follows, with ``data.neutralize_shape`` the neutralised version of every other input row, and
+``gen_rows[r]`` is the row the generator reads for input row ``r``. The mirroring and
 frontalisation follow ``nfgan.data.generator_input.InputRule``, the rule inference applies too. A row is
 read when a batch needs it: faces from the memory-mapped ``faces.npy`` of its folder (flipped for a mirror
 row), frontalised rows from an in-memory table when they fit in ``FRONTALIZED_CACHE_BYTES`` and otherwise
@@ -141,8 +142,8 @@ class FaceRows:
 
     def _frontalize(self, base_rows: np.ndarray, who: str) -> np.ndarray:
         face = base_rows % self.n
-        return self.rule.frontalize_turned(self.plain(base_rows), list(self.poses[face]), self.landmarks(face),
-                                           mirrored=base_rows >= self.n, who=who, strict=True)
+        return self.rule.reshape(self.plain(base_rows), list(self.poses[face]), self.landmarks(face),
+                                 mirrored=base_rows >= self.n, who=who, strict=True)
 
     def set_frontalized(self, base_rows: np.ndarray, who: str) -> np.ndarray:
         """Add the frontalised versions of ``base_rows`` (once); returns their row numbers. Made now (and kept)
@@ -223,7 +224,7 @@ class TrainingData:
                           f"(or no same-pose target, listed with the pose) and are not trained on: "
                           f"{m[:10]}{' ...' if len(m) > 10 else ''}")
         self.gen_rows = np.arange(len(self.faces), dtype=np.int64)
-        if self.rule.frontalize:
+        if self.rule.frontalize or self.rule.neutralize:
             self._add_frontalized_rows(n, where)
         self.input_weights = self._input_weights()
         self.mask_sources = np.asarray([s.empty_border == "auto" for s in self.sources], dtype=bool)
@@ -279,18 +280,26 @@ class TrainingData:
                 (self.train.inputs < n) & (poses[self.train.inputs % max(n, 1)] == "frontal"), n)
 
     def _add_frontalized_rows(self, n: int, where: str) -> None:
-        """Add the frontalised version of every turned input or target row (a mirror row r >= n is face
-        r - n mirrored), point ``gen_rows`` at it and the pairs' turned targets too."""
+        """Add the warped version of every input or target row the input rule warps - turned rows frontalised
+        (``data.frontalize_inputs``), other input rows neutralised (``data.neutralize_shape``; targets stay as
+        they are) - where a mirror row r >= n is face r - n mirrored; point ``gen_rows`` at them, and the
+        pairs' turned targets at their frontalised rows."""
         poses = self.faces.poses
-        used = [r for pairs in (self.train, self.val) for r in (pairs.inputs, pairs.group_rows)]
-        rows = np.unique(np.concatenate(used)) if used else np.zeros(0, np.int64)
-        rows = rows[np.asarray([is_turned(p) for p in poses[rows % max(n, 1)]], dtype=bool)] if len(rows) else rows
+        inputs = [pairs.inputs for pairs in (self.train, self.val)]
+        targets = [pairs.group_rows for pairs in (self.train, self.val)]
+        rows = np.unique(np.concatenate(inputs + targets)) if inputs + targets else np.zeros(0, np.int64)
+        turned = np.asarray([is_turned(p) for p in poses[rows % max(n, 1)]], dtype=bool) if len(rows) else \
+            np.zeros(0, bool)
+        front = rows[turned] if self.rule.frontalize else rows[:0]
+        other = np.setdiff1d(np.unique(np.concatenate(inputs)), rows[turned]) if self.rule.neutralize else rows[:0]
+        rows = np.concatenate([front, other])
         if not len(rows):
             return
+        setting = "data.frontalize_inputs" if len(front) else "data.neutralize_shape"
         missing = [self.sources[k].dataset.root for k in np.unique(self.faces.source_index(rows % n)).tolist()
                    if self.sources[k].dataset.landmarks is None]
         if missing:
-            raise ConfigError(f"{missing[0]}: data.frontalize_inputs needs landmarks.npy (written by nfgan prepare)")
+            raise ConfigError(f"{missing[0]}: {setting} needs landmarks.npy (written by nfgan prepare)")
         try:
             new = self.faces.set_frontalized(rows, who=where)
         except MissingLandmarksError as e:
@@ -298,8 +307,10 @@ class TrainingData:
         self.gen_rows[rows] = new
         self.gen_rows = np.concatenate([self.gen_rows, new])
         # turned (same-pose) targets are read frontalised, like the inputs; input rows stay real (L_id)
+        target_rows = np.arange(len(self.gen_rows), dtype=np.int64)
+        target_rows[front] = new[:len(front)]
         for pairs in (self.train, self.val):
-            pairs.map_targets(lambda r: self.gen_rows[r])
+            pairs.map_targets(lambda r: target_rows[r])
 
     # -- batches
     def read(self, rows) -> np.ndarray:

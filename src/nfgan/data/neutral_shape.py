@@ -1,0 +1,241 @@
+"""Geometric neutralisation: a frontal face warped so that its landmarks sit where the same person's neutral face
+would have them, before the generator reads it (config ``data.neutralize_shape``).
+
+A U-Net normaliser copies its input's layout through its skip connections, so an open mouth, raised brows or a
+dropped jaw reach the output unless a loss pulls them out. Landmark frontalisation (``nfgan.data.frontalize``)
+hands the generator turned faces in the frontal layout; this hands it expressive faces in a neutral layout,
+keeping the person's own face shape:
+
+1. **Frame.** A similarity transform takes the face's 8 expression-stable landmarks (:data:`STABLE`: nose
+   bridge and tip, inner and outer eye corners) onto their place in :data:`REFERENCE` (the frontal template
+   ``FRONTAL68`` at 64 px), so the map sees every face at one scale and position.
+2. **Predict.** In that frame the neutral landmarks are ``x + (x - mean) W + bias`` (136-d vectors): a ridge
+   regression of the displacement from a face's landmarks to the same person's neutral frontal landmarks
+   (aligned onto the face by the stable points), fit on pairs of training people (:func:`fit`). A neutral face
+   moves little (its displacement is predicted near zero), an open mouth closes, raised brows come down.
+3. **Warp.** The predicted landmarks, taken back into the crop, are the destination of
+   :func:`nfgan.data.frontalize.landmark_warp` (the warp synthetic expressions use, in reverse): the face inside
+   a fence around the landmarks moves, the background does not. Teeth and wrinkles stay; the generator removes
+   them.
+
+The shipped map (``nfgan/assets/neutral_shape.safetensors``, made by ``tools/fit_neutral_shape.py``) was fit on
+the training people of London, CK+ ``with_neutral/``, JAFFE and Yale and on the Surrey Face Model's synthetic
+expressions of London's and canada's training people (``nfgan synth-expressions``); its ridge weight was chosen
+on the validation people. It is derived from research-only data (CK+, JAFFE, Yale, the SFM): models that use it
+are for non-commercial research. Turned faces are not neutralised (the map was fit on frontal faces; with
+``data.frontalize_inputs`` they are warped onto the frontal template anyway).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from nfgan.data.align import apply_transform, invert_transform, similarity_transform
+from nfgan.data.frontalize import FRONTAL68, landmark_warp
+
+#: landmarks an expression barely moves: nose bridge and tip (27-30), eye corners (36, 39, 42, 45)
+STABLE = (27, 28, 29, 30, 36, 39, 42, 45)
+#: the frame the map works in: the frontal template at 64 px (crop pixels)
+REFERENCE = FRONTAL68 * 63.0
+ASSET = "neutral_shape.safetensors"
+#: the expression of a pair's target (Yale's neutral_glasses, neutral_leftlight, ... are inputs like any other)
+NEUTRAL_LIKE = ("neutral",)
+
+
+class NeutralShapeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NeutralShape:
+    """The learned map of step 2: ``mean`` (136), ``weights`` (136 x 136), ``bias`` (136), in :data:`REFERENCE`
+    pixels; ``info``: how it was fit (sources, pair counts, ridge weight)."""
+
+    mean: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+    info: dict
+
+    @staticmethod
+    def frame(landmarks: np.ndarray) -> np.ndarray:
+        """The 2 x 3 similarity taking a face's stable landmarks onto :data:`REFERENCE` (step 1)."""
+        return similarity_transform(np.asarray(landmarks, np.float64)[list(STABLE)], REFERENCE[list(STABLE)])
+
+    def predict_framed(self, framed: np.ndarray) -> np.ndarray:
+        """``N x 68 x 2`` landmarks in the reference frame -> their predicted neutral positions (same frame)."""
+        x = np.asarray(framed, np.float64).reshape(len(framed), 136)
+        return (x + (x - self.mean) @ self.weights + self.bias).reshape(-1, 68, 2)
+
+    def predict(self, landmarks: np.ndarray) -> np.ndarray:
+        """One face's 68 landmarks (crop pixels) -> where its neutral face would have them (crop pixels)."""
+        lm = np.asarray(landmarks, np.float64)
+        if lm.shape != (68, 2) or not np.isfinite(lm).all():
+            raise NeutralShapeError("geometric neutralisation needs 68 finite landmarks")
+        m = self.frame(lm)
+        return apply_transform(invert_transform(m), self.predict_framed(apply_transform(m, lm)[None])[0])
+
+    def as_record(self) -> dict:
+        """The map as JSON-able lists (what a model file or ONNX graph embeds; :meth:`from_record` reads it)."""
+        return {"mean": self.mean.tolist(), "weights": self.weights.tolist(), "bias": self.bias.tolist(),
+                "info": self.info}
+
+    @classmethod
+    def from_record(cls, record: dict, source: str = "model file") -> "NeutralShape":
+        try:
+            arrays = {k: np.asarray(record[k], dtype=np.float64) for k in ("mean", "weights", "bias")}
+        except (KeyError, TypeError, ValueError) as e:
+            raise NeutralShapeError(f"{source}: the embedded neutral-shape map is damaged ({e})") from None
+        return cls._checked(arrays, dict(record.get("info") or {}), source)
+
+    @classmethod
+    def _checked(cls, arrays: dict, info: dict, source) -> "NeutralShape":
+        shapes = {"mean": (136,), "weights": (136, 136), "bias": (136,)}
+        for k, shape in shapes.items():
+            if k not in arrays or arrays[k].shape != shape or not np.isfinite(arrays[k]).all():
+                raise NeutralShapeError(f"{source}: not a neutral-shape map (tensor {k!r} missing, not {shape} "
+                                        "or not finite)")
+        return cls(arrays["mean"], arrays["weights"], arrays["bias"], info)
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save
+
+        from nfgan.atomic import write_bytes
+
+        write_bytes(path, save({"mean": self.mean.astype(np.float64), "weights": self.weights.astype(np.float64),
+                                "bias": self.bias.astype(np.float64)}, metadata={"info": json.dumps(self.info)}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NeutralShape":
+        """A map :meth:`save` wrote (safetensors: arrays only, nothing is unpickled)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+                meta = f.metadata() or {}
+        except FileNotFoundError:
+            raise NeutralShapeError(f"{path}: neutral-shape map not found") from None
+        except Exception as e:   # safetensors raises its own error types for a damaged file
+            raise NeutralShapeError(f"{path}: not a neutral-shape map ({e})") from None
+        try:
+            info = json.loads(meta.get("info", "{}"))
+        except json.JSONDecodeError:
+            info = {}
+        return cls._checked(arrays, info, path)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped() -> NeutralShape:
+    """The map nfgan ships (module docstring)."""
+    from nfgan.weights import assets_dir
+
+    return NeutralShape.load(assets_dir() / ASSET)
+
+
+def neutralize(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+    """One aligned gray face and its 68 landmarks -> uint8 face with the predicted neutral geometry (steps 1-3)."""
+    face = np.asarray(face)
+    if face.ndim != 2 or face.shape[0] != face.shape[1]:
+        raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
+    shape = shape or shipped()
+    lm = np.asarray(landmarks, np.float64)
+    # kept a pixel inside the crop: a point on its edge next to the fixed border points can leave slivers of the
+    # crop outside every triangle of the warp mesh
+    dst = np.clip(shape.predict(lm), 1, face.shape[-1] - 2)
+    try:
+        out = landmark_warp(face, lm, dst)
+    except ValueError as e:    # a degenerate mesh (landmarks far outside the crop)
+        raise NeutralShapeError(f"cannot neutralise this face: {e}") from None
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+    """:func:`neutralize` for ``N x S x S`` faces and ``N x 68 x 2`` landmarks; a face that cannot be warped
+    (:class:`NeutralShapeError`) is kept as it is, with a warning."""
+    shape = shape or shipped()
+    out = np.array(faces, dtype=np.uint8, copy=True)
+    failed = []
+    for i, (f, lm) in enumerate(zip(faces, landmarks)):
+        try:
+            out[i] = neutralize(f, lm, shape)
+        except NeutralShapeError:
+            failed.append(i)
+    if failed:
+        warnings.warn(f"{len(failed)} face(s) could not be neutralised (rows {failed[:5]}: landmarks far outside "
+                      "the crop) and go to the generator as they are")
+    return out
+
+
+# -- fitting (tools/fit_neutral_shape.py)
+
+def pair_landmarks(face: np.ndarray, neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair in the reference frame: (the face's landmarks, the neutral face's landmarks aligned onto
+    them by the stable points)."""
+    face, neutral = np.asarray(face, np.float64), np.asarray(neutral, np.float64)
+    x = apply_transform(NeutralShape.frame(face), face)
+    y = apply_transform(similarity_transform(neutral[list(STABLE)], x[list(STABLE)]), neutral)
+    return x, y
+
+
+def collect_pairs(root: str | Path, subjects: Iterable[str]) -> list[dict]:
+    """Pairs of a prepared folder's frontal faces of ``subjects``: each face with the same person's first frontal
+    neutral face (another one for a neutral face when there is one, else itself; a synthetic face with the
+    neutral face it was made from). Returns dicts with ``x``, ``y`` (reference frame), ``expression``, ``id``."""
+    from nfgan.data.dataset import PreparedDataset
+
+    ds = PreparedDataset(root)
+    if ds.landmarks is None:
+        raise NeutralShapeError(f"{root}: no landmarks.npy (written by nfgan prepare)")
+    rows = ds.records
+    keep = {str(s) for s in subjects}
+    lm = np.asarray(ds.landmarks, np.float64)
+    ok = np.isfinite(lm).all(axis=(1, 2))
+    neutral: dict[str, list[int]] = {}
+    by_id = {r["id"]: i for i, r in enumerate(rows)}
+    for i, r in enumerate(rows):
+        if r["subject"] in keep and r["pose"] == "frontal" and r["expression"] in NEUTRAL_LIKE and ok[i]:
+            neutral.setdefault(r["subject"], []).append(i)
+    out = []
+    for i, r in enumerate(rows):
+        if r["subject"] not in neutral or r["pose"] != "frontal" or not ok[i]:
+            continue
+        group = neutral[r["subject"]]
+        if r.get("synthetic") == "1":
+            j = by_id.get(r.get("sfm_source_id", ""), group[0])
+        elif r["expression"] in NEUTRAL_LIKE:
+            others = [j for j in group if j != i]
+            j = others[0] if others else i
+        else:
+            j = group[0]
+        x, y = pair_landmarks(lm[i], lm[j])
+        out.append({"x": x, "y": y, "expression": r["expression"], "id": r["id"]})
+    return out
+
+
+def fit(pairs: Sequence[dict], ridge: float, info: dict | None = None) -> NeutralShape:
+    """Ridge regression of step 2 on :func:`collect_pairs`' pairs."""
+    if not len(pairs):
+        raise NeutralShapeError("no pairs to fit the neutral-shape map on")
+    x = np.stack([p["x"].reshape(136) for p in pairs])
+    d = np.stack([p["y"].reshape(136) for p in pairs]) - x
+    mean = x.mean(0)
+    a = x - mean
+    bias = d.mean(0)
+    weights = np.linalg.solve(a.T @ a + float(ridge) * np.eye(136), a.T @ (d - bias))
+    return NeutralShape(mean, weights, bias, {"ridge": float(ridge), "pairs": len(pairs), **(info or {})})
+
+
+def landmark_error(shape: NeutralShape | None, pairs: Sequence[dict]) -> np.ndarray:
+    """Per pair, the mean distance (reference px) of the predicted neutral landmarks (``shape`` None: the face's
+    own, unchanged) to the real ones."""
+    x = np.stack([p["x"] for p in pairs])
+    y = np.stack([p["y"] for p in pairs])
+    pred = x if shape is None else shape.predict_framed(x)
+    return np.linalg.norm(pred - y, axis=2).mean(1)

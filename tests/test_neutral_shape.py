@@ -1,0 +1,277 @@
+"""Geometric neutralisation (nfgan.data.neutral_shape) and its place in the input rule, the trainer and model
+files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nfgan.data.align import apply_transform, similarity_transform
+from nfgan.data.frontalize import FRONTAL68, frontalize_batch
+from nfgan.data.neutral_shape import (REFERENCE, STABLE, NeutralShape, NeutralShapeError, fit, landmark_error,
+                                      neutralize, neutralize_batch, pair_landmarks, shipped)
+
+S = 64
+LOWER = list(range(5, 12)) + list(range(55, 60)) + list(range(65, 68)) + [48, 54]   # chin, lower lip
+BROWS = list(range(17, 27))
+
+
+def open_mouth(lm: np.ndarray, amount: float) -> np.ndarray:
+    """Landmarks with the jaw and lower lip dropped by ``amount`` px and the brows raised by half of it."""
+    out = np.array(lm, dtype=np.float64, copy=True)
+    out[LOWER, 1] += amount
+    out[BROWS, 1] -= 0.5 * amount
+    return out
+
+
+def people(n: int, seed: int) -> np.ndarray:
+    """``n`` neutral landmark sets: the template with a random face shape, scale, position and tilt."""
+    rng = np.random.default_rng(seed)
+    base = FRONTAL68 * (S - 1)
+    out = []
+    for _ in range(n):
+        lm = base + rng.normal(0, 0.8, base.shape)
+        a = np.deg2rad(rng.uniform(-5, 5))
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out.append((lm - 31.5) @ rot.T * rng.uniform(0.9, 1.1) + 31.5 + rng.uniform(-2, 2, 2))
+    return np.stack(out)
+
+
+def synthetic_pairs(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed + 1)
+    pairs = []
+    for lm in people(n, seed):
+        amount = rng.uniform(0, 5)
+        x, y = pair_landmarks(open_mouth(lm, amount), lm)
+        pairs.append({"x": x, "y": y, "expression": "open", "amount": amount})
+    return pairs
+
+
+def test_fit_learns_to_close_a_mouth_and_leaves_neutral_faces_nearly_alone():
+    shape = fit(synthetic_pairs(400, 0), ridge=10.0)
+    test = synthetic_pairs(60, 7)
+    before, after = landmark_error(None, test), landmark_error(shape, test)
+    assert after.mean() < 0.3 * before.mean()
+    # a face with the mouth shut is moved far less than the mouth of an open one
+    lm = people(1, 9)[0]
+    assert np.abs(shape.predict(lm) - lm).max() < 0.5
+    opened = open_mouth(lm, 4.0)
+    pred = shape.predict(opened)
+    assert np.abs(pred[LOWER] - lm[LOWER]).mean() < 0.25 * np.abs(opened[LOWER] - lm[LOWER]).mean()
+    # the stable points define the frame: they stay where they were
+    assert np.abs(pred[list(STABLE)] - opened[list(STABLE)]).max() < 0.6
+
+
+def test_map_round_trips_through_its_file_and_refuses_damaged_ones(tmp_path):
+    shape = fit(synthetic_pairs(100, 1), ridge=10.0, info={"note": "test"})
+    shape.save(tmp_path / "m.safetensors")
+    back = NeutralShape.load(tmp_path / "m.safetensors")
+    lm = people(3, 2)
+    assert np.array_equal(np.stack([back.predict(p) for p in lm]), np.stack([shape.predict(p) for p in lm]))
+    assert back.info["note"] == "test" and back.info["ridge"] == 10.0
+    with pytest.raises(NeutralShapeError, match="not found"):
+        NeutralShape.load(tmp_path / "missing.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(NeutralShapeError, match="bad.safetensors"):
+        NeutralShape.load(tmp_path / "bad.safetensors")
+    from safetensors.numpy import save_file
+
+    save_file({"mean": np.zeros(136), "weights": np.zeros((136, 10)), "bias": np.zeros(136)},
+              str(tmp_path / "shape.safetensors"))
+    with pytest.raises(NeutralShapeError, match="weights"):
+        NeutralShape.load(tmp_path / "shape.safetensors")
+    with pytest.raises(NeutralShapeError, match="68 finite"):
+        shape.predict(np.full((68, 2), np.nan))
+
+
+def test_shipped_map_closes_an_opened_mouth_on_the_template():
+    shape = shipped()
+    assert shape.info["pairs"] > 1000 and shape.info["validation_error_px"] < shape.info["validation_error_unchanged_px"]
+    lm = FRONTAL68 * (S - 1)
+    assert np.linalg.norm(shape.predict(lm) - lm, axis=1).mean() < 1.0
+    opened = open_mouth(lm, 5.0)
+    pred = shape.predict(opened)
+    # the jaw and lower lip come back up by more than half of the drop
+    assert (opened[LOWER, 1] - pred[LOWER, 1]).mean() > 2.5
+
+
+def smooth_face(seed: int = 0) -> np.ndarray:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (8, 8)).astype(np.float32)
+    return np.asarray(Image.fromarray(coarse).resize((S, S), Image.BICUBIC)).clip(0, 255).astype(np.uint8)
+
+
+def test_neutralize_moves_the_face_with_its_landmarks_and_leaves_the_background(monkeypatch):
+    face = smooth_face()
+    lm = FRONTAL68 * (S - 1)
+    still = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.zeros(136), {})
+    assert np.array_equal(neutralize(face, lm, still), face)           # no predicted motion: the very pixels
+    down = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.tile([0.0, -3.0], 68), {})
+    out = neutralize(face, lm, down)
+    assert not np.array_equal(out, face)
+    # every landmark moves up 3 px: the pixel at a landmark's new place is the one it had
+    for p in lm[[30, 33, 51, 57]]:
+        x, y = np.round(p).astype(int)
+        assert abs(int(out[y - 3, x]) - int(face[y, x])) <= 12
+    assert np.array_equal(out[:, :2], face[:, :2]) and np.array_equal(out[:, -2:], face[:, -2:])
+    # landmarks far outside the crop still give a face (moved points are kept inside it)
+    far = lm.copy()
+    far[:, 1] += 200
+    assert neutralize(face, far, down).shape == (S, S)
+    # a face whose warp mesh fails is kept as it is, with a warning naming its row
+    import nfgan.data.neutral_shape as ns
+
+    real = ns.landmark_warp
+
+    def fails_far_down(img, src, dst):
+        if src[:, 1].min() > 100:
+            raise ValueError("warp mesh does not cover the crop")
+        return real(img, src, dst)
+
+    monkeypatch.setattr(ns, "landmark_warp", fails_far_down)
+    with pytest.raises(NeutralShapeError, match="cannot neutralise"):
+        neutralize(face, far, down)
+    with pytest.warns(UserWarning, match=r"rows \[1\]"):
+        both = neutralize_batch(np.stack([face, face]), np.stack([lm, far]), down)
+    assert np.array_equal(both[0], out) and np.array_equal(both[1], face)
+
+
+def _expressive_landmarks(root):
+    """The synthetic set's landmarks: the template (turned faces shifted like their pixels), the 'happy'
+    faces' mouths and jaws opened by 4 px."""
+    import csv
+
+    with open(root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    shift = {"frontal": 0, "left_3quarter": -6, "right_3quarter": 6}
+    lm = []
+    for r in rows:
+        p = FRONTAL68 * (S - 1) + [shift[r["pose"]], 0]
+        lm.append(open_mouth(p, 4.0) if r["expression"] == "happy" else p)
+    lm = np.stack(lm).astype(np.float32)
+    np.save(root / "landmarks.npy", lm)
+    return rows, lm
+
+
+def test_input_rule_neutralizes_frontal_faces_only_and_reads_old_records():
+    from nfgan.data.generator_input import InputRule, MissingLandmarksError
+
+    faces = np.stack([smooth_face(1), smooth_face(2), smooth_face(3)])
+    base = FRONTAL68 * (S - 1)
+    lm = np.stack([open_mouth(base, 4.0), base + [6, 0], base])
+    poses = ["frontal", "right_3quarter", "unknown"]
+    rule = InputRule(True, True, "mirror", True)
+    x = rule.apply(faces, poses, ["0", "0", "0"], lm)
+    assert np.array_equal(x[0], neutralize(faces[0], lm[0]))
+    assert not np.array_equal(x[0], faces[0])
+    assert np.array_equal(x[1], frontalize_batch(faces[1:2], lm[1:2], poses[1:2])[0])   # turned: frontalised
+    assert np.array_equal(x[2], neutralize(faces[2], lm[2]))                              # unknown pose too
+    # without poses every face counts as of unknown pose
+    assert np.array_equal(rule.apply(faces, None, None, lm)[0], x[0])
+    with pytest.raises(MissingLandmarksError, match="neutralises frontal inputs"):
+        rule.apply(faces, poses, ["0"] * 3, None)
+    missing = lm.copy()
+    missing[0] = np.nan
+    with pytest.warns(UserWarning, match="un-?neutralised"):
+        y = rule.apply(faces, poses, ["0"] * 3, missing)
+    assert np.array_equal(y[0], faces[0])
+    # a model without the step, and a record from before it existed, leave frontal faces alone
+    assert np.array_equal(InputRule(True, True).apply(faces, poses, ["0"] * 3, lm)[0], faces[0])
+    assert InputRule.from_record({"flip_left_poses": True, "frontalize": True, "fill": "mirror"}).neutralize is False
+    assert InputRule.from_record(rule.as_dict()) == rule
+
+
+def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_the_rule(tmp_path):
+    from conftest import make_prepared, tiny_config, tiny_nets
+
+    from nfgan.data.generator_input import InputRule
+    from nfgan.inference import load_model
+    from nfgan.inference.generator import export_model
+    from nfgan.training.data import TrainingData
+    from nfgan.training.loop import train
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    rows, lm = _expressive_landmarks(root)
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["frontalize_inputs"] = True
+    cfg["data"]["neutralize_shape"] = True
+    tr = TrainingData(cfg, torch.device("cpu"))
+    n = len(rows)
+    faces = np.load(root / "faces.npy")
+    for r in np.unique(np.concatenate([tr.train.inputs, tr.val.inputs])):
+        face, pose = r % n, rows[r % n]["pose"]
+        assert tr.gen_rows[r] >= 2 * n                      # every input is read warped
+        if pose == "frontal":
+            assert np.array_equal(tr.read([tr.gen_rows[r]])[0], neutralize(faces[face], lm[face]))
+    # targets (frontal neutral faces) are the real faces
+    targets = np.unique(np.concatenate([tr.train.group_rows, tr.val.group_rows]))
+    assert (targets < 2 * n).all()
+    assert all(rows[t % n]["pose"] == "frontal" and rows[t % n]["expression"] == "neutral" for t in targets)
+
+    train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    g = load_model(tmp_path / "run")
+    assert g.rule == InputRule(True, True, "mirror", True)
+    poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
+    x = g.generator_inputs(faces, poses, flipped, lm)
+    happy = [i for i, r in enumerate(rows) if r["pose"] == "frontal" and r["expression"] == "happy"]
+    assert happy and all(np.array_equal(x[i], neutralize(faces[i], lm[i])) for i in happy)
+    exported = load_model(export_model(tmp_path / "run", tmp_path / "m.safetensors"))
+    assert exported.rule.neutralize
+    assert np.array_equal(exported.generator_inputs(faces, poses, flipped, lm), x)
+
+
+def test_a_map_of_ones_own_travels_in_the_config_and_is_embedded_in_exported_files(tmp_path):
+    """data.neutral_shape_map: the trainer and a checkpoint use that file; an exported model carries the map
+    itself, so it no longer needs the file."""
+    from conftest import make_prepared, tiny_config, tiny_nets
+
+    from nfgan.config import ConfigError
+    from nfgan.inference import load_model
+    from nfgan.inference.generator import export_model
+    from nfgan.training.loop import train
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    rows, lm = _expressive_landmarks(root)
+    up = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.tile([0.0, -2.0], 68), {"note": "up"})
+    up.save(tmp_path / "up.safetensors")
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["neutralize_shape"] = True
+    cfg["data"]["neutral_shape_map"] = str(tmp_path / "missing.safetensors")
+    with pytest.raises((NeutralShapeError, ConfigError), match="missing.safetensors"):
+        train(cfg, tmp_path / "bad", progress=False, feature_nets=tiny_nets())
+    cfg["data"]["neutral_shape_map"] = str(tmp_path / "up.safetensors")
+    train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    faces = np.load(root / "faces.npy")
+    poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
+    g = load_model(tmp_path / "run")
+    x = g.generator_inputs(faces, poses, flipped, lm)
+    front = [i for i, r in enumerate(rows) if r["pose"] == "frontal"]
+    assert all(np.array_equal(x[i], neutralize(faces[i], lm[i], up)) for i in front)
+    assert not all(np.array_equal(x[i], neutralize(faces[i], lm[i])) for i in front)    # not the shipped map
+    out = export_model(tmp_path / "run", tmp_path / "m.safetensors")
+    (tmp_path / "up.safetensors").unlink()
+    exported = load_model(out)
+    assert exported.rule.neutral_shape().info["note"] == "up"
+    assert np.array_equal(exported.generator_inputs(faces, poses, flipped, lm), x)
+    # an ONNX graph records the rule with the map in its metadata, and the onnxruntime backend applies it
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from nfgan.cli import main
+    from nfgan.inference.onnx_backend import load_onnx_generator
+
+    assert main(["export", "--format", "onnx", "-o", str(tmp_path / "onnx"), "--model", str(out)]) == 0
+    graph = sorted((tmp_path / "onnx").glob("*.onnx"))[0]
+    ort = load_onnx_generator(graph)
+    assert ort.rule.neutralize and ort.rule.neutral_shape().info["note"] == "up"
+    assert np.array_equal(ort.generator_inputs(faces, poses, flipped, lm), x)
+
+
+def test_pairs_align_the_neutral_face_on_the_stable_points():
+    lm = people(1, 3)[0]
+    m = similarity_transform(lm[list(STABLE)], lm[list(STABLE)] * 1.1 + 2)     # the same face, moved and scaled
+    x, y = pair_landmarks(open_mouth(lm, 3.0), apply_transform(m, lm))
+    assert np.abs(x[list(STABLE)] - REFERENCE[list(STABLE)]).max() < 1.5
+    assert np.abs(y[list(STABLE)] - x[list(STABLE)]).max() < 1e-6 + 0.1
+    assert (x[LOWER, 1] - y[LOWER, 1]).mean() > 2.0
