@@ -30,7 +30,7 @@ def main(argv=None) -> int:
 
     from nfgan.atomic import save_image
     from nfgan.data.dataset import PreparedDataset
-    from nfgan.data.neutral_shape import neutralize, pair_landmarks, shipped
+    from nfgan.data.neutral_shape import landmark_error, neutralize, pair_landmarks, shipped
     from nfgan.data.pairs import load_splits
     from nfgan.evaluation.report import tile
 
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
                 face, lm = np.asarray(ds.images[i]), np.asarray(ds.landmarks[i], np.float64)
                 x, y = pair_landmarks(lm, neutral_lm)
                 kind = rec["expression"] + (" (SFM)" if rec.get("synthetic") == "1" else "")
-                errors[kind].append((np.linalg.norm(x - y, axis=1).mean(),
-                                     np.linalg.norm(shape.predict_framed(x[None])[0] - y, axis=1).mean()))
+                pair = [{"x": x, "y": y}]
+                errors[kind].append((landmark_error(None, pair)[0], landmark_error(shape, pair)[0]))
                 if first:
                     row += [face, neutralize(face, lm, shape)]
                     first = False

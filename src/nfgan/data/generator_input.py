@@ -120,7 +120,7 @@ class InputRule:
             warnings.warn(f"{len(missing)} {what.replace('input(s)', 'face(s)')} without landmarks (rows "
                           f"{missing[:5]}) go to the generator un{done}")
             group[:] = [i for i in group if i not in set(missing)]
-        mirrored = np.asarray(mirrored, bool) if len(mirrored) else np.zeros(len(x), bool)
+        mirrored = np.asarray(mirrored, bool)
         if turned:
             x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
                                          fill=self.fill)
