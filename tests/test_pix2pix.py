@@ -53,7 +53,7 @@ def test_unet_skip_connections_carry_detail():
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
     assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
-                           "id_jitter": 0.0}
+                           "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None}
     bad = tmp_path / "bad.yaml"
@@ -194,13 +194,117 @@ def test_neutrality_lever_pushes_outputs_towards_the_critics_neutral(tmp_path):
 
     root = make_prepared(tmp_path / "d", subjects=4)
     off = Trainer(p2p_config(root, batch_size=8))
-    assert off.model.critic is None and off.train_step()["neutral"] == 0.0
+    assert off.model.critics == [] and off.train_step()["neutral"] == 0.0
     cfg = p2p_config(root, batch_size=8)
     cfg["loss"].update(neutral=1.0, pixel=0.0, gan=0.0)
     cfg["optim"]["gen"]["lr"] = 2e-3
     tr = Trainer(cfg)
-    assert all(not p.requires_grad for p in tr.model.critic.parameters())
+    assert all(not p.requires_grad for c in tr.model.critics for p in c.parameters())
     first = tr.train_step()["neutral"]
     for _ in range(20):
         last = tr.train_step()["neutral"]
     assert first > 0.5 and last < first / 10, (first, last)
+
+
+def test_several_critics_share_the_lever(tmp_path):
+    """loss.neutral_critics [minixception, nfgan]: the lever is the mean of the critics' -log p_neutral on the
+    same outputs; names other than the known ones and paths are refused before training."""
+    from conftest import make_prepared, p2p_config
+
+    from nfgan.models import losses as L
+    from nfgan.models.auxiliary.neutral_critic import NeutralCritic
+    from nfgan.models.pix2pix import load_critic
+    from nfgan.training.loop import Trainer
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_config(root, batch_size=8)
+    cfg["loss"].update(neutral=1.0, neutral_critics=["minixception", "nfgan"])
+    tr = Trainer(cfg)
+    first, second = tr.model.critics
+    assert isinstance(second, NeutralCritic) and first.labels.index("neutral") == 6 and second.labels[0] == "neutral"
+    seen = []
+    for c in (first, second):
+        c.register_forward_hook(lambda m, i, o: seen.append((m, o.detach())))
+    losses = tr.train_step()
+    assert [m for m, _ in seen] == [first, second] and losses["neutral"] > 0
+    each = [L.neutrality_loss(o, m.labels.index("neutral")).item() for m, o in seen]
+    assert each[0] != pytest.approx(each[1])
+    assert losses["neutral"] == pytest.approx(sum(each) / 2, rel=1e-5)
+    own = tmp_path / "own.safetensors"
+    NeutralCritic().save(own)
+    assert isinstance(load_critic(str(own)), NeutralCritic)
+    for bad, msg in ((["faceapi"], "unknown critic"), ([], "at least one")):
+        with pytest.raises(ConfigError, match=msg):
+            load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"neutral_critics": bad}})
+
+
+def test_identity_loss_against_the_target_when_asked(prepared):
+    """loss.id_reference: target compares the output's identity maps with its target's (the real frontal neutral
+    face) instead of its input's."""
+    cfg = p2p_config(prepared)
+    cfg["model"]["dropout"] = 0.0
+    cfg["loss"].update(id=0.5, id_reference="target")
+    tr = Trainer(cfg, feature_nets={"identity": tiny_nets()["identity"]})
+    m = tr.model
+    batch = tr.sample_batch()
+    assert not torch.equal(batch.x, batch.y)
+    losses = m.compute_losses(batch)
+    with torch.no_grad():
+        fake = m.nets["gen"](batch.x)
+        to_target = L.identity_loss(m.features.identity(fake), m.features.identity(batch.y))
+        to_input = L.identity_loss(m.features.identity(fake), m.features.identity(batch.x))
+    assert float(losses["id"].detach()) == pytest.approx(float(to_target), rel=1e-4)
+    assert float(to_target) != pytest.approx(float(to_input), rel=1e-3)
+    with pytest.raises(ConfigError, match="id_reference"):
+        load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_reference": "output"}})
+
+
+def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path):
+    """model.skip_mask: the gates sit on the template's mouth and brows and leave eyes, nose tip and the frame
+    alone; with the same weights the masked U-Net's output differs from the plain one only near those regions;
+    the gates travel in the state dict, and a trained run reloads with its mask."""
+    from nfgan.data.align import template_points
+    from nfgan.inference import load_model
+    from nfgan.models.unet import expression_region_mask
+    from nfgan.training.loop import train
+
+    m = expression_region_mask(64).numpy()
+    t = np.rint(template_points(64)).astype(int)
+    at = lambda p: m[p[1], p[0]]   # noqa: E731
+    mouth, brows = np.rint(template_points(64)[31:43].mean(0)).astype(int), t[2]
+    eyes, nose_tip = np.rint(template_points(64)[[19, 22, 25, 28]]).astype(int), t[13]
+    assert at(mouth) == 1.0 and at(brows) == 1.0 and at(t[31]) == 1.0 and at(t[37]) == 1.0   # lip corners too
+    assert max(at(p) for p in eyes) < 0.5 and at(nose_tip) < 0.5 and m[:4].max() == 0 and m[:, :4].max() == 0
+
+    torch.manual_seed(0)
+    plain = UNetGenerator(dropout=0.0).eval()
+    masked = UNetGenerator(dropout=0.0, skip_mask=1.0).eval()
+    assert set(masked.state_dict()) - set(plain.state_dict()) == {"skip_gate0", "skip_gate1", "skip_gate2"}
+    masked.load_state_dict({**masked.state_dict(), **plain.state_dict()})
+    assert masked.masked_skips == (0, 1, 2)
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        diff = (masked(x) - plain(x)).abs()[:, 0]
+    ring = np.ones((64, 64), dtype=bool)
+    ring[4:-4, 4:-4] = False
+    in_mask = torch.as_tensor(m == 1.0)
+    assert float(diff[:, torch.as_tensor(ring)].mean()) < 0.05 * float(diff[:, in_mask].mean())   # the frame: barely
+    assert diff[:, mouth[1], mouth[0]].min() > 1e-3 and diff[:, brows[1], brows[0]].min() > 1e-3
+    half = UNetGenerator(dropout=0.0, skip_mask=0.5)
+    assert torch.allclose(half.skip_gate0, 1 - 0.5 * (1 - masked.skip_gate0))
+    with pytest.raises(ValueError, match="skip_mask"):
+        UNetGenerator(skip_mask=1.5)
+    with pytest.raises(ConfigError, match="skip_mask"):
+        load_config(overrides={"model": {"type": "pix2pix", "skip_mask": 2.0}})
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_config(root, steps=2)
+    cfg["model"]["skip_mask"] = 1.0
+    train(cfg, tmp_path / "run", progress=False)
+    g = load_model(tmp_path / "run")
+    assert g.nets["gen"].masked_skips == (0, 1, 2) and g.info["model"]["skip_mask"] == 1.0
+    faces = (np.random.default_rng(0).random((2, 64, 64)) * 255).astype(np.uint8)
+    reference = load_model(tmp_path / "run")
+    reference.nets["gen"] = UNetGenerator(64, 8, 256, 0.5).eval()
+    reference.nets["gen"].load_state_dict({k: v for k, v in g.nets["gen"].state_dict().items() if "gate" not in k})
+    assert not np.array_equal(g.normalize(faces), reference.normalize(faces))   # the mask is in use

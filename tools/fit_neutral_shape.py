@@ -28,7 +28,7 @@ DEFAULT_SOURCES = ("london=out/london64:london", "ckplus=out/ckplus_wn64:ckplus_
 def main(argv=None) -> int:
     from nfgan.atomic import write_text
     from nfgan.data.neutral_shape import ASSET, collect_pairs, fit, landmark_error
-    from nfgan.data.pairs import load_splits
+    from nfgan.data.pairs import SplitError, source_spec
     from nfgan.weights import assets_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,17 +42,16 @@ def main(argv=None) -> int:
 
     train, val, used = [], [], []
     for spec in args.sources:
-        name, _, rest = spec.partition("=")
-        folder, _, splits = rest.rpartition(":")
-        if not (name and folder and splits):
-            ap.error(f"{spec!r}: expected NAME=FOLDER:SPLITS")
-        split = load_splits(splits)
+        try:
+            name, folder, split = source_spec(spec)
+        except SplitError as e:
+            ap.error(str(e))
         for part, bucket in (("train", train), ("val", val)):
             pairs = collect_pairs(folder, split[part])
             for p in pairs:
                 p["set"] = name
             bucket.extend(pairs)
-        used.append({"name": name, "folder": folder, "splits": splits})
+        used.append({"name": name, "folder": folder, "splits": spec.rpartition(":")[2]})
         print(f"{name}: {sum(p['set'] == name for p in train)} training pairs, "
               f"{sum(p['set'] == name for p in val)} validation pairs", file=sys.stderr)
 

@@ -73,6 +73,16 @@ def check_splits(splits: dict, source: str = "splits") -> dict[str, list[str]]:
     return out
 
 
+def source_spec(spec: str) -> tuple[str, str, dict[str, list[str]]]:
+    """``NAME=FOLDER:SPLITS`` (a tool's command-line source: a prepared folder and its split file or shipped split
+    name) -> ``(name, folder, splits)``; a malformed spec is a ``SplitError`` naming it."""
+    name, _, rest = str(spec).partition("=")
+    folder, _, splits = rest.rpartition(":")
+    if not (name and folder and splits):
+        raise SplitError(f"{spec!r}: expected NAME=FOLDER:SPLITS")
+    return name, folder, load_splits(splits)
+
+
 def load_splits(path: str | Path) -> dict[str, list[str]]:
     """A split file, or the name of one nfgan ships (``london``: ``nfgan/assets/splits/london.json``)."""
     from nfgan.weights import UnknownProtocolFile, protocol_file

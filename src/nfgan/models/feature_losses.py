@@ -114,7 +114,11 @@ class FeatureLosses:
     shift (:func:`jitter`) while its inputs' features stay those of the unmoved faces: the generator cannot keep
     L_id low with pixel patterns that only one exact placement of the face turns into the right descriptor
     (issue #23 item 6: identity that another network also sees). The identity pass then runs apart from
-    L_feat's, on the moved faces."""
+    L_feat's, on the moved faces.
+
+    ``loss.id_reference: target`` (pix2pix configs) compares the output's identity features with its target's,
+    the person's real frontal neutral face, instead of the input's (eq. 6): an expressive or frontalised 3/4
+    input's descriptor carries its expression and warp artefacts."""
 
     def __init__(self, model, data, nets: dict[str, nn.Module] | None = None):
         cfg, fn, nets = model.cfg, model.cfg["feature_nets"], nets or {}
@@ -132,7 +136,10 @@ class FeatureLosses:
         cache = lambda net, rows: FeatureCache(net, data.read, len(data), rows, model.device,  # noqa: E731
                                                model.autocast, chunk, model.channels_last)
         self.target_cache = cache(self.perceptual, all_targets) if self.perceptual is not None else None
-        self.input_cache = cache(self.identity, train.inputs) if self.identity is not None else None
+        #: L_id's reference: the generator's input x (eq. 6) or its target y, the real frontal neutral face
+        self.id_reference = str(model.weights.get("id_reference", "input"))
+        id_rows = all_targets if self.id_reference == "target" else train.inputs
+        self.input_cache = cache(self.identity, id_rows) if self.identity is not None else None
 
     @staticmethod
     def _net(role: str, specs: dict, given: dict) -> nn.Module | None:
@@ -153,4 +160,5 @@ class FeatureLosses:
             id_maps = (self.identity(jitter(xt, self.id_jitter) if self.id_jitter > 0 else xt)
                        if self.identity is not None else None)
         return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
-                "id": L.identity_loss(id_maps, self.input_cache(x_rows)) if id_maps is not None else zero}
+                "id": L.identity_loss(id_maps, self.input_cache(y_rows if self.id_reference == "target" else x_rows))
+                if id_maps is not None else zero}

