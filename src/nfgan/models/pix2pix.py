@@ -57,7 +57,9 @@ CRITIC_NAMES = ("minixception", "nfgan")
 def _critics_check(value: list) -> str | None:
     if not value:
         return "name at least one expression critic (minixception, nfgan or a critic file)"
-    bad = [v for v in value if "/" not in str(v) and "\\" not in str(v) and v not in CRITIC_NAMES]
+    from nfgan.weights import is_name
+
+    bad = [v for v in value if is_name(v) and v not in CRITIC_NAMES]
     return f"unknown critic(s) {bad}: expected {list(CRITIC_NAMES)} or a critic file's path (with its folder: ./critic.safetensors)" if bad else None
 
 
