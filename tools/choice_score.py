@@ -1,0 +1,135 @@
+"""The normaliser choice rule of issue #23 (docs/experiments.md, round 8), from `nfgan evaluate`'s per_face.csv
+files: identity and neutrality on the sets a model trained on, and on a set it never saw.
+
+A *part* is one comparison of models on one kind of face: ``in`` (the validation people of sets the candidates
+trained on: one model file per candidate) or ``unseen`` (a set left out of training: each candidate's
+leave-that-set-out model, scored on the set's people outside its test split, who neither model saw and who stay
+unseen for the shipped model's test numbers). Each spec names one candidate's rows:
+
+    PART:SET:CANDIDATE=PER_FACE_CSV@MODEL_COLUMN
+
+For every (part, set, candidate) the tool prints the inputs, gt pass faceres (the output within the set's 1 %
+FAR threshold of the person's real neutral face) and face-api neutral on expressive inputs; a part's score is the
+input-weighted mean over its sets of (gt pass + neutral) / 2, and the rule's score is the mean of the parts'
+scores. Example (round 8):
+
+    python tools/choice_score.py \\
+      in:london:control=docs/results/turned/london_val/per_face.csv@control ... \\
+      unseen:ckplus:control=docs/results/lodo_ckplus_default_recipe/ckplus_every_person/per_face.csv@lodo_ckplus ...
+
+The last line is ``choice_score CANDIDATE=SCORE ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from nfgan.data.pairs import load_splits
+
+#: the split file each set's people come from (``nfgan/assets/splits``)
+SPLIT_FILES = {"london": "london", "canada": "canada", "ckplus": "ckplus_with_neutral", "jaffe": "jaffe",
+               "yale": "yale"}
+PARTS = ("in", "unseen")
+
+
+def parse_spec(spec: str) -> tuple[str, str, str, Path, str]:
+    head, sep, rest = spec.partition("=")
+    path, at, model = rest.rpartition("@")
+    bits = head.split(":")
+    if not (sep and at and len(bits) == 3 and all(bits) and path and model):
+        raise SystemExit(f"error: {spec!r}: expected PART:SET:CANDIDATE=PER_FACE_CSV@MODEL_COLUMN")
+    part, set_name, cand = bits
+    if part not in PARTS:
+        raise SystemExit(f"error: {spec!r}: part must be one of {', '.join(PARTS)}")
+    if set_name not in SPLIT_FILES:
+        raise SystemExit(f"error: {spec!r}: unknown set {set_name!r} (known: {', '.join(SPLIT_FILES)})")
+    return part, set_name, cand, Path(path), model
+
+
+def rows_of(path: Path, model: str, subjects: set[str] | None) -> list[dict]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["model"] == model]
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path}: not found") from None
+    except KeyError:
+        raise SystemExit(f"error: {path}: no 'model' column (not an nfgan evaluate per_face.csv)") from None
+    if not rows:
+        raise SystemExit(f"error: {path}: no rows of model {model!r}")
+    if subjects is not None:
+        rows = [r for r in rows if r["subject"] in subjects]
+    return rows
+
+
+def set_stats(rows: list[dict]) -> dict:
+    """Inputs, gt pass faceres and face-api neutral on expressive inputs (fractions; None where nothing counts)."""
+    ids = [float(r["id_gt_pass_faceres"]) for r in rows if r.get("id_gt_pass_faceres", "") != ""]
+    expr = [float(r["neutral_faceapi"]) for r in rows
+            if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != ""]
+    per_class: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != "":
+            per_class[r["expression"]].append(float(r["neutral_faceapi"]))
+    return {"n": len(rows), "gt_pass": sum(ids) / len(ids) if ids else None,
+            "neutral": sum(expr) / len(expr) if expr else None,
+            "per_class": {k: (sum(v) / len(v), len(v)) for k, v in sorted(per_class.items())}}
+
+
+def part_score(stats: dict[str, dict]) -> float:
+    """Input-weighted mean over sets of (gt pass + neutral) / 2, in %."""
+    tot = n = 0
+    for st in stats.values():
+        vals = [v for v in (st["gt_pass"], st["neutral"]) if v is not None]
+        if vals:
+            tot += st["n"] * sum(vals) / len(vals)
+            n += st["n"]
+    return 100 * tot / n if n else float("nan")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("specs", nargs="+", metavar="PART:SET:CANDIDATE=PER_FACE_CSV@MODEL_COLUMN")
+    args = ap.parse_args(argv)
+    stats: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for spec in args.specs:
+        part, set_name, cand, path, model = parse_spec(spec)
+        splits = load_splits(SPLIT_FILES[set_name])
+        subjects = set(splits["val"]) if part == "in" else set(splits["train"]) | set(splits["val"])
+        stats[cand][part][set_name] = set_stats(rows_of(path, model, subjects))
+    cands = list(stats)
+    parts = [p for p in PARTS if any(p in stats[c] for c in cands)]
+    for c in cands:
+        missing = [p for p in parts if p not in stats[c]]
+        if missing:
+            raise SystemExit(f"error: candidate {c!r} has no {', '.join(missing)} part: every candidate needs the "
+                             "same parts")
+        for p in parts:
+            if set(stats[c][p]) != set(stats[cands[0]][p]):
+                raise SystemExit(f"error: part {p!r}: candidates {cands[0]!r} and {c!r} cover different sets")
+    print("| part | set | candidate | inputs | gt pass faceres % | neutral faceapi % (expressive) | per class % |")
+    print("|---|---|---|---|---|---|---|")
+    for p in parts:
+        for s in stats[cands[0]][p]:
+            for c in cands:
+                st = stats[c][p][s]
+                pc = ", ".join(f"{k} {100 * v:.0f} ({n})" for k, (v, n) in st["per_class"].items())
+                gt = "-" if st["gt_pass"] is None else f"{100 * st['gt_pass']:.1f}"
+                neu = "-" if st["neutral"] is None else f"{100 * st['neutral']:.1f}"
+                print(f"| {p} | {s} | {c} | {st['n']} | {gt} | {neu} | {pc} |")
+    print()
+    print("| candidate | " + " | ".join(f"{p} score" for p in parts) + " | rule score |")
+    print("|---|" + "---|" * (len(parts) + 1))
+    final = {}
+    for c in cands:
+        ps = [part_score(stats[c][p]) for p in parts]
+        final[c] = sum(ps) / len(ps)
+        print(f"| {c} | " + " | ".join(f"{v:.1f}" for v in ps) + f" | {final[c]:.1f} |")
+    print("choice_score " + " ".join(f"{c}={v:.1f}" for c, v in final.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
