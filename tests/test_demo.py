@@ -142,6 +142,27 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
     assert _licences(london) == {"london": "CC BY 4.0"} and london["training_data"]["train_subject_count"] == 70
 
 
+def test_shipped_default_is_the_skip_mask_recipe_with_the_codes_mask():
+    """The default since round 8 (docs/experiments.md): the five-set chain with model.skip_mask 1.0, the lever
+    from step 0 and the synthetic expressions, step 2500; the gates stored in the file are the ones the code
+    computes (a file with other gates would shut the skips somewhere else); cc_by and london keep every skip."""
+    from nfgan.models.unet import UNetGenerator
+
+    g = load_model("default")
+    info, cfg = g.info, g.info["config"]
+    assert info["model"]["skip_mask"] == 1.0 and info["step"] == 2500
+    assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0
+    assert set(cfg["data"]["sources"]) == {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm", "canada_sfm"}
+    for name in ("cc_by", "london"):                                  # the other two U-Nets keep their skips
+        assert load_model(name).info["model"].get("skip_mask", 0.0) == 0.0
+    net = g.nets["gen"]
+    fresh = UNetGenerator(skip_mask=1.0)
+    for i in range(3):
+        stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
+        assert torch.equal(stored.float(), computed.half().float()), i     # the file stores float16
+        assert float(stored.min()) == 0.0 and float(stored.max()) == 1.0
+
+
 def _test_subjects(info: dict) -> set:
     return {s for d in info["training_data"] for s in d["test"]}
 
