@@ -24,7 +24,8 @@ from nfgan.pixels import to_unit_batch, to_uint8
 from nfgan.weights import assets_dir
 
 
-#: the research model: the London recipe + photometric augmentation + the expression lever, trained on London,
+#: the research model: the London recipe + photometric augmentation + the expression lever + the U-Net's fine
+#: skips shut inside the mouth and brows (model.skip_mask), trained on London,
 #: canada, CK+, JAFFE, Yale and SFM synthetic expressions; **non-commercial research use only** (CK+, JAFFE,
 #: Yale are research-only sets, the Surrey Face Model is non-commercial)
 ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"

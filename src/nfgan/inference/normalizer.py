@@ -11,12 +11,13 @@ Python::
     z = nf.encode(faces); imgs = nf.decode(z)
 
 Shipped models, by name (``load_model(name)``, ``--model NAME``; docs/model_card.md): ``default`` (=
-``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net trained
-with pix2pix's losses, NFGAN's identity loss L_id and an expression critic on London, canada, CK+, JAFFE and
-Yale, plus synthetic expressions made with the Surrey Face Model - **non-commercial research use only**:
-CK+, JAFFE and Yale are research-only datasets and the SFM is non-commercial),
-``cc_by`` (``pix2pix_cc_by64``: the same recipe on the CC BY 4.0 sets London and canada only: no
-research-only training data), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
+``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net whose
+finest skip connections are shut inside the mouth and brows, trained with pix2pix's losses, NFGAN's identity
+loss L_id and an expression critic on London, canada, CK+, JAFFE and Yale, plus synthetic expressions made
+with the Surrey Face Model - **non-commercial research use only**: CK+, JAFFE and Yale are research-only
+datasets and the SFM is non-commercial),
+``cc_by`` (``pix2pix_cc_by64``: a plain U-Net (every skip open) with the same losses on the CC BY 4.0 sets
+London and canada only: no research-only training data), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
 ``nfgan`` (``nfgan_london64``, the paper's encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need
 its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
 their 68 landmarks for that; frontal faces and faces of unknown pose need none. The landmark model that aligns

@@ -171,8 +171,9 @@ class NormalizeService:
         self.choices: dict[str, tuple[str, Path]] = {}
         if model_path is not None:
             self.choices["custom"] = (f"your model ({Path(model_path).name})", Path(model_path))
-        self.choices["default"] = ("default normaliser (five face sets, expression lever, synthetic expressions; "
-                                   "non-commercial research use only)", default_model_path())
+        self.choices["default"] = ("default normaliser (five face sets, expression lever, mouth and brow skips "
+                                   "shut, synthetic expressions; non-commercial research use only)",
+                                   default_model_path())
         self.choices["cc_by"] = ("CC BY normaliser (London + canada data only; no research-only data)",
                                  shipped_model("cc_by"))
         self.choices["london"] = ("London normaliser (London data only, CC BY; the earlier default)",
