@@ -7,7 +7,8 @@ Face Model (`nfgan synth-expressions`), each normalised by the models given, bes
         --model plain=/tmp/plain.safetensors --model default=default
 
 (71604f4 is the last commit whose shipped default is `plain`, the same chain without the mask.) Rows: the test
-split's smiling photos, frontal and 3/4, then one synthetic face per SFM expression, people taken in turn.
+split's smiling photos, frontal and 3/4, then its synthetic faces of each SFM expression; ``--per-label`` inputs
+(default 2) of each, people taken in turn.
 """
 from __future__ import annotations
 
@@ -36,21 +37,19 @@ def main(argv=None) -> int:
     ap.add_argument("london", type=Path, help="prepared London folder (nfgan prepare london)")
     ap.add_argument("london_sfm", type=Path, help="its synthetic expressions (nfgan synth-expressions)")
     ap.add_argument("out", type=Path, help="PNG to write")
-    ap.add_argument("--model", action="append", metavar="NAME=MODEL",
-                    help="a column: label=shipped name, run, checkpoint or exported file (repeatable; "
-                         "default: default=default)")
+    ap.add_argument("--model", action="append", metavar="[NAME=]MODEL",
+                    help="a column: shipped name, run, checkpoint or exported file, NAME= sets its label, as for "
+                         "nfgan evaluate (repeatable; default: default)")
     ap.add_argument("--per-label", type=int, default=2, help="inputs per view/expression row group (default 2)")
     ap.add_argument("--scale", type=int, default=2, help="pixel zoom (default 2)")
     args = ap.parse_args(argv)
 
     from nfgan.atomic import save_image
-    from nfgan.evaluation.evaluate import load_eval_set
+    from nfgan.evaluation.evaluate import _parse_run, load_eval_set
     from nfgan.evaluation.report import tile
     from nfgan.inference import load_model
 
-    specs = [s.split("=", 1) for s in (args.model or ["default=default"])]
-    if any(len(s) != 2 or not all(s) for s in specs):
-        ap.error("--model takes NAME=MODEL")
+    specs = [_parse_run(s) for s in (args.model or ["default"])]
     models = [(name, load_model(path)) for name, path in specs]
     rows, labels = [], []
     for folder, want in ((args.london, ["frontal/happy", "3/4/happy"]),
