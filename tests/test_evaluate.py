@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +251,16 @@ def test_calibration_on_every_subject_of_the_split_file(runs, tmp_path):
     cal = every["identity_calibration"]["dlib"]
     assert every["calibration_split"] == "all" and cal["n_impostor"] > 0 and cal["n_genuine"] > 0
     assert every["subjects"] == json.loads((root / "splits.json").read_text())["test"]
+
+
+def test_parse_run_spec_names_runs_checkpoints_and_shipped_models(runs):
+    """A model argument names its column: NAME=PATH as given, a run folder by its name, a checkpoint inside a
+    run as RUN@STEP, a shipped model by its name."""
+    from nfgan.evaluation.evaluate import parse_run_spec
+
+    base, _ = runs
+    ckpt = sorted((base / "p2p" / "checkpoints").iterdir())[-1]
+    assert parse_run_spec(f"mine={base / 'p2p'}") == ("mine", base / "p2p")
+    assert parse_run_spec(str(base / "p2p")) == ("p2p", base / "p2p")
+    assert parse_run_spec(str(ckpt)) == (f"p2p@{ckpt.stem}", ckpt)
+    assert parse_run_spec("cc_by") == ("cc_by", Path("cc_by"))

@@ -45,11 +45,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from nfgan.atomic import save_image
-    from nfgan.evaluation.evaluate import _parse_run, load_eval_set
+    from nfgan.evaluation.evaluate import parse_run_spec, load_eval_set
     from nfgan.evaluation.report import tile
     from nfgan.inference import load_model
 
-    specs = [_parse_run(s) for s in (args.model or ["default"])]
+    specs = [parse_run_spec(s) for s in (args.model or ["default"])]
     models = [(name, load_model(path)) for name, path in specs]
     rows, labels = [], []
     for folder, want in ((args.london, ["frontal/happy", "3/4/happy"]),

@@ -362,8 +362,9 @@ def write_per_face_csv(path: Path, es: EvalSet, per_face: dict[str, dict[str, np
 
 
 # =============================================================================================== CLI
-def _parse_run(spec: str) -> tuple[str, Path]:
-    """``NAME=PATH`` or ``PATH`` (name: the run folder's name, or the checkpoint's parent run folder)."""
+def parse_run_spec(spec: str) -> tuple[str, Path]:
+    """One model argument of ``nfgan evaluate`` as (name, path): ``NAME=PATH`` or ``PATH`` (name: the run folder's
+    name, or ``RUN@STEP`` for a checkpoint inside a run's checkpoints folder, or the file's stem)."""
     if "=" in spec and not Path(spec).exists():
         name, _, p = spec.partition("=")
         return name, Path(p)
@@ -421,8 +422,8 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
     out = Path(out or Path("eval") / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
     models: dict[str, Generator | Baseline] = {}
     baselines: dict[str, str] = {}
-    for spec in run_specs:
-        name, path = _parse_run(spec)
+    parsed = [parse_run_spec(spec) for spec in run_specs]
+    for name, path in parsed:
         if name in models or name in baselines or name in REFERENCE_MODELS:
             raise EvaluateError(f"two models named {name!r}: name them with NAME=PATH")
         if is_baseline(str(path)):
@@ -436,7 +437,7 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
                             "(folders written by `nfgan prepare` have one)")
     for name, spec in baselines.items():     # network-free baselines, made for the set's crop size
         models[name] = Baseline(spec, es.dataset.size)
-    models = {name: models[name] for name, _ in map(_parse_run, run_specs)}    # the order given
+    models = {name: models[name] for name, _ in parsed}    # the order given
     for name, g in models.items():
         size = g.info["model"].get("image_size", 64)
         if size != es.dataset.size:
