@@ -142,25 +142,28 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
     assert _licences(london) == {"london": "CC BY 4.0"} and london["training_data"]["train_subject_count"] == 70
 
 
-def test_shipped_default_is_the_skip_mask_recipe_with_the_codes_mask():
+def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     """The default since round 8 (docs/experiments.md): the five-set chain with model.skip_mask 1.0, the lever
-    from step 0 and the synthetic expressions, step 2500; the gates stored in the file are the ones the code
-    computes (a file with other gates would shut the skips somewhere else); cc_by and london keep every skip."""
+    from step 0 and the synthetic expressions, step 2500; cc_by since round 9: London and canada with the same
+    mask and lever, step 2000. The gates stored in each file are the ones the code computes (a file with other
+    gates would shut the skips somewhere else); london keeps every skip."""
     from nfgan.models.unet import UNetGenerator
 
-    g = load_model("default")
-    info, cfg = g.info, g.info["config"]
-    assert info["model"]["skip_mask"] == 1.0 and info["step"] == 2500
-    assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0
-    assert set(cfg["data"]["sources"]) == {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm", "canada_sfm"}
-    for name in ("cc_by", "london"):                                  # the other two U-Nets keep their skips
-        assert load_model(name).info["model"].get("skip_mask", 0.0) == 0.0
-    net = g.nets["gen"]
     fresh = UNetGenerator(skip_mask=1.0)
-    for i in range(3):
-        stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
-        assert torch.equal(stored.float(), computed.half().float()), i     # the file stores float16
-        assert float(stored.min()) == 0.0 and float(stored.max()) == 1.0
+    for name, step, sources in (("default", 2500, {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm",
+                                                   "canada_sfm"}),
+                                ("cc_by", 2000, {"london", "canada"})):
+        g = load_model(name)
+        info, cfg = g.info, g.info["config"]
+        assert info["model"]["skip_mask"] == 1.0 and info["step"] == step, name
+        assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0, name
+        assert set(cfg["data"]["sources"]) == sources, name
+        net = g.nets["gen"]
+        for i in range(3):
+            stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
+            assert torch.equal(stored.float(), computed.half().float()), (name, i)     # the files store float16
+            assert float(stored.min()) == 0.0 and float(stored.max()) == 1.0
+    assert load_model("london").info["model"].get("skip_mask", 0.0) == 0.0     # the London-only U-Net keeps its skips
 
 
 def _test_subjects(info: dict) -> set:

@@ -174,7 +174,8 @@ class NormalizeService:
         self.choices["default"] = ("default normaliser (five face sets, expression lever, mouth and brow skips "
                                    "shut, synthetic expressions; non-commercial research use only)",
                                    default_model_path())
-        self.choices["cc_by"] = ("CC BY normaliser (London + canada data only; no research-only data)",
+        self.choices["cc_by"] = ("CC BY normaliser (London + canada data only, mouth and brow skips shut; "
+                                 "no research-only data)",
                                  shipped_model("cc_by"))
         self.choices["london"] = ("London normaliser (London data only, CC BY; the earlier default)",
                                   shipped_model("london"))
