@@ -308,3 +308,38 @@ def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path
     reference.nets["gen"] = UNetGenerator(64, 8, 256, 0.5).eval()
     reference.nets["gen"].load_state_dict({k: v for k, v in g.nets["gen"].state_dict().items() if "gate" not in k})
     assert not np.array_equal(g.normalize(faces), reference.normalize(faces))   # the mask is in use
+
+
+def test_skip_mask_regions_add_the_eyes_and_refuse_unknown_regions(tmp_path):
+    """model.skip_mask_regions: the default (mouth, brows) is the mask the shipped files were trained with;
+    adding eyes shuts both eyes as well and nothing else new; a run trained with it reloads with its mask."""
+    from nfgan.data.align import template_points
+    from nfgan.inference import load_model
+    from nfgan.models.unet import expression_region_mask
+    from nfgan.training.loop import train
+
+    base = expression_region_mask(64).numpy()
+    assert np.array_equal(base, expression_region_mask(64, ("brows", "mouth")).numpy())   # order does not matter
+    eyes = expression_region_mask(64, ("mouth", "brows", "eyes")).numpy()
+    pts = np.rint(template_points(64)).astype(int)
+    for p in pts[19:31]:                                       # every eye point: shut only with "eyes"
+        assert eyes[p[1], p[0]] == 1.0 and base[p[1], p[0]] < 1.0
+    assert (eyes >= base).all() and eyes[pts[13][1], pts[13][0]] < 0.5     # a superset; the nose tip stays open
+    added = (eyes > 0) & (base == 0)
+    assert 0 < added.sum() < 0.15 * 64 * 64 and not added[28:].any()      # the added area lies above row 28
+    with pytest.raises(ValueError, match="regions"):
+        expression_region_mask(64, ("nose",))
+    with pytest.raises(ConfigError, match="skip_mask_regions"):
+        load_config(overrides={"model": {"type": "pix2pix", "skip_mask": 1.0, "skip_mask_regions": ["nose"]}})
+    with pytest.raises(ConfigError, match="skip_mask_regions"):
+        load_config(overrides={"model": {"type": "pix2pix", "skip_mask_regions": []}})
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_config(root, steps=2)
+    cfg["model"].update(skip_mask=1.0, skip_mask_regions=["mouth", "brows", "eyes"])
+    train(cfg, tmp_path / "run", progress=False)
+    g = load_model(tmp_path / "run")
+    want = UNetGenerator(skip_mask=1.0, skip_mask_regions=("mouth", "brows", "eyes"))
+    assert g.info["model"]["skip_mask_regions"] == ["mouth", "brows", "eyes"]
+    assert torch.equal(g.nets["gen"].skip_gate0, want.skip_gate0)
+    assert not torch.equal(want.skip_gate0, UNetGenerator(skip_mask=1.0).skip_gate0)

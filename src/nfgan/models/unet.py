@@ -5,8 +5,8 @@
   stride-2 4x4 transposed convolutions back to 64 px with ReLU, BatchNorm and a skip connection (channel
   concatenation) from the mirrored encoder layer; dropout 0.5 on the three innermost decoder layers in
   training; Tanh output in [-1, 1]. ``skip_mask`` > 0 damps the skip connections at 8 px and finer inside the
-  mouth and brow regions of the aligned crop (:func:`expression_region_mask`) by that factor (1: nothing passes
-  there), so that the decoder redraws those regions from the coarse code instead of copying the input's open
+  mouth and brow regions of the aligned crop (:func:`expression_region_mask`; ``skip_mask_regions`` can add the
+  eyes) by that factor (1: nothing passes there), so that the decoder redraws those regions from the coarse code instead of copying the input's open
   mouth, frown or raised brows (issue #23 item 4, "less copying through the skip connections"); 0 (default) is
   the plain pix2pix U-Net.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
@@ -26,12 +26,25 @@ from torch import nn
 #: the finest skip resolutions :class:`UNetGenerator`'s ``skip_mask`` damps (coarser maps span the whole face)
 MASKED_SKIP_MIN_SIZE = 8
 
+#: the regions ``skip_mask`` can shut, each one or more ellipses around points of nfgan's 49-point template
+#: (:data:`nfgan.data.align.TEMPLATE49`): (first and last + 1 point, x and y widening of the points' half extents,
+#: x and y margins in 64 px crop pixels)
+SKIP_MASK_REGIONS = {
+    "mouth": (((31, 43), 1.2, 1.6, 1.0, 2.0),),      # the outer lip contour, out to the nasolabial folds and chin
+    "brows": (((0, 10), 1.0, 1.0, 0.0, 2.5),),       # both brows, the glabella and the forehead above
+    "eyes": (((19, 25), 1.2, 1.6, 1.0, 1.5),         # each eye with its lids
+             ((25, 31), 1.2, 1.6, 1.0, 1.5)),
+}
+#: the regions of the shipped models' masks
+DEFAULT_SKIP_MASK_REGIONS = ("mouth", "brows")
 
-def expression_region_mask(size: int) -> torch.Tensor:
+
+def expression_region_mask(size: int, regions=DEFAULT_SKIP_MASK_REGIONS) -> torch.Tensor:
     """``size x size`` soft mask of the regions that show an expression in a face aligned to nfgan's template
-    (:data:`nfgan.data.align.TEMPLATE49`): 1 inside an ellipse around the outer lip contour, widened to the
-    nasolabial folds and the chin, and inside one around both brows reaching the glabella and the forehead above;
-    falling linearly to 0 within ``3`` px (at 64 px) outside them. Eyes, nose and the face's outline stay out."""
+    (:data:`nfgan.data.align.TEMPLATE49`), by default (``regions`` ``mouth``, ``brows``): 1 inside an ellipse
+    around the outer lip contour, widened to the nasolabial folds and the chin, and inside one around both brows
+    reaching the glabella and the forehead above; falling linearly to 0 within ``3`` px (at 64 px) outside them.
+    Eyes (unless ``eyes`` is in ``regions``), nose and the face's outline stay out."""
     from scipy.ndimage import distance_transform_edt
 
     from nfgan.data.align import template_points
@@ -39,10 +52,12 @@ def expression_region_mask(size: int) -> torch.Tensor:
     pts = template_points(size)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     px = size / 64.0                                    # the margins below are in 64 px crop pixels
+    unknown = sorted(set(regions) - set(SKIP_MASK_REGIONS))
+    if unknown or not regions:
+        raise ValueError(f"skip mask regions must be some of {list(SKIP_MASK_REGIONS)}, got {list(regions)}")
     inside = np.zeros((size, size), dtype=bool)
-    # (points, x and y widening of the half extents, x and y margins in 64 px pixels)
-    for group, wx, wy, gx, gy in ((pts[31:43], 1.2, 1.6, 1.0, 2.0),      # mouth: the outer lip contour
-                                  (pts[0:10], 1.0, 1.0, 0.0, 2.5)):      # both brows
+    for (a, b), wx, wy, gx, gy in (e for r in SKIP_MASK_REGIONS if r in regions for e in SKIP_MASK_REGIONS[r]):
+        group = pts[a:b]
         cx, cy = group.mean(axis=0)
         ax = 0.5 * np.ptp(group[:, 0]) * wx + gx * px
         ay = 0.5 * np.ptp(group[:, 1]) * wy + gy * px
@@ -57,7 +72,8 @@ class UNetGenerator(nn.Module):
     ``depth = log2(S)`` stride-2 downsamplings reach a 1x1 bottleneck (6 for 64 px)."""
 
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
-                 in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0):
+                 in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
+                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS):
         super().__init__()
         depth = int(round(math.log2(image_size)))
         if 2 ** depth != image_size or depth < 3:
@@ -68,7 +84,7 @@ class UNetGenerator(nn.Module):
         # gates of the masked skips: in the state dict, so a model file keeps the exact mask it was trained with
         masked = []
         if self.skip_mask > 0:
-            region = expression_region_mask(image_size)[None, None]
+            region = expression_region_mask(image_size, tuple(skip_mask_regions))[None, None]
             for i in range(depth - 1):                 # down[i]'s output, image_size / 2^(i+1) px, feeds a skip
                 side = image_size >> (i + 1)
                 if side >= MASKED_SKIP_MIN_SIZE:
