@@ -4,7 +4,6 @@ import sys
 import numpy as np
 from nfgan.data.frontalize import is_turned
 from nfgan.inference.generator import Generator
-from nfgan.evaluation import evaluate as ev
 
 orig = Generator.normalize
 
