@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from nfgan.atomic import save_image
-    from nfgan.evaluation.evaluate import parse_run_spec, load_eval_set
+    from nfgan.evaluation.evaluate import load_eval_set, parse_run_spec
     from nfgan.evaluation.report import tile
     from nfgan.inference import load_model
 

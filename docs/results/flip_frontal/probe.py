@@ -1,5 +1,6 @@
-"""Probe (throwaway, not in the repo): each non-turned input normalised twice, as it is and mirrored, the
-mirrored output mirrored back and the two averaged; turned inputs as usual. Then nfgan evaluate as usual."""
+"""Round 10's probe (docs/experiments.md; kept here to rerun its numbers, not part of the package): each
+non-turned input normalised twice, as it is and mirrored, the mirrored output mirrored back and the two averaged;
+turned inputs as usual. Then nfgan evaluate with the arguments given."""
 import sys
 import numpy as np
 from nfgan.data.frontalize import is_turned

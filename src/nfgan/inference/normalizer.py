@@ -17,7 +17,8 @@ loss L_id and an expression critic on London, canada, CK+, JAFFE and Yale, plus 
 with the Surrey Face Model - **non-commercial research use only**: CK+, JAFFE and Yale are research-only
 datasets and the SFM is non-commercial),
 ``cc_by`` (``pix2pix_cc_by64``: the same U-Net, skips shut in the same places, and losses on the CC BY 4.0 sets
-London and canada only: no research-only training data, no synthetic expressions), ``london`` (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
+London and canada only: no research-only training data, no synthetic expressions), ``london``
+(``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
 ``nfgan`` (``nfgan_london64``, the paper's encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need
 its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
 their 68 landmarks for that; frontal faces and faces of unknown pose need none. The landmark model that aligns

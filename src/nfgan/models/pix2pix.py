@@ -42,7 +42,7 @@ from nfgan.models import losses as L
 from nfgan.models.base import Batch, GeneratorModel, adam_schema
 from nfgan.models.networks import init_weights
 from nfgan.models.nfgan import feature_nets_schema
-from nfgan.models.unet import DEFAULT_SKIP_MASK_REGIONS, SKIP_MASK_REGIONS, PatchDiscriminator, UNetGenerator
+from nfgan.models.unet import DEFAULT_SKIP_MASK_REGIONS, PatchDiscriminator, UNetGenerator, skip_mask_regions_error
 
 
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -52,13 +52,6 @@ def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 
 #: expression critics ``loss.neutral_critics`` may name (anything else is a critic file's path)
 CRITIC_NAMES = ("minixception", "nfgan")
-
-
-def _regions_check(value: list) -> str | None:
-    bad = [v for v in value if v not in SKIP_MASK_REGIONS]
-    if bad or not value or len(set(value)) != len(value):
-        return f"expected one or more of {list(SKIP_MASK_REGIONS)}, each once, got {value}"
-    return None
 
 
 def _critics_check(value: list) -> str | None:
@@ -101,7 +94,7 @@ class Pix2PixModel(GeneratorModel):
                       "max_channels": opt(256, low=1, high=4096), "dropout": nonneg(0.5, high=0.99),
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
-                      "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=_regions_check)},
+                      "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
@@ -122,7 +115,7 @@ class Pix2PixModel(GeneratorModel):
         m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
                                      skip_mask=float(m["skip_mask"]),
-                                     skip_mask_regions=tuple(m["skip_mask_regions"]))}
+                                     skip_mask_regions=m["skip_mask_regions"])}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

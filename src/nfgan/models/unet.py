@@ -6,8 +6,8 @@
   concatenation) from the mirrored encoder layer; dropout 0.5 on the three innermost decoder layers in
   training; Tanh output in [-1, 1]. ``skip_mask`` > 0 damps the skip connections at 8 px and finer inside the
   mouth and brow regions of the aligned crop (:func:`expression_region_mask`; ``skip_mask_regions`` can add the
-  eyes) by that factor (1: nothing passes there), so that the decoder redraws those regions from the coarse code instead of copying the input's open
-  mouth, frown or raised brows (issue #23 item 4, "less copying through the skip connections"); 0 (default) is
+  eyes) by that factor (1: nothing passes there), so that the decoder redraws those regions from the coarse
+  code instead of copying the input's open mouth, frown or raised brows (issue #23 item 4, "less copying through the skip connections"); 0 (default) is
   the plain pix2pix U-Net.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
@@ -39,6 +39,14 @@ SKIP_MASK_REGIONS = {
 DEFAULT_SKIP_MASK_REGIONS = ("mouth", "brows")
 
 
+def skip_mask_regions_error(regions) -> str | None:
+    """Why ``regions`` cannot name a skip mask (one or more of :data:`SKIP_MASK_REGIONS`, each once), or None."""
+    regions = list(regions)
+    if not regions or set(regions) - set(SKIP_MASK_REGIONS) or len(set(regions)) != len(regions):
+        return f"expected one or more of {list(SKIP_MASK_REGIONS)}, each once, got {regions}"
+    return None
+
+
 def expression_region_mask(size: int, regions=DEFAULT_SKIP_MASK_REGIONS) -> torch.Tensor:
     """``size x size`` soft mask of the regions that show an expression in a face aligned to nfgan's template
     (:data:`nfgan.data.align.TEMPLATE49`), by default (``regions`` ``mouth``, ``brows``): 1 inside an ellipse
@@ -52,9 +60,9 @@ def expression_region_mask(size: int, regions=DEFAULT_SKIP_MASK_REGIONS) -> torc
     pts = template_points(size)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     px = size / 64.0                                    # the margins below are in 64 px crop pixels
-    unknown = sorted(set(regions) - set(SKIP_MASK_REGIONS))
-    if unknown or not regions:
-        raise ValueError(f"skip mask regions must be some of {list(SKIP_MASK_REGIONS)}, got {list(regions)}")
+    error = skip_mask_regions_error(regions)
+    if error:
+        raise ValueError(f"skip mask regions: {error}")
     inside = np.zeros((size, size), dtype=bool)
     for (a, b), wx, wy, gx, gy in (e for r in SKIP_MASK_REGIONS if r in regions for e in SKIP_MASK_REGIONS[r]):
         group = pts[a:b]
