@@ -264,3 +264,72 @@ def test_parse_run_spec_names_runs_checkpoints_and_shipped_models(runs):
     assert parse_run_spec(str(base / "p2p")) == ("p2p", base / "p2p")
     assert parse_run_spec(str(ckpt)) == (f"p2p@{ckpt.stem}", ckpt)
     assert parse_run_spec("cc_by") == ("cc_by", Path("cc_by"))
+
+
+def test_degraded_inputs_are_scored_from_the_changed_images_against_clean_targets(runs, tmp_path):
+    """--degrade changes the inputs only: the input row is embedded from the changed images (a frontal neutral
+    input, its own target when clean, is then no longer at distance 0 from it), the ground truth row is the
+    clean target, the models see the changed faces, and a bad setting is refused before any work."""
+    from nfgan.evaluation.evaluate import with_degraded_inputs
+
+    base, root = runs
+    kw = dict(split="train", splits=root / "splits.json", identity=("dlib",), expression=(), kid_subsets=2,
+              progress=False, figures=False)
+    clean = evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "clean", **kw)
+    blur = evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "blur", degradation="blur=2,jpeg=20", **kw)
+    assert clean["input_degradation"] is None and blur["input_degradation"] == {"blur": 2.0, "jpeg": 20.0}
+
+    def rows(out):
+        return list(csv.DictReader(open(out / "per_face.csv")))
+
+    def col(out, model, key):
+        return np.array([float(r[key]) for r in rows(out) if r["model"] == model])
+
+    fn = np.array([r["view"] == "frontal" and r["expression"] == "neutral" for r in rows(tmp_path / "clean")
+                   if r["model"] == "input"])
+    assert fn.any()
+    assert np.all(col(tmp_path / "clean", "input", "id_gt_dist_dlib")[fn] < 1e-5)
+    assert np.all(col(tmp_path / "blur", "input", "id_gt_dist_dlib")[fn] > 1e-3)
+    assert np.all(col(tmp_path / "blur", "input", "ssim")[fn] < 0.99)
+    for out in ("clean", "blur"):
+        assert np.allclose(col(tmp_path / out, "ground_truth", "ssim"), 1.0)
+    assert not np.allclose(col(tmp_path / "clean", "p2p", "ssim"), col(tmp_path / "blur", "p2p", "ssim"))
+    es = load_eval_set(root, root / "splits.json", "train")
+    changed = with_degraded_inputs(es, {"contrast": 0.5})
+    assert changed.target_images is es.target_images and es.input_degradation is None
+    assert changed.input_images.std() < 0.6 * es.input_images.std()
+    with pytest.raises(ValueError, match="already changed"):
+        with_degraded_inputs(changed, {"blur": 1.0})
+    with pytest.raises(ValueError, match="blur must be"):
+        evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "bad", degradation="blur=-1", **kw)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_photometric_robustness_benchmark_scores_each_condition_against_clean(runs, tmp_path, capsys):
+    """benchmarks/photometric_robustness.py's per-set job on the tiny set: one CSV per condition, the clean
+    condition as each number's baseline, the tables with the change from it."""
+    import importlib.util
+
+    from nfgan.evaluation.evaluate import load_model
+
+    spec = importlib.util.spec_from_file_location("prbench", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "photometric_robustness.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base, root = runs
+    models = {"p2p": load_model(base / "p2p")}
+    res = mod.run_set("tiny", root, root / "splits.json", "train", models, ["clean", "noise=20", "gamma=1.4"],
+                      tmp_path)
+    assert list(res) == ["clean", "noise=20", "gamma=1.4"]
+    assert {p.name for p in (tmp_path / "tiny_train").iterdir()} == {"clean.csv", "noise20.csv", "gamma1.4.csv"}
+    assert res["clean"]["input"]["ssim"] < 1.0 and res["clean"]["input"]["n"] == 24
+    assert res["noise=20"]["input"]["ssim"] < res["clean"]["input"]["ssim"] - 0.05
+    assert res["noise=20"]["p2p"]["ssim"] != res["clean"]["p2p"]["ssim"]
+    table = mod.summary({"tiny": res}, ["p2p"])
+    noisy = next(line for line in table.splitlines() if "| noise=20 |" in line)
+    d = res["noise=20"]["input"]["ssim"] - res["clean"]["input"]["ssim"]
+    assert f"({d:+.3f})" in noisy
+    assert mod.pooled({"tiny": res}, ["p2p"]).count("\n") == 2 + 3
+    with pytest.raises(SystemExit):
+        mod.main(["p2p=" + str(base / "p2p"), "--conditions", "clean,sharpen=2", "--out", str(tmp_path / "x")])
+    assert "sharpen=2" in capsys.readouterr().err and not (tmp_path / "x").exists()

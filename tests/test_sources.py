@@ -201,3 +201,24 @@ def test_prefetched_batches_and_checkpointed_sampler_equal_the_plain_ones(tmp_pa
         assert np.array_equal(b0.x_rows, b1.x_rows) and torch.equal(b0.x, b1.x) and torch.equal(b0.g, b1.g)
     # the checkpointed sampler state is the one after the batches used, not after the one drawn ahead
     assert torch.equal(runs[False][1], runs[True][1])
+
+
+def test_fixed_degradations_parse_strictly_and_apply_the_same_steps_to_every_face():
+    from nfgan.data.photometric import degrade, parse_degradation
+
+    assert parse_degradation("contrast=0.6, jpeg=25") == {"contrast": 0.6, "jpeg": 25.0}
+    for bad, msg in (("sharpen=2", "STEP=VALUE"), ("blur", "STEP=VALUE"), ("blur=x", "not a number"),
+                     ("contrast=0", "contrast must be"), ("jpeg=10.5", "jpeg must be"), ("noise=nan", "noise must be"),
+                     ("blur=1,blur=2", "given twice"), (" , ", "no step")):
+        with pytest.raises(ValueError, match=msg):
+            parse_degradation(bad)
+    faces = np.asarray(np.random.default_rng(1).integers(40, 220, (5, 32, 32)), np.uint8)
+    assert np.array_equal(degrade(faces, {"contrast": 1.0, "gamma": 1.0, "blur": 0.0}), faces)
+    low = degrade(faces, {"contrast": 0.5})
+    assert np.allclose(low.reshape(5, -1).std(1), faces.reshape(5, -1).std(1) * 0.5, rtol=0.05)
+    noisy = degrade(faces, {"noise": 8.0}, seed=3)
+    assert np.array_equal(noisy, degrade(faces, {"noise": 8.0}, seed=3))
+    assert np.array_equal(noisy[2:], degrade(faces[2:], {"noise": 8.0}, seed=5))   # face i's noise: seed + i
+    assert 4 < np.abs(noisy.astype(float) - faces).mean() < 10
+    jpeg = degrade(faces, {"jpeg": 10})
+    assert jpeg.dtype == np.uint8 and jpeg.shape == faces.shape and not np.array_equal(jpeg, faces)

@@ -149,3 +149,54 @@ def photometric_augment(faces: np.ndarray, params: dict[str, np.ndarray]) -> np.
             y = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("L"))
         out[i] = y
     return out
+
+
+# ------------------------------------------------------------------------------------- fixed degradations
+#: the steps :func:`parse_degradation` accepts, each with its no-change value and the values it allows
+DEGRADATION_STEPS = {
+    "contrast": (1.0, "a factor > 0 about the face's mean grey level (0.6: flatter, 1.5: harder)"),
+    "brightness": (0.0, "a shift in grey levels, -255..255"),
+    "gamma": (1.0, "an exponent > 0 (above 1 darkens the mid-tones)"),
+    "blur": (0.0, "a Gaussian sigma in pixels >= 0"),
+    "noise": (0.0, "the standard deviation of Gaussian sensor noise in grey levels >= 0"),
+    "jpeg": (0, "a JPEG quality 1..100 (0: none)"),
+}
+
+
+def parse_degradation(text: str) -> dict[str, float]:
+    """``"blur=1.2"`` or ``"contrast=0.6,jpeg=25"`` -> ``{"blur": 1.2}``: fixed photometric steps (the keys of
+    :data:`DEGRADATION_STEPS`) that :func:`degrade` applies to every face. Raises ``ValueError`` naming the
+    bad part."""
+    out: dict[str, float] = {}
+    for part in [p.strip() for p in str(text).split(",") if p.strip()]:
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in DEGRADATION_STEPS:
+            raise ValueError(f"degradation {part!r}: expected STEP=VALUE with STEP one of "
+                             f"{', '.join(DEGRADATION_STEPS)}")
+        if key in out:
+            raise ValueError(f"degradation {text!r}: {key} given twice")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"degradation {part!r}: {value!r} is not a number") from None
+        ok = np.isfinite(v) and {"contrast": v > 0, "gamma": v > 0, "brightness": -255 <= v <= 255, "blur": v >= 0,
+                                 "noise": v >= 0, "jpeg": v == round(v) and 0 <= v <= 100}[key]
+        if not ok:
+            raise ValueError(f"degradation {part!r}: {key} must be {DEGRADATION_STEPS[key][1]}")
+        out[key] = v
+    if not out:
+        raise ValueError("degradation: no step given (e.g. blur=1.2 or contrast=0.6,jpeg=25)")
+    return out
+
+
+def degrade(faces: np.ndarray, steps: dict[str, float], seed: int = 0) -> np.ndarray:
+    """uint8 ``N x S x S`` faces with the same fixed photometric steps applied to each (:func:`parse_degradation`;
+    the order of :func:`photometric_augment`). The noise of face ``i`` is drawn from ``seed + i``, so a result
+    is reproducible and does not depend on how the faces are batched elsewhere."""
+    faces = np.asarray(faces, dtype=np.uint8)
+    n = len(faces)
+    params = {k: np.full(n, float(steps.get(k, none))) for k, (none, _) in DEGRADATION_STEPS.items()}
+    params["jpeg"] = params["jpeg"].astype(np.int64)
+    params["noise_seed"] = np.arange(n, dtype=np.int64) + int(seed)
+    return photometric_augment(faces, params)

@@ -25,6 +25,10 @@ frontalisation with the Surrey Face Model) or ``frontalize2d`` (the landmark fro
 Two reference rows are always evaluated: ``input`` (the output is the input itself: no normalisation) and
 ``ground_truth`` (the output is the target itself: SSIM 1, PSNR inf, the ceiling for identity and neutrality).
 
+``--degrade`` (e.g. ``blur=1.2`` or ``contrast=0.6,jpeg=25``) changes every input by the same photometric steps
+before any model sees it (:func:`nfgan.data.photometric.degrade`), so a robustness number is the same job with
+one option more; the targets stay clean and the landmarks stay those of the prepared faces.
+
 Groups: input view (frontal, 3/4 = left/right 3/4, profile = left/right profile) x expression, each view and
 expression alone, and ``all``. Inputs are mirrored exactly as the model's trainer mirrored them
 (``data.flip_left_poses`` and the manifest's ``flipped`` column); targets are never mirrored.
@@ -41,7 +45,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -53,6 +57,7 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.evaluation.baselines import Baseline, is_baseline
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
+from nfgan.data.photometric import degrade, parse_degradation
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.evaluation.evaluators import (IDENTITY_EVALUATORS, ExpressionEvaluator, IdentityEvaluator,  # noqa: F401
                                          expression_evaluators, identity_evaluators)
@@ -91,6 +96,8 @@ class EvalSet:
     input_subjects: list[str] = field(default_factory=list)   # the subject of each input
     #: self-reported attributes per input where the prepared set records them (``gender``, ``ethnicity``)
     attributes: dict[str, list[str]] = field(default_factory=dict)
+    #: fixed photometric steps applied to ``input_images`` (``nfgan.data.photometric.degrade``); targets stay clean
+    input_degradation: dict[str, float] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -120,7 +127,11 @@ class EvalSet:
 FAIRNESS_ATTRIBUTES = ("gender", "ethnicity")
 
 
-def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int | None = None) -> EvalSet:
+def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int | None = None,
+                  degradation: dict[str, float] | None = None) -> EvalSet:
+    """The inputs of ``split`` with their targets. ``degradation`` (:func:`nfgan.data.photometric.parse_degradation`)
+    changes every input image by the same photometric steps, as another camera or compression would; the
+    targets (the real neutral faces the outputs are compared with) and the landmarks stay as prepared."""
     ds = PreparedDataset(data)
     sp = load_splits(splits)
     if split not in sp:
@@ -135,7 +146,7 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
         pick = np.linspace(0, len(inputs) - 1, min(limit, len(inputs))).round().astype(np.int64)
         inputs, targets = inputs[np.unique(pick)], targets[np.unique(pick)]
     poses = [ds.records[i]["pose"] for i in inputs]
-    return EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
+    es = EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
                    [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
                    [ds.records[i]["expression"] for i in inputs],
                    np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
@@ -143,6 +154,15 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
                    [ds.records[i]["subject"] for i in inputs],
                    {a: [ds.records[i].get(a) or "" for i in inputs] for a in FAIRNESS_ATTRIBUTES
                     if ds.records and a in ds.records[0]})
+    return with_degraded_inputs(es, degradation) if degradation else es
+
+
+def with_degraded_inputs(es: EvalSet, degradation: dict[str, float]) -> EvalSet:
+    """A copy of a clean ``es`` whose input images are changed by fixed photometric steps
+    (:func:`nfgan.data.photometric.degrade`); everything else, the targets included, is shared."""
+    if es.input_degradation:
+        raise ValueError(f"evaluation inputs are already changed ({es.input_degradation}); start from clean ones")
+    return replace(es, input_images=degrade(es.input_images, degradation), input_degradation=dict(degradation))
 
 
 # =============================================================================================== metrics
@@ -261,20 +281,27 @@ def goal_checks(metrics: dict) -> dict[str, list[dict]]:
 def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[IdentityEvaluator],
                     expr_evals: list[ExpressionEvaluator], calibration_subjects: Sequence[str],
                     kid_embedder: str | None = None, kid_subsets: int = 100, progress: bool = True,
-                    far_target: float = 0.01) -> tuple[dict, dict[str, dict[str, np.ndarray]], dict]:
+                    far_target: float = 0.01, cache: RowEmbeddings | None = None,
+                    ) -> tuple[dict, dict[str, dict[str, np.ndarray]], dict]:
     """All metrics. Returns ``(metrics, per_face, extras)``: ``metrics`` is the JSON-able result, ``per_face``
-    ``{model: {column: array over inputs}}``, ``extras`` the outputs and distances the figures need."""
+    ``{model: {column: array over inputs}}``, ``extras`` the outputs and distances the figures need.
+    ``cache`` (a :class:`RowEmbeddings` of ``es.dataset``) lets several calls on one set share the embeddings
+    of its prepared faces (calibration, targets, KID reals)."""
     from scipy.spatial.distance import cdist
     from tqdm import tqdm
 
     ds = es.dataset
     calibration: dict[str, dict] = {}
-    cache = RowEmbeddings(ds)
+    cache = cache if cache is not None else RowEmbeddings(ds)
+    if cache.ds is not ds:
+        raise ValueError("evaluate_models: the embedding cache belongs to another dataset")
     for ev in tqdm(id_evals, desc="calibrate identity", unit="evaluator", disable=not progress):
         calibration[ev.name], _ = calibrate_identity(ev, ds, calibration_subjects, far_target, cache)
         calibration[ev.name]["training_aligned"] = ev.training_aligned
         calibration[ev.name]["description"] = ev.description
-    input_emb = {ev.name: cache(ev, es.inputs) for ev in id_evals}
+    # changed inputs are not the prepared rows: embed the images evaluated
+    input_emb = {ev.name: ev.embed(es.input_images) if es.input_degradation else cache(ev, es.inputs)
+                 for ev in id_evals}
     target_emb = {ev.name: cache(ev, es.targets) for ev in id_evals}
     # rank-1 identification: the gallery is every evaluated subject's real frontal neutral face (its target)
     subj = np.asarray(es.input_subjects)
@@ -332,6 +359,7 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
                        for gname, m in groups.items()}}
     metrics = {
         "data": str(ds.root), "split": es.split, "n_inputs": len(es), "subjects": es.subjects,
+        "input_degradation": es.input_degradation,
         "group_sizes": {k: int(m.sum()) for k, m in groups.items()},
         "identity_calibration": calibration, "far_target": far_target,
         "identity_evaluators": {e.name: {"training_aligned": e.training_aligned, "description": e.description}
@@ -397,6 +425,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP + ": where the models normalise the faces "
                                                   "(the evaluators' networks run on the CPU)")
+    p.add_argument("--degrade", default=None, metavar="STEP=VALUE[,...]",
+                   help="change every input by fixed photometric steps before the models see it, targets kept "
+                        "clean: contrast=F, brightness=B, gamma=G, blur=SIGMA, noise=STD, jpeg=QUALITY "
+                        "(e.g. --degrade blur=1.2 or --degrade contrast=0.6,jpeg=25)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -415,9 +447,14 @@ def default_splits(data: str | Path) -> str | Path:
 def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: str | Path | None = None,
              out: Path | None = None, calibration_split: str | None = None, identity: Sequence[str] = DEFAULT_IDENTITY,
              expression: Sequence[str] = ("fer", "faceapi"), kid_subsets: int = 100, limit: int | None = None,
-             figures: bool = True, progress: bool = True, command: str | None = None, device: str = "cpu") -> dict:
-    """The whole ``nfgan evaluate`` job; returns the metrics dict (also written to ``out/metrics.json``)."""
+             figures: bool = True, progress: bool = True, command: str | None = None, device: str = "cpu",
+             degradation: str | dict[str, float] | None = None) -> dict:
+    """The whole ``nfgan evaluate`` job; returns the metrics dict (also written to ``out/metrics.json``).
+    ``degradation`` (``"blur=1.2"``, ``"contrast=0.6,jpeg=25"`` or the parsed dict) changes the inputs by fixed
+    photometric steps before any model sees them (``--degrade``); the targets stay clean."""
     t0 = time.time()
+    if isinstance(degradation, str):
+        degradation = parse_degradation(degradation)
     where = resolve_device(device)
     out = Path(out or Path("eval") / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
     models: dict[str, Generator | Baseline] = {}
@@ -431,7 +468,7 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
         else:
             models[name] = load_model(path).to(where)
     splits = default_splits(data) if splits is None else splits
-    es = load_eval_set(data, splits, split, limit)
+    es = load_eval_set(data, splits, split, limit, degradation)
     if baselines and es.input_landmarks is None:
         raise EvaluateError(f"{es.dataset.root}: no landmarks.npy, which the baselines {', '.join(baselines)} need "
                             "(folders written by `nfgan prepare` have one)")
@@ -475,7 +512,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         m = evaluate(args.runs, args.data, args.split, args.splits, args.out, args.calibration_split,
                      [s for s in args.identity.split(",") if s], [s for s in args.expression.split(",") if s],
-                     args.kid_subsets, args.limit, not args.no_figures, not args.quiet, command, args.device)
+                     args.kid_subsets, args.limit, not args.no_figures, not args.quiet, command, args.device,
+                     args.degrade)
     except (EvaluateError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

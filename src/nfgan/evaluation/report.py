@@ -296,6 +296,9 @@ def write_html(path: Path, metrics: dict, figs: dict[str, Path]) -> Path:
         fig_html += f"<figure>{_img_tag(p, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>\n"
     goals = _html_table(GOAL_HEADER, goal_rows(metrics))
     kid = metrics.get("kid", {})
+    steps = metrics.get("input_degradation")
+    degraded = ("" if not steps else "\n<p><b>Inputs changed before normalisation</b> (targets clean): "
+                + html.escape(", ".join(f"{k}={v:g}" for k, v in steps.items())) + "</p>")
     doc = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>nfgan evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
@@ -304,7 +307,7 @@ figcaption{{font-size:13px;color:#333}}</style></head><body>
 <h1>nfgan evaluation</h1>
 <p>Data <code>{html.escape(str(metrics['data']))}</code>, split <b>{html.escape(metrics['split'])}</b>:
 {metrics['n_inputs']} inputs of {len(metrics['subjects'])} subjects. Command:
-<code>{html.escape(str(metrics.get('command') or ''))}</code></p>
+<code>{html.escape(str(metrics.get('command') or ''))}</code></p>{degraded}
 <h2>Identity thresholds (real faces of split '{html.escape(str(metrics.get('calibration_split', metrics['split'])))}')</h2>
 <table><tr><th>evaluator</th><th>EER</th><th>EER threshold</th><th>threshold at FAR 1%</th><th>TAR there</th>
 <th>genuine pairs</th><th>impostor pairs</th></tr>{cal_rows}</table>

@@ -1,0 +1,182 @@
+"""Robustness to the photo (issue #23 item 5): normalisers scored on clean inputs and on the same inputs changed
+by one fixed photometric step each (contrast, gamma, blur, sensor noise, JPEG), the targets kept clean.
+
+    python benchmarks/photometric_robustness.py NAME=MODEL [NAME=MODEL ...] [--split val] \
+        [--sets london,canada,ckplus,jaffe,yale] [--conditions clean,blur=1.2,...] [--out DIR]
+
+MODEL is what `nfgan evaluate` takes (run folder, checkpoint, exported file). Each condition is the same job as
+`nfgan evaluate ... --degrade STEP=VALUE` (calibration on all of the set's real faces, as
+benchmarks/generalisation.py does); here the models, the evaluators and the embeddings of the set's real faces
+are built once per set and shared by every condition. The baseline of each number is the same model on the
+clean inputs of the same run: the table prints both and the change in points.
+
+Numbers per set, condition and model: gt pass (faceres: the output within the set's 1 % FAR threshold of the
+person's clean real frontal neutral face), face-api neutral on expressive inputs, SSIM to the clean real neutral
+face; the ``input`` row is the changed photo itself. canada has one photo per person: no identity threshold, so
+only SSIM and neutrality there. Writes ``OUT/<set>_<split>/<condition>.csv`` (one row per input and model, as
+`nfgan evaluate`'s per_face.csv), ``OUT/summary_<split>.json`` and ``OUT/summary_<split>.md``. The last line is
+``photometric_robustness split=S models=... sets=... conditions=N``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from generalisation import ONE_PHOTO_PER_PERSON, SETS  # noqa: E402
+
+#: the ends of the training ranges of data.photometric (nfgan.data.photometric.PHOTOMETRIC_DEFAULTS), then two
+#: settings beyond them
+CONDITIONS = ("clean", "contrast=0.6", "contrast=1.5", "gamma=0.7", "gamma=1.4", "blur=1.2", "noise=6", "jpeg=25",
+              "blur=2", "jpeg=10")
+
+
+def expressive_mean(per: dict[str, np.ndarray], expressions: np.ndarray, key: str) -> float | None:
+    m = expressions != "neutral"
+    return float(per[key][m].mean()) if m.any() and key in per else None
+
+
+def score(per: dict[str, np.ndarray], expressions: np.ndarray) -> dict[str, float | None]:
+    return {"gt_pass": float(per["id_gt_pass_faceres"].mean()) if "id_gt_pass_faceres" in per else None,
+            "neutral_expressive": expressive_mean(per, expressions, "neutral_faceapi"),
+            "neutral_all": float(per["neutral_faceapi"].mean()),
+            "ssim": float(per["ssim"].mean()), "n": int(len(per["ssim"]))}
+
+
+def run_set(set_name: str, folder: Path, split_name: str, split: str, models: dict, conditions: list[str],
+            out: Path) -> dict[str, dict[str, dict]]:
+    from nfgan.data.pairs import load_splits
+    from nfgan.data.photometric import parse_degradation
+    from nfgan.evaluation.evaluate import (RowEmbeddings, evaluate_models, load_eval_set, with_degraded_inputs,
+                                           write_per_face_csv)
+    from nfgan.evaluation.evaluators import expression_evaluators, identity_evaluators
+
+    clean = load_eval_set(folder, split_name, split)
+    cal = sorted({s for part in load_splits(split_name).values() for s in part})
+    id_evals = [] if set_name in ONE_PHOTO_PER_PERSON else identity_evaluators(["faceres"])
+    expr_evals = expression_evaluators(["faceapi"])
+    cache = RowEmbeddings(clean.dataset)
+    res: dict[str, dict] = {}
+    for cond in conditions:
+        t0 = time.time()
+        es = clean if cond == "clean" else with_degraded_inputs(clean, parse_degradation(cond))
+        _, per_face, _ = evaluate_models(models, es, id_evals, expr_evals, cal, kid_subsets=1, progress=False,
+                                         cache=cache)
+        write_per_face_csv(out / f"{set_name}_{split}" / f"{cond.replace('=', '')}.csv", es, per_face)
+        expressions = np.asarray(es.expressions)
+        res[cond] = {name: score(per, expressions) for name, per in per_face.items() if name != "ground_truth"}
+        print(f"  {set_name} {cond}: {len(es)} inputs, {time.time() - t0:.0f} s", flush=True)
+    return res
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _delta(v, base, scale=100.0, digits=1) -> str:
+    return "" if v is None or base is None else f" ({scale * (v - base):+.{digits}f})"
+
+
+def summary(results: dict[str, dict], models: list[str]) -> str:
+    head = ["set", "condition"] + [f"{m}: gt pass / neutral (expressive) / SSIM" for m in ["input", *models]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for set_name, per_cond in results.items():
+        base = per_cond.get("clean", {})
+        for cond, per_model in per_cond.items():
+            cells = [set_name, cond]
+            for m in ["input", *models]:
+                s, b = per_model[m], base.get(m, {})
+                cells.append(f"{_pct(s['gt_pass'])}{_delta(s['gt_pass'], b.get('gt_pass')) if cond != 'clean' else ''}"
+                             f" / {_pct(s['neutral_expressive'])}"
+                             f"{_delta(s['neutral_expressive'], b.get('neutral_expressive')) if cond != 'clean' else ''}"
+                             f" / {s['ssim']:.3f}{_delta(s['ssim'], b.get('ssim'), 1.0, 3) if cond != 'clean' else ''}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pooled(results: dict[str, dict], models: list[str]) -> str:
+    """Each condition over every set's inputs (weighted by inputs; gt pass over the sets with a threshold)."""
+    conds = list(next(iter(results.values())))
+    head = ["condition"] + [f"{m}: gt pass / neutral (expressive) / SSIM" for m in ["input", *models]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cond in conds:
+        cells = [cond]
+        for m in ["input", *models]:
+            vals = []
+            for key in ("gt_pass", "neutral_expressive", "ssim"):
+                num = den = 0.0
+                for per_cond in results.values():
+                    s = per_cond[cond][m]
+                    if s[key] is not None:
+                        num, den = num + s[key] * s["n"], den + s["n"]
+                vals.append(num / den if den else None)
+            cells.append(f"{_pct(vals[0])} / {_pct(vals[1])} / {vals[2]:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", metavar="NAME=MODEL")
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--sets", default=",".join(s[0] for s in SETS))
+    ap.add_argument("--conditions", default=",".join(CONDITIONS),
+                    help="'clean' and/or STEP=VALUE settings of `nfgan evaluate --degrade` (one step each; "
+                         "'clean' is always scored, as the baseline)")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "photometric_robustness")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from nfgan.data.photometric import parse_degradation
+    from nfgan.evaluation.evaluate import load_model, parse_run_spec
+
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip() and c.strip() != "clean"]
+    for c in conditions:              # a bad setting fails before any model is loaded
+        try:
+            parse_degradation(c)
+        except ValueError as e:
+            ap.error(str(e))
+    conditions = ["clean", *conditions]
+    models = {}
+    for spec in args.models:
+        name, path = parse_run_spec(spec)
+        models[name] = load_model(path)
+    results = {}
+    for set_name, folder, split_name in SETS:
+        if set_name not in args.sets.split(","):
+            continue
+        if not (REPO / folder / "manifest.csv").is_file():
+            print(f"note: {REPO / folder} is not prepared; {set_name} skipped", flush=True)
+            continue
+        results[set_name] = run_set(set_name, REPO / folder, split_name, args.split, models, conditions, args.out)
+    if not results:
+        print("error: no prepared set to score", file=sys.stderr)
+        return 1
+    names = list(models)
+    command = "python benchmarks/photometric_robustness.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = (f"Split: {args.split}. Command: {command}\n\nCells: gt pass faceres % / face-api neutral on expressive "
+            f"inputs % / SSIM to the clean real neutral face; in brackets the change from the same model's clean "
+            f"inputs (points, SSIM units).\n\n" + summary(results, names)
+            + "\nEvery set's inputs pooled:\n\n" + pooled(results, names))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"summary_{args.split}.md").write_text(text)
+    (args.out / f"summary_{args.split}.json").write_text(json.dumps(
+        {"command": command, "split": args.split, "models": {n: str(parse_run_spec(s)[1]) for n, s in
+                                                             zip(names, args.models)}, "results": results}, indent=1))
+    print(text)
+    print(f"photometric_robustness split={args.split} models={','.join(names)} sets={','.join(results)} "
+          f"conditions={len(conditions)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
