@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generalisation import ONE_PHOTO_PER_PERSON, SETS  # noqa: E402
+from generalisation import ONE_PHOTO_PER_PERSON, SETS, _pct  # noqa: E402
 
 #: the ends of the training ranges of data.photometric (nfgan.data.photometric.PHOTOMETRIC_DEFAULTS), then two
 #: settings beyond them
@@ -76,10 +76,6 @@ def run_set(set_name: str, folder: Path, split_name: str, split: str, models: di
         res[cond] = {name: score(per, expressions) for name, per in per_face.items() if name != "ground_truth"}
         print(f"  {set_name} {cond}: {len(es)} inputs, {time.time() - t0:.0f} s", flush=True)
     return res
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
 
 
 def _delta(v, base, scale=100.0, digits=1) -> str:
