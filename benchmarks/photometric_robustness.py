@@ -54,14 +54,13 @@ def score(per: dict[str, np.ndarray], expressions: np.ndarray) -> dict[str, floa
 
 def run_set(set_name: str, folder: Path, split_name: str, split: str, models: dict, conditions: list[str],
             out: Path) -> dict[str, dict[str, dict]]:
-    from nfgan.data.pairs import load_splits
     from nfgan.data.photometric import parse_degradation
-    from nfgan.evaluation.evaluate import (RowEmbeddings, evaluate_models, load_eval_set, with_degraded_inputs,
-                                           write_per_face_csv)
+    from nfgan.evaluation.evaluate import (RowEmbeddings, calibration_subjects, evaluate_models, load_eval_set,
+                                           with_degraded_inputs, write_per_face_csv)
     from nfgan.evaluation.evaluators import expression_evaluators, identity_evaluators
 
     clean = load_eval_set(folder, split_name, split)
-    cal = sorted({s for part in load_splits(split_name).values() for s in part})
+    cal = calibration_subjects(clean, split_name, "all")
     id_evals = [] if set_name in ONE_PHOTO_PER_PERSON else identity_evaluators(["faceres"])
     expr_evals = expression_evaluators(["faceapi"])
     cache = RowEmbeddings(clean.dataset)
@@ -82,19 +81,23 @@ def _delta(v, base, scale=100.0, digits=1) -> str:
     return "" if v is None or base is None else f" ({scale * (v - base):+.{digits}f})"
 
 
+def _cell(s: dict, base: dict | None) -> str:
+    """gt pass / neutral (expressive) / SSIM of one model under one condition; with ``base`` (the same model on
+    clean inputs), each followed by its change from there."""
+    b = base or {}
+    d = (lambda key, *fmt: _delta(s[key], b.get(key), *fmt)) if base is not None else (lambda *_: "")
+    return (f"{_pct(s['gt_pass'])}{d('gt_pass')} / {_pct(s['neutral_expressive'])}{d('neutral_expressive')}"
+            f" / {s['ssim']:.3f}{d('ssim', 1.0, 3)}")
+
+
 def summary(results: dict[str, dict], models: list[str]) -> str:
     head = ["set", "condition"] + [f"{m}: gt pass / neutral (expressive) / SSIM" for m in ["input", *models]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for set_name, per_cond in results.items():
         base = per_cond.get("clean", {})
         for cond, per_model in per_cond.items():
-            cells = [set_name, cond]
-            for m in ["input", *models]:
-                s, b = per_model[m], base.get(m, {})
-                cells.append(f"{_pct(s['gt_pass'])}{_delta(s['gt_pass'], b.get('gt_pass')) if cond != 'clean' else ''}"
-                             f" / {_pct(s['neutral_expressive'])}"
-                             f"{_delta(s['neutral_expressive'], b.get('neutral_expressive')) if cond != 'clean' else ''}"
-                             f" / {s['ssim']:.3f}{_delta(s['ssim'], b.get('ssim'), 1.0, 3) if cond != 'clean' else ''}")
+            cells = [set_name, cond] + [_cell(per_model[m], None if cond == "clean" else base.get(m, {}))
+                                        for m in ["input", *models]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -142,10 +145,8 @@ def main(argv=None) -> int:
         except ValueError as e:
             ap.error(str(e))
     conditions = ["clean", *conditions]
-    models = {}
-    for spec in args.models:
-        name, path = parse_run_spec(spec)
-        models[name] = load_model(path)
+    paths = dict(parse_run_spec(spec) for spec in args.models)
+    models = {name: load_model(path) for name, path in paths.items()}
     results = {}
     for set_name, folder, split_name in SETS:
         if set_name not in args.sets.split(","):
@@ -166,8 +167,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"summary_{args.split}.md").write_text(text)
     (args.out / f"summary_{args.split}.json").write_text(json.dumps(
-        {"command": command, "split": args.split, "models": {n: str(parse_run_spec(s)[1]) for n, s in
-                                                             zip(names, args.models)}, "results": results}, indent=1))
+        {"command": command, "split": args.split, "models": {n: str(p) for n, p in paths.items()},
+         "results": results}, indent=1))
     print(text)
     print(f"photometric_robustness split={args.split} models={','.join(names)} sets={','.join(results)} "
           f"conditions={len(conditions)}")

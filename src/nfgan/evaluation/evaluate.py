@@ -147,14 +147,24 @@ def load_eval_set(data: str | Path, splits: str | Path, split: str, limit: int |
         inputs, targets = inputs[np.unique(pick)], targets[np.unique(pick)]
     poses = [ds.records[i]["pose"] for i in inputs]
     es = EvalSet(ds, split, sorted(set(pairs.subjects)), inputs, targets, poses,
-                   [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
-                   [ds.records[i]["expression"] for i in inputs],
-                   np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
-                   np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None,
-                   [ds.records[i]["subject"] for i in inputs],
-                   {a: [ds.records[i].get(a) or "" for i in inputs] for a in FAIRNESS_ATTRIBUTES
-                    if ds.records and a in ds.records[0]})
+                 [ds.records[i].get("flipped", "0") for i in inputs], [VIEW_OF_POSE.get(p, "other") for p in poses],
+                 [ds.records[i]["expression"] for i in inputs],
+                 np.asarray(ds.images[inputs]), np.asarray(ds.images[targets]),
+                 np.asarray(ds.landmarks[inputs]) if ds.landmarks is not None else None,
+                 [ds.records[i]["subject"] for i in inputs],
+                 {a: [ds.records[i].get(a) or "" for i in inputs] for a in FAIRNESS_ATTRIBUTES
+                  if ds.records and a in ds.records[0]})
     return with_degraded_inputs(es, degradation) if degradation else es
+
+
+def calibration_subjects(es: EvalSet, splits: str | Path, calibration_split: str | None) -> list[str]:
+    """The people whose real faces set the identity thresholds (``--calibration-split``): those evaluated
+    (``None`` or the evaluated split), every person of the split file (``"all"``), or one named split."""
+    if calibration_split in (None, es.split):
+        return es.subjects
+    if calibration_split == "all":
+        return sorted({s for part in load_splits(splits).values() for s in part})
+    return load_splits(splits)[calibration_split]
 
 
 def with_degraded_inputs(es: EvalSet, degradation: dict[str, float]) -> EvalSet:
@@ -479,12 +489,7 @@ def evaluate(run_specs: Sequence[str], data: Path, split: str = "test", splits: 
         size = g.info["model"].get("image_size", 64)
         if size != es.dataset.size:
             raise EvaluateError(f"{name}: model makes {size}px faces but {es.dataset.root} holds {es.dataset.size}px faces")
-    if calibration_split in (None, split):
-        cal_subjects = es.subjects
-    elif calibration_split == "all":
-        cal_subjects = sorted({s for part in load_splits(splits).values() for s in part})
-    else:
-        cal_subjects = load_splits(splits)[calibration_split]
+    cal_subjects = calibration_subjects(es, splits, calibration_split)
     id_evals = identity_evaluators(list(identity), progress)
     expr_evals = expression_evaluators(list(expression))
     metrics, per_face, extras = evaluate_models(models, es, id_evals, expr_evals, cal_subjects,

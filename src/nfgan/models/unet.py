@@ -7,8 +7,8 @@
   training; Tanh output in [-1, 1]. ``skip_mask`` > 0 damps the skip connections at 8 px and finer inside the
   mouth and brow regions of the aligned crop (:func:`expression_region_mask`; ``skip_mask_regions`` can add the
   eyes) by that factor (1: nothing passes there), so that the decoder redraws those regions from the coarse
-  code instead of copying the input's open mouth, frown or raised brows (issue #23 item 4, "less copying through the skip connections"); 0 (default) is
-  the plain pix2pix U-Net.
+  code instead of copying the input's open mouth, frown or raised brows (issue #23 item 4, "less copying
+  through the skip connections"); 0 (default) is the plain pix2pix U-Net.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
