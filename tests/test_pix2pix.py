@@ -343,3 +343,50 @@ def test_skip_mask_regions_add_the_eyes_and_refuse_unknown_regions(tmp_path):
     assert g.info["model"]["skip_mask_regions"] == ["mouth", "brows", "eyes"]
     assert torch.equal(g.nets["gen"].skip_gate0, want.skip_gate0)
     assert not torch.equal(want.skip_gate0, UNetGenerator(skip_mask=1.0).skip_gate0)
+
+
+def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast(tmp_path):
+    """model.tone_norm: the U-Net works on each face with its central window's tone taken out, and puts that
+    tone back on its output, so a brighter or flatter copy of a photo gives the same face, brighter or flatter
+    by the same affine map; off (the default) the generator is the plain one, Tanh included; a run trained with
+    it reloads with it, and outputs stay in [-1, 1] outside training."""
+    from nfgan.inference import load_model
+    from nfgan.models.unet import TONE_MIN_STD, tone_stats
+    from nfgan.training.loop import train
+
+    torch.manual_seed(0)
+    g = UNetGenerator(dropout=0.0, tone_norm=True).eval()
+    x = torch.rand(3, 1, 64, 64) * 0.8 - 0.5
+    with torch.no_grad():
+        y = g(x)
+        for gain, offset in ((0.5, 0.2), (1.3, -0.1)):
+            changed = g(x * gain + offset)
+            want = (y * gain + offset).clamp(-1, 1)
+            inside = (y * gain + offset).abs() < 1          # where neither output is clamped
+            assert torch.allclose(changed[inside], want[inside], atol=1e-5)
+        wild = g(torch.rand(2, 1, 64, 64) * 4 - 2)
+    assert y.abs().max() <= 1 and wild.abs().max() <= 1
+    mean, std = tone_stats(torch.full((1, 1, 64, 64), 0.3))
+    assert float(mean) == pytest.approx(0.3, abs=1e-6) and float(std) == pytest.approx(TONE_MIN_STD)   # not amplified
+    frame = torch.zeros(1, 1, 64, 64)
+    frame[..., 16:48, 16:48] = 0.5
+    assert float(tone_stats(frame)[0]) == pytest.approx(0.5)           # the stats ignore everything outside
+    plain = UNetGenerator(dropout=0.0)
+    assert isinstance(plain.up[-1][-1], torch.nn.Tanh) and not isinstance(g.up[-1][-1], torch.nn.Tanh)
+    assert set(plain.state_dict()) == set(g.state_dict())
+    g.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(g(x), plain.eval()(x), atol=1e-3)   # the option changes what the net computes
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_config(root, steps=2)
+    cfg["model"]["tone_norm"] = True
+    train(cfg, tmp_path / "run", progress=False)
+    model = load_model(tmp_path / "run")
+    assert model.nets["gen"].tone_norm and model.info["model"]["tone_norm"] is True
+    faces = (np.random.default_rng(0).random((2, 64, 64)) * 200 + 20).astype(np.uint8)
+    out = model.normalize(faces).astype(np.float64)
+    darker = model.normalize((faces * 0.5).astype(np.uint8)).astype(np.float64)
+    assert abs(darker.mean() - 0.5 * out.mean()) < 4        # the output follows the photo's exposure
+    with pytest.raises(ConfigError, match="tone_norm"):
+        load_config(overrides={"model": {"type": "pix2pix", "tone_norm": "maybe"}})

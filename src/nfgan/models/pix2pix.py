@@ -94,7 +94,8 @@ class Pix2PixModel(GeneratorModel):
                       "max_channels": opt(256, low=1, high=4096), "dropout": nonneg(0.5, high=0.99),
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
-                      "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error)},
+                      "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
+                      "tone_norm": opt(False)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
@@ -115,7 +116,7 @@ class Pix2PixModel(GeneratorModel):
         m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
                                      skip_mask=float(m["skip_mask"]),
-                                     skip_mask_regions=m["skip_mask_regions"])}
+                                     skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]))}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

@@ -8,7 +8,11 @@
   mouth and brow regions of the aligned crop (:func:`expression_region_mask`; ``skip_mask_regions`` can add the
   eyes) by that factor (1: nothing passes there), so that the decoder redraws those regions from the coarse
   code instead of copying the input's open mouth, frown or raised brows (issue #23 item 4, "less copying
-  through the skip connections"); 0 (default) is the plain pix2pix U-Net.
+  through the skip connections"); 0 (default) is the plain pix2pix U-Net. ``tone_norm`` (off by default)
+  takes each face's brightness and contrast out before the U-Net and puts them back on its output
+  (:func:`tone_stats`: the mean and standard deviation of the crop's central window, where every framing has
+  face): the network then works on one tone scale whatever the camera, and its last layer is linear (the
+  output is clamped to [-1, 1] outside training) so that it can reach any gray level of the photo's own scale.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -25,6 +29,23 @@ from torch import nn
 
 #: the finest skip resolutions :class:`UNetGenerator`'s ``skip_mask`` damps (coarser maps span the whole face)
 MASKED_SKIP_MIN_SIZE = 8
+
+#: the gray-level mean and standard deviation (in [-1, 1] units) ``tone_norm`` gives every face's central window
+TONE_MEAN, TONE_STD = 0.0, 0.5
+#: the smallest standard deviation ``tone_norm`` divides by (about 2.5 gray levels): a flat crop is not amplified
+TONE_MIN_STD = 0.02
+
+
+def tone_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-face gray-level mean and standard deviation (``B x 1 x 1 x 1`` each, float32) of the central half
+    (side S/2) of ``B x C x S x S`` faces: inside the face in every aligned crop, away from the background and
+    the empty frames of pre-cropped sets; the deviation is floored at :data:`TONE_MIN_STD`."""
+    s = x.shape[-1]
+    window = x[..., s // 4: s - s // 4, s // 4: s - s // 4].float()
+    mean = window.mean(dim=(1, 2, 3), keepdim=True)
+    std = window.std(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(TONE_MIN_STD)
+    return mean, std
+
 
 #: the regions ``skip_mask`` can shut, each one or more ellipses around points of nfgan's 49-point template
 #: (:data:`nfgan.data.align.TEMPLATE49`): (first and last + 1 point, x and y widening of the points' half extents,
@@ -81,8 +102,9 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
-                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS):
+                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False):
         super().__init__()
+        self.tone_norm = bool(tone_norm)
         depth = int(round(math.log2(image_size)))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"UNetGenerator needs a power-of-two image size >= 8, got {image_size}")
@@ -120,7 +142,8 @@ class UNetGenerator(nn.Module):
             layers = [nn.ReLU(inplace=False),
                       nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=outermost)]
             if outermost:
-                layers.append(nn.Tanh())
+                if not self.tone_norm:               # tone_norm: linear, the face's own tone is put back after
+                    layers.append(nn.Tanh())
             else:
                 layers.append(nn.BatchNorm2d(c_out))
                 if dropout > 0 and i >= depth - 3:
@@ -128,6 +151,9 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tone_norm:
+            mean, std = tone_stats(x)
+            x = ((x.float() - mean) * (TONE_STD / std) + TONE_MEAN).to(x.dtype)
         skips = []
         h = x
         for d in self.down:
@@ -138,6 +164,10 @@ class UNetGenerator(nn.Module):
             i = len(skips) - k
             skip = skips[i] * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skips[i]
             h = u(torch.cat([h, skip], dim=1))
+        if self.tone_norm:
+            h = (h.float() - TONE_MEAN) * (std / TONE_STD) + mean
+            if not self.training:
+                h = h.clamp(-1.0, 1.0)
         return h
 
 
