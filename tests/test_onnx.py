@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, make_prepared, make_tiny_fer
+from conftest import REPO, make_prepared, make_tiny_fer, p2p_config
 from nfgan.cli import main
 from nfgan.inference import DEFAULT_MODEL_NAME, Normalizer, default_model_path, load_model, nfgan_model_path
 
@@ -228,3 +228,21 @@ def test_faster_torch_options_leave_the_default_path_and_stay_close(london, mode
     # the channels-last copy is no sub-module, and the default path after it is unchanged
     assert sorted(g.state_dict()) == keys and all(p.is_contiguous() for p in g.parameters())
     assert np.array_equal(g.normalize(crops, poses, flipped, landmarks=lms), today)
+
+
+@needs_ort
+def test_a_tone_normalised_generator_exports_with_its_tone_steps(tmp_path, generated):
+    """model.tone_norm's statistics, affine maps and clamp are part of the exported graph: onnxruntime gives the
+    torch model's faces, for the faces as they are and for a darker, flatter copy."""
+    from nfgan.training.loop import train
+
+    cfg = p2p_config(make_prepared(tmp_path / "d", subjects=4), steps=2)
+    cfg["model"]["tone_norm"] = True
+    train(cfg, tmp_path / "run", progress=False)
+    torch_norm = Normalizer.from_checkpoint(tmp_path / "run")
+    ort_norm = Normalizer.from_checkpoint(tmp_path / "run", backend="onnxruntime", threads=1)
+    faces = generated[0][:12]
+    flat = (faces * 0.4 + 30).astype(np.uint8)
+    for x in (faces, flat):
+        assert _diff(ort_norm.normalize(x), torch_norm.normalize(x)) <= 1
+    assert abs(float(torch_norm.normalize(flat).mean()) - float(torch_norm.normalize(faces).mean() * 0.4 + 30)) < 6
