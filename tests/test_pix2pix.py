@@ -351,7 +351,7 @@ def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast
     by the same affine map; off (the default) the generator is the plain one, Tanh included; a run trained with
     it reloads with it, and outputs stay in [-1, 1] outside training."""
     from nfgan.inference import load_model
-    from nfgan.models.unet import TONE_MIN_STD, tone_stats
+    from nfgan.models.unet import TONE_MIN_STD, expression_region_mask, tone_stats, tone_weights
     from nfgan.training.loop import train
 
     torch.manual_seed(0)
@@ -371,6 +371,20 @@ def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast
     frame = torch.zeros(1, 1, 64, 64)
     frame[..., 16:48, 16:48] = 0.5
     assert float(tone_stats(frame)[0]) == pytest.approx(0.5)           # the stats ignore everything outside
+    faces = torch.rand(2, 1, 64, 64) * 2 - 1
+    ones = tone_weights(64, "window")
+    assert all(torch.allclose(a, b) for a, b in zip(tone_stats(faces, ones), tone_stats(faces)))
+    steady = tone_weights(64, "steady")
+    mouth = expression_region_mask(64) == 1.0
+    opened = faces.clone()
+    opened[..., mouth] = -1.0                                          # a dark open mouth and frown
+    assert all(torch.equal(a, b) for a, b in zip(tone_stats(opened, steady), tone_stats(faces, steady)))
+    assert not torch.allclose(tone_stats(opened)[0], tone_stats(faces)[0])  # the plain window does move
+    assert 0.5 < float(steady.mean()) < 0.8
+    g_steady = UNetGenerator(dropout=0.0, tone_norm=True, tone_region="steady").eval()
+    assert set(g_steady.state_dict()) == set(g.state_dict())          # the weights are made, not stored
+    with pytest.raises(ValueError, match="tone"):
+        UNetGenerator(tone_norm=True, tone_region="cheeks")
     plain = UNetGenerator(dropout=0.0)
     assert isinstance(plain.up[-1][-1], torch.nn.Tanh) and not isinstance(g.up[-1][-1], torch.nn.Tanh)
     assert set(plain.state_dict()) == set(g.state_dict())
@@ -380,13 +394,16 @@ def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast
 
     root = make_prepared(tmp_path / "d", subjects=4)
     cfg = p2p_config(root, steps=2)
-    cfg["model"]["tone_norm"] = True
+    cfg["model"].update(tone_norm=True, tone_region="steady")
     train(cfg, tmp_path / "run", progress=False)
     model = load_model(tmp_path / "run")
     assert model.nets["gen"].tone_norm and model.info["model"]["tone_norm"] is True
+    assert torch.equal(model.nets["gen"].tone_weight, steady)          # the region comes back from the setting
     faces = (np.random.default_rng(0).random((2, 64, 64)) * 200 + 20).astype(np.uint8)
     out = model.normalize(faces).astype(np.float64)
     darker = model.normalize((faces * 0.5).astype(np.uint8)).astype(np.float64)
     assert abs(darker.mean() - 0.5 * out.mean()) < 4        # the output follows the photo's exposure
     with pytest.raises(ConfigError, match="tone_norm"):
         load_config(overrides={"model": {"type": "pix2pix", "tone_norm": "maybe"}})
+    with pytest.raises(ConfigError, match="tone_region"):
+        load_config(overrides={"model": {"type": "pix2pix", "tone_norm": True, "tone_region": "cheeks"}})

@@ -42,7 +42,8 @@ from nfgan.models import losses as L
 from nfgan.models.base import Batch, GeneratorModel, adam_schema
 from nfgan.models.networks import init_weights
 from nfgan.models.nfgan import feature_nets_schema
-from nfgan.models.unet import DEFAULT_SKIP_MASK_REGIONS, PatchDiscriminator, UNetGenerator, skip_mask_regions_error
+from nfgan.models.unet import (DEFAULT_SKIP_MASK_REGIONS, TONE_REGIONS, PatchDiscriminator, UNetGenerator,
+                               skip_mask_regions_error)
 
 
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -95,7 +96,7 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
-                      "tone_norm": opt(False)},
+                      "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
@@ -116,7 +117,8 @@ class Pix2PixModel(GeneratorModel):
         m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
                                      skip_mask=float(m["skip_mask"]),
-                                     skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]))}
+                                     skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]),
+                                     tone_region=m["tone_region"])}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

@@ -11,8 +11,10 @@
   through the skip connections"); 0 (default) is the plain pix2pix U-Net. ``tone_norm`` (off by default)
   takes each face's brightness and contrast out before the U-Net and puts them back on its output
   (:func:`tone_stats`: the mean and standard deviation of the crop's central window, where every framing has
-  face): the network then works on one tone scale whatever the camera, and its last layer is linear (the
-  output is clamped to [-1, 1] outside training) so that it can reach any gray level of the photo's own scale.
+  face; with ``tone_region`` ``steady`` only of the window's pixels outside the mouth and brow regions, whose
+  tone an expression changes): the network then works on one tone scale whatever the camera, and its last layer
+  is linear (the output is clamped to [-1, 1] outside training) so that it can reach any gray level of the
+  photo's own scale.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -36,15 +38,42 @@ TONE_MEAN, TONE_STD = 0.0, 0.5
 TONE_MIN_STD = 0.02
 
 
-def tone_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+#: where ``tone_norm`` measures a face's tone: the whole central window, or its pixels outside the mouth and brows
+TONE_REGIONS = ("window", "steady")
+
+
+def tone_window(size: int) -> slice:
+    """The rows (and columns) of the central window, side ``size / 2``, that :func:`tone_stats` reads."""
+    return slice(size // 4, size - size // 4)
+
+
+def tone_weights(size: int, region: str = "window") -> torch.Tensor:
+    """The weight of each pixel of the central window (``size/2 x size/2``) in :func:`tone_stats`: all 1 for
+    ``window``; for ``steady`` 1 minus :func:`expression_region_mask` (mouth and brows), so that an open mouth,
+    teeth, a moustache or a frown do not change the measured tone."""
+    if region not in TONE_REGIONS:
+        raise ValueError(f"tone region must be one of {TONE_REGIONS}, got {region!r}")
+    w = tone_window(size)
+    if region == "window":
+        return torch.ones(size // 2, size // 2)
+    return 1.0 - expression_region_mask(size)[w, w]
+
+
+def tone_stats(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-face gray-level mean and standard deviation (``B x 1 x 1 x 1`` each, float32) of the central half
     (side S/2) of ``B x C x S x S`` faces: inside the face in every aligned crop, away from the background and
-    the empty frames of pre-cropped sets; the deviation is floored at :data:`TONE_MIN_STD`."""
-    s = x.shape[-1]
-    window = x[..., s // 4: s - s // 4, s // 4: s - s // 4].float()
-    mean = window.mean(dim=(1, 2, 3), keepdim=True)
-    std = window.std(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(TONE_MIN_STD)
-    return mean, std
+    the empty frames of pre-cropped sets; each pixel counted with its weight (:func:`tone_weights`, all 1 if
+    None); the deviation is floored at :data:`TONE_MIN_STD`."""
+    w = tone_window(x.shape[-1])
+    window = x[..., w, w].float()
+    if weights is None:
+        mean = window.mean(dim=(1, 2, 3), keepdim=True)
+        std = window.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    else:
+        weights = weights.to(window.dtype) / (weights.sum() * x.shape[1])
+        mean = (window * weights).sum(dim=(1, 2, 3), keepdim=True)
+        std = (((window - mean) ** 2) * weights).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+    return mean, std.clamp_min(TONE_MIN_STD)
 
 
 #: the regions ``skip_mask`` can shut, each one or more ellipses around points of nfgan's 49-point template
@@ -102,9 +131,14 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
-                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False):
+                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window"):
         super().__init__()
         self.tone_norm = bool(tone_norm)
+        self.tone_region = tone_region
+        if self.tone_norm and tone_region != "window":     # not in the state dict: made again from the setting
+            self.register_buffer("tone_weight", tone_weights(image_size, tone_region), persistent=False)
+        elif tone_region not in TONE_REGIONS:
+            raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
         depth = int(round(math.log2(image_size)))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"UNetGenerator needs a power-of-two image size >= 8, got {image_size}")
@@ -152,7 +186,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tone_norm:
-            mean, std = tone_stats(x)
+            mean, std = tone_stats(x, getattr(self, "tone_weight", None))
             x = ((x.float() - mean) * (TONE_STD / std) + TONE_MEAN).to(x.dtype)
         skips = []
         h = x
