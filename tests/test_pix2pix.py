@@ -407,3 +407,5 @@ def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast
         load_config(overrides={"model": {"type": "pix2pix", "tone_norm": "maybe"}})
     with pytest.raises(ConfigError, match="tone_region"):
         load_config(overrides={"model": {"type": "pix2pix", "tone_norm": True, "tone_region": "cheeks"}})
+    with pytest.raises(ConfigError, match="tone_region = steady does nothing without model.tone_norm"):
+        load_config(overrides={"model": {"type": "pix2pix", "tone_region": "steady"}})

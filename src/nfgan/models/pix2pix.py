@@ -107,6 +107,9 @@ class Pix2PixModel(GeneratorModel):
 
     @staticmethod
     def check(cfg: dict, source: str) -> None:
+        if cfg["model"]["tone_region"] != "window" and not cfg["model"]["tone_norm"]:
+            raise ConfigError(f"{source}: model.tone_region = {cfg['model']['tone_region']} does nothing without "
+                              f"model.tone_norm: true")
         for k, net in (("feat", "perceptual"), ("id", "identity")):
             if cfg["loss"][k] and not cfg["feature_nets"].get(net):
                 raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
