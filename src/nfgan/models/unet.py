@@ -36,8 +36,6 @@ MASKED_SKIP_MIN_SIZE = 8
 TONE_MEAN, TONE_STD = 0.0, 0.5
 #: the smallest standard deviation ``tone_norm`` divides by (about 2.5 gray levels): a flat crop is not amplified
 TONE_MIN_STD = 0.02
-
-
 #: where ``tone_norm`` measures a face's tone: the whole central window, or its pixels outside the mouth and brows
 TONE_REGIONS = ("window", "steady")
 
@@ -133,12 +131,12 @@ class UNetGenerator(nn.Module):
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
                  skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window"):
         super().__init__()
+        if tone_region not in TONE_REGIONS:
+            raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
         self.tone_norm = bool(tone_norm)
         self.tone_region = tone_region
         if self.tone_norm and tone_region != "window":     # not in the state dict: made again from the setting
             self.register_buffer("tone_weight", tone_weights(image_size, tone_region), persistent=False)
-        elif tone_region not in TONE_REGIONS:
-            raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
         depth = int(round(math.log2(image_size)))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"UNetGenerator needs a power-of-two image size >= 8, got {image_size}")
