@@ -96,7 +96,8 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
-                      "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS)},
+                      "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
+                      "tone_lock": opt(False)},
             "feature_nets": feature_nets_schema(None, None),
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
@@ -110,6 +111,8 @@ class Pix2PixModel(GeneratorModel):
         if cfg["model"]["tone_region"] != "window" and not cfg["model"]["tone_norm"]:
             raise ConfigError(f"{source}: model.tone_region = {cfg['model']['tone_region']} does nothing without "
                               f"model.tone_norm: true")
+        if cfg["model"]["tone_lock"] and not cfg["model"]["tone_norm"]:
+            raise ConfigError(f"{source}: model.tone_lock does nothing without model.tone_norm: true")
         for k, net in (("feat", "perceptual"), ("id", "identity")):
             if cfg["loss"][k] and not cfg["feature_nets"].get(net):
                 raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
@@ -121,7 +124,7 @@ class Pix2PixModel(GeneratorModel):
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
                                      skip_mask=float(m["skip_mask"]),
                                      skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]),
-                                     tone_region=m["tone_region"])}
+                                     tone_region=m["tone_region"], tone_lock=bool(m["tone_lock"]))}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

@@ -14,7 +14,9 @@
   face; with ``tone_region`` ``steady`` only of the window's pixels outside the mouth and brow regions, whose
   tone an expression changes): the network then works on one tone scale whatever the camera, and its last layer
   is linear (the output is clamped to [-1, 1] outside training) so that it can reach any gray level of the
-  photo's own scale.
+  photo's own scale. ``tone_lock`` also sets the output's window (same region and weights) to exactly the
+  normalised tone before the map back, so the output's window has the input's mean and standard deviation
+  whatever tone the network would have drawn.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -129,10 +131,14 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
-                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window"):
+                 skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window",
+                 tone_lock: bool = False):
         super().__init__()
         if tone_region not in TONE_REGIONS:
             raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
+        if tone_lock and not tone_norm:
+            raise ValueError("UNetGenerator tone_lock needs tone_norm")
+        self.tone_lock = bool(tone_lock)
         self.tone_norm = bool(tone_norm)
         self.tone_region = tone_region
         if self.tone_norm and tone_region != "window":     # not in the state dict: made again from the setting
@@ -197,7 +203,11 @@ class UNetGenerator(nn.Module):
             skip = skips[i] * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skips[i]
             h = u(torch.cat([h, skip], dim=1))
         if self.tone_norm:
-            h = (h.float() - TONE_MEAN) * (std / TONE_STD) + mean
+            h = h.float()
+            if self.tone_lock:                       # the output's window gets exactly the normalised tone
+                out_mean, out_std = tone_stats(h, getattr(self, "tone_weight", None))
+                h = (h - out_mean) * (TONE_STD / out_std) + TONE_MEAN
+            h = (h - TONE_MEAN) * (std / TONE_STD) + mean
             if not self.training:
                 h = h.clamp(-1.0, 1.0)
         return h
