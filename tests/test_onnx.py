@@ -231,13 +231,15 @@ def test_faster_torch_options_leave_the_default_path_and_stay_close(london, mode
 
 
 @needs_ort
-def test_a_tone_normalised_generator_exports_with_its_tone_steps(tmp_path, generated):
-    """model.tone_norm's statistics, affine maps and clamp are part of the exported graph: onnxruntime gives the
-    torch model's faces, for the faces as they are and for a darker, flatter copy."""
+@pytest.mark.parametrize("lock", [False, True])
+def test_a_tone_normalised_generator_exports_with_its_tone_steps(tmp_path, generated, lock):
+    """model.tone_norm's statistics, affine maps and clamp (and model.tone_lock's second measurement) are part
+    of the exported graph: onnxruntime gives the torch model's faces, for the faces as they are and for a
+    darker, flatter copy."""
     from nfgan.training.loop import train
 
     cfg = p2p_config(make_prepared(tmp_path / "d", subjects=4), steps=2)
-    cfg["model"]["tone_norm"] = True
+    cfg["model"].update(tone_norm=True, tone_lock=lock)
     train(cfg, tmp_path / "run", progress=False)
     torch_norm = Normalizer.from_checkpoint(tmp_path / "run")
     ort_norm = Normalizer.from_checkpoint(tmp_path / "run", backend="onnxruntime", threads=1)

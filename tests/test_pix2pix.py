@@ -409,3 +409,41 @@ def test_tone_norm_makes_the_generator_follow_the_photos_brightness_and_contrast
         load_config(overrides={"model": {"type": "pix2pix", "tone_norm": True, "tone_region": "cheeks"}})
     with pytest.raises(ConfigError, match="tone_region = steady does nothing without model.tone_norm"):
         load_config(overrides={"model": {"type": "pix2pix", "tone_region": "steady"}})
+
+
+@pytest.mark.parametrize("region", ["window", "steady"])
+def test_tone_lock_gives_the_output_window_the_inputs_tone(tmp_path, region):
+    """model.tone_lock: whatever tone the U-Net draws, its output's window (same region and weights as the
+    input's measurement) has exactly the input's mean and standard deviation; without it the output's tone is
+    the network's own; the lock adds no weights, needs tone_norm, and a run trained with it reloads with it."""
+    from nfgan.inference import load_model
+    from nfgan.models.unet import tone_stats, tone_weights
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 64, 64) * 0.6 - 0.4
+    x[1] = x[1] * 0.3 - 0.5                                            # a dark, flat face
+    weights = None if region == "window" else tone_weights(64, region)
+    free = UNetGenerator(dropout=0.0, tone_norm=True, tone_region=region)
+    locked = UNetGenerator(dropout=0.0, tone_norm=True, tone_region=region, tone_lock=True)
+    locked.load_state_dict(free.state_dict())
+    assert set(locked.state_dict()) == set(free.state_dict())
+    want_mean, want_std = tone_stats(x, weights)
+    for g in (free.train(), locked.train()):                           # training: no clamp on the output
+        mean, std = tone_stats(g(x), weights)
+        close = torch.allclose(mean, want_mean, atol=1e-4) and torch.allclose(std, want_std, atol=1e-4)
+        assert close == g.tone_lock                                      # only the lock fixes the tone
+    y = locked.eval()(x)
+    inside = bool((y.abs() < 1).all())
+    if inside:                                                         # the inference clamp did not cut in
+        assert torch.allclose(tone_stats(y, weights)[0], want_mean, atol=1e-4)
+    with pytest.raises(ValueError, match="tone_lock needs tone_norm"):
+        UNetGenerator(tone_lock=True)
+    with pytest.raises(ConfigError, match="tone_lock does nothing without model.tone_norm"):
+        load_config(overrides={"model": {"type": "pix2pix", "tone_lock": True}})
+    if region == "window":
+        root = make_prepared(tmp_path / "d", subjects=4)
+        cfg = p2p_config(root, steps=2)
+        cfg["model"].update(tone_norm=True, tone_lock=True)
+        train(cfg, tmp_path / "run", progress=False)
+        model = load_model(tmp_path / "run")
+        assert model.nets["gen"].tone_lock and model.info["model"]["tone_lock"] is True
