@@ -18,6 +18,12 @@ scores. Example (round 8):
       unseen:ckplus:control=docs/results/lodo_ckplus_default_recipe/ckplus_every_person/per_face.csv@lodo_ckplus ...
 
 The last line is ``choice_score CANDIDATE=SCORE ...``.
+
+With ``--bootstrap N`` the tool also says how far each margin is from noise: it redraws each (part, set)'s people
+with replacement N times (a person's faces stay together; every candidate gets the same draw, so the comparison
+is paired), scores every candidate on each draw, and prints, for each candidate against the first one named,
+the score difference, its 95 % percentile interval and the share of draws in which the candidate is ahead,
+ending with ``bootstrap CANDIDATE=DIFF [LO, HI] AHEAD ...``.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ import csv
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from nfgan.data.pairs import load_splits
 
@@ -89,16 +97,77 @@ def part_score(stats: dict[str, dict]) -> float:
     return 100 * tot / n if n else float("nan")
 
 
+def person_sums(rows: list[dict], people: list[str]) -> np.ndarray:
+    """Per person (in the order of ``people``): inputs, gt passes, gt checks, neutral calls on expressive inputs,
+    expressive inputs with a call. Shape (len(people), 5)."""
+    at = {p: i for i, p in enumerate(people)}
+    out = np.zeros((len(people), 5))
+    for r in rows:
+        i = at[r["subject"]]
+        out[i, 0] += 1
+        if r.get("id_gt_pass_faceres", "") != "":
+            out[i, 1] += float(r["id_gt_pass_faceres"])
+            out[i, 2] += 1
+        if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != "":
+            out[i, 3] += float(r["neutral_faceapi"])
+            out[i, 4] += 1
+    return out
+
+
+def bootstrap_scores(rows: dict[str, dict[str, dict[str, list[dict]]]], parts: list[str], draws: int,
+                     seed: int) -> dict[str, np.ndarray]:
+    """The rule's score of every candidate on ``draws`` paired redraws of the people: {candidate: (draws,)}.
+
+    ``rows[candidate][part][set]`` are the candidate's per_face rows. Each (part, set)'s people are drawn with
+    replacement, the same draw for every candidate; a set's value on a draw is the mean of its gt pass and
+    neutral rates over the drawn people's faces (either alone where the other has nothing to count), weighted by
+    the drawn inputs within its part, as `part_score` does."""
+    rng = np.random.default_rng(seed)
+    cands = list(rows)
+    totals = {c: {p: [np.zeros(draws), np.zeros(draws)] for p in parts} for c in cands}
+    for p in parts:
+        for s in rows[cands[0]][p]:
+            people = sorted({r["subject"] for c in cands for r in rows[c][p][s]})
+            counts = rng.multinomial(len(people), np.full(len(people), 1 / len(people)), size=draws)
+            for c in cands:
+                sums = counts @ person_sums(rows[c][p][s], people)   # (draws, 5)
+                n, gt, gt_n, neu, neu_n = sums.T
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    gt_rate, neu_rate = gt / gt_n, neu / neu_n
+                both = np.where(np.isnan(gt_rate), neu_rate,
+                                np.where(np.isnan(neu_rate), gt_rate, (gt_rate + neu_rate) / 2))
+                ok = ~np.isnan(both)
+                totals[c][p][0] += np.where(ok, n * np.nan_to_num(both), 0)
+                totals[c][p][1] += np.where(ok, n, 0)
+    out = {}
+    for c in cands:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[c] = 100 * np.mean([totals[c][p][0] / totals[c][p][1] for p in parts], axis=0)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("specs", nargs="+", metavar="PART:SET:CANDIDATE=PER_FACE_CSV@MODEL_COLUMN")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="also redraw the people N times (paired) and print each candidate's margin over the first "
+                         "candidate with its 95 %% interval")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the --bootstrap draws (default 0)")
     args = ap.parse_args(argv)
+    if args.bootstrap < 0:
+        raise SystemExit("error: --bootstrap must be >= 0")
     stats: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    all_rows: dict[str, dict[str, dict[str, list[dict]]]] = defaultdict(lambda: defaultdict(dict))
     for spec in args.specs:
         part, set_name, cand, path, model = parse_spec(spec)
         splits = load_splits(SPLIT_FILES[set_name])
         subjects = set(splits["val"]) if part == "in" else set(splits["train"]) | set(splits["val"])
-        stats[cand][part][set_name] = set_stats(rows_of(path, model, subjects))
+        rows = rows_of(path, model, subjects)
+        if not rows:
+            raise SystemExit(f"error: {path}: model {model!r} has no rows of {set_name}'s "
+                             f"{'validation' if part == 'in' else 'train and validation'} people")
+        all_rows[cand][part][set_name] = rows
+        stats[cand][part][set_name] = set_stats(rows)
     cands = list(stats)
     parts = [p for p in PARTS if any(p in stats[c] for c in cands)]
     for c in cands:
@@ -128,6 +197,23 @@ def main(argv=None) -> int:
         final[c] = sum(ps) / len(ps)
         print(f"| {c} | " + " | ".join(f"{v:.1f}" for v in ps) + f" | {final[c]:.1f} |")
     print("choice_score " + " ".join(f"{c}={v:.1f}" for c, v in final.items()))
+    if args.bootstrap and len(cands) > 1:
+        scores = bootstrap_scores(all_rows, parts, args.bootstrap, args.seed)
+        ref = cands[0]
+        print()
+        print(f"Paired bootstrap over people ({args.bootstrap} draws, seed {args.seed}), against {ref}:")
+        print()
+        print(f"| candidate | rule score | difference to {ref} | 95 % interval | draws ahead of {ref} |")
+        print("|---|---|---|---|---|")
+        line = []
+        for c in cands[1:]:
+            d = scores[c] - scores[ref]
+            lo, hi = np.percentile(d, [2.5, 97.5])
+            ahead = float(np.mean(d > 0))
+            diff = final[c] - final[ref]
+            print(f"| {c} | {final[c]:.1f} | {diff:+.1f} | [{lo:+.1f}, {hi:+.1f}] | {100 * ahead:.1f} % |")
+            line.append(f"{c}={diff:+.1f}[{lo:+.1f},{hi:+.1f}]{ahead:.3f}")
+        print("bootstrap " + " ".join(line))
     return 0
 
 
