@@ -74,16 +74,19 @@ def rows_of(path: Path, model: str, subjects: set[str] | None) -> list[dict]:
 
 def set_stats(rows: list[dict]) -> dict:
     """Inputs, gt pass faceres and face-api neutral on expressive inputs (fractions; None where nothing counts)."""
-    ids = [float(r["id_gt_pass_faceres"]) for r in rows if r.get("id_gt_pass_faceres", "") != ""]
-    expr = [float(r["neutral_faceapi"]) for r in rows
-            if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != ""]
     per_class: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != "":
             per_class[r["expression"]].append(float(r["neutral_faceapi"]))
-    return {"n": len(rows), "gt_pass": sum(ids) / len(ids) if ids else None,
-            "neutral": sum(expr) / len(expr) if expr else None,
+    people = sorted({r["subject"] for r in rows})
+    return {**rates(person_sums(rows, people).sum(axis=0)),
             "per_class": {k: (sum(v) / len(v), len(v)) for k, v in sorted(per_class.items())}}
+
+
+def rates(sums: np.ndarray) -> dict:
+    """`set_stats`'s inputs, gt pass and neutral from one row of `person_sums` (or a sum of rows)."""
+    n, gt, gt_n, neu, neu_n = (float(v) for v in sums)
+    return {"n": int(n), "gt_pass": gt / gt_n if gt_n else None, "neutral": neu / neu_n if neu_n else None}
 
 
 def part_score(stats: dict[str, dict]) -> float:
@@ -119,31 +122,23 @@ def bootstrap_scores(rows: dict[str, dict[str, dict[str, list[dict]]]], parts: l
     """The rule's score of every candidate on ``draws`` paired redraws of the people: {candidate: (draws,)}.
 
     ``rows[candidate][part][set]`` are the candidate's per_face rows. Each (part, set)'s people are drawn with
-    replacement, the same draw for every candidate; a set's value on a draw is the mean of its gt pass and
-    neutral rates over the drawn people's faces (either alone where the other has nothing to count), weighted by
-    the drawn inputs within its part, as `part_score` does."""
+    replacement, the same draw for every candidate, and each draw is scored as the rule scores the people once
+    (`rates`, `part_score`)."""
     rng = np.random.default_rng(seed)
     cands = list(rows)
-    totals = {c: {p: [np.zeros(draws), np.zeros(draws)] for p in parts} for c in cands}
+    drawn: dict[str, dict[str, list[np.ndarray]]] = {c: {p: [] for p in parts} for c in cands}
     for p in parts:
         for s in rows[cands[0]][p]:
             people = sorted({r["subject"] for c in cands for r in rows[c][p][s]})
             counts = rng.multinomial(len(people), np.full(len(people), 1 / len(people)), size=draws)
             for c in cands:
-                sums = counts @ person_sums(rows[c][p][s], people)   # (draws, 5)
-                n, gt, gt_n, neu, neu_n = sums.T
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    gt_rate, neu_rate = gt / gt_n, neu / neu_n
-                both = np.where(np.isnan(gt_rate), neu_rate,
-                                np.where(np.isnan(neu_rate), gt_rate, (gt_rate + neu_rate) / 2))
-                ok = ~np.isnan(both)
-                totals[c][p][0] += np.where(ok, n * np.nan_to_num(both), 0)
-                totals[c][p][1] += np.where(ok, n, 0)
-    out = {}
-    for c in cands:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[c] = 100 * np.mean([totals[c][p][0] / totals[c][p][1] for p in parts], axis=0)
-    return out
+                drawn[c][p].append(counts @ person_sums(rows[c][p][s], people))   # (draws, 5)
+
+    def score(c: str, d: int) -> float:
+        return float(np.mean([part_score({i: rates(sums[d]) for i, sums in enumerate(drawn[c][p])})
+                              for p in parts]))
+
+    return {c: np.array([score(c, d) for d in range(draws)]) for c in cands}
 
 
 def main(argv=None) -> int:
