@@ -27,6 +27,9 @@ from nfgan.rundir import latest_checkpoint
 
 FORMAT_VERSION = 1
 EXPORT_KEY = "nfgan_model"     # safetensors metadata key of an exported model
+#: name prefix of a network that holds the moving average of a generator network (``ema_gen``; written by
+#: ``nfgan.training.ema``, preferred by ``nfgan.inference.load_model``)
+EMA_PREFIX = "ema_"
 EXPORT_FORMAT = 1
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nfgan.checkpoint import EXPORT_FORMAT, EXPORT_KEY, CheckpointError, load_checkpoint, read_exported_model
+from nfgan.checkpoint import EMA_PREFIX, EXPORT_FORMAT, EXPORT_KEY, CheckpointError, load_checkpoint, read_exported_model
 from nfgan.data.generator_input import InputRule
 from nfgan.models import model_class
 from nfgan.pixels import to_unit_batch, to_uint8
@@ -243,7 +243,9 @@ def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[st
 def load_model(path: str | Path) -> Generator:
     """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, a file written by
     :func:`export_model`, or the name of a shipped model (:data:`SHIPPED_MODELS`: ``default``, ``cc_by``,
-    ``london``, ``nfgan``, ``all_data``). Errors (``CheckpointError``) name the file and the problem."""
+    ``london``, ``nfgan``, ``all_data``). A checkpoint of a run trained with ``train.ema_half_life`` gives the
+    moving average of its generator (``info["weights"] == "ema"``), as exporting it does. Errors
+    (``CheckpointError``) name the file and the problem."""
     path = shipped_model(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder, checkpoint or model file (nor a shipped model: "
@@ -261,8 +263,16 @@ def load_model(path: str | Path) -> Generator:
         raise CheckpointError(f"{ck['path']}: the recorded config must be a mapping")
     info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
             "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
-            "config_name": cfg.get("name"), "config": cfg}
-    return Generator(kind, _generator_nets(kind, model, ck["nets"], ck["path"]), info)
+            "config_name": cfg.get("name"), "config": cfg, "weights": "live"}
+    states = ck["nets"]
+    try:
+        names = model_class(kind).GENERATOR
+    except ValueError as e:
+        raise CheckpointError(f"{ck['path']}: {e}") from None
+    if names and all(EMA_PREFIX + n in states for n in names):   # a run with train.ema_half_life ships its average
+        states = {n: states[EMA_PREFIX + n] for n in names}
+        info.update(weights="ema", ema_since=ck["extra"].get("ema_since"))
+    return Generator(kind, _generator_nets(kind, model, states, ck["path"]), info)
 
 
 def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **metadata) -> Path:
@@ -279,7 +289,7 @@ def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
             "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
             "neutralize_shape": g.rule.neutralize, "input_rule": g.rule.as_dict(),
-            "config": g.info.get("config", {}),
+            "config": g.info.get("config", {}), "weights": g.info.get("weights", "live"),
             "stored_dtype": "float16" if half else "float32", **metadata}
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
     return Path(out)

@@ -78,6 +78,9 @@ COMMON = {
         "feature_batch": opt(64, low=1, high=65536),  # chunk size when filling the frozen-feature caches
         "share_trunk": True,      # one pass on x~ when both aux nets are stages of one network (SharedTrunk)
         "prefetch": True,         # read the next batch's faces in a background thread (same batches)
+        # a moving average of the generator's weights, updated after every step, saved in every checkpoint and
+        # used by inference and export (nfgan.training.ema); its half-life in steps, 0 = off
+        "ema_half_life": nonneg(0.0, high=1e9),
     },
     "log": {"every": opt(1, low=1), "sample_every": opt(250, low=1), "checkpoint_every": opt(250, low=1),
             "keep_checkpoints": opt(3, low=1), "sample_count": opt(8, low=1, high=1024)},

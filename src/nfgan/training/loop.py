@@ -31,6 +31,7 @@ from nfgan.rundir import RunDir
 from nfgan.training.config import load_config
 from nfgan.training.data import TrainingData
 from nfgan.training.distributed import Distributed, use_global_batchnorm
+from nfgan.training.ema import EMA_PREFIX, WeightAverage
 
 
 class NonFiniteLossError(RuntimeError):
@@ -72,6 +73,9 @@ class Trainer:
                 use_global_batchnorm(net)
             if self.dist.rank:   # dropout masks differ between the slices of a batch, as within one batch
                 torch.manual_seed(self._rank_seed(self.dist.rank))
+        half_life = float(tcfg["ema_half_life"])
+        self.ema = WeightAverage({n: self.model.nets[n] for n in self.model.GENERATOR}, half_life) \
+            if half_life > 0 else None
         self.step = 0
         self._ahead = None       # (sampler state before it, future Batch): the batch drawn ahead (prefetch)
         self._loader = None
@@ -128,15 +132,27 @@ class Trainer:
                                          for group in opt.param_groups for p in group["params"]])
         for opt in model.optimizers.values():
             opt.step()
+        if self.ema is not None:
+            self.ema.update()
         self.step += 1
         return dict(zip(names, values.tolist()))
 
     @torch.no_grad()
     def sample_grid(self) -> np.ndarray:
-        """input | output | target for the fixed sample rows (networks in eval mode)."""
+        """input | output | target for the fixed sample rows (networks in eval mode); with ``train.ema_half_life``
+        the averaged generator's output (what the run ships) between output and target."""
         x_rows, y_rows = self.data.sample_rows
-        out = self.model.visuals(self.data.generator_rows(x_rows))
-        return grid([self.data.read(self.data.gen_rows[x_rows]), to_uint8(out), self.data.read(y_rows)])
+        x = self.data.generator_rows(x_rows)
+        outs = [to_uint8(self.model.visuals(x))]
+        if self.ema is not None:
+            live = dict(self.model.nets)
+            self.model.nets.update(self.ema.nets)     # the model's own generate() on the averaged networks
+            try:
+                outs.append(to_uint8(self.model.visuals(x)))
+            finally:
+                self.model.nets.clear()
+                self.model.nets.update(live)
+        return grid([self.data.read(self.data.gen_rows[x_rows]), *outs, self.data.read(y_rows)])
 
     def rng_state(self) -> dict[str, torch.Tensor]:
         """The generators' states; in a data-parallel run also every other process's (``torch_cpu_rankN``).
@@ -155,10 +171,14 @@ class Trainer:
         """Write a checkpoint (process 0 writes; collective in a data-parallel run)."""
         rng = self.rng_state()
         if self.dist.is_main:
-            save_checkpoint(path, self.step, self.model.nets, self.model.optimizers, rng, self.model.info(),
+            nets, extra = dict(self.model.nets), {}
+            if self.ema is not None:
+                nets.update(self.ema.checkpoint_nets())
+                extra["ema_since"] = self.ema.since
+            save_checkpoint(path, self.step, nets, self.model.optimizers, rng, self.model.info(),
                             # whose faces reached a gradient (the FER leak guard reads this)
                             extra={"config": self.cfg, "train_subjects": self.data.train_subjects,
-                                   "processes": self.dist.world})
+                                   "processes": self.dist.world, **extra})
         self.dist.barrier()
         return Path(path)
 
@@ -185,6 +205,13 @@ class Trainer:
         if f"cuda{suffix}" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng[f"cuda{suffix}"], self.device)
         self.step = int(ck["step"])
+        if self.ema is not None:
+            names = [EMA_PREFIX + n for n in self.ema.nets]
+            if all(n in ck["nets"] for n in names):
+                self.ema.load({n: ck["nets"][EMA_PREFIX + n] for n in self.ema.nets},
+                              int(ck["extra"].get("ema_since", 0)))
+            else:   # e.g. a second stage started from a first stage's checkpoint: the average starts here
+                self.ema.restart(self.step)
 
 
 # ----------------------------------------------------------------------------------------------- run loop

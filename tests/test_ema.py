@@ -1,0 +1,147 @@
+"""The moving average of the generator's weights (train.ema_half_life): the update rule, checkpoints, resume,
+a second stage started from a checkpoint without an average, and inference/export using the average."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_prepared, p2p_config
+from nfgan.checkpoint import load_checkpoint
+from nfgan.config import ConfigError
+from nfgan.training.config import load_config
+from nfgan.training.ema import WeightAverage, ema_decay
+from nfgan.training.loop import Trainer, train
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("ema_prepared"), subjects=5)
+
+
+def _cfg(prepared, half_life: float, steps: int = 2):
+    cfg = p2p_config(prepared, steps=steps, ema_half_life=half_life)
+    cfg["optim"]["gen"]["lr"] = 1e-2     # large steps, so the average and the live weights part clearly
+    return cfg
+
+
+def _state(net) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_decay_halves_a_steps_weight_in_half_life_steps():
+    assert ema_decay(1) == 0.5
+    assert math.isclose(ema_decay(100) ** 100, 0.5, rel_tol=1e-12)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="half_life must be > 0"):
+            ema_decay(bad)
+
+
+def test_config_refuses_a_negative_half_life(tmp_path):
+    assert load_config()["train"]["ema_half_life"] == 0     # off unless asked for
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {ema_half_life: -5}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*train.ema_half_life"):
+        load_config(bad)
+
+
+def test_each_step_moves_the_average_towards_the_live_generator_only(prepared):
+    tr = Trainer(_cfg(prepared, half_life=2.0))
+    assert set(tr.ema.nets) == {"gen"}                   # the discriminator is not averaged
+    b = ema_decay(2.0)
+    avg0, live0 = _state(tr.ema.nets["gen"]), _state(tr.model.nets["gen"])
+    assert all(torch.equal(avg0[k], live0[k]) for k in avg0)    # starts as a copy
+    tr.train_step()
+    avg1, live1 = _state(tr.ema.nets["gen"]), _state(tr.model.nets["gen"])
+    floats = [k for k, v in avg1.items() if v.is_floating_point()]
+    assert any("running_mean" in k for k in floats)       # BatchNorm statistics are averaged too
+    moved = 0
+    for k in floats:
+        torch.testing.assert_close(avg1[k], b * avg0[k] + (1 - b) * live1[k], rtol=1e-6, atol=1e-7)
+        moved += not torch.equal(live1[k], live0[k])
+    assert moved > len(floats) // 2
+    counters = [k for k, v in avg1.items() if not v.is_floating_point()]
+    assert counters and all(torch.equal(avg1[k], live1[k]) for k in counters)
+    # the average is not the live generator, and its gradients are off
+    assert any(not torch.equal(avg1[k], live1[k]) for k in floats)
+    assert not any(p.requires_grad for p in tr.ema.nets["gen"].parameters())
+
+
+def test_checkpoints_keep_the_average_and_resume_continues_it_exactly(prepared, tmp_path):
+    train(_cfg(prepared, 3.0, steps=4), tmp_path / "full", progress=False)
+    train(_cfg(prepared, 3.0, steps=2), tmp_path / "resumed", progress=False)
+    train(_cfg(prepared, 3.0, steps=4), tmp_path / "resumed", resume=True, progress=False)
+    full, resumed = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "resumed")
+    assert set(full["nets"]) == {"gen", "dis", "ema_gen"} and full["extra"]["ema_since"] == 0
+    for name in ("gen", "ema_gen"):
+        for k, v in full["nets"][name].items():
+            assert torch.equal(v, resumed["nets"][name][k]), (name, k)
+    assert resumed["extra"]["ema_since"] == 0
+
+
+def test_a_second_stage_starts_its_average_from_the_weights_it_resumes_from(prepared, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(prepared, 0.0, steps=2), run, progress=False)      # first stage: no average
+    first = load_checkpoint(run)
+    assert "ema_gen" not in first["nets"] and "ema_since" not in first["extra"]
+    train(_cfg(prepared, 4.0, steps=3), run, resume=True, progress=False)
+    second = load_checkpoint(run)
+    assert second["step"] == 3 and second["extra"]["ema_since"] == 2
+    b = ema_decay(4.0)
+    for k, v in second["nets"]["ema_gen"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, b * first["nets"]["gen"][k] + (1 - b) * second["nets"]["gen"][k],
+                                       rtol=1e-6, atol=1e-7)
+
+
+def test_inference_and_export_use_the_average(prepared, tmp_path):
+    from nfgan.inference import load_model
+    from nfgan.inference.generator import export_model
+    from nfgan.models.pix2pix import Pix2PixModel
+
+    cfg = _cfg(prepared, 2.0, steps=3)
+    train(cfg, tmp_path / "run", progress=False)
+    ck = load_checkpoint(tmp_path / "run")
+    g = load_model(tmp_path / "run")
+    assert g.info["weights"] == "ema" and g.info["ema_since"] == 0
+    ema_ref, live_ref = (Pix2PixModel.build_generator(cfg["model"])["gen"] for _ in range(2))
+    ema_ref.load_state_dict(ck["nets"]["ema_gen"])
+    live_ref.load_state_dict(ck["nets"]["gen"])
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        out = g(x)
+        assert torch.equal(out, ema_ref.eval()(x))
+        assert (out - live_ref.eval()(x)).abs().max() > 1e-3
+    exported = export_model(tmp_path / "run", tmp_path / "model.safetensors")
+    g2 = load_model(exported)
+    assert g2.info["weights"] == "ema"
+    with torch.no_grad():
+        assert torch.equal(g2(x), out)
+    # a run without the average gives its live weights
+    train(_cfg(prepared, 0.0, steps=1), tmp_path / "plain", progress=False)
+    assert load_model(tmp_path / "plain").info["weights"] == "live"
+
+
+def test_sample_grids_show_the_average_beside_the_live_output(prepared):
+    plain = Trainer(_cfg(prepared, 0.0)).sample_grid()
+    tr = Trainer(_cfg(prepared, 2.0))
+    tr.train_step()
+    g = tr.sample_grid()
+    assert g.shape[0] == plain.shape[0] and g.shape[1] == plain.shape[1] + 66     # one more 64 px column
+    live_col, ema_col = g[2:66, 68:132], g[2:66, 134:198]
+    assert not np.array_equal(live_col, ema_col)
+
+
+def test_weight_average_restart_and_load(prepared):
+    tr = Trainer(_cfg(prepared, 0.0))
+    wa = WeightAverage({"gen": tr.model.nets["gen"]}, half_life=1.0)
+    tr.train_step()
+    wa.update()
+    saved = {"gen": _state(wa.nets["gen"])}
+    wa.restart(since=7)
+    assert wa.since == 7
+    assert all(torch.equal(v, tr.model.nets["gen"].state_dict()[k]) for k, v in wa.nets["gen"].state_dict().items())
+    wa.load(saved, since=1)
+    assert wa.since == 1 and all(torch.equal(v, saved["gen"][k]) for k, v in wa.nets["gen"].state_dict().items())
