@@ -39,7 +39,9 @@ def _p2p_args(data: Path, out: Path, name: str, steps: int, dropout: float) -> l
     sets = {"model.type": "pix2pix", "model.ngf": 8, "model.ndf": 8, "model.dropout": dropout,
             "data.root": data, "data.splits": data / "splits.json", "data.flip_left_poses": "false",
             "train.batch_size": 8, "train.threads": 1, "train.bf16": "false", "train.channels_last": "false",
-            "log.checkpoint_every": 2, "log.sample_every": 2, "log.keep_checkpoints": 10}
+            "log.checkpoint_every": 2, "log.sample_every": 2, "log.keep_checkpoints": 10,
+            # the generator's moving average rides along: checkpoints compare it too (net/ema_gen/...)
+            "train.ema_half_life": 2}
     args = ["train", "--config", str(REPO / "configs" / "baseline_pix2pix.yaml"), "--steps", str(steps),
             "--quiet", "--out", str(out), "--name", name]
     for k, v in sets.items():
@@ -82,7 +84,7 @@ def test_ddp_torchrun_two_processes_match_one_process(data, tmp_path):
     assert summary["processes"] == 2 and summary["step"] == 4
     a = _weights(tmp_path / "one" / "checkpoints" / "step_00000004.safetensors")
     b = _weights(tmp_path / "two" / "checkpoints" / "step_00000004.safetensors")
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and any(k.startswith("net/ema_gen/") for k in a)
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].is_floating_point())
     assert worst < 1e-4, worst
     changed = max((a[k].float() - _weights(tmp_path / "one" / "checkpoints" / "step_00000002.safetensors")[k]
@@ -197,7 +199,7 @@ def test_ddp_kill_one_process_and_resume_is_exact(data, tmp_path):
     _run(_torchrun(2, ["train", "--resume", str(killed), "--quiet"]))   # reads the run's own config.yaml
     a = load_file(str(tmp_path / "whole" / "checkpoints" / "step_00000006.safetensors"))
     b = load_file(str(killed / "checkpoints" / "step_00000006.safetensors"))
-    assert a.keys() == b.keys() and "rng/torch_cpu_rank1" in a
+    assert a.keys() == b.keys() and "rng/torch_cpu_rank1" in a and "net/ema_gen/down.0.0.weight" in a
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert different == []
     assert logged_losses(tmp_path / "whole") == logged_losses(killed)
