@@ -33,6 +33,12 @@ EMA_PREFIX = "ema_"
 EXPORT_FORMAT = 1
 
 
+def averaged_nets(nets: Mapping[str, dict]) -> dict[str, dict]:
+    """The moving averages among a checkpoint's networks (``load_checkpoint(...)["nets"]``), under the names of
+    the networks they average (``ema_gen`` -> ``gen``); empty for a run without one."""
+    return {name[len(EMA_PREFIX):]: state for name, state in nets.items() if name.startswith(EMA_PREFIX)}
+
+
 class CheckpointError(ValueError):
     pass
 

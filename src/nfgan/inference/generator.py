@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nfgan.checkpoint import EMA_PREFIX, EXPORT_FORMAT, EXPORT_KEY, CheckpointError, load_checkpoint, read_exported_model
+from nfgan.checkpoint import (EXPORT_FORMAT, EXPORT_KEY, CheckpointError, averaged_nets, load_checkpoint,
+                              read_exported_model)
 from nfgan.data.generator_input import InputRule
 from nfgan.models import model_class
 from nfgan.pixels import to_unit_batch, to_uint8
@@ -264,15 +265,10 @@ def load_model(path: str | Path) -> Generator:
     info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
             "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
             "config_name": cfg.get("name"), "config": cfg, "weights": "live"}
-    states = ck["nets"]
-    try:
-        names = model_class(kind).GENERATOR
-    except ValueError as e:
-        raise CheckpointError(f"{ck['path']}: {e}") from None
-    if names and all(EMA_PREFIX + n in states for n in names):   # a run with train.ema_half_life ships its average
-        states = {n: states[EMA_PREFIX + n] for n in names}
+    states = averaged_nets(ck["nets"])      # a run with train.ema_half_life ships its average
+    if states:
         info.update(weights="ema", ema_since=ck["extra"].get("ema_since"))
-    return Generator(kind, _generator_nets(kind, model, states, ck["path"]), info)
+    return Generator(kind, _generator_nets(kind, model, states or ck["nets"], ck["path"]), info)
 
 
 def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **metadata) -> Path:

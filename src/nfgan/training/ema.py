@@ -35,19 +35,13 @@ class WeightAverage:
 
     def __init__(self, nets: dict[str, nn.Module], half_life: float, since: int = 0):
         self.decay = ema_decay(half_life)
-        self.live = dict(nets)
         self.nets = {name: copy.deepcopy(net).requires_grad_(False).eval() for name, net in nets.items()}
         self.since = int(since)
-        self._pairs = self._tensor_pairs()
-
-    def _tensor_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        pairs = []
-        for name, avg in self.nets.items():
-            live = self.live[name].state_dict(keep_vars=True)
-            for key, a in avg.state_dict(keep_vars=True).items():
-                pairs.append((a.data if isinstance(a, nn.Parameter) else a,
-                              live[key].data if isinstance(live[key], nn.Parameter) else live[key]))
-        return pairs
+        # (averaged, live) tensor pairs: a state dict's tensors share storage with the modules' own
+        self._pairs = []
+        for name, net in self.nets.items():
+            live = nets[name].state_dict()
+            self._pairs += [(avg, live[key]) for key, avg in net.state_dict().items()]
 
     @torch.no_grad()
     def update(self) -> None:
@@ -77,4 +71,4 @@ class WeightAverage:
         return {EMA_PREFIX + name: net for name, net in self.nets.items()}
 
 
-__all__ = ["EMA_PREFIX", "WeightAverage", "ema_decay"]
+__all__ = ["WeightAverage", "ema_decay"]

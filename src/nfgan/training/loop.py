@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from nfgan.atomic import save_image, write_text
-from nfgan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nfgan.checkpoint import CheckpointError, averaged_nets, load_checkpoint, save_checkpoint
 from nfgan.config import ConfigError
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.models import model_class
@@ -31,7 +31,7 @@ from nfgan.rundir import RunDir
 from nfgan.training.config import load_config
 from nfgan.training.data import TrainingData
 from nfgan.training.distributed import Distributed, use_global_batchnorm
-from nfgan.training.ema import EMA_PREFIX, WeightAverage
+from nfgan.training.ema import WeightAverage
 
 
 class NonFiniteLossError(RuntimeError):
@@ -206,10 +206,9 @@ class Trainer:
             torch.cuda.set_rng_state(rng[f"cuda{suffix}"], self.device)
         self.step = int(ck["step"])
         if self.ema is not None:
-            names = [EMA_PREFIX + n for n in self.ema.nets]
-            if all(n in ck["nets"] for n in names):
-                self.ema.load({n: ck["nets"][EMA_PREFIX + n] for n in self.ema.nets},
-                              int(ck["extra"].get("ema_since", 0)))
+            stored = averaged_nets(ck["nets"])
+            if all(n in stored for n in self.ema.nets):
+                self.ema.load(stored, int(ck["extra"].get("ema_since", 0)))
             else:   # e.g. a second stage started from a first stage's checkpoint: the average starts here
                 self.ema.restart(self.step)
 
