@@ -145,7 +145,7 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     """The default since round 8 (docs/experiments.md): the five-set chain with model.skip_mask 1.0, the lever
     from step 0 and the synthetic expressions, step 2500; cc_by since round 9: London and canada with the same
-    mask and lever, step 2000. The gates stored in each file are the ones the code computes (a file with other
+    mask and lever, step 2000. Both ship their generator's moving average. The gates stored in each file are the ones the code computes (a file with other
     gates would shut the skips somewhere else); london keeps every skip."""
     from nfgan.models.unet import UNetGenerator
 
@@ -158,6 +158,8 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
         assert info["model"]["skip_mask"] == 1.0 and info["step"] == step, name
         assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0, name
         assert set(cfg["data"]["sources"]) == sources, name
+        # both ship the moving average of their generator (default since round 19, cc_by since round 20)
+        assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name
         net = g.nets["gen"]
         for i in range(3):
             stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
