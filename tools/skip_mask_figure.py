@@ -4,7 +4,7 @@ Face Model (`nfgan synth-expressions`), each normalised by the models given, bes
 
     git show 71604f4:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/plain.safetensors
     python tools/skip_mask_figure.py out/london64 out/london64_sfm docs/figures/skip_mask.png \
-        --model plain=/tmp/plain.safetensors --model default=default
+        --model plain=/tmp/plain.safetensors --model default=default --model cc_by=cc_by
 
 (71604f4 is the last commit whose shipped default is `plain`, the same chain without the mask.) Rows: the test
 split's smiling photos, frontal and 3/4, then its synthetic faces of each SFM expression; ``--per-label`` inputs
