@@ -3,6 +3,7 @@ a second stage started from a checkpoint without an average, and inference/expor
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,51 @@ def test_inference_and_export_use_the_average(prepared, tmp_path):
     # a run without the average gives its live weights
     train(_cfg(prepared, 0.0, steps=1), tmp_path / "plain", progress=False)
     assert load_model(tmp_path / "plain").info["weights"] == "live"
+
+
+def test_a_checkpoints_live_weights_can_be_chosen_by_argument_or_path(prepared, tmp_path):
+    from nfgan.checkpoint import CheckpointError
+    from nfgan.evaluation.evaluate import parse_run_spec
+    from nfgan.inference import load_model
+    from nfgan.inference.export import model_stem
+    from nfgan.inference.generator import export_model, split_weights
+    from nfgan.models.pix2pix import Pix2PixModel
+
+    cfg = _cfg(prepared, 2.0, steps=3)
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    ck = load_checkpoint(run)
+    live_ref = Pix2PixModel.build_generator(cfg["model"])["gen"]
+    live_ref.load_state_dict(ck["nets"]["gen"])
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        want_live, want_ema = live_ref.eval()(x), load_model(run)(x)
+        assert (want_live - want_ema).abs().max() > 1e-3
+        for g in (load_model(run, weights="live"), load_model(f"{run}#live"), load_model(f"{ck['path']}#live")):
+            assert g.info["weights"] == "live" and torch.equal(g(x), want_live)
+        assert torch.equal(load_model(f"{run}#ema")(x), want_ema)
+        # exporting the live weights, then reading them back
+        out = export_model(f"{run}#live", tmp_path / "live.safetensors")
+        g = load_model(out)
+        assert g.info["weights"] == "live" and torch.equal(g(x), want_live)
+        assert load_model(out, weights="live").info["weights"] == "live"
+    with pytest.raises(CheckpointError, match=r"live.safetensors.*'live' ones, not 'ema'"):
+        load_model(f"{out}#ema")
+    train(_cfg(prepared, 0.0, steps=1), tmp_path / "plain", progress=False)
+    with pytest.raises(CheckpointError, match=r"plain.*no moving average"):
+        load_model(tmp_path / "plain", weights="ema")
+    with pytest.raises(ValueError, match="weights must be one of auto, ema, live"):
+        load_model(run, weights="newest")
+    with pytest.raises(ValueError, match="asks for the 'live' weights and for 'ema'"):
+        load_model(f"{run}#live", weights="ema")
+    # names in tables and exported graphs keep the choice; a file really named ...#live stays a file
+    assert parse_run_spec(f"{run}#live") == ("run#live", Path(f"{run}#live"))
+    assert parse_run_spec(f"{ck['path']}#ema") == (f"run@{ck['path'].stem}#ema", Path(f"{ck['path']}#ema"))
+    assert model_stem(Path(f"{run}#live")) == "run_live"
+    odd = tmp_path / "odd#live"
+    odd.write_bytes(b"")
+    assert split_weights(odd) == (odd, "auto")
+    assert split_weights(tmp_path / "x#newest") == (tmp_path / "x#newest", "auto")
 
 
 def test_sample_grids_show_the_average_beside_the_live_output(prepared):

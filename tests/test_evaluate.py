@@ -264,6 +264,21 @@ def test_parse_run_spec_names_runs_checkpoints_and_shipped_models(runs):
     assert parse_run_spec(str(base / "p2p")) == ("p2p", base / "p2p")
     assert parse_run_spec(str(ckpt)) == (f"p2p@{ckpt.stem}", ckpt)
     assert parse_run_spec("cc_by") == ("cc_by", Path("cc_by"))
+    assert parse_run_spec(f"{base / 'p2p'}#live") == ("p2p#live", Path(f"{base / 'p2p'}#live"))
+
+
+def test_evaluate_takes_a_checkpoints_live_weights_by_path(runs, tmp_path):
+    """RUN#live is a column of its own; a run trained without a moving average has no RUN#ema."""
+    from nfgan.checkpoint import CheckpointError
+
+    base, root = runs
+    kw = dict(split="train", splits=root / "splits.json", identity=("dlib",), expression=("fer",), kid_subsets=2,
+              figures=False, progress=False)
+    m = evaluate([str(base / "p2p"), f"{base / 'p2p'}#live"], root, out=tmp_path / "e", **kw)
+    plain, live = m["models"]["p2p"]["groups"]["all"], m["models"]["p2p#live"]["groups"]["all"]
+    assert live["ssim"] == pytest.approx(plain["ssim"]) and live["l1"] == pytest.approx(plain["l1"])
+    with pytest.raises(CheckpointError, match="no moving average"):
+        evaluate([f"{base / 'p2p'}#ema"], root, out=tmp_path / "f", **kw)
 
 
 def test_degraded_inputs_are_scored_from_the_changed_images_against_clean_targets(runs, tmp_path):

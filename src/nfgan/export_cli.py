@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, action="append", default=None,
                    help="a generator to export (run folder, checkpoint or exported model; repeatable); default: "
                         "the shipped default normaliser (research use only) and the shipped NFGAN; a shipped "
-                        "model's name (cc_by, london, ...) works too")
+                        "model's name (cc_by, london, ...) works too; PATH#live or PATH#ema chooses a checkpoint's live "
+                        "generator or its moving average")
     p.add_argument("--no-generators", action="store_true", help="export no generator (only --fer-model)")
     p.add_argument("--fer-model", type=Path, action="append", default=[],
                    help="a FER model (nfgan fer train: fer_model.safetensors or its folder) to export too (repeatable)")

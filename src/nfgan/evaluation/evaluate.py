@@ -61,7 +61,7 @@ from nfgan.data.photometric import degrade, parse_degradation
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.evaluation.evaluators import (IDENTITY_EVALUATORS, ExpressionEvaluator, IdentityEvaluator,  # noqa: F401
                                          expression_evaluators, identity_evaluators)
-from nfgan.inference.generator import Generator, load_model
+from nfgan.inference.generator import Generator, load_model, split_weights
 from nfgan.rundir import CHECKPOINTS
 
 VIEW_OF_POSE = {"frontal": "frontal", "left_3quarter": "3/4", "right_3quarter": "3/4",
@@ -406,16 +406,19 @@ def parse_run_spec(spec: str) -> tuple[str, Path]:
     if "=" in spec and not Path(spec).exists():
         name, _, p = spec.partition("=")
         return name, Path(p)
-    p = Path(spec)
+    p, weights = split_weights(spec)
+    tag = "" if weights == "auto" else f"#{weights}"     # PATH#live keeps its choice in the path and the name
     if p.is_file() and p.parent.name == CHECKPOINTS:
-        return f"{p.parent.parent.name}@{p.stem}", p
-    return p.stem if p.is_file() else p.name, p
+        return f"{p.parent.parent.name}@{p.stem}{tag}", Path(f"{p}{tag}")
+    return (p.stem if p.is_file() else p.name) + tag, Path(f"{p}{tag}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run folder, checkpoint, exported model, shipped model name, or a network-free baseline "
-                        "(frontalize3d[:SFM_FOLDER], frontalize2d); NAME=PATH sets the name shown in tables")
+                        "(frontalize3d[:SFM_FOLDER], frontalize2d); NAME=PATH sets the name shown in tables; "
+                        "PATH#live or PATH#ema chooses a checkpoint's live generator or its moving average "
+                        "(default: the average where the run kept one)")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (nfgan prepare)")
     p.add_argument("--split", default="test", help="subjects to evaluate (default: test)")
     p.add_argument("--splits", default=None,

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nfgan.inference.generator import Generator
+from nfgan.inference.generator import Generator, split_weights
 
 #: ``nfgan.format`` of every file written here
 ONNX_FORMAT = "nfgan-onnx/1"
@@ -181,8 +181,10 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
 
 
 def model_stem(path: Path) -> str:
-    path = Path(path)
-    return path.name if path.is_dir() else path.stem
+    """The file-name stem of a model argument: a run folder's name or a file's stem, with ``_live`` / ``_ema``
+    for ``PATH#live`` / ``PATH#ema``."""
+    path, weights = split_weights(path)
+    return (path.name if path.is_dir() else path.stem) + ("" if weights == "auto" else f"_{weights}")
 
 
 def check_graph(model: bytes, module, example: torch.Tensor) -> float:

@@ -42,6 +42,24 @@ NFGAN_MODEL_NAME = "nfgan_london64.safetensors"
 #: ``default`` and ``all_data`` are the same file
 SHIPPED_MODELS = {"default": DEFAULT_MODEL_NAME, "all_data": ALL_DATA_MODEL_NAME, "cc_by": CC_BY_MODEL_NAME,
                   "london": LONDON_MODEL_NAME, "nfgan": NFGAN_MODEL_NAME}
+#: which generator weights ``load_model`` reads: ``auto`` (the moving average where a run kept one, else the live
+#: weights), ``ema`` (the average; an error without one) or ``live`` (the weights training updated)
+WEIGHTS = ("auto", "ema", "live")
+
+
+def split_weights(path: str | Path, weights: str = "auto") -> tuple[Path, str]:
+    """``PATH#live`` or ``PATH#ema`` (how a command line names one set of a checkpoint's weights) as
+    ``(PATH, "live")`` / ``(PATH, "ema")``; any other path with ``weights`` unchanged. A file whose name really
+    ends in ``#live`` stays a file. ``weights`` must be one of :data:`WEIGHTS` and agree with the suffix."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    text = str(path)
+    base, sep, suffix = text.rpartition("#")
+    if not sep or suffix not in WEIGHTS[1:] or Path(text).exists():
+        return Path(path), weights
+    if weights not in ("auto", suffix):
+        raise ValueError(f"{text}: asks for the {suffix!r} weights and for {weights!r} ones")
+    return Path(base), suffix
 
 
 def shipped_model(name_or_path: str | Path) -> Path:
@@ -241,12 +259,18 @@ def _generator_nets(kind: str, model: dict, states: dict, path: Path) -> dict[st
     return nets
 
 
-def load_model(path: str | Path) -> Generator:
+def load_model(path: str | Path, weights: str = "auto") -> Generator:
     """A :class:`Generator` from a run folder (its latest checkpoint), a training checkpoint, a file written by
     :func:`export_model`, or the name of a shipped model (:data:`SHIPPED_MODELS`: ``default``, ``cc_by``,
     ``london``, ``nfgan``, ``all_data``). A checkpoint of a run trained with ``train.ema_half_life`` gives the
-    moving average of its generator (``info["weights"] == "ema"``), as exporting it does. Errors
-    (``CheckpointError``) name the file and the problem."""
+    moving average of its generator (``info["weights"] == "ema"``), as exporting it does.
+
+    ``weights`` (:data:`WEIGHTS`): ``"auto"`` as above; ``"live"`` the generator training updated (a checkpoint
+    keeps both); ``"ema"`` the moving average, an error where there is none. An exported file holds one of the
+    two, so asking it for the other is an error too. ``"PATH#live"`` / ``"PATH#ema"`` say the same in the path
+    (:func:`split_weights`), which is how every command's model argument chooses. Errors (``CheckpointError``)
+    name the file and the problem."""
+    path, weights = split_weights(path, weights)
     path = shipped_model(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder, checkpoint or model file (nor a shipped model: "
@@ -255,6 +279,10 @@ def load_model(path: str | Path) -> Generator:
     if exported is not None:
         info, states = exported
         kind = info["kind"]
+        held = info.get("weights", "live")
+        if weights not in ("auto", held):
+            raise CheckpointError(f"{path}: an exported model holds one set of weights, its {held!r} ones, not "
+                                  f"{weights!r}; export the training checkpoint again with those weights")
         return Generator(kind, _generator_nets(kind, info["model"], states, path), {**info, "source": str(path)})
     ck = load_checkpoint(path)
     model = ck["model"]
@@ -265,19 +293,25 @@ def load_model(path: str | Path) -> Generator:
     info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
             "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
             "config_name": cfg.get("name"), "config": cfg, "weights": "live"}
-    states = averaged_nets(ck["nets"])      # a run with train.ema_half_life ships its average
+    # a run with train.ema_half_life ships its average unless asked for the live weights
+    states = {} if weights == "live" else averaged_nets(ck["nets"])
     if states:
         info.update(weights="ema", ema_since=ck["extra"].get("ema_since"))
+    elif weights == "ema":
+        raise CheckpointError(f"{ck['path']}: has no moving average of its generator (trained without "
+                              "train.ema_half_life); load its live weights")
     return Generator(kind, _generator_nets(kind, model, states or ck["nets"], ck["path"]), info)
 
 
-def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, **metadata) -> Path:
+def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, weights: str = "auto",
+                 **metadata) -> Path:
     """Write the inference part of a run (its model's ``GENERATOR`` networks) to one safetensors file with the
     model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
-    ``half`` stores float tensors as float16 (loaded back into float32 modules). Read back by :func:`load_model`."""
+    ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
+    average or the live generator as in :func:`load_model`. Read back by :func:`load_model`."""
     from nfgan.atomic import save_safetensors
 
-    g = load_model(checkpoint)
+    g = load_model(checkpoint, weights)
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
                for k, v in net.state_dict().items()}
     if half:

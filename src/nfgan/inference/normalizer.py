@@ -273,7 +273,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "export, or a shipped model by name: default (= all_data: five face sets incl. CK+, JAFFE, "
                         "Yale; NON-COMMERCIAL RESEARCH USE ONLY), cc_by (London + canada, CC BY 4.0 data only: "
                         "no research-only training data), london (the earlier London-only default, CC BY), nfgan "
-                        "(the paper's model); docs/model_card.md")
+                        "(the paper's model); docs/model_card.md. PATH#live or PATH#ema chooses a checkpoint's live "
+                        "generator or its moving average (default: the average where the run kept one)")
     p.epilog = ("Licence: the default model was trained on research-only face sets (CK+, JAFFE, Yale) and on "
                 "synthetic faces made with the non-commercial Surrey Face Model, so it is for "
                 "non-commercial research only; for other uses pass --model cc_by (trained on CC BY 4.0 data only; "
