@@ -12,7 +12,8 @@ per (set, split), then one summary table per split with the numbers a user asks 
 
 MODEL is a run folder, a checkpoint or an exported file (as for `nfgan evaluate`). Sets whose prepared folder is
 missing are skipped with a note (prepare them as in configs/all_data.yaml). The last line is
-``generalisation split=S models=... sets=...``.
+``generalisation split=S models=... sets=...``. ``--rescore`` (same arguments) makes the table again from the
+metrics.json files already in OUT, without running any model.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from nfgan.data.schema import is_expressive  # noqa: E402
+
 #: (name, prepared folder, shipped split)
 SETS = (("london", "out/london64", "london"), ("canada", "out/canada64", "canada"),
         ("ckplus", "out/ckplus_wn64", "ckplus_with_neutral"), ("jaffe", "out/jaffe64", "jaffe"),
@@ -37,10 +42,11 @@ def _pct(v) -> str:
 
 
 def _expressive(groups: dict, key: str) -> float | None:
-    """Mean of ``key`` over the inputs whose expression is not neutral (weighted by group size)."""
+    """Mean of ``key`` over the inputs that show an expression (``is_expressive``: not neutral, nor a neutral
+    variant such as Yale's ``neutral_glasses``), weighted by group size."""
     tot, n = 0.0, 0
     for g, st in groups.items():
-        if g.startswith("*/") and g != "*/neutral" and st.get(key) is not None:
+        if g.startswith("*/") and is_expressive(g[2:]) and st.get(key) is not None:
             tot += st[key] * st["n"]
             n += st["n"]
     return tot / n if n else None
@@ -86,6 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--sets", default=",".join(s[0] for s in SETS))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "generalisation")
+    ap.add_argument("--rescore", action="store_true",
+                    help="make the table again from the metrics.json files already in --out (no model runs)")
     args = ap.parse_args(argv)
     names = [m.split("=", 1)[0] for m in args.models]
     results = {}
@@ -93,10 +101,14 @@ def main(argv=None) -> int:
         if set_name not in args.sets.split(","):
             continue
         data = REPO / folder
+        out = args.out / f"{set_name}_{args.split}"
+        if args.rescore:
+            if (out / "metrics.json").is_file():
+                results[set_name] = json.loads((out / "metrics.json").read_text())
+            continue
         if not (data / "manifest.csv").is_file():
             print(f"note: {data} is not prepared; {set_name} skipped", flush=True)
             continue
-        out = args.out / f"{set_name}_{args.split}"
         cmd = [sys.executable, "-m", "nfgan", "evaluate", *args.models, "--data", str(data), "--splits", split_name,
                "--split", args.split, "--calibration-split", "all", "--out", str(out), "--no-figures", "--quiet",
                "--kid-subsets", "50"] + (["--identity", ""] if set_name in ONE_PHOTO_PER_PERSON else [])

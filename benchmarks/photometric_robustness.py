@@ -15,7 +15,8 @@ person's clean real frontal neutral face), face-api neutral on expressive inputs
 face; the ``input`` row is the changed photo itself. canada has one photo per person: no identity threshold, so
 only SSIM and neutrality there. Writes ``OUT/<set>_<split>/<condition>.csv`` (one row per input and model, as
 `nfgan evaluate`'s per_face.csv), ``OUT/summary_<split>.json`` and ``OUT/summary_<split>.md``. The last line is
-``photometric_robustness split=S models=... sets=... conditions=N``.
+``photometric_robustness split=S models=... sets=... conditions=N``. ``--rescore`` (same arguments) makes the
+tables again from the CSVs already in OUT, without running any model.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from generalisation import ONE_PHOTO_PER_PERSON, SETS, _pct  # noqa: E402
 
+from nfgan.data.schema import is_expressive  # noqa: E402
+
 #: the ends of the training ranges of data.photometric (nfgan.data.photometric.PHOTOMETRIC_DEFAULTS), then two
 #: settings beyond them
 CONDITIONS = ("clean", "contrast=0.6", "contrast=1.5", "gamma=0.7", "gamma=1.4", "blur=1.2", "noise=6", "jpeg=25",
@@ -41,7 +44,7 @@ CONDITIONS = ("clean", "contrast=0.6", "contrast=1.5", "gamma=0.7", "gamma=1.4",
 
 
 def expressive_mean(per: dict[str, np.ndarray], expressions: np.ndarray, key: str) -> float | None:
-    m = expressions != "neutral"
+    m = np.array([is_expressive(e) for e in expressions], bool)
     return float(per[key][m].mean()) if m.any() and key in per else None
 
 
@@ -49,7 +52,43 @@ def score(per: dict[str, np.ndarray], expressions: np.ndarray) -> dict[str, floa
     return {"gt_pass": float(per["id_gt_pass_faceres"].mean()) if "id_gt_pass_faceres" in per else None,
             "neutral_expressive": expressive_mean(per, expressions, "neutral_faceapi"),
             "neutral_all": float(per["neutral_faceapi"].mean()),
-            "ssim": float(per["ssim"].mean()), "n": int(len(per["ssim"]))}
+            "ssim": float(per["ssim"].mean()), "n": int(len(per["ssim"])),
+            "n_expressive": int(sum(is_expressive(e) for e in expressions))}
+
+
+def read_per_face(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """A per-condition CSV written by :func:`run_set` back as ``({model: {column: values}}, expressions)``; a
+    column a model has no value in is left out of its dict, as it was before writing."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit(f"error: {path}: no rows")
+    metrics = [c for c in rows[0] if c not in ("model", "input_id", "subject", "pose", "view", "expression",
+                                                "target_id")]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    per_face = {}
+    for m in models:
+        mine = [r for r in rows if r["model"] == m]
+        per_face[m] = {c: np.array([float(r[c]) for r in mine]) for c in metrics if all(r[c] != "" for r in mine)}
+    expressions = np.array([r["expression"] for r in rows if r["model"] == models[0]])
+    return per_face, expressions
+
+
+def rescore_set(set_name: str, split: str, models: list[str], conditions: list[str], out: Path) -> dict:
+    """:func:`run_set`'s result from the CSVs it wrote (``--rescore``): no model or evaluator runs."""
+    res: dict[str, dict] = {}
+    for cond in conditions:
+        path = out / f"{set_name}_{split}" / f"{cond.replace('=', '')}.csv"
+        if not path.is_file():
+            raise SystemExit(f"error: {path}: not found (run without --rescore first)")
+        per_face, expressions = read_per_face(path)
+        missing = [m for m in ["input", *models] if m not in per_face]
+        if missing:
+            raise SystemExit(f"error: {path}: no rows of {', '.join(missing)}")
+        res[cond] = {name: score(per_face[name], expressions) for name in ["input", *models]}
+    return res
 
 
 def run_set(set_name: str, folder: Path, split_name: str, split: str, models: dict, conditions: list[str],
@@ -115,8 +154,9 @@ def pooled(results: dict[str, dict], models: list[str]) -> str:
                 num = den = 0.0
                 for per_cond in results.values():
                     s = per_cond[cond][m]
-                    if s[key] is not None:
-                        num, den = num + s[key] * s["n"], den + s["n"]
+                    if s[key] is not None:    # the neutral rate weighs each set by its expressive inputs
+                        w = s.get("n_expressive", s["n"]) if key == "neutral_expressive" else s["n"]
+                        num, den = num + s[key] * w, den + w
                 vals.append(num / den if den else None)
             cells.append(f"{_pct(vals[0])} / {_pct(vals[1])} / {vals[2]:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -133,6 +173,8 @@ def main(argv=None) -> int:
                          "'clean' is always scored, as the baseline)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "photometric_robustness")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rescore", action="store_true",
+                    help="make the tables again from the per-condition CSVs already in --out (no model runs)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from nfgan.data.photometric import parse_degradation
@@ -146,10 +188,14 @@ def main(argv=None) -> int:
             ap.error(str(e))
     conditions = ["clean", *conditions]
     paths = dict(parse_run_spec(spec) for spec in args.models)
-    models = {name: load_model(path) for name, path in paths.items()}
+    models = {} if args.rescore else {name: load_model(path) for name, path in paths.items()}
     results = {}
     for set_name, folder, split_name in SETS:
         if set_name not in args.sets.split(","):
+            continue
+        if args.rescore:
+            if (args.out / f"{set_name}_{args.split}").is_dir():
+                results[set_name] = rescore_set(set_name, args.split, list(paths), conditions, args.out)
             continue
         if not (REPO / folder / "manifest.csv").is_file():
             print(f"note: {REPO / folder} is not prepared; {set_name} skipped", flush=True)
@@ -158,8 +204,9 @@ def main(argv=None) -> int:
     if not results:
         print("error: no prepared set to score", file=sys.stderr)
         return 1
-    names = list(models)
-    command = "python benchmarks/photometric_robustness.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    names = list(paths)
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--rescore"]
+    command = "python benchmarks/photometric_robustness.py " + " ".join(given)
     text = (f"Split: {args.split}. Command: {command}\n\nCells: gt pass faceres % / face-api neutral on expressive "
             f"inputs % / SSIM to the clean real neutral face; in brackets the change from the same model's clean "
             f"inputs (points, SSIM units).\n\n" + summary(results, names)

@@ -373,6 +373,11 @@ def test_yale_original_names_without_extension(tmp_path):
                    "subject07.leftlight": "neutral_leftlight", "subject07.glasses": "neutral_glasses"}
     assert {r.subject for r in records} == {"subject07"}
     assert by_name(records)["subject07.glasses"].extra["variant"] == "glasses"
+    # the neutral variants are not expressive inputs for the evaluation's neutral rate; sleepy and wink are
+    from nfgan.data.schema import is_expressive
+    assert {n: is_expressive(r.expression) for n, r in by_name(records).items()} == {
+        "subject07.happy": True, "subject07.normal": False, "subject07.sad": True, "subject07.surprised": True,
+        "subject07.wink": True, "subject07.leftlight": False, "subject07.glasses": False}
     Image.open(by_name(records)["subject07.wink"].source_path).verify()   # a readable image
 
 

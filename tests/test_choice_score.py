@@ -52,6 +52,7 @@ def _bootstrap(out):
 LONDON_VAL = load_splits("london")["val"]
 LONDON_TEST = load_splits("london")["test"]
 JAFFE = load_splits("jaffe")
+YALE = load_splits("yale")
 
 
 def test_the_rule_score_is_the_input_weighted_mean_of_identity_and_neutrality(tmp_path, capsys):
@@ -72,6 +73,21 @@ def test_the_rule_score_is_the_input_weighted_mean_of_identity_and_neutrality(tm
     assert _scores(out) == {"x": pytest.approx((77.5 + 62.5) / 2, abs=0.05)}
     assert "| in | london | x | 20 | 75.0 | 80.0 | happiness 80 (10) |" in out
     assert "| unseen | jaffe | x | 8 | 50.0 | 75.0 | anger 75 (8) |" in out
+
+
+def test_a_neutral_face_with_glasses_or_side_light_is_not_an_expressive_input(tmp_path, capsys):
+    """Yale's neutral variants (neutral_glasses, neutral_leftlight, ...) count for identity, not for the neutral
+    rate on expressive inputs: with them counted, that rate would be 6/8 here instead of 2/4."""
+    people = YALE["train"] + YALE["val"]
+    p = people[0]
+    faces = [(p, "neutral", 1, 1), (p, "neutral_glasses", 1, 1), (p, "neutral_leftlight", 1, 1),
+             (p, "neutral_noglasses", 1, 1), (p, "neutral_centerlight", 0, 1),
+             (p, "happy", 1, 0), (p, "surprise", 0, 1), (p, "wink", 1, 0), (p, "sleepy", 1, 1)]
+    out = _run(capsys, f"unseen:yale:x={_write(tmp_path / 'yale.csv', 'lodo', faces)}@lodo")
+    # gt pass 7/9 = 77.8; neutral 2/4 on happy, surprise, wink, sleepy -> (77.8 + 50) / 2
+    assert _scores(out) == {"x": pytest.approx((700 / 9 + 50) / 2, abs=0.05)}
+    row = next(ln for ln in out.splitlines() if ln.startswith("| unseen | yale | x |"))
+    assert "| 9 | 77.8 | 50.0 |" in row and "neutral_glasses" not in row
 
 
 def _pair(tmp_path, ref_gt, cand_gt):

@@ -221,6 +221,10 @@ def test_tables_goals_and_generalisation_summary_take_every_identity_evaluator()
                                "gt pass dlib* % | rank-1 faceres % | rank-1 faceres_deep % | rank-1 dlib* % | "
                                "neutral fer")
     assert table[2].startswith("| london | 2 | m | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |")
+    # the neutral rate on expressive inputs leaves out neutral faces and their variants (Yale's glasses, light)
+    groups = {"*/neutral": {"n": 4, "neutral_fer": 1.0}, "*/neutral_glasses": {"n": 4, "neutral_fer": 1.0},
+              "*/happy": {"n": 2, "neutral_fer": 0.0}, "*/wink": {"n": 2, "neutral_fer": 0.5}, "all": {"n": 12}}
+    assert gen._expressive(groups, "neutral_fer") == pytest.approx(0.25)
     # a set run without identity evaluators (one photo per person) keeps the two-evaluator columns
     assert "| gt pass faceres % | gt pass dlib* % | rank-1 faceres % | rank-1 dlib* % |" in gen.summary({}, ["m"])
 
@@ -345,6 +349,12 @@ def test_photometric_robustness_benchmark_scores_each_condition_against_clean(ru
     d = res["noise=20"]["input"]["ssim"] - res["clean"]["input"]["ssim"]
     assert f"({d:+.3f})" in noisy
     assert mod.pooled({"tiny": res}, ["p2p"]).count("\n") == 2 + 3
+    # --rescore: the same numbers from the CSVs, without a model
+    again = mod.rescore_set("tiny", "train", ["p2p"], ["clean", "noise=20", "gamma=1.4"], tmp_path)
+    for cond in res:
+        for name in ("input", "p2p"):
+            for key, v in res[cond][name].items():
+                assert again[cond][name][key] == (v if v is None or isinstance(v, int) else pytest.approx(v, abs=1e-5))
     with pytest.raises(SystemExit):
         mod.main(["p2p=" + str(base / "p2p"), "--conditions", "clean,sharpen=2", "--out", str(tmp_path / "x")])
     assert "sharpen=2" in capsys.readouterr().err and not (tmp_path / "x").exists()

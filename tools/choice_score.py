@@ -9,7 +9,8 @@ unseen for the shipped model's test numbers). Each spec names one candidate's ro
     PART:SET:CANDIDATE=PER_FACE_CSV@MODEL_COLUMN
 
 For every (part, set, candidate) the tool prints the inputs, gt pass faceres (the output within the set's 1 %
-FAR threshold of the person's real neutral face) and face-api neutral on expressive inputs; a part's score is the
+FAR threshold of the person's real neutral face) and face-api neutral on expressive inputs (``is_expressive``: Yale's
+neutral variants with glasses or side light are not expressive); a part's score is the
 input-weighted mean over its sets of (gt pass + neutral) / 2, and the rule's score is the mean of the parts'
 scores. Example (round 8):
 
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nfgan.data.pairs import load_splits
+from nfgan.data.schema import is_expressive
 
 #: the split file each set's people come from (``nfgan/assets/splits``)
 SPLIT_FILES = {"london": "london", "canada": "canada", "ckplus": "ckplus_with_neutral", "jaffe": "jaffe",
@@ -76,7 +78,7 @@ def set_stats(rows: list[dict]) -> dict:
     """Inputs, gt pass faceres and face-api neutral on expressive inputs (fractions; None where nothing counts)."""
     per_class: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != "":
+        if is_expressive(r["expression"]) and r.get("neutral_faceapi", "") != "":
             per_class[r["expression"]].append(float(r["neutral_faceapi"]))
     people = sorted({r["subject"] for r in rows})
     return {**rates(person_sums(rows, people).sum(axis=0)),
@@ -111,7 +113,7 @@ def person_sums(rows: list[dict], people: list[str]) -> np.ndarray:
         if r.get("id_gt_pass_faceres", "") != "":
             out[i, 1] += float(r["id_gt_pass_faceres"])
             out[i, 2] += 1
-        if r["expression"] != "neutral" and r.get("neutral_faceapi", "") != "":
+        if is_expressive(r["expression"]) and r.get("neutral_faceapi", "") != "":
             out[i, 3] += float(r["neutral_faceapi"])
             out[i, 4] += 1
     return out

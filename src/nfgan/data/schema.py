@@ -28,6 +28,14 @@ POSES = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_pr
 POSE_FROM_YAW = "from_yaw"
 
 
+def is_expressive(label: str) -> bool:
+    """Whether a face with this expression label shows an expression: not ``neutral`` and not one of a set's
+    neutral variants (Yale's ``neutral_glasses``, ``neutral_leftlight``, ...: a neutral face with glasses or under
+    side light). The "neutral on expressive inputs" rates of the evaluation count these faces only."""
+    key = label.strip().lower()
+    return bool(key) and key != "neutral" and not key.startswith("neutral_")
+
+
 def canonical_expression(label: str) -> str:
     """Map a dataset's expression label to the shared vocabulary; unknown labels are kept, lower-cased."""
     key = label.strip().lower()
