@@ -145,8 +145,10 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     """The default since round 8 (docs/experiments.md): the five-set chain with model.skip_mask 1.0, the lever
     from step 0 and the synthetic expressions, step 2500; cc_by since round 9: London and canada with the same
-    mask and lever, step 2000. Both ship their generator's moving average. The gates stored in each file are the ones the code computes (a file with other
-    gates would shut the skips somewhere else); london keeps every skip."""
+    mask and lever, step 2000. cc_by ships its generator's moving average (round 20), the default its live weights
+    (round 19's average missed the rule once Yale's neutral variants stopped counting as expressive). The gates
+    stored in each file are the ones the code computes (a file with other gates would shut the skips somewhere
+    else); london keeps every skip."""
     from nfgan.models.unet import UNetGenerator
 
     fresh = UNetGenerator(skip_mask=1.0)
@@ -158,8 +160,11 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
         assert info["model"]["skip_mask"] == 1.0 and info["step"] == step, name
         assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0, name
         assert set(cfg["data"]["sources"]) == sources, name
-        # both ship the moving average of their generator (default since round 19, cc_by since round 20)
-        assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name
+        if name == "cc_by":     # the moving average of its generator (round 20)
+            assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name
+        else:                   # the live generator of the skip-mask chain (round 8; round 19 corrected)
+            assert info["weights"] == "live" and not cfg["train"].get("ema_half_life"), name
+            assert cfg["name"] == "all_data_skipmask_sfm"
         net = g.nets["gen"]
         for i in range(3):
             stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")

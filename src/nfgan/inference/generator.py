@@ -283,7 +283,8 @@ def load_model(path: str | Path, weights: str = "auto") -> Generator:
         if weights not in ("auto", held):
             raise CheckpointError(f"{path}: an exported model holds one set of weights, its {held!r} ones, not "
                                   f"{weights!r}; export the training checkpoint again with those weights")
-        return Generator(kind, _generator_nets(kind, info["model"], states, path), {**info, "source": str(path)})
+        return Generator(kind, _generator_nets(kind, info["model"], states, path),
+                         {**info, "weights": held, "source": str(path)})     # files before the average: live
     ck = load_checkpoint(path)
     model = ck["model"]
     kind = model.get("type", "nfgan")
