@@ -43,7 +43,10 @@ def _pct(v) -> str:
 
 def _expressive(groups: dict, key: str) -> float | None:
     """Mean of ``key`` over the inputs that show an expression (``is_expressive``: not neutral, nor a neutral
-    variant such as Yale's ``neutral_glasses``), weighted by group size."""
+    variant such as Yale's ``neutral_glasses``): the ``expressive`` group where the evaluation has one, else the
+    ``*/EXPRESSION`` groups weighted by their size."""
+    if "expressive" in groups:
+        return groups["expressive"].get(key)
     tot, n = 0.0, 0
     for g, st in groups.items():
         if g.startswith("*/") and is_expressive(g[2:]) and st.get(key) is not None:

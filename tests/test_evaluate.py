@@ -43,6 +43,12 @@ def test_metrics_json_keys_and_values(evaluated, runs):
     assert on_disk["split"] == "train" and on_disk["n_inputs"] == 4 * 6
     assert set(on_disk["group_sizes"]) >= {"all", "frontal/neutral", "3/4/happy", "*/neutral", "3/4/*"}
     assert on_disk["group_sizes"]["all"] == 24 and on_disk["group_sizes"]["3/4/*"] == 16
+    # the smiles are the tiny set's only expressive inputs
+    sizes = on_disk["group_sizes"]
+    assert 0 < sizes["expressive"] == sizes["*/happy"] == sizes["all"] - sizes["*/neutral"]
+    for name in ("input", "nfgan"):
+        g = on_disk["models"][name]["groups"]
+        assert g["expressive"]["neutral_fer"] == pytest.approx(g["*/happy"]["neutral_fer"])
     cal = on_disk["identity_calibration"]["dlib"]
     assert cal["training_aligned"] is True
     assert 0.0 <= cal["eer"] <= 0.5 and cal["n_genuine"] == 4 * 15 and cal["n_impostor"] == 6 * 36
@@ -149,7 +155,7 @@ def test_groups_cover_views_and_expressions(runs):
     es = load_eval_set(root, root / "splits.json", "train")
     assert isinstance(es, EvalSet) and len(es) == 24
     groups = es.groups()
-    per_cell = [k for k in groups if "*" not in k and k != "all"]
+    per_cell = [k for k in groups if "*" not in k and k not in ("all", "expressive")]
     assert sum(groups[k].sum() for k in per_cell) == len(es)
     assert set(es.views) == {"frontal", "3/4"}
     limited = load_eval_set(root, root / "splits.json", "train", limit=5)
@@ -225,6 +231,7 @@ def test_tables_goals_and_generalisation_summary_take_every_identity_evaluator()
     groups = {"*/neutral": {"n": 4, "neutral_fer": 1.0}, "*/neutral_glasses": {"n": 4, "neutral_fer": 1.0},
               "*/happy": {"n": 2, "neutral_fer": 0.0}, "*/wink": {"n": 2, "neutral_fer": 0.5}, "all": {"n": 12}}
     assert gen._expressive(groups, "neutral_fer") == pytest.approx(0.25)
+    assert gen._expressive({**groups, "expressive": {"n": 4, "neutral_fer": 0.25}}, "neutral_fer") == 0.25
     # a set run without identity evaluators (one photo per person) keeps the two-evaluator columns
     assert "| gt pass faceres % | gt pass dlib* % | rank-1 faceres % | rank-1 dlib* % |" in gen.summary({}, ["m"])
 

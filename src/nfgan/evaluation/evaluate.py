@@ -58,6 +58,7 @@ from nfgan.evaluation.baselines import Baseline, is_baseline
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
 from nfgan.data.photometric import degrade, parse_degradation
+from nfgan.data.schema import is_expressive
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.evaluation.evaluators import (IDENTITY_EVALUATORS, ExpressionEvaluator, IdentityEvaluator,  # noqa: F401
                                          expression_evaluators, identity_evaluators)
@@ -103,7 +104,9 @@ class EvalSet:
         return len(self.inputs)
 
     def groups(self) -> dict[str, np.ndarray]:
-        """Group name -> boolean mask: ``view/expression``, ``view/*``, ``*/expression`` and ``all``."""
+        """Group name -> boolean mask: ``view/expression``, ``view/*``, ``*/expression``, ``all`` and
+        ``expressive`` (inputs that show an expression, :func:`nfgan.data.schema.is_expressive`: not neutral,
+        nor a set's neutral variant such as Yale's ``neutral_glasses``)."""
         v, e = np.asarray(self.views), np.asarray(self.expressions)
         out = {"all": np.ones(len(self), bool)}
         exprs = sorted(set(self.expressions), key=lambda s: (s != "neutral", s))
@@ -116,6 +119,9 @@ class EvalSet:
                         out[f"{view}/{ex}"] = m
         for ex in exprs:
             out[f"*/{ex}"] = e == ex
+        expressive = np.array([is_expressive(x) for x in self.expressions], bool)
+        if expressive.any():
+            out["expressive"] = expressive
         for attr, values in self.attributes.items():   # fairness: the same numbers per recorded group
             a = np.asarray(values)
             for value in sorted(set(values) - {""}):
