@@ -189,6 +189,15 @@ def test_goal_checks_say_by_how_much_a_goal_is_missed(evaluated):
     neutral = [r for r in goal_checks(metrics)["m"] if r["evaluator"] == "fer"][0]
     assert neutral["met"] is False and "blank" in neutral["note"]
     assert "100 % of the outputs are blank (no face): not met" in goals_table({"goals": goal_checks(metrics)})
+    # the neutrality goal holds for every expression class of the inputs (not for neutral faces or their variants)
+    del metrics["models"]["m"]["groups"]["all"]["blank"]
+    metrics["models"]["m"]["groups"].update({
+        "*/neutral": {"neutral_fer": 1.0, "neutral_faceapi": 1.0}, "*/neutral_glasses": {"neutral_fer": 0.0},
+        "*/anger": {"neutral_fer": 0.8, "neutral_faceapi": 1.0}, "*/sleepy": {"neutral_fer": 0.9}})
+    per_class = {(r["group"], r["evaluator"]): (r["met"], r["margin_points"]) for r in goal_checks(metrics)["m"]
+                 if r["goal"] == "outputs neutral, each expression"}
+    assert per_class == {("*/anger", "fer"): (False, -10.0), ("*/anger", "faceapi"): (True, 10.0),
+                         ("*/sleepy", "fer"): (True, 0.0), ("*/sleepy", "faceapi"): (None, None)}
     # nfgan evaluate writes them to metrics.json and the report
     out, m = evaluated
     on_disk = json.loads((out / "metrics.json").read_text())

@@ -265,11 +265,14 @@ MAX_BLANK = 0.01
 GOALS = (("identity kept, frontal inputs", "frontal/*", "id_pass", 0.95),
          ("identity kept, 3/4 inputs", "3/4/*", "id_pass", 0.95),
          ("outputs classified neutral", "all", "neutral", 0.90))
+#: issue #23's neutrality goal, for the inputs of every expression class (``*/CLASS`` groups that show one)
+CLASS_GOAL = ("outputs neutral, each expression", "neutral", 0.90)
 
 
 def goal_checks(metrics: dict) -> dict[str, list[dict]]:
-    """Per model (references excluded): each goal of :data:`GOALS` with its value, target, whether it is
-    met and the margin in percentage points (negative = missed by that much). A goal is not met when more
+    """Per model (references excluded): each goal of :data:`GOALS`, and :data:`CLASS_GOAL` for each expression
+    class of the inputs, with its value, target, whether it is met and the margin in percentage points
+    (negative = missed by that much). A goal is not met when more
     than :data:`MAX_BLANK` of the group's outputs are blank (flat gray: a model that draws no face is not
     "neutral")."""
     independent = [e for e, c in metrics["identity_calibration"].items() if not c.get("training_aligned")]
@@ -279,7 +282,8 @@ def goal_checks(metrics: dict) -> dict[str, list[dict]]:
         if res["kind"] == "reference":
             continue
         rows = []
-        for goal, group, prefix, target in GOALS:
+        classes = [g for g in res["groups"] if g.startswith("*/") and is_expressive(g[2:])]
+        for goal, group, prefix, target in [*GOALS, *((CLASS_GOAL[0], g, *CLASS_GOAL[1:]) for g in classes)]:
             st = res["groups"].get(group)
             blank = None if st is None else st.get("blank")
             for e in evaluators[prefix]:
