@@ -125,24 +125,33 @@ def test_inference_and_export_use_the_average(prepared, tmp_path):
     assert load_model(tmp_path / "plain").info["weights"] == "live"
 
 
+def _live_and_average(cfg: dict, run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random inputs and the outputs of a pix2pix run's live generator (built from its checkpoint) and of the
+    average ``load_model`` gives."""
+    from nfgan.inference import load_model
+    from nfgan.models.pix2pix import Pix2PixModel
+
+    live = Pix2PixModel.build_generator(cfg["model"])["gen"]
+    live.load_state_dict(load_checkpoint(run)["nets"]["gen"])
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        return x, live.eval()(x), load_model(run)(x)
+
+
 def test_a_checkpoints_live_weights_can_be_chosen_by_argument_or_path(prepared, tmp_path):
     from nfgan.checkpoint import CheckpointError
     from nfgan.evaluation.evaluate import parse_run_spec
     from nfgan.inference import load_model
     from nfgan.inference.export import model_stem
     from nfgan.inference.generator import export_model, split_weights
-    from nfgan.models.pix2pix import Pix2PixModel
 
     cfg = _cfg(prepared, 2.0, steps=3)
     run = tmp_path / "run"
     train(cfg, run, progress=False)
     ck = load_checkpoint(run)
-    live_ref = Pix2PixModel.build_generator(cfg["model"])["gen"]
-    live_ref.load_state_dict(ck["nets"]["gen"])
-    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    x, want_live, want_ema = _live_and_average(cfg, run)
+    assert (want_live - want_ema).abs().max() > 1e-3
     with torch.no_grad():
-        want_live, want_ema = live_ref.eval()(x), load_model(run)(x)
-        assert (want_live - want_ema).abs().max() > 1e-3
         for g in (load_model(run, weights="live"), load_model(f"{run}#live"), load_model(f"{ck['path']}#live")):
             assert g.info["weights"] == "live" and torch.equal(g(x), want_live)
         assert torch.equal(load_model(f"{run}#ema")(x), want_ema)
@@ -200,7 +209,6 @@ def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_
 
     from conftest import load_script, make_prepared
     from nfgan.inference import load_model
-    from nfgan.models.pix2pix import Pix2PixModel
 
     a = make_prepared(tmp_path / "a", subjects=5, seed=1)
     b = make_prepared(tmp_path / "b", subjects=4, seed=2)
@@ -225,12 +233,8 @@ def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_
         assert {d["source"] for d in g.info["training_data"]} == {"london", "canada"}
         assert g.info["train_subjects"] == sorted(set(json.loads((a / "splits.json").read_text())["train"])
                                                   | set(json.loads((b / "splits.json").read_text())["train"]))
-    ck = load_checkpoint(run)
-    live = Pix2PixModel.build_generator(cfg["model"])["gen"]
-    live.load_state_dict(ck["nets"]["gen"])
-    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    x, want_live, want_ema = _live_and_average(cfg, run)
     with torch.no_grad():
-        want_live, want_ema = live.eval()(x), load_model(run)(x)
         got_live = load_model(tmp_path / "pix2pix_live.safetensors")(x)
         got_ema = load_model(tmp_path / "pix2pix_auto.safetensors")(x)
     apart = (want_live - want_ema).abs().max()
