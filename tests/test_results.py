@@ -1,0 +1,62 @@
+"""The committed result tables the README quotes are what the benchmarks make from the committed results: each
+summary's first line names its command, and ``--rescore`` makes the table again from the saved metrics.json /
+per-condition CSVs without running a model. A change to how a number is counted (e.g. which inputs are
+expressive) that is not carried into these files fails here."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import load_script
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+
+#: the generalisation summaries behind the README's tables of the shipped models
+GENERALISATION = ["default_skipmask_test/summary_test.md", "default_ema_test/summary_test.md",
+                  "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md", "nfgan_all_data/summary_test.md"]
+#: the robustness summaries behind the README's robustness tables
+ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
+              "default_ema_test/photometric_robustness/summary_test.md",
+              "cc_by_ema/photometric_robustness/summary_val.md"]
+
+
+def _args(summary: Path, script: str) -> list[str]:
+    first = summary.read_text(encoding="utf-8").splitlines()[0]
+    head = f"Command: python benchmarks/{script} "
+    assert head in first, f"{summary}: its first line does not name its command"
+    return first.split(head, 1)[1].split()
+
+
+def _drop_out(args: list[str]) -> list[str]:
+    return [a for i, a in enumerate(args) if a != "--out" and (i == 0 or args[i - 1] != "--out")]
+
+
+@pytest.mark.parametrize("rel", GENERALISATION)
+def test_generalisation_summaries_are_made_from_their_metrics(rel, tmp_path, capsys):
+    summary = RESULTS / rel
+    for metrics in summary.parent.glob("*_*/metrics.json"):
+        (tmp_path / metrics.parent.name).mkdir()
+        shutil.copy(metrics, tmp_path / metrics.parent.name / "metrics.json")
+    gen = load_script("benchmarks/generalisation.py")
+    assert gen.main(_drop_out(_args(summary, "generalisation.py")) + ["--out", str(tmp_path), "--rescore"]) == 0
+    capsys.readouterr()
+    made = (tmp_path / summary.name).read_text(encoding="utf-8")
+    assert made.strip() == summary.read_text(encoding="utf-8").strip()
+
+
+@pytest.mark.parametrize("rel", ROBUSTNESS)
+def test_robustness_summaries_are_made_from_their_csvs(rel, tmp_path, capsys):
+    summary = RESULTS / rel
+    for folder in summary.parent.iterdir():
+        if folder.is_dir() and list(folder.glob("*.csv")):
+            shutil.copytree(folder, tmp_path / folder.name)
+    bench = load_script("benchmarks/photometric_robustness.py")
+    args = _drop_out(_args(summary, "photometric_robustness.py"))
+    assert bench.main(args + ["--out", str(tmp_path), "--rescore"]) == 0
+    capsys.readouterr()
+    made = (tmp_path / summary.name).read_text(encoding="utf-8").splitlines()
+    want = summary.read_text(encoding="utf-8").splitlines()
+    assert made[1:] == want[1:]        # the first line names the command, with the --out it was given
