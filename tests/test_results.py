@@ -60,3 +60,19 @@ def test_robustness_summaries_are_made_from_their_csvs(rel, tmp_path, capsys):
     made = (tmp_path / summary.name).read_text(encoding="utf-8").splitlines()
     want = summary.read_text(encoding="utf-8").splitlines()
     assert made[1:] == want[1:]        # the first line names the command, with the --out it was given
+
+
+#: the choice rules behind the README's "How the default was chosen" and the model card (after the correction of
+#: 2026-12-04: Yale's neutral variants are not expressive inputs)
+RULES = ["choice_noise_round8", "round9_cc_by_skipmask", "ema_rule", "ema_lodo_jaffe_yale_half_seed0",
+         "ema_lodo_jaffe_yale_half_seed1", "ema_lodo_jaffe_yale_half_seed2", "cc_by_ema_rule"]
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_the_choice_rules_give_their_committed_scores(name, capsys, monkeypatch):
+    saved = (RESULTS / "expressive_fix" / "rules" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    assert saved[0].startswith("$ python tools/choice_score.py ")
+    monkeypatch.chdir(REPO)
+    tool = load_script("tools/choice_score.py")
+    assert tool.main(saved[0].split()[3:]) == 0
+    assert capsys.readouterr().out.splitlines() == saved[2:]
