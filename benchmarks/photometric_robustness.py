@@ -43,17 +43,12 @@ CONDITIONS = ("clean", "contrast=0.6", "contrast=1.5", "gamma=0.7", "gamma=1.4",
               "blur=2", "jpeg=10")
 
 
-def expressive_mean(per: dict[str, np.ndarray], expressions: np.ndarray, key: str) -> float | None:
-    m = np.array([is_expressive(e) for e in expressions], bool)
-    return float(per[key][m].mean()) if m.any() and key in per else None
-
-
 def score(per: dict[str, np.ndarray], expressions: np.ndarray) -> dict[str, float | None]:
+    expressive = np.array([is_expressive(e) for e in expressions], bool)
     return {"gt_pass": float(per["id_gt_pass_faceres"].mean()) if "id_gt_pass_faceres" in per else None,
-            "neutral_expressive": expressive_mean(per, expressions, "neutral_faceapi"),
+            "neutral_expressive": float(per["neutral_faceapi"][expressive].mean()) if expressive.any() else None,
             "neutral_all": float(per["neutral_faceapi"].mean()),
-            "ssim": float(per["ssim"].mean()), "n": int(len(per["ssim"])),
-            "n_expressive": int(sum(is_expressive(e) for e in expressions))}
+            "ssim": float(per["ssim"].mean()), "n": int(len(per["ssim"])), "n_expressive": int(expressive.sum())}
 
 
 def read_per_face(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
@@ -155,7 +150,7 @@ def pooled(results: dict[str, dict], models: list[str]) -> str:
                 for per_cond in results.values():
                     s = per_cond[cond][m]
                     if s[key] is not None:    # the neutral rate weighs each set by its expressive inputs
-                        w = s.get("n_expressive", s["n"]) if key == "neutral_expressive" else s["n"]
+                        w = s["n_expressive"] if key == "neutral_expressive" else s["n"]
                         num, den = num + s[key] * w, den + w
                 vals.append(num / den if den else None)
             cells.append(f"{_pct(vals[0])} / {_pct(vals[1])} / {vals[2]:.3f}")

@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
-from nfgan.inference.generator import split_weights  # noqa: E402
 from nfgan.weights import protocol_file  # noqa: E402
 
 LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
@@ -161,11 +160,7 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
         data.append({**SOURCES[src], "source": src, "weight": spec["weight"], "split": spec["splits"],
                      "train_subject_count": len(sp["train"]), "val_subject_count": len(sp["val"]),
                      "test": sp["test"]})
-    from nfgan.rundir import RunDir
-
-    base, _ = split_weights(args.run)       # RUN#live / RUN#ema: the checkpoint is RUN's
-    ckpt = base if base.is_file() else RunDir(base).checkpoints()[-1]
-    ck = load_checkpoint(ckpt)
+    ck = load_checkpoint(g.info["source"])      # the checkpoint load_model read (RUN's latest for a run folder)
     meta = {
         "name": args.out.name.removesuffix(".safetensors"),
         "training_data": data,

@@ -416,11 +416,11 @@ def parse_run_spec(spec: str) -> tuple[str, Path]:
     if "=" in spec and not Path(spec).exists():
         name, _, p = spec.partition("=")
         return name, Path(p)
-    p, weights = split_weights(spec)
-    tag = "" if weights == "auto" else f"#{weights}"     # PATH#live keeps its choice in the path and the name
+    p, weights = split_weights(spec)     # the name keeps a PATH#live / PATH#ema choice; the path is the spec
+    tag = "" if weights == "auto" else f"#{weights}"
     if p.is_file() and p.parent.name == CHECKPOINTS:
-        return f"{p.parent.parent.name}@{p.stem}{tag}", Path(f"{p}{tag}")
-    return (p.stem if p.is_file() else p.name) + tag, Path(f"{p}{tag}")
+        return f"{p.parent.parent.name}@{p.stem}{tag}", Path(spec)
+    return (p.stem if p.is_file() else p.name) + tag, Path(spec)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
