@@ -81,6 +81,9 @@ COMMON = {
         # a moving average of the generator's weights, updated after every step, saved in every checkpoint and
         # used by inference and export (nfgan.training.ema); its half-life in steps, 0 = off
         "ema_half_life": nonneg(0.0, high=1e9),
+        # the learning rate schedule of pix2pix's reference "linear" policy: every optimizer keeps its optim.*.lr up
+        # to this step, then falls linearly towards 0 at train.steps (nfgan.training.loop.lr_factor); null = constant
+        "lr_decay_from": opt(None, "int", nullable=True, low=0, high=10**9),
     },
     "log": {"every": opt(1, low=1), "sample_every": opt(250, low=1), "checkpoint_every": opt(250, low=1),
             "keep_checkpoints": opt(3, low=1), "sample_count": opt(8, low=1, high=1024)},
@@ -125,6 +128,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     if d["turned_targets"] == "same_pose" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.turned_targets: same_pose needs data.frontalize_inputs: true (the "
                           "model's outputs must be frontal faces)")
+    t = cfg["train"]
+    if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
+        raise ConfigError(f"{source}: train.lr_decay_from ({t['lr_decay_from']}) must be below train.steps "
+                          f"({t['steps']}): the learning rates fall from that step to 0 at the last one")
     if hasattr(cls, "check"):
         cls.check(cfg, source)
     return cfg

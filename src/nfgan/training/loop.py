@@ -38,6 +38,15 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+def lr_factor(step: int, decay_from: int | None, total: int) -> float:
+    """What the learning rates are multiplied by for the step that follows ``step`` steps done (``train.lr_decay_from``):
+    1 up to ``decay_from``, then falling linearly, ``1 / (total - decay_from)`` for the last step of ``total``.
+    A function of the step alone, so a resumed run continues the schedule where it stopped."""
+    if decay_from is None or step < decay_from:
+        return 1.0
+    return max(0.0, 1.0 - (step - decay_from) / (total - decay_from))
+
+
 def grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
     """Columns (e.g. input | output | target), each a uint8 ``B x S x S`` stack, as one gray image."""
     b, s = columns[0].shape[0], columns[0].shape[1]
@@ -76,6 +85,8 @@ class Trainer:
         half_life = float(tcfg["ema_half_life"])
         self.ema = WeightAverage({n: self.model.nets[n] for n in self.model.GENERATOR}, half_life) \
             if half_life > 0 else None
+        # the configured rates, which train.lr_decay_from scales (a resumed optimizer's state holds the last rates)
+        self._base_lr = {n: [g["lr"] for g in o.param_groups] for n, o in self.model.optimizers.items()}
         self.step = 0
         self._ahead = None       # (sampler state before it, future Batch): the batch drawn ahead (prefetch)
         self._loader = None
@@ -130,6 +141,12 @@ class Trainer:
         if self.dist.active:
             self.dist.average_gradients([p for opt in model.optimizers.values()
                                          for group in opt.param_groups for p in group["params"]])
+        decay_from = self.cfg["train"]["lr_decay_from"]
+        if decay_from is not None:
+            f = lr_factor(self.step, decay_from, int(self.cfg["train"]["steps"]))
+            for name, opt in model.optimizers.items():
+                for group, lr in zip(opt.param_groups, self._base_lr[name]):
+                    group["lr"] = lr * f
         for opt in model.optimizers.values():
             opt.step()
         if self.ema is not None:
