@@ -9,8 +9,9 @@
    the output with the unwarped (mirrored) input.
 3. Neutralise (``data.neutralize_shape``): every other face (frontal, or of unknown pose) is warped so that its
    68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
-   an open mouth closes, raised brows come down, before the generator reads it. L_id again compares with the
-   unwarped input.
+   an open mouth closes, raised brows come down, before the generator reads it; or, with
+   ``data.neutralize_mode: frame``, the crop is only re-framed (moved, turned, scaled) as that neutral face would
+   be framed by alignment. L_id again compares with the unwarped input.
 """
 from __future__ import annotations
 
@@ -46,10 +47,16 @@ class InputRule:
     neutralize: bool = False
     #: the map step 3 uses (``nfgan.data.neutral_shape.NeutralShape``); None = the one nfgan ships
     shape: object = field(default=None, compare=False, repr=False)
+    #: step 3's mode (``nfgan.data.neutral_shape.MODES``): ``warp`` onto the predicted landmarks or ``frame``
+    mode: str = "warp"
 
     def __post_init__(self):
         if self.fill not in FILLS:
             raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(FILLS)}")
+        from nfgan.data.neutral_shape import MODES
+
+        if self.mode not in MODES:
+            raise ValueError(f"neutralisation mode {self.mode!r}: expected one of {', '.join(MODES)}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "InputRule":
@@ -61,7 +68,7 @@ class InputRule:
 
             shape = NeutralShape.load(d["neutral_shape_map"])
         return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
-                   str(d.get("frontalize_fill") or "mirror"), neutralize, shape)
+                   str(d.get("frontalize_fill") or "mirror"), neutralize, shape, str(d.get("neutralize_mode") or "warp"))
 
     def neutral_shape(self):
         """The map step 3 uses."""
@@ -75,19 +82,21 @@ class InputRule:
                "neutralize": self.neutralize}
         if self.neutralize:   # the map itself, so that the record does not depend on a file
             out["neutral_shape"] = self.neutral_shape().as_record()
+            out["neutralize_mode"] = self.mode
         return out
 
     @classmethod
     def from_record(cls, rule: dict) -> "InputRule":
-        """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` existed: ``mirror`` /
-        off)."""
+        """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` / ``neutralize_mode``
+        existed: ``mirror`` / off / ``warp``)."""
         shape = None
         if rule.get("neutralize") and rule.get("neutral_shape"):
             from nfgan.data.neutral_shape import NeutralShape
 
             shape = NeutralShape.from_record(rule["neutral_shape"])
         return cls(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)),
-                   str(rule.get("fill") or "mirror"), bool(rule.get("neutralize", False)), shape)
+                   str(rule.get("fill") or "mirror"), bool(rule.get("neutralize", False)), shape,
+                   str(rule.get("neutralize_mode") or "warp"))
 
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         """Which faces are mirrored before the generator (none without poses or without ``flip_left_poses``)."""
@@ -129,7 +138,7 @@ class InputRule:
 
             size = x.shape[-1]
             own = np.stack([mirror_landmarks(lm[i], size) if mirrored[i] else lm[i] for i in other])
-            x[other] = neutralize_batch(x[other], own, self.neutral_shape())
+            x[other] = neutralize_batch(x[other], own, self.neutral_shape(), self.mode)
         return x
 
     @staticmethod

@@ -13,10 +13,16 @@ keeping the person's own face shape:
    regression of the displacement from a face's landmarks to the same person's neutral frontal landmarks
    (aligned onto the face by the stable points), fit on pairs of training people (:func:`fit`). A neutral face
    moves little (its displacement is predicted near zero), an open mouth closes, raised brows come down.
-3. **Warp.** The predicted landmarks, taken back into the crop, are the destination of
-   :func:`nfgan.data.frontalize.landmark_warp` (the warp synthetic expressions use, in reverse): the face inside
-   a fence around the landmarks moves, the background does not. Teeth and wrinkles stay; the generator removes
-   them.
+3. **Warp** (``data.neutralize_mode: warp``, the default). The predicted landmarks, taken back into the crop, are
+   the destination of :func:`nfgan.data.frontalize.landmark_warp` (the warp synthetic expressions use, in
+   reverse): the face inside a fence around the landmarks moves, the background does not. Teeth and wrinkles
+   stay; the generator removes them.
+
+   **Or re-frame** (``data.neutralize_mode: frame``, :func:`reframe`): the crop is only moved, turned and scaled,
+   by the similarity that takes the predicted neutral landmarks onto the alignment template, as ``nfgan prepare``
+   frames a neutral face. Alignment fits the template to 49 points that include the mouth and brows, so a face
+   whose mouth opens is framed smaller (a surprised face by 8-16 % in the crop, ``docs/experiments.md``, round
+   21); re-framing undoes that and leaves the face's shape as it is (a neutral face barely moves).
 
 The shipped map (``nfgan/assets/neutral_shape.safetensors``, made by ``tools/fit_neutral_shape.py``) was fit on
 the training people of London, CK+ ``with_neutral/``, JAFFE and Yale and on the Surrey Face Model's synthetic
@@ -36,8 +42,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from nfgan.data.align import apply_transform, invert_transform, similarity_transform
-from nfgan.data.frontalize import FRONTAL68, landmark_warp
+from nfgan.data.align import INNER49, apply_transform, invert_transform, similarity_transform, template_points
+from nfgan.data.frontalize import FRONTAL68, bilinear_sample, landmark_warp
 
 #: landmarks an expression barely moves: nose bridge and tip (27-30), eye corners (36, 39, 42, 45)
 STABLE = (27, 28, 29, 30, 36, 39, 42, 45)
@@ -46,6 +52,9 @@ REFERENCE = FRONTAL68 * 63.0
 ASSET = "neutral_shape.safetensors"
 #: the expression of a pair's target (Yale's neutral_glasses, neutral_leftlight, ... are inputs like any other)
 NEUTRAL_LIKE = ("neutral",)
+#: what step 3 does with the predicted landmarks (``data.neutralize_mode``): warp the face onto them, or only
+#: re-frame the crop as the predicted neutral face would be framed
+MODES = ("warp", "frame")
 
 
 class NeutralShapeError(ValueError):
@@ -156,15 +165,42 @@ def neutralize(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | No
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
-    """:func:`neutralize` for ``N x S x S`` faces and ``N x 68 x 2`` landmarks; a face that cannot be warped
-    (:class:`NeutralShapeError`) is kept as it is, with a warning."""
+def reframe_transform(landmarks: np.ndarray, size: int, shape: NeutralShape | None = None) -> np.ndarray:
+    """The 2 x 3 similarity (crop -> re-framed crop) that takes the face's predicted neutral landmarks onto the
+    alignment template, fit on the 49 points ``nfgan prepare`` fits (:data:`nfgan.data.align.INNER49`)."""
+    shape = shape or shipped()
+    predicted = shape.predict(landmarks)
+    return similarity_transform(predicted[list(INNER49)], template_points(size))
+
+
+def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+    """One aligned gray face and its 68 landmarks -> uint8 face framed as its predicted neutral face would be
+    (a similarity: moved, turned, scaled; bilinear, edges replicated). Step 3's ``frame`` mode."""
+    face = np.asarray(face)
+    if face.ndim != 2 or face.shape[0] != face.shape[1]:
+        raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
+    size = face.shape[0]
+    inv = invert_transform(reframe_transform(landmarks, size, shape))
+    ys, xs = np.mgrid[0:size, 0:size]
+    grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    out = bilinear_sample(face, apply_transform(inv, grid)).reshape(size, size)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
+                     mode: str = "warp") -> np.ndarray:
+    """:func:`neutralize` (``mode="warp"``) or :func:`reframe` (``mode="frame"``) for ``N x S x S`` faces and
+    ``N x 68 x 2`` landmarks; a face that cannot be warped (:class:`NeutralShapeError`) is kept as it is, with a
+    warning."""
+    if mode not in MODES:
+        raise ValueError(f"neutralisation mode {mode!r}: expected one of {', '.join(MODES)}")
+    step = neutralize if mode == "warp" else reframe
     shape = shape or shipped()
     out = np.array(faces, dtype=np.uint8, copy=True)
     failed = []
     for i, (f, lm) in enumerate(zip(faces, landmarks)):
         try:
-            out[i] = neutralize(f, lm, shape)
+            out[i] = step(f, lm, shape)
         except NeutralShapeError:
             failed.append(i)
     if failed:

@@ -56,6 +56,9 @@ COMMON = {
         "neutralize_shape": False,
         # the map it uses (a file tools/fit_neutral_shape.py wrote); null = the one nfgan ships
         "neutral_shape_map": opt(None, "path", nullable=True),
+        # warp: onto the predicted neutral landmarks; frame: only re-frame the crop (a similarity) as the predicted
+        # neutral face would be framed by alignment (nfgan.data.neutral_shape.reframe)
+        "neutralize_mode": opt("warp", choices=("warp", "frame")),
         # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair
@@ -128,6 +131,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     if d["turned_targets"] == "same_pose" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.turned_targets: same_pose needs data.frontalize_inputs: true (the "
                           "model's outputs must be frontal faces)")
+    if d["neutralize_mode"] != "warp" and not d["neutralize_shape"]:
+        raise ConfigError(f"{source}: data.neutralize_mode = {d['neutralize_mode']} does nothing without "
+                          "data.neutralize_shape: true")
     t = cfg["train"]
     if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
         raise ConfigError(f"{source}: train.lr_decay_from ({t['lr_decay_from']}) must be below train.steps "
