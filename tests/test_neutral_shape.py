@@ -8,8 +8,10 @@ import torch
 
 from nfgan.data.align import apply_transform, similarity_transform
 from nfgan.data.frontalize import FRONTAL68, frontalize_batch
+from nfgan.data.align import INNER49, template_points, transform_scale
 from nfgan.data.neutral_shape import (REFERENCE, STABLE, NeutralShape, NeutralShapeError, fit, landmark_error,
-                                      neutralize, neutralize_batch, pair_landmarks, shipped)
+                                      neutralize, neutralize_batch, pair_landmarks, reframe, reframe_transform,
+                                      shipped)
 
 S = 64
 LOWER = list(range(5, 12)) + list(range(55, 60)) + list(range(65, 68)) + [48, 54]   # chin, lower lip
@@ -183,7 +185,81 @@ def test_input_rule_neutralizes_frontal_faces_only_and_reads_old_records():
     assert InputRule.from_record(rule.as_dict()) == rule
 
 
-def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_the_rule(tmp_path):
+STILL = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.zeros(136), {})   # predicts no motion
+
+
+def framed_landmarks() -> np.ndarray:
+    """Landmarks as alignment leaves a neutral face: its 49 fitted points exactly on the template."""
+    lm = FRONTAL68 * (S - 1)
+    lm[list(INNER49)] = template_points(S)
+    return lm
+
+
+def test_reframe_undoes_a_smaller_framing_and_leaves_a_neutral_framing_alone():
+    from nfgan.data.align import invert_transform
+    from nfgan.data.frontalize import bilinear_sample
+
+    face, lm = smooth_face(5), framed_landmarks()
+    m = reframe_transform(lm, S, STILL)
+    np.testing.assert_allclose(m, [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    assert np.abs(reframe(face, lm, STILL).astype(int) - face).max() <= 1
+    # the same face framed 12 % smaller and 2 px higher, as alignment frames a surprised face
+    small = np.array([[0.88, 0, 31.5 * 0.12], [0, 0.88, 31.5 * 0.12 - 2]])
+    ys, xs = np.mgrid[0:S, 0:S]
+    grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    shrunk = bilinear_sample(face, apply_transform(invert_transform(small), grid)).reshape(S, S).round()
+    back = reframe(shrunk.astype(np.uint8), apply_transform(small, lm), STILL)
+    centre = np.s_[12:52, 12:52]
+    assert transform_scale(reframe_transform(apply_transform(small, lm), S, STILL)) == pytest.approx(1 / 0.88)
+    assert np.abs(back[centre].astype(int) - face[centre]).mean() < 2.0
+    assert np.abs(shrunk[centre] - face[centre]).mean() > 8.0
+    with pytest.raises(NeutralShapeError, match="square gray"):
+        reframe(face[:, :40], lm, STILL)
+
+
+def test_shipped_map_reframes_an_opened_mouth_larger():
+    """Alignment fits the template to points that include the mouth: a dropped jaw and raised brows frame the
+    face smaller. The shipped map predicts the closed mouth, and re-framing on it makes the face larger again."""
+    lm = framed_landmarks()
+    opened = open_mouth(lm, 5.0)
+    as_aligned = apply_transform(similarity_transform(opened[list(INNER49)], template_points(S)), opened)
+    assert transform_scale(similarity_transform(opened[list(INNER49)], template_points(S))) < 0.97
+    assert transform_scale(reframe_transform(as_aligned, S, shipped())) > 1.02
+    assert transform_scale(reframe_transform(lm, S, shipped())) == pytest.approx(1.0, abs=0.02)
+
+
+def test_input_rule_reframes_in_frame_mode_and_records_it(tmp_path):
+    from nfgan.config import ConfigError
+    from nfgan.data.generator_input import InputRule
+    from nfgan.training.config import load_config
+
+    faces = np.stack([smooth_face(1), smooth_face(2)])
+    lm = np.stack([open_mouth(framed_landmarks(), 4.0), framed_landmarks()])
+    rule = InputRule(True, True, "mirror", True, None, "frame")
+    x = rule.apply(faces, ["frontal", "frontal"], ["0", "0"], lm)
+    assert all(np.array_equal(x[i], reframe(faces[i], lm[i])) for i in range(2))
+    assert not np.array_equal(x[0], neutralize(faces[0], lm[0]))
+    assert np.array_equal(neutralize_batch(faces, lm, mode="frame"), x)
+    record = rule.as_dict()
+    assert record["neutralize_mode"] == "frame" and InputRule.from_record(record).mode == "frame"
+    old = dict(record)
+    del old["neutralize_mode"]
+    assert InputRule.from_record(old).mode == "warp"     # a record from before the mode existed
+    with pytest.raises(ValueError, match="neutralisation mode 'tilt'"):
+        InputRule(True, True, "mirror", True, None, "tilt")
+    with pytest.raises(ValueError, match="neutralisation mode 'tilt'"):
+        neutralize_batch(faces, lm, mode="tilt")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {neutralize_mode: frame}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: data.neutralize_mode = frame does nothing without "
+                                          r"data.neutralize_shape: true"):
+        load_config(cfg)
+    cfg.write_text("data: {neutralize_shape: true, neutralize_mode: frame}\n")
+    assert InputRule.from_config(load_config(cfg)).mode == "frame"
+
+
+@pytest.mark.parametrize("mode", ["warp", "frame"])
+def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_the_rule(tmp_path, mode):
     from conftest import make_prepared, tiny_config, tiny_nets
 
     from nfgan.data.generator_input import InputRule
@@ -197,6 +273,8 @@ def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_
     cfg = tiny_config(root, steps=1)
     cfg["data"]["frontalize_inputs"] = True
     cfg["data"]["neutralize_shape"] = True
+    cfg["data"]["neutralize_mode"] = mode
+    step = neutralize if mode == "warp" else reframe
     tr = TrainingData(cfg, torch.device("cpu"))
     n = len(rows)
     faces = np.load(root / "faces.npy")
@@ -204,7 +282,7 @@ def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_
         face, pose = r % n, rows[r % n]["pose"]
         assert tr.gen_rows[r] >= 2 * n                      # every input is read warped
         if pose == "frontal":
-            assert np.array_equal(tr.read([tr.gen_rows[r]])[0], neutralize(faces[face], lm[face]))
+            assert np.array_equal(tr.read([tr.gen_rows[r]])[0], step(faces[face], lm[face]))
     # targets (frontal neutral faces) are the real faces
     targets = np.unique(np.concatenate([tr.train.group_rows, tr.val.group_rows]))
     assert (targets < 2 * n).all()
@@ -212,13 +290,13 @@ def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_
 
     train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
     g = load_model(tmp_path / "run")
-    assert g.rule == InputRule(True, True, "mirror", True)
+    assert g.rule == InputRule(True, True, "mirror", True, None, mode)
     poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
     x = g.generator_inputs(faces, poses, flipped, lm)
     happy = [i for i, r in enumerate(rows) if r["pose"] == "frontal" and r["expression"] == "happy"]
-    assert happy and all(np.array_equal(x[i], neutralize(faces[i], lm[i])) for i in happy)
+    assert happy and all(np.array_equal(x[i], step(faces[i], lm[i])) for i in happy)
     exported = load_model(export_model(tmp_path / "run", tmp_path / "m.safetensors"))
-    assert exported.rule.neutralize
+    assert exported.rule.neutralize and exported.rule.mode == mode
     assert np.array_equal(exported.generator_inputs(faces, poses, flipped, lm), x)
 
 
