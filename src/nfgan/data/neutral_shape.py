@@ -23,6 +23,8 @@ keeping the person's own face shape:
    frames a neutral face. Alignment fits the template to 49 points that include the mouth and brows, so a face
    whose mouth opens is framed smaller (a surprised face by 8-16 % in the crop, ``docs/experiments.md``, round
    21); re-framing undoes that and leaves the face's shape as it is (a neutral face barely moves).
+   ``warp_frame`` does both: the warp, then the re-framing of the warped face (its landmarks are the predicted
+   ones), so the face gets the neutral shape and the neutral face's framing.
 
 The shipped map (``nfgan/assets/neutral_shape.safetensors``, made by ``tools/fit_neutral_shape.py``) was fit on
 the training people of London, CK+ ``with_neutral/``, JAFFE and Yale and on the Surrey Face Model's synthetic
@@ -54,7 +56,7 @@ ASSET = "neutral_shape.safetensors"
 NEUTRAL_LIKE = ("neutral",)
 #: what step 3 does with the predicted landmarks (``data.neutralize_mode``): warp the face onto them, or only
 #: re-frame the crop as the predicted neutral face would be framed
-MODES = ("warp", "frame")
+MODES = ("warp", "frame", "warp_frame")
 
 
 class NeutralShapeError(ValueError):
@@ -179,8 +181,22 @@ def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None 
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
+    return _similarity_warp(face, reframe_transform(landmarks, face.shape[0], shape))
+
+
+def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+    """:func:`neutralize`, then the warped face (whose landmarks are the predicted neutral ones) re-framed onto the
+    alignment template as :func:`reframe` does. Step 3's ``warp_frame`` mode."""
+    warped = neutralize(face, landmarks, shape)
+    predicted = (shape or shipped()).predict(landmarks)
+    size = warped.shape[0]
+    return _similarity_warp(warped, similarity_transform(predicted[list(INNER49)], template_points(size)))
+
+
+def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``face`` moved by the 2 x 3 ``matrix`` (crop -> new crop; bilinear, edges replicated), as uint8."""
     size = face.shape[0]
-    inv = invert_transform(reframe_transform(landmarks, size, shape))
+    inv = invert_transform(matrix)
     ys, xs = np.mgrid[0:size, 0:size]
     grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
     out = bilinear_sample(face, apply_transform(inv, grid)).reshape(size, size)
@@ -189,12 +205,12 @@ def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None 
 
 def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
                      mode: str = "warp") -> np.ndarray:
-    """:func:`neutralize` (``mode="warp"``) or :func:`reframe` (``mode="frame"``) for ``N x S x S`` faces and
-    ``N x 68 x 2`` landmarks; a face that cannot be warped (:class:`NeutralShapeError`) is kept as it is, with a
-    warning."""
+    """:func:`neutralize` (``mode="warp"``), :func:`reframe` (``"frame"``) or :func:`neutralize_reframe`
+    (``"warp_frame"``) for ``N x S x S`` faces and ``N x 68 x 2`` landmarks; a face that cannot be warped
+    (:class:`NeutralShapeError`) is kept as it is, with a warning."""
     if mode not in MODES:
         raise ValueError(f"neutralisation mode {mode!r}: expected one of {', '.join(MODES)}")
-    step = neutralize if mode == "warp" else reframe
+    step = {"warp": neutralize, "frame": reframe, "warp_frame": neutralize_reframe}[mode]
     shape = shape or shipped()
     out = np.array(faces, dtype=np.uint8, copy=True)
     failed = []

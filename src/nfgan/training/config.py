@@ -57,8 +57,8 @@ COMMON = {
         # the map it uses (a file tools/fit_neutral_shape.py wrote); null = the one nfgan ships
         "neutral_shape_map": opt(None, "path", nullable=True),
         # warp: onto the predicted neutral landmarks; frame: only re-frame the crop (a similarity) as the predicted
-        # neutral face would be framed by alignment (nfgan.data.neutral_shape.reframe)
-        "neutralize_mode": opt("warp", choices=("warp", "frame")),
+        # neutral face would be framed by alignment (nfgan.data.neutral_shape.reframe); warp_frame: both
+        "neutralize_mode": opt("warp", choices=("warp", "frame", "warp_frame")),
         # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair
