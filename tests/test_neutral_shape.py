@@ -10,8 +10,8 @@ from nfgan.data.align import apply_transform, similarity_transform
 from nfgan.data.frontalize import FRONTAL68, frontalize_batch
 from nfgan.data.align import INNER49, template_points, transform_scale
 from nfgan.data.neutral_shape import (REFERENCE, STABLE, NeutralShape, NeutralShapeError, fit, landmark_error,
-                                      neutralize, neutralize_batch, pair_landmarks, reframe, reframe_transform,
-                                      shipped)
+                                      neutralize, neutralize_batch, neutralize_reframe, pair_landmarks, reframe,
+                                      reframe_transform, shipped)
 
 S = 64
 LOWER = list(range(5, 12)) + list(range(55, 60)) + list(range(65, 68)) + [48, 54]   # chin, lower lip
@@ -217,6 +217,22 @@ def test_reframe_undoes_a_smaller_framing_and_leaves_a_neutral_framing_alone():
         reframe(face[:, :40], lm, STILL)
 
 
+def test_warp_frame_warps_onto_the_predicted_landmarks_then_reframes_them():
+    face, lm = smooth_face(6), framed_landmarks()
+    small = np.array([[0.9, 0, 3.15], [0, 0.9, 3.15]])      # framed 10 % smaller
+    lm_small = apply_transform(small, lm)
+    # a map that predicts no motion: the warp changes nothing, so both modes re-frame alike
+    assert np.array_equal(neutralize_reframe(face, lm_small, STILL), reframe(face, lm_small, STILL))
+    # a map that lifts every landmark 3 px: the warp moves the face, and the re-framing is fit to where it moved
+    up = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.tile([0.0, -3.0], 68), {})
+    warped = neutralize(face, lm_small, up)
+    out = neutralize_reframe(face, lm_small, up)
+    m = similarity_transform(up.predict(lm_small)[list(INNER49)], template_points(S))
+    assert transform_scale(m) == pytest.approx(1 / 0.9)
+    assert np.array_equal(out, reframe(warped, up.predict(lm_small), STILL))
+    assert not np.array_equal(out, reframe(face, lm_small, up))
+
+
 def test_shipped_map_reframes_an_opened_mouth_larger():
     """Alignment fits the template to points that include the mouth: a dropped jaw and raised brows frame the
     face smaller. The shipped map predicts the closed mouth, and re-framing on it makes the face larger again."""
@@ -240,6 +256,8 @@ def test_input_rule_reframes_in_frame_mode_and_records_it(tmp_path):
     assert all(np.array_equal(x[i], reframe(faces[i], lm[i])) for i in range(2))
     assert not np.array_equal(x[0], neutralize(faces[0], lm[0]))
     assert np.array_equal(neutralize_batch(faces, lm, mode="frame"), x)
+    both = InputRule(True, True, "mirror", True, None, "warp_frame").apply(faces, ["frontal"] * 2, ["0"] * 2, lm)
+    assert all(np.array_equal(both[i], neutralize_reframe(faces[i], lm[i])) for i in range(2))
     record = rule.as_dict()
     assert record["neutralize_mode"] == "frame" and InputRule.from_record(record).mode == "frame"
     old = dict(record)
