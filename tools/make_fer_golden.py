@@ -18,7 +18,6 @@ model's softmax output), ``logits`` (N x 7, the global-average-pooling output be
 """
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from pathlib import Path
