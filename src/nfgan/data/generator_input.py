@@ -11,7 +11,7 @@
    68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
    an open mouth closes, raised brows come down, before the generator reads it; or, with
    ``data.neutralize_mode: frame``, the crop is only re-framed (moved, turned, scaled) as that neutral face would
-   be framed by alignment. L_id again compares with the unwarped input.
+   be framed by alignment; ``warp_frame`` does both. L_id again compares with the unwarped input.
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ class InputRule:
     neutralize: bool = False
     #: the map step 3 uses (``nfgan.data.neutral_shape.NeutralShape``); None = the one nfgan ships
     shape: object = field(default=None, compare=False, repr=False)
-    #: step 3's mode (``nfgan.data.neutral_shape.MODES``): ``warp`` onto the predicted landmarks or ``frame``
+    #: step 3's mode (``nfgan.data.neutral_shape.MODES``): ``warp`` onto the predicted landmarks, ``frame`` or
+    #: ``warp_frame``
     mode: str = "warp"
 
     def __post_init__(self):

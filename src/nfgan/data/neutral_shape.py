@@ -188,9 +188,7 @@ def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralSh
     """:func:`neutralize`, then the warped face (whose landmarks are the predicted neutral ones) re-framed onto the
     alignment template as :func:`reframe` does. Step 3's ``warp_frame`` mode."""
     warped = neutralize(face, landmarks, shape)
-    predicted = (shape or shipped()).predict(landmarks)
-    size = warped.shape[0]
-    return _similarity_warp(warped, similarity_transform(predicted[list(INNER49)], template_points(size)))
+    return _similarity_warp(warped, reframe_transform(landmarks, warped.shape[0], shape))
 
 
 def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -60,7 +60,8 @@ PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, f
             "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
             "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), and the "
             "other faces onto their predicted neutral landmarks (neutralize: nfgan.data.neutral_shape), or "
-            "only re-framed as their predicted neutral face would be framed (neutralize_mode: frame); "
+            "only re-framed as their predicted neutral face would be framed (neutralize_mode: frame), or both "
+            "(neutralize_mode: warp_frame); "
             "then x = uint8 / 127.5 - 1")
 FACES_IN = "faces: float32 N x 1 x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule"
 FACES_OUT = ("normalized: float32 N x 1 x {s} x {s} in [-1, 1]; uint8 = round((clamp(y, -1, 1) + 1) * 127.5); "
