@@ -11,7 +11,8 @@
    68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
    an open mouth closes, raised brows come down, before the generator reads it; or, with
    ``data.neutralize_mode: frame``, the crop is only re-framed (moved, turned, scaled) as that neutral face would
-   be framed by alignment; ``warp_frame`` does both. L_id again compares with the unwarped input.
+   be framed by alignment; ``warp_frame`` does both; with ``data.neutralize_threshold``, only faces whose framing
+   is off by more than the threshold get (a share of) the step. L_id again compares with the unwarped input.
 """
 from __future__ import annotations
 
@@ -50,8 +51,13 @@ class InputRule:
     #: step 3's mode (``nfgan.data.neutral_shape.MODES``): ``warp`` onto the predicted landmarks, ``frame`` or
     #: ``warp_frame``
     mode: str = "warp"
+    #: step 3's threshold (``data.neutralize_threshold``, ``nfgan.data.neutral_shape.strength``): 0 = every face
+    threshold: float = 0.0
 
     def __post_init__(self):
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"neutralisation threshold {self.threshold!r}: expected a share of the crop side in "
+                             "[0, 1)")
         if self.fill not in FILLS:
             raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(FILLS)}")
         from nfgan.data.neutral_shape import MODES
@@ -69,7 +75,8 @@ class InputRule:
 
             shape = NeutralShape.load(d["neutral_shape_map"])
         return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
-                   str(d.get("frontalize_fill") or "mirror"), neutralize, shape, str(d.get("neutralize_mode") or "warp"))
+                   str(d.get("frontalize_fill") or "mirror"), neutralize, shape, str(d.get("neutralize_mode") or "warp"),
+                   float(d.get("neutralize_threshold") or 0.0))
 
     def neutral_shape(self):
         """The map step 3 uses."""
@@ -84,12 +91,14 @@ class InputRule:
         if self.neutralize:   # the map itself, so that the record does not depend on a file
             out["neutral_shape"] = self.neutral_shape().as_record()
             out["neutralize_mode"] = self.mode
+            if self.threshold:    # absent = 0, as in records from before the threshold existed
+                out["neutralize_threshold"] = self.threshold
         return out
 
     @classmethod
     def from_record(cls, rule: dict) -> "InputRule":
-        """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` / ``neutralize_mode``
-        existed: ``mirror`` / off / ``warp``)."""
+        """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` / ``neutralize_mode`` /
+        ``neutralize_threshold`` existed: ``mirror`` / off / ``warp`` / 0)."""
         shape = None
         if rule.get("neutralize") and rule.get("neutral_shape"):
             from nfgan.data.neutral_shape import NeutralShape
@@ -97,7 +106,7 @@ class InputRule:
             shape = NeutralShape.from_record(rule["neutral_shape"])
         return cls(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)),
                    str(rule.get("fill") or "mirror"), bool(rule.get("neutralize", False)), shape,
-                   str(rule.get("neutralize_mode") or "warp"))
+                   str(rule.get("neutralize_mode") or "warp"), float(rule.get("neutralize_threshold") or 0.0))
 
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         """Which faces are mirrored before the generator (none without poses or without ``flip_left_poses``)."""
@@ -139,7 +148,7 @@ class InputRule:
 
             size = x.shape[-1]
             own = np.stack([mirror_landmarks(lm[i], size) if mirrored[i] else lm[i] for i in other])
-            x[other] = neutralize_batch(x[other], own, self.neutral_shape(), self.mode)
+            x[other] = neutralize_batch(x[other], own, self.neutral_shape(), self.mode, self.threshold)
         return x
 
     @staticmethod

@@ -26,6 +26,13 @@ keeping the person's own face shape:
    ``warp_frame`` does both: the warp, then the re-framing of the warped face (its landmarks are the predicted
    ones), so the face gets the neutral shape and the neutral face's framing.
 
+   **Only where the framing is off** (``data.neutralize_threshold`` t > 0, a fraction of the crop side): the
+   re-framing of a face moves the template's 49 points by a mean distance d (:func:`framing_shift`); a face with
+   d <= t is left exactly as it is, and any other is warped and/or re-framed by the share 1 - t / d of the full
+   step (:func:`strength`: the landmarks go that share of the way to the predicted ones, the similarity is that
+   share of the way from the identity). With t the largest d of any neutral training face, no neutral face
+   moves and a surprised face (d about 5 % of the side) gets most of the step.
+
 The shipped map (``nfgan/assets/neutral_shape.safetensors``, made by ``tools/fit_neutral_shape.py``) was fit on
 the training people of London, CK+ ``with_neutral/``, JAFFE and Yale and on the Surrey Face Model's synthetic
 expressions of London's and canada's training people (``nfgan synth-expressions``); its ridge weight was chosen
@@ -150,16 +157,21 @@ def shipped() -> NeutralShape:
     return NeutralShape.load(assets_dir() / ASSET)
 
 
-def neutralize(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
-    """One aligned gray face and its 68 landmarks -> uint8 face with the predicted neutral geometry (steps 1-3)."""
+def neutralize(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
+               strength: float = 1.0) -> np.ndarray:
+    """One aligned gray face and its 68 landmarks -> uint8 face with the predicted neutral geometry (steps 1-3);
+    ``strength`` < 1: the landmarks go only that share of the way to the predicted ones."""
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
     shape = shape or shipped()
     lm = np.asarray(landmarks, np.float64)
+    predicted = shape.predict(lm)
+    if strength != 1.0:
+        predicted = lm + strength * (predicted - lm)
     # kept a pixel inside the crop: a point on its edge next to the fixed border points can leave slivers of the
     # crop outside every triangle of the warp mesh
-    dst = np.clip(shape.predict(lm), 1, face.shape[-1] - 2)
+    dst = np.clip(predicted, 1, face.shape[-1] - 2)
     try:
         out = landmark_warp(face, lm, dst)
     except ValueError as e:    # a degenerate mesh (landmarks far outside the crop)
@@ -175,20 +187,47 @@ def reframe_transform(landmarks: np.ndarray, size: int, shape: NeutralShape | No
     return similarity_transform(predicted[list(INNER49)], template_points(size))
 
 
-def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+def framing_shift(landmarks: np.ndarray, size: int, shape: NeutralShape | None = None) -> float:
+    """How far :func:`reframe_transform` moves the alignment template's 49 points: their mean displacement as a
+    fraction of the crop side (about 0.003 for a neutral face, 0.05 for a surprised one)."""
+    points = template_points(size)
+    moved = apply_transform(reframe_transform(landmarks, size, shape), points)
+    return float(np.linalg.norm(moved - points, axis=1).mean() / size)
+
+
+def strength(landmarks: np.ndarray, size: int, shape: NeutralShape | None = None, threshold: float = 0.0) -> float:
+    """The share of step 3 a face gets with ``data.neutralize_threshold`` = ``threshold`` (module docstring):
+    1 without a threshold, 0 where :func:`framing_shift` is at most the threshold, else 1 - threshold / shift."""
+    if threshold <= 0:
+        return 1.0
+    shift = framing_shift(landmarks, size, shape)
+    return 0.0 if shift <= threshold else 1.0 - threshold / shift
+
+
+def _partial(matrix: np.ndarray, share: float) -> np.ndarray:
+    """The 2 x 3 transform ``share`` of the way from the identity to ``matrix`` (``matrix`` itself at 1)."""
+    if share == 1.0:
+        return matrix
+    return np.eye(2, 3) + share * (np.asarray(matrix, np.float64) - np.eye(2, 3))
+
+
+def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
+            strength: float = 1.0) -> np.ndarray:
     """One aligned gray face and its 68 landmarks -> uint8 face framed as its predicted neutral face would be
-    (a similarity: moved, turned, scaled; bilinear, edges replicated). Step 3's ``frame`` mode."""
+    (a similarity: moved, turned, scaled; bilinear, edges replicated; ``strength`` < 1: that share of the way).
+    Step 3's ``frame`` mode."""
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
-    return _similarity_warp(face, reframe_transform(landmarks, face.shape[0], shape))
+    return _similarity_warp(face, _partial(reframe_transform(landmarks, face.shape[0], shape), strength))
 
 
-def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None) -> np.ndarray:
+def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
+                       strength: float = 1.0) -> np.ndarray:
     """:func:`neutralize`, then the warped face (whose landmarks are the predicted neutral ones) re-framed onto the
-    alignment template as :func:`reframe` does. Step 3's ``warp_frame`` mode."""
-    warped = neutralize(face, landmarks, shape)
-    return _similarity_warp(warped, reframe_transform(landmarks, warped.shape[0], shape))
+    alignment template as :func:`reframe` does (both ``strength`` of the way). Step 3's ``warp_frame`` mode."""
+    warped = neutralize(face, landmarks, shape, strength)
+    return _similarity_warp(warped, _partial(reframe_transform(landmarks, warped.shape[0], shape), strength))
 
 
 def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -202,10 +241,11 @@ def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
-                     mode: str = "warp") -> np.ndarray:
+                     mode: str = "warp", threshold: float = 0.0) -> np.ndarray:
     """:func:`neutralize` (``mode="warp"``), :func:`reframe` (``"frame"``) or :func:`neutralize_reframe`
-    (``"warp_frame"``) for ``N x S x S`` faces and ``N x 68 x 2`` landmarks; a face that cannot be warped
-    (:class:`NeutralShapeError`) is kept as it is, with a warning."""
+    (``"warp_frame"``) for ``N x S x S`` faces and ``N x 68 x 2`` landmarks, each face with its
+    :func:`strength` under ``threshold`` (0: the full step for every face; a face of strength 0 is kept as it
+    is); a face that cannot be warped (:class:`NeutralShapeError`) is kept as it is, with a warning."""
     if mode not in MODES:
         raise ValueError(f"neutralisation mode {mode!r}: expected one of {', '.join(MODES)}")
     step = {"warp": neutralize, "frame": reframe, "warp_frame": neutralize_reframe}[mode]
@@ -214,7 +254,9 @@ def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralSha
     failed = []
     for i, (f, lm) in enumerate(zip(faces, landmarks)):
         try:
-            out[i] = step(f, lm, shape)
+            share = strength(lm, out.shape[-1], shape, threshold)
+            if share > 0:
+                out[i] = step(f, lm, shape, share)
         except NeutralShapeError:
             failed.append(i)
     if failed:

@@ -55,13 +55,14 @@ CHECK_TOL = 1e-4
 GRAPHS = ("normalizer", "encoder", "decoder", "fer")
 
 PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, fill, neutralize, shape, "
-            "mode).apply(faces_u8, "
+            "mode, threshold).apply(faces_u8, "
             "poses, flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
             "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
             "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), and the "
             "other faces onto their predicted neutral landmarks (neutralize: nfgan.data.neutral_shape), or "
             "only re-framed as their predicted neutral face would be framed (neutralize_mode: frame), or both "
-            "(neutralize_mode: warp_frame); "
+            "(neutralize_mode: warp_frame), each face only where its framing is off by more than the threshold "
+            "(neutralize_threshold, nfgan.data.neutral_shape.strength); "
             "then x = uint8 / 127.5 - 1")
 FACES_IN = "faces: float32 N x 1 x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule"
 FACES_OUT = ("normalized: float32 N x 1 x {s} x {s} in [-1, 1]; uint8 = round((clamp(y, -1, 1) + 1) * 127.5); "

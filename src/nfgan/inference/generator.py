@@ -132,7 +132,8 @@ class Generator(RuleView, nn.Module):
             self.rule = InputRule(bool(info.get("flip_left_poses", base.flip_left_poses)),
                                   bool(info.get("frontalize_inputs", base.frontalize)),
                                   str(info.get("frontalize_fill") or base.fill),
-                                  bool(info.get("neutralize_shape", base.neutralize)), base.shape, base.mode)
+                                  bool(info.get("neutralize_shape", base.neutralize)), base.shape, base.mode,
+                                  base.threshold)
         self.requires_grad_(False)
         self.eval()
 

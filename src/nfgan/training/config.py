@@ -59,6 +59,9 @@ COMMON = {
         # warp: onto the predicted neutral landmarks; frame: only re-frame the crop (a similarity) as the predicted
         # neutral face would be framed by alignment (nfgan.data.neutral_shape.reframe); warp_frame: both
         "neutralize_mode": opt("warp", choices=("warp", "frame", "warp_frame")),
+        # > 0: step 3 only for faces whose re-framing would move the template's points by more than this share of
+        # the crop side on average, by the share 1 - threshold / shift (nfgan.data.neutral_shape.strength)
+        "neutralize_threshold": opt(0.0, low=0, high=0.5),
         # "same_pose": a turned input's target is the subject's neutral face in the same pose, frontalised
         "turned_targets": opt("frontal", choices=("frontal", "same_pose")),
         # also train on the mirror image of every frontal (input, target) pair
@@ -133,6 +136,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
                           "model's outputs must be frontal faces)")
     if d["neutralize_mode"] != "warp" and not d["neutralize_shape"]:
         raise ConfigError(f"{source}: data.neutralize_mode = {d['neutralize_mode']} does nothing without "
+                          "data.neutralize_shape: true")
+    if d["neutralize_threshold"] and not d["neutralize_shape"]:
+        raise ConfigError(f"{source}: data.neutralize_threshold = {d['neutralize_threshold']} does nothing without "
                           "data.neutralize_shape: true")
     t = cfg["train"]
     if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
