@@ -9,9 +9,9 @@ import torch
 from nfgan.data.align import apply_transform, similarity_transform
 from nfgan.data.frontalize import FRONTAL68, frontalize_batch
 from nfgan.data.align import INNER49, template_points, transform_scale
-from nfgan.data.neutral_shape import (REFERENCE, STABLE, NeutralShape, NeutralShapeError, fit, landmark_error,
-                                      neutralize, neutralize_batch, neutralize_reframe, pair_landmarks, reframe,
-                                      reframe_transform, shipped)
+from nfgan.data.neutral_shape import (REFERENCE, STABLE, NeutralShape, NeutralShapeError, fit, framing_shift,
+                                      landmark_error, neutralize, neutralize_batch, neutralize_reframe,
+                                      pair_landmarks, reframe, reframe_transform, shipped, strength)
 
 S = 64
 LOWER = list(range(5, 12)) + list(range(55, 60)) + list(range(65, 68)) + [48, 54]   # chin, lower lip
@@ -276,8 +276,73 @@ def test_input_rule_reframes_in_frame_mode_and_records_it(tmp_path):
     assert InputRule.from_config(load_config(cfg)).mode == "frame"
 
 
-@pytest.mark.parametrize("mode", ["warp", "frame"])
-def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_the_rule(tmp_path, mode):
+def test_threshold_leaves_faces_framed_within_it_and_gives_the_others_a_share_of_the_step():
+    face, lm = smooth_face(7), framed_landmarks()
+    small = np.array([[0.9, 0, 3.15], [0, 0.9, 3.15]])      # framed 10 % smaller
+    lm_small = apply_transform(small, lm)
+    assert framing_shift(lm, S, STILL) < 1e-9
+    shift = framing_shift(lm_small, S, STILL)
+    # the template's points move by 1/0.9 - 1 of their distance from the centre the similarity keeps
+    moved = apply_transform(reframe_transform(lm_small, S, STILL), template_points(S))
+    assert shift == pytest.approx(np.linalg.norm(moved - template_points(S), axis=1).mean() / S)
+    assert 0.01 < shift < 0.05
+    assert strength(lm_small, S, STILL, 0.0) == 1.0
+    assert strength(lm_small, S, STILL, shift * 1.01) == 0.0
+    assert strength(lm_small, S, STILL, shift / 4) == pytest.approx(0.75)
+    faces, both = np.stack([face, face]), np.stack([lm, lm_small])
+    for mode in ("warp", "frame", "warp_frame"):
+        # no threshold: every face gets the whole step, as before the threshold existed
+        full = neutralize_batch(faces, both, STILL, mode)
+        assert np.array_equal(neutralize_batch(faces, both, STILL, mode, 0.0), full)
+        # a threshold above both shifts: the very pixels
+        assert np.array_equal(neutralize_batch(faces, both, STILL, mode, shift * 1.01), faces)
+    # between them: the neutral framing stays, the smaller one is re-framed three quarters of the way
+    out = neutralize_batch(faces, both, STILL, "frame", shift / 4)
+    assert np.array_equal(out[0], face)
+    assert np.array_equal(out[1], reframe(face, lm_small, STILL, 0.75))
+    scale = transform_scale(reframe_transform(lm_small, S, STILL))
+    part = np.eye(2, 3) + 0.75 * (reframe_transform(lm_small, S, STILL) - np.eye(2, 3))
+    assert transform_scale(part) == pytest.approx(1 + 0.75 * (scale - 1))
+    assert not np.array_equal(out[1], reframe(face, lm_small, STILL))
+    # a share of the warp: the landmarks go that share of the way to the predicted ones
+    up = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.tile([0.0, -4.0], 68), {})
+    half_up = NeutralShape(np.zeros(136), np.zeros((136, 136)), np.tile([0.0, -2.0], 68), {})
+    assert np.abs(neutralize(face, lm, up, 0.5).astype(int) - neutralize(face, lm, half_up)).max() <= 1
+    assert np.abs(neutralize(face, lm, up).astype(int) - neutralize(face, lm, half_up)).mean() > 2
+
+
+def test_shipped_map_gates_an_opened_mouth_and_not_a_neutral_face():
+    lm = framed_landmarks()
+    opened = open_mouth(lm, 5.0)
+    as_aligned = apply_transform(similarity_transform(opened[list(INNER49)], template_points(S)), opened)
+    assert framing_shift(lm, S, shipped()) < 0.012 < framing_shift(as_aligned, S, shipped())
+
+
+def test_input_rule_records_the_threshold_and_the_config_checks_it(tmp_path):
+    from nfgan.config import ConfigError
+    from nfgan.data.generator_input import InputRule
+    from nfgan.training.config import load_config
+
+    rule = InputRule(True, True, "mirror", True, None, "warp_frame", 0.012)
+    record = rule.as_dict()
+    assert record["neutralize_threshold"] == 0.012 and InputRule.from_record(record) == rule
+    old = dict(record)
+    del old["neutralize_threshold"]
+    assert InputRule.from_record(old).threshold == 0.0         # a record from before the threshold existed
+    assert "neutralize_threshold" not in InputRule(True, True, "mirror", True, None, "warp_frame").as_dict()
+    with pytest.raises(ValueError, match="neutralisation threshold 1.5"):
+        InputRule(True, True, "mirror", True, None, "warp", 1.5)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {neutralize_threshold: 0.01}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: data.neutralize_threshold = 0.01 does nothing without "
+                                          r"data.neutralize_shape: true"):
+        load_config(cfg)
+    cfg.write_text("data: {neutralize_shape: true, neutralize_threshold: 0.01}\n")
+    assert InputRule.from_config(load_config(cfg)).threshold == 0.01
+
+
+@pytest.mark.parametrize("mode,gate", [("warp", False), ("frame", False), ("warp_frame", True)])
+def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_the_rule(tmp_path, mode, gate):
     from conftest import make_prepared, tiny_config, tiny_nets
 
     from nfgan.data.generator_input import InputRule
@@ -292,9 +357,18 @@ def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_
     cfg["data"]["frontalize_inputs"] = True
     cfg["data"]["neutralize_shape"] = True
     cfg["data"]["neutralize_mode"] = mode
-    step = neutralize if mode == "warp" else reframe
-    tr = TrainingData(cfg, torch.device("cpu"))
     n = len(rows)
+    threshold = 0.0
+    if gate:   # a threshold between the neutral and the opened faces' framing shifts
+        shifts = {r["expression"]: framing_shift(lm[i], S, shipped()) for i, r in enumerate(rows)
+                  if r["pose"] == "frontal"}
+        assert shifts["happy"] > 2 * shifts["neutral"]
+        threshold = cfg["data"]["neutralize_threshold"] = (shifts["happy"] + shifts["neutral"]) / 2
+
+    def step(face, landmarks):
+        return neutralize_batch(face[None], landmarks[None], shipped(), mode, threshold)[0]
+
+    tr = TrainingData(cfg, torch.device("cpu"))
     faces = np.load(root / "faces.npy")
     for r in np.unique(np.concatenate([tr.train.inputs, tr.val.inputs])):
         face, pose = r % n, rows[r % n]["pose"]
@@ -308,13 +382,16 @@ def test_trainer_reads_neutralized_inputs_real_targets_and_the_model_file_keeps_
 
     train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
     g = load_model(tmp_path / "run")
-    assert g.rule == InputRule(True, True, "mirror", True, None, mode)
+    assert g.rule == InputRule(True, True, "mirror", True, None, mode, threshold)
     poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
     x = g.generator_inputs(faces, poses, flipped, lm)
     happy = [i for i, r in enumerate(rows) if r["pose"] == "frontal" and r["expression"] == "happy"]
     assert happy and all(np.array_equal(x[i], step(faces[i], lm[i])) for i in happy)
+    assert all(not np.array_equal(x[i], faces[i]) for i in happy)
+    neutral = [i for i, r in enumerate(rows) if r["pose"] == "frontal" and r["expression"] == "neutral"]
+    assert all(np.array_equal(x[i], faces[i]) for i in neutral) == gate     # the gate leaves them as they are
     exported = load_model(export_model(tmp_path / "run", tmp_path / "m.safetensors"))
-    assert exported.rule.neutralize and exported.rule.mode == mode
+    assert exported.rule.neutralize and exported.rule.mode == mode and exported.rule.threshold == threshold
     assert np.array_equal(exported.generator_inputs(faces, poses, flipped, lm), x)
 
 
