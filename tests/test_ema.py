@@ -240,3 +240,36 @@ def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_
     apart = (want_live - want_ema).abs().max()
     assert apart > 1e-2                                        # float16 files: each within a tenth of that
     assert (got_live - want_live).abs().max() < apart / 10 and (got_ema - want_ema).abs().max() < apart / 10
+
+
+    # the shipped file written again with geometric neutralisation at inference: its weights, data, licence and
+    # training subjects kept, the rule and the evaluation replaced, the map embedded
+    from nfgan.data.neutral_shape import framing_shift, neutralize_batch, shipped
+
+    src = tmp_path / "pix2pix_live.safetensors"
+    before = load_model(src)
+    assert not before.rule.neutralize
+    with pytest.raises(SystemExit):
+        tool.main([str(src), "--metrics", str(metrics), "--calibration-only", "--out", str(src),
+                   "--neutralize-threshold", "0.01"])
+    assert tool.main([str(src), "--metrics", str(metrics), "--calibration-only", "--out", str(src),
+                      "--neutralize-mode", "warp_frame", "--neutralize-threshold", "0.01"]) == 0
+    after = load_model(src)
+    assert (after.rule.neutralize, after.rule.mode, after.rule.threshold) == (True, "warp_frame", 0.01)
+    assert after.rule.flip_left_poses == before.rule.flip_left_poses and after.info["stored_dtype"] == "float16"
+    for k in ("training_data", "train_subjects", "license", "source_run", "weights", "step"):
+        assert after.info[k] == before.info[k], k
+    assert after.info["reexported_from"] == str(src) and after.info["input_rule"]["neutral_shape"]
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    # frontal faces: one framed as a neutral face, one framed 10 % smaller (as alignment frames a surprised face)
+    from nfgan.data.align import apply_transform
+    from nfgan.data.frontalize import FRONTAL68
+
+    lm0 = FRONTAL68 * 63.0
+    lm = np.stack([lm0, apply_transform(np.array([[0.9, 0, 3.15], [0, 0.9, 3.15]]), lm0)])
+    assert framing_shift(lm[0], 64, shipped()) < 0.01 < framing_shift(lm[1], 64, shipped())
+    faces = np.random.default_rng(0).integers(0, 256, (2, 64, 64), dtype=np.uint8)
+    x = after.generator_inputs(faces, ["frontal"] * 2, ["0"] * 2, lm)
+    assert np.array_equal(x[0], faces[0]) and not np.array_equal(x[1], faces[1])
+    assert np.array_equal(x, neutralize_batch(faces, lm, shipped(), "warp_frame", 0.01))
+    assert np.array_equal(before.generator_inputs(faces, ["frontal"] * 2, ["0"] * 2, lm), faces)

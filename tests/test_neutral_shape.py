@@ -448,3 +448,41 @@ def test_pairs_align_the_neutral_face_on_the_stable_points():
     assert np.abs(x[list(STABLE)] - REFERENCE[list(STABLE)]).max() < 1.5
     assert np.abs(y[list(STABLE)] - x[list(STABLE)]).max() < 1e-6 + 0.1
     assert (x[LOWER, 1] - y[LOWER, 1]).mean() > 2.0
+
+
+def test_set_input_rule_adds_step_3_at_inference_to_a_model_that_never_trained_with_it(tmp_path):
+    """tools/set_input_rule.py: the same weights, the input rule extended by the gated warp, the map embedded;
+    a model that already neutralises its inputs is refused."""
+    from conftest import load_script, make_prepared, tiny_config, tiny_nets
+
+    from nfgan.inference import load_model
+    from nfgan.training.loop import train
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    rows, lm = _expressive_landmarks(root)
+    cfg = tiny_config(root, steps=1)
+    cfg["data"]["frontalize_inputs"] = True
+    train(cfg, tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    tool = load_script("tools/set_input_rule.py")
+    out = tmp_path / "gated.safetensors"
+    assert tool.main([str(tmp_path / "run"), str(out), "--neutralize-mode", "warp_frame",
+                      "--neutralize-threshold", "0.004"]) == 0
+    before, after = load_model(tmp_path / "run"), load_model(out)
+    assert not before.rule.neutralize
+    assert (after.rule.neutralize, after.rule.mode, after.rule.threshold) == (True, "warp_frame", 0.004)
+    assert after.rule.frontalize and after.info["input_rule_added"]["map"] == "shipped"
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    faces = np.load(root / "faces.npy")
+    poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
+    x0, x1 = before.generator_inputs(faces, poses, flipped, lm), after.generator_inputs(faces, poses, flipped, lm)
+    frontal = [i for i, r in enumerate(rows) if r["pose"] == "frontal"]
+    happy = [i for i in frontal if rows[i]["expression"] == "happy"]
+    assert np.array_equal(x1[frontal], neutralize_batch(faces[frontal], lm[frontal], shipped(), "warp_frame", 0.004))
+    assert happy and all(not np.array_equal(x1[i], x0[i]) for i in happy)       # gated and changed
+    turned = [i for i in range(len(rows)) if i not in frontal]
+    assert np.array_equal(x1[turned], x0[turned])                                # step 2 as before
+    with pytest.raises(SystemExit):
+        tool.main([str(out), str(tmp_path / "again.safetensors"), "--neutralize-mode", "warp"])
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / "run"), str(tmp_path / "bad.safetensors"), "--neutralize-mode", "warp",
+                   "--neutralize-threshold", "2"])

@@ -13,6 +13,15 @@ trained on several face sets through ``data.sources``: research use only when an
         --metrics docs/results/generalisation/london_test/metrics.json --calibration-only \
         --out src/nfgan/assets/pix2pix_cc_by64.safetensors
 
+``--neutralize-mode MODE [--neutralize-threshold T] [--neutral-shape-map FILE]`` ships the model with geometric
+neutralisation of its frontal inputs at inference (``nfgan.data.neutral_shape``; the map, the shipped one by
+default, is embedded in the file), whatever its training config says. RUN may also be a model file this tool
+wrote (or a shipped model's name): its data, licence and training subjects are kept, its evaluation is replaced
+by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
+
+    python tools/export_default_model.py default --neutralize-mode warp_frame --neutralize-threshold 0.013 \
+        --metrics EVAL_DIR/metrics.json --name default_gated --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
+
 ``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
 from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.
 
@@ -25,6 +34,7 @@ held-out metrics of that model from ``metrics.json``. The discriminator and the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -33,6 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from nfgan.checkpoint import EXPORT_FORMAT  # noqa: E402
+from nfgan.data.neutral_shape import MODES, NeutralShape  # noqa: E402
 from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
 from nfgan.weights import protocol_file  # noqa: E402
@@ -87,7 +99,15 @@ def main(argv=None) -> int:
     p.add_argument("--calibration-only", action="store_true",
                    help="the model is not in metrics.json yet: take only the identity calibration (real faces) "
                         "from it and write heldout_metrics null")
+    p.add_argument("--neutralize-mode", choices=MODES, default=None,
+                   help="neutralise the model's frontal inputs at inference in this mode (data.neutralize_mode)")
+    p.add_argument("--neutralize-threshold", type=float, default=0.0,
+                   help="only where the framing is off by more than this share of the crop side "
+                        "(data.neutralize_threshold; tools/neutral_framing.py)")
+    p.add_argument("--neutral-shape-map", type=Path, default=None, help="the map (default: the shipped one)")
     args = p.parse_args(argv)
+    if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
+        p.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     names = [n for n, m in metrics["models"].items() if m["kind"] != "reference"]
     name = None if args.calibration_only else args.name or (names[0] if len(names) == 1 else None)
@@ -96,6 +116,14 @@ def main(argv=None) -> int:
         return 2
     g = load_model(args.run)
     cfg = g.info.get("config", {})
+    if args.neutralize_mode:
+        shape = NeutralShape.load(args.neutral_shape_map) if args.neutral_shape_map else None
+        args.rule = dataclasses.replace(g.rule, neutralize=True, shape=shape, mode=args.neutralize_mode,
+                                        threshold=args.neutralize_threshold)
+    else:
+        args.rule = None
+    if g.info.get("format") == EXPORT_FORMAT:
+        return _reexport(args, g, metrics, name)
     if cfg.get("data", {}).get("sources"):
         return _export_sources(args, g, cfg, metrics, name)
     splits = json.loads(args.splits.read_text(encoding="utf-8"))
@@ -109,8 +137,29 @@ def main(argv=None) -> int:
                    "sha256": hashlib.sha256(args.splits.read_bytes()).hexdigest(), "test": splits["test"]},
         **_evaluated(args.run, metrics, name),
     }
-    out = export_model(args.run, args.out, half=not args.float32, **meta)
+    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
+    return 0
+
+
+#: what a re-exported model file keeps of the file it was read from (the rest is written anew)
+KEPT = ("training_data", "train_subjects", "license", "loss_networks", "alignment", "splits", "source_run")
+
+
+def _reexport(args, g, metrics: dict, name: str | None) -> int:
+    """A model file this tool wrote, written again: its data, licence and training subjects kept, its evaluation
+    (and, with ``--neutralize-mode``, its input rule) replaced; float16 stays float16."""
+    import tempfile
+
+    meta = {**_evaluated(args.run, metrics, name), **{k: g.info[k] for k in KEPT if k in g.info},
+            "name": args.out.name.removesuffix(".safetensors"), "reexported_from": str(args.run)}
+    half = g.info.get("stored_dtype") == "float16" and not args.float32
+    # written beside the target first: the source may be the very file being replaced
+    with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
+        staged = export_model(args.run, Path(tmp) / args.out.name, half=half, rule=args.rule, **meta)
+        staged.replace(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}, "
+          f"re-exported; input rule {load_model(args.out).rule})")
     return 0
 
 
@@ -174,7 +223,7 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
         "alignment": ALIGNMENT,
         **_evaluated(args.run, metrics, name),
     }
-    out = export_model(args.run, args.out, half=not args.float32, **meta)
+    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}; "
           f"{'research use only' if research else 'CC BY data'})")
     return 0

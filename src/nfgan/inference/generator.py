@@ -306,14 +306,17 @@ def load_model(path: str | Path, weights: str = "auto") -> Generator:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, weights: str = "auto",
-                 **metadata) -> Path:
+                 rule: InputRule | None = None, **metadata) -> Path:
     """Write the inference part of a run (its model's ``GENERATOR`` networks) to one safetensors file with the
     model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
     ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
-    average or the live generator as in :func:`load_model`. Read back by :func:`load_model`."""
+    average or the live generator as in :func:`load_model`; ``rule`` replaces the input rule the model was
+    trained with (e.g. a geometric step applied at inference only). Read back by :func:`load_model`."""
     from nfgan.atomic import save_safetensors
 
     g = load_model(checkpoint, weights)
+    if rule is not None:
+        g.rule = rule
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
                for k, v in net.state_dict().items()}
     if half:

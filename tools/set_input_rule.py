@@ -1,0 +1,49 @@
+"""A model file with geometric neutralisation of its frontal inputs added at inference (no retraining).
+
+    python tools/set_input_rule.py MODEL OUT.safetensors --neutralize-mode warp_frame \
+        [--neutralize-threshold T] [--neutral-shape-map FILE]
+
+MODEL is a run folder, a checkpoint (PATH#live / PATH#ema as for ``nfgan evaluate``), an exported file or a
+shipped model's name. OUT holds the same generator weights (float32) with the model's input rule extended by step 3
+of ``nfgan.data.generator_input`` (``data.neutralize_mode``, ``data.neutralize_threshold``; the map, the shipped one
+by default, embedded), so that ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply it.
+How round 22's ``gated_infer`` models were made (docs/experiments.md). To ship a model this way with its data,
+licence and evaluation in the file, use ``tools/export_default_model.py --neutralize-mode``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    from nfgan.data.neutral_shape import MODES, NeutralShape
+    from nfgan.inference import export_model, load_model
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--neutralize-mode", choices=MODES, required=True)
+    ap.add_argument("--neutralize-threshold", type=float, default=0.0)
+    ap.add_argument("--neutral-shape-map", type=Path, default=None)
+    args = ap.parse_args(argv)
+    g = load_model(args.model)
+    if g.rule.neutralize:
+        ap.error(f"{args.model} already neutralises its frontal inputs ({g.rule})")
+    shape = NeutralShape.load(args.neutral_shape_map) if args.neutral_shape_map else None
+    try:
+        rule = dataclasses.replace(g.rule, neutralize=True, shape=shape, mode=args.neutralize_mode,
+                                   threshold=args.neutralize_threshold)
+    except ValueError as e:
+        ap.error(str(e))
+    out = export_model(args.model, args.out, rule=rule, input_rule_added={
+        "mode": args.neutralize_mode, "threshold": args.neutralize_threshold,
+        "map": str(args.neutral_shape_map) if args.neutral_shape_map else "shipped"})
+    print(f"wrote {out}: {load_model(out).rule}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
