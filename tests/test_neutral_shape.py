@@ -486,3 +486,18 @@ def test_set_input_rule_adds_step_3_at_inference_to_a_model_that_never_trained_w
     with pytest.raises(SystemExit):
         tool.main([str(tmp_path / "run"), str(tmp_path / "bad.safetensors"), "--neutralize-mode", "warp",
                    "--neutralize-threshold", "2"])
+
+
+def test_a_gated_rule_lets_frontal_faces_without_landmarks_through_with_a_warning():
+    """The gate leaves most faces as they are, so a frontal crop without landmarks goes to the generator unchanged
+    (with a warning); an ungated warp still refuses, and turned faces still need landmarks."""
+    from nfgan.data.generator_input import InputRule, MissingLandmarksError
+
+    faces = np.stack([smooth_face(3), smooth_face(4)])
+    gated = InputRule(True, True, "mirror", True, None, "warp_frame", 0.013)
+    with pytest.warns(UserWarning, match="2 frontal face\\(s\\) without landmarks go to the generator as they are"):
+        assert np.array_equal(gated.apply(faces, ["frontal", "unknown"], ["0", "0"], None), faces)
+    with pytest.raises(MissingLandmarksError, match="neutralises frontal inputs"):
+        InputRule(True, True, "mirror", True, None, "warp_frame").apply(faces, ["frontal"] * 2, ["0"] * 2, None)
+    with pytest.raises(MissingLandmarksError, match="frontalises turned inputs"), pytest.warns(UserWarning):
+        gated.apply(faces, ["frontal", "left_3quarter"], ["0", "0"], None)

@@ -20,7 +20,7 @@ wrote (or a shipped model's name): its data, licence and training subjects are k
 by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
 
     python tools/export_default_model.py default --neutralize-mode warp_frame --neutralize-threshold 0.013 \
-        --metrics EVAL_DIR/metrics.json --name default_gated --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
+        --metrics EVAL_DIR/metrics.json --name default --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
 
 ``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
 from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.

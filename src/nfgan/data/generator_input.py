@@ -124,6 +124,12 @@ class InputRule:
         poses = ["unknown"] * len(x) if poses is None else list(poses)
         turned = [i for i, p in enumerate(poses) if is_turned(p)] if self.frontalize else []
         other = [i for i, p in enumerate(poses) if not is_turned(p)] if self.neutralize else []
+        if landmarks is None and other and self.threshold > 0 and not strict:
+            # the gate leaves most faces as they are; without landmarks it cannot tell which to move
+            warnings.warn(f"{who}: {len(other)} frontal face(s) without landmarks go to the generator as they are "
+                          "(its input rule re-frames a face whose framing is off, which needs the 68 landmarks: "
+                          "pass them, or normalise photos, which are aligned with them)")
+            other = []
         if not turned and not other:
             return x
         if landmarks is None:

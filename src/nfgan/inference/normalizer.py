@@ -21,7 +21,9 @@ London and canada only: no research-only training data, no synthetic expressions
 (``pix2pix_lid_frontalized_london64``, the earlier default: London only) and
 ``nfgan`` (``nfgan_london64``, the paper's encoder/decoder; ``encode``/``decode`` and ``nfgan traverse`` need
 its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
-their 68 landmarks for that; frontal faces and faces of unknown pose need none. The landmark model that aligns
+their 68 landmarks for that; ``default`` also re-frames and un-warps a frontal face whose framing is far from a
+neutral face's (a surprised one), which needs its landmarks too (without them a frontal face goes to the network
+as it is, with a warning); ``normalize_photos`` finds them itself. The landmark model that aligns
 photos (dlib's, trained on iBUG 300-W) is itself non-commercial (README, "Data, weights and attributions").
 
 ``Normalizer.from_onnx("model.onnx")`` (or ``from_checkpoint(path, backend="onnxruntime")``, ``nfgan normalize
@@ -182,7 +184,8 @@ class Normalizer:
         ``S x S`` input). ``poses``/``flipped`` (per face, as in a prepared manifest; ``nfgan.data.align.pose_from_yaw``
         and ``AlignedFace.flipped`` for a photo) apply the model's mirroring rule; a model trained with
         frontalised inputs also needs the faces' ``landmarks`` (``N x 68 x 2``, ``AlignedFace.landmarks68``)
-        for turned poses. Without poses no face is mirrored or frontalised. Runs exactly what ``nfgan
+        for turned poses, and one with geometric neutralisation (``default``) for frontal ones. Without poses no
+        face is mirrored or frontalised. Runs exactly what ``nfgan
         evaluate`` runs (``Generator.normalize``) on the faces as 8-bit gray values."""
         single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
         x = faces_to_tensor(images, self.size)
