@@ -244,10 +244,8 @@ def test_shipped_map_reframes_an_opened_mouth_larger():
     assert transform_scale(reframe_transform(lm, S, shipped())) == pytest.approx(1.0, abs=0.02)
 
 
-def test_input_rule_reframes_in_frame_mode_and_records_it(tmp_path):
-    from nfgan.config import ConfigError
+def test_input_rule_reframes_in_frame_mode_and_records_it():
     from nfgan.data.generator_input import InputRule
-    from nfgan.training.config import load_config
 
     faces = np.stack([smooth_face(1), smooth_face(2)])
     lm = np.stack([open_mouth(framed_landmarks(), 4.0), framed_landmarks()])
@@ -267,13 +265,6 @@ def test_input_rule_reframes_in_frame_mode_and_records_it(tmp_path):
         InputRule(True, True, "mirror", True, None, "tilt")
     with pytest.raises(ValueError, match="neutralisation mode 'tilt'"):
         neutralize_batch(faces, lm, mode="tilt")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("data: {neutralize_mode: frame}\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: data.neutralize_mode = frame does nothing without "
-                                          r"data.neutralize_shape: true"):
-        load_config(cfg)
-    cfg.write_text("data: {neutralize_shape: true, neutralize_mode: frame}\n")
-    assert InputRule.from_config(load_config(cfg)).mode == "frame"
 
 
 def test_threshold_leaves_faces_framed_within_it_and_gives_the_others_a_share_of_the_step():
@@ -318,10 +309,8 @@ def test_shipped_map_gates_an_opened_mouth_and_not_a_neutral_face():
     assert framing_shift(lm, S, shipped()) < 0.012 < framing_shift(as_aligned, S, shipped())
 
 
-def test_input_rule_records_the_threshold_and_the_config_checks_it(tmp_path):
-    from nfgan.config import ConfigError
+def test_input_rule_records_the_threshold():
     from nfgan.data.generator_input import InputRule
-    from nfgan.training.config import load_config
 
     rule = InputRule(True, True, "mirror", True, None, "warp_frame", 0.012)
     record = rule.as_dict()
@@ -332,13 +321,22 @@ def test_input_rule_records_the_threshold_and_the_config_checks_it(tmp_path):
     assert "neutralize_threshold" not in InputRule(True, True, "mirror", True, None, "warp_frame").as_dict()
     with pytest.raises(ValueError, match="neutralisation threshold 1.5"):
         InputRule(True, True, "mirror", True, None, "warp", 1.5)
+
+
+@pytest.mark.parametrize("key,value,field", [("neutralize_mode", "frame", "mode"),
+                                             ("neutralize_threshold", 0.01, "threshold")])
+def test_step_3_options_are_a_config_error_without_neutralize_shape(tmp_path, key, value, field):
+    from nfgan.config import ConfigError
+    from nfgan.data.generator_input import InputRule
+    from nfgan.training.config import load_config
+
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("data: {neutralize_threshold: 0.01}\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: data.neutralize_threshold = 0.01 does nothing without "
+    cfg.write_text(f"data: {{{key}: {value}}}\n")
+    with pytest.raises(ConfigError, match=rf"c.yaml: data.{key} = {value} does nothing without "
                                           r"data.neutralize_shape: true"):
         load_config(cfg)
-    cfg.write_text("data: {neutralize_shape: true, neutralize_threshold: 0.01}\n")
-    assert InputRule.from_config(load_config(cfg)).threshold == 0.01
+    cfg.write_text(f"data: {{neutralize_shape: true, {key}: {value}}}\n")
+    assert getattr(InputRule.from_config(load_config(cfg)), field) == value
 
 
 @pytest.mark.parametrize("mode,gate", [("warp", False), ("frame", False), ("warp_frame", True)])
