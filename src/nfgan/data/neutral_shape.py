@@ -158,17 +158,17 @@ def shipped() -> NeutralShape:
 
 
 def neutralize(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
-               strength: float = 1.0) -> np.ndarray:
+               share: float = 1.0) -> np.ndarray:
     """One aligned gray face and its 68 landmarks -> uint8 face with the predicted neutral geometry (steps 1-3);
-    ``strength`` < 1: the landmarks go only that share of the way to the predicted ones."""
+    ``share`` < 1 (:func:`strength`): the landmarks go only that share of the way to the predicted ones."""
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
     shape = shape or shipped()
     lm = np.asarray(landmarks, np.float64)
     predicted = shape.predict(lm)
-    if strength != 1.0:
-        predicted = lm + strength * (predicted - lm)
+    if share != 1.0:
+        predicted = lm + share * (predicted - lm)
     # kept a pixel inside the crop: a point on its edge next to the fixed border points can leave slivers of the
     # crop outside every triangle of the warp mesh
     dst = np.clip(predicted, 1, face.shape[-1] - 2)
@@ -212,22 +212,22 @@ def _partial(matrix: np.ndarray, share: float) -> np.ndarray:
 
 
 def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
-            strength: float = 1.0) -> np.ndarray:
+            share: float = 1.0) -> np.ndarray:
     """One aligned gray face and its 68 landmarks -> uint8 face framed as its predicted neutral face would be
-    (a similarity: moved, turned, scaled; bilinear, edges replicated; ``strength`` < 1: that share of the way).
+    (a similarity: moved, turned, scaled; bilinear, edges replicated; ``share`` < 1: that share of the way).
     Step 3's ``frame`` mode."""
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
-    return _similarity_warp(face, _partial(reframe_transform(landmarks, face.shape[0], shape), strength))
+    return _similarity_warp(face, _partial(reframe_transform(landmarks, face.shape[0], shape), share))
 
 
 def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
-                       strength: float = 1.0) -> np.ndarray:
+                       share: float = 1.0) -> np.ndarray:
     """:func:`neutralize`, then the warped face (whose landmarks are the predicted neutral ones) re-framed onto the
-    alignment template as :func:`reframe` does (both ``strength`` of the way). Step 3's ``warp_frame`` mode."""
-    warped = neutralize(face, landmarks, shape, strength)
-    return _similarity_warp(warped, _partial(reframe_transform(landmarks, warped.shape[0], shape), strength))
+    alignment template as :func:`reframe` does (both ``share`` of the way). Step 3's ``warp_frame`` mode."""
+    warped = neutralize(face, landmarks, shape, share)
+    return _similarity_warp(warped, _partial(reframe_transform(landmarks, warped.shape[0], shape), share))
 
 
 def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
