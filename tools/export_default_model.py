@@ -159,7 +159,7 @@ def _reexport(args, g, metrics: dict, name: str | None) -> int:
         staged = export_model(args.run, Path(tmp) / args.out.name, half=half, rule=args.rule, **meta)
         staged.replace(args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}, "
-          f"re-exported; input rule {load_model(args.out).rule})")
+          f"re-exported; input rule {args.rule or g.rule})")
     return 0
 
 

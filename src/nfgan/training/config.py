@@ -134,12 +134,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     if d["turned_targets"] == "same_pose" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.turned_targets: same_pose needs data.frontalize_inputs: true (the "
                           "model's outputs must be frontal faces)")
-    if d["neutralize_mode"] != "warp" and not d["neutralize_shape"]:
-        raise ConfigError(f"{source}: data.neutralize_mode = {d['neutralize_mode']} does nothing without "
-                          "data.neutralize_shape: true")
-    if d["neutralize_threshold"] and not d["neutralize_shape"]:
-        raise ConfigError(f"{source}: data.neutralize_threshold = {d['neutralize_threshold']} does nothing without "
-                          "data.neutralize_shape: true")
+    for key, off in (("neutralize_mode", "warp"), ("neutralize_threshold", 0.0)):   # step 3's own settings
+        if d[key] != off and not d["neutralize_shape"]:
+            raise ConfigError(f"{source}: data.{key} = {d[key]} does nothing without data.neutralize_shape: true")
     t = cfg["train"]
     if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
         raise ConfigError(f"{source}: train.lr_decay_from ({t['lr_decay_from']}) must be below train.steps "
