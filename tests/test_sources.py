@@ -151,6 +151,47 @@ def test_photometric_augmentation_changes_inputs_only(tmp_path):
     assert np.mean(p["contrast"] != 1.0) == pytest.approx(0.25, abs=0.05)
 
 
+def test_framing_jitter_moves_inputs_only_and_puts_points_where_its_matrix_says(tmp_path):
+    from nfgan.data.framing_jitter import framing_augment, framing_matrix, framing_params
+    from nfgan.training.data import TrainingData
+
+    a = make_prepared(tmp_path / "a", subjects=4)
+    cfg = tiny_config(a, batch_size=16)
+    cfg["data"]["photometric"]["p"] = 0.5
+    off = TrainingData(cfg, torch.device("cpu")).sample(16, torch.Generator().manual_seed(0))
+    cfg["data"]["framing_jitter"]["p"] = 0.6
+    d = TrainingData(cfg, torch.device("cpu"))
+    on = d.sample(16, torch.Generator().manual_seed(0))
+    assert np.array_equal(on.x_rows, off.x_rows) and torch.equal(on.y, off.y) and torch.equal(on.g, off.g)
+    differs = (on.x - off.x).abs().amax(dim=(1, 2, 3)) > 0
+    assert 6 <= int(differs.sum()) <= 16
+    assert torch.equal(on.x[~differs], off.x[~differs])   # a face not jittered keeps its photometric settings
+    assert torch.equal(d.sample(16, torch.Generator().manual_seed(0)).x, on.x)
+    parts = [d.sample(16, torch.Generator().manual_seed(0), (r, 2)) for r in range(2)]
+    assert torch.equal(torch.cat([p.x for p in parts]), on.x)
+    # a bright dot goes where the matrix sends it: scaled about the centre, then shifted
+    face = np.zeros((1, 33, 33), np.uint8)
+    face[0, 8, 24] = 255                        # (x, y) = (24, 8): 8 right of and 8 above the centre (16, 16)
+    params = {"scale": np.array([1.25]), "angle": np.array([0.0]), "dx": np.array([2 / 33]), "dy": np.array([0.0])}
+    out = framing_augment(face, params)
+    y, x = np.unravel_index(out[0].argmax(), out[0].shape)
+    assert (x, y) == (28, 6)                    # 16 + 1.25 * 8 + 2, 16 - 1.25 * 8
+    assert np.allclose(framing_matrix(33, 1.25, 0.0, 2 / 33, 0.0) @ [24, 8, 1], [28, 6])
+    turned = framing_matrix(33, 1.0, 90.0, 0.0, 0.0) @ [24, 16, 1]
+    assert np.allclose(turned, [16, 24])        # a quarter turn about the centre
+    ident = {"scale": np.ones(1), "angle": np.zeros(1), "dx": np.zeros(1), "dy": np.zeros(1)}
+    assert np.array_equal(framing_augment(face, ident), face)
+    p = framing_params(2000, np.random.default_rng(0), {"p": 0.25, "scale": [0.9, 1.1], "rotate_deg": 4.0,
+                                                        "shift": 0.03})
+    jittered = p["scale"] != 1.0
+    assert np.mean(jittered) == pytest.approx(0.25, abs=0.03)
+    assert p["scale"].min() >= 0.9 and p["scale"].max() <= 1.1 and np.abs(p["angle"]).max() <= 4.0
+    assert np.abs(p["dx"]).max() <= 0.03 and not p["angle"][~jittered].any()
+    with pytest.raises(ConfigError, match="framing_jitter.scale"):
+        load_config(overrides={"model": {"type": "pix2pix"}, "data": {"root": str(a), "splits": str(a / "splits.json"),
+                                                                       "framing_jitter": {"scale": [1.1, 0.9]}}})
+
+
 def test_frontalised_rows_made_when_read_equal_the_cached_ones(tmp_path, monkeypatch):
     import nfgan.training.data as td
     from test_frontalize import _with_landmarks

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nfgan.data.align import mirror_landmarks
+from nfgan.data.align import apply_transform, invert_transform, mirror_landmarks
 
 #: Frontal 68-point layout (x, y) as fractions of the crop's pixel span (index = value * (size - 1)): the mean
 #: landmarks of the 70 London training subjects' frontal neutral faces (``out/london64``, ``nfgan prepare``)
@@ -94,6 +94,17 @@ def bilinear_sample(face: np.ndarray, points: np.ndarray) -> np.ndarray:
     fx, fy = x - x0, y - y0
     return (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
             + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
+
+
+def similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """A square uint8 ``face`` moved by the 2 x 3 ``matrix`` (crop -> new crop coordinates; bilinear, edges
+    replicated), as uint8."""
+    size = face.shape[0]
+    inv = invert_transform(matrix)
+    ys, xs = np.mgrid[0:size, 0:size]
+    grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    out = bilinear_sample(face, apply_transform(inv, grid)).reshape(size, size)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def delaunay_barycentric(points: np.ndarray, pix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from nfgan.data.align import INNER49, apply_transform, invert_transform, similarity_transform, template_points
-from nfgan.data.frontalize import FRONTAL68, bilinear_sample, landmark_warp
+from nfgan.data.frontalize import FRONTAL68, landmark_warp, similarity_warp
 
 #: landmarks an expression barely moves: nose bridge and tip (27-30), eye corners (36, 39, 42, 45)
 STABLE = (27, 28, 29, 30, 36, 39, 42, 45)
@@ -219,7 +219,7 @@ def reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None 
     face = np.asarray(face)
     if face.ndim != 2 or face.shape[0] != face.shape[1]:
         raise NeutralShapeError(f"expected a square gray aligned face, got shape {face.shape}")
-    return _similarity_warp(face, _partial(reframe_transform(landmarks, face.shape[0], shape), share))
+    return similarity_warp(face, _partial(reframe_transform(landmarks, face.shape[0], shape), share))
 
 
 def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,
@@ -227,17 +227,7 @@ def neutralize_reframe(face: np.ndarray, landmarks: np.ndarray, shape: NeutralSh
     """:func:`neutralize`, then the warped face (whose landmarks are the predicted neutral ones) re-framed onto the
     alignment template as :func:`reframe` does (both ``share`` of the way). Step 3's ``warp_frame`` mode."""
     warped = neutralize(face, landmarks, shape, share)
-    return _similarity_warp(warped, _partial(reframe_transform(landmarks, warped.shape[0], shape), share))
-
-
-def _similarity_warp(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``face`` moved by the 2 x 3 ``matrix`` (crop -> new crop; bilinear, edges replicated), as uint8."""
-    size = face.shape[0]
-    inv = invert_transform(matrix)
-    ys, xs = np.mgrid[0:size, 0:size]
-    grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-    out = bilinear_sample(face, apply_transform(inv, grid)).reshape(size, size)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return similarity_warp(warped, _partial(reframe_transform(landmarks, warped.shape[0], shape), share))
 
 
 def neutralize_batch(faces: np.ndarray, landmarks: np.ndarray, shape: NeutralShape | None = None,

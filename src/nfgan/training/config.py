@@ -73,6 +73,12 @@ COMMON = {
                                                                                low=0.05, high=20),
                         "blur_sigma": opt(1.2, low=0, high=10), "noise_std": opt(6.0, low=0, high=128),
                         "jpeg_quality": opt([25, 95], "list[float]", length=2, low=1, high=100)},
+        # random framing of the generator's inputs (nfgan.data.framing_jitter): with probability p a face is scaled
+        # (log-uniform in `scale`), turned (up to rotate_deg either way) and moved (up to `shift` of the crop side)
+        # about the crop centre, as another aligner or expression would frame it; targets and L_id's reference stay
+        "framing_jitter": {"p": opt(0.0, low=0, high=1),
+                           "scale": opt([0.9, 1.1], "list[float]", length=2, low=0.5, high=2),
+                           "rotate_deg": opt(4.0, low=0, high=45), "shift": opt(0.03, low=0, high=0.25)},
     },
     "train": {
         "steps": opt(5000, low=1, high=10**9),
@@ -137,6 +143,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     for key, off in (("neutralize_mode", "warp"), ("neutralize_threshold", 0.0)):   # step 3's own settings
         if d[key] != off and not d["neutralize_shape"]:
             raise ConfigError(f"{source}: data.{key} = {d[key]} does nothing without data.neutralize_shape: true")
+    lo, hi = d["framing_jitter"]["scale"]
+    if lo > hi:
+        raise ConfigError(f"{source}: data.framing_jitter.scale = [{lo}, {hi}]: the first value is the smallest "
+                          "scale, the second the largest")
     t = cfg["train"]
     if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
         raise ConfigError(f"{source}: train.lr_decay_from ({t['lr_decay_from']}) must be below train.steps "

@@ -30,6 +30,7 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.data.frontalize import is_turned
 from nfgan.data.generator_input import InputRule, MissingLandmarksError
 from nfgan.data.pairs import TrainingPairs, build_pairs, load_splits
+from nfgan.data.framing_jitter import framing_augment, framing_params
 from nfgan.data.photometric import photometric_augment, photometric_params
 from nfgan.models.base import Batch
 from nfgan.pixels import to_unit_batch
@@ -40,12 +41,13 @@ FRONTALIZED_CACHE_BYTES = 256 << 20
 
 @dataclass
 class Draw:
-    """The rows of one batch (this process's slice) and its photometric settings, before any face is read."""
+    """The rows of one batch (this process's slice) and its augmentation settings, before any face is read."""
 
     x_rows: np.ndarray
     y_rows: np.ndarray
     g_rows: np.ndarray
     photometric: dict | None = None
+    framing: dict | None = None
 
 
 @dataclass
@@ -348,22 +350,34 @@ class TrainingData:
         if photo["p"] > 0:   # one draw from the sampler: runs without augmentation keep their batches
             seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
             params = photometric_params(batch_size, np.random.default_rng(seed), photo)
+        jitter = self.cfg["data"]["framing_jitter"]
+        framing = None
+        if jitter["p"] > 0:   # drawn after the photometric settings, so runs without it keep their batches
+            seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
+            framing = framing_params(batch_size, np.random.default_rng(seed), jitter)
         rank, world = part
         lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
         if world > 1:
             x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
         if params is not None:
             params = {k: v[lo:hi] for k, v in params.items()}
-        return Draw(x_rows, y_rows, g_rows, params)
+        if framing is not None:
+            framing = {k: v[lo:hi] for k, v in framing.items()}
+        return Draw(x_rows, y_rows, g_rows, params, framing)
 
     def load(self, d: Draw) -> Batch:
         """Read (and augment) the faces of drawn rows: no randomness left, so it may run ahead in a thread."""
         y_faces = self.faces.read(d.y_rows)
         y = self._batch(y_faces)
-        if d.photometric is None:
+        if d.photometric is None and d.framing is None:
             x = self.generator_rows(d.x_rows)
         else:
-            x = self._batch(photometric_augment(self.faces.read(self.gen_rows[d.x_rows]), d.photometric))
+            faces = self.faces.read(self.gen_rows[d.x_rows])
+            if d.photometric is not None:
+                faces = photometric_augment(faces, d.photometric)
+            if d.framing is not None:
+                faces = framing_augment(faces, d.framing)
+            x = self._batch(faces)
         return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), self.target_mask(d.y_rows, y_faces))
 
     def sample(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Batch:
