@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nfgan.config import ConfigError, load_stack, layers, nonneg, opt, peek, positive
+from nfgan.data.neutral_shape import MODES as NEUTRALIZE_MODES
 from nfgan.models import model_class
 
 POSE_CHOICES = ("frontal", "left_3quarter", "right_3quarter", "left_profile", "right_profile", "other")
@@ -58,7 +59,7 @@ COMMON = {
         "neutral_shape_map": opt(None, "path", nullable=True),
         # warp: onto the predicted neutral landmarks; frame: only re-frame the crop (a similarity) as the predicted
         # neutral face would be framed by alignment (nfgan.data.neutral_shape.reframe); warp_frame: both
-        "neutralize_mode": opt("warp", choices=("warp", "frame", "warp_frame")),
+        "neutralize_mode": opt("warp", choices=NEUTRALIZE_MODES),
         # > 0: step 3 only for faces whose re-framing would move the template's points by more than this share of
         # the crop side on average, by the share 1 - threshold / shift (nfgan.data.neutral_shape.strength)
         "neutralize_threshold": opt(0.0, low=0, high=0.5),
