@@ -484,6 +484,11 @@ def test_set_input_rule_adds_step_3_at_inference_to_a_model_that_never_trained_w
     with pytest.raises(SystemExit):
         tool.main([str(tmp_path / "run"), str(tmp_path / "bad.safetensors"), "--neutralize-mode", "warp",
                    "--neutralize-threshold", "2"])
+    (tmp_path / "not_a_map.safetensors").write_bytes(b"garbage")
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / "run"), str(tmp_path / "bad.safetensors"), "--neutralize-mode", "warp",
+                   "--neutral-shape-map", str(tmp_path / "not_a_map.safetensors")])
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_a_gated_rule_lets_frontal_faces_without_landmarks_through_with_a_warning():

@@ -34,7 +34,6 @@ held-out metrics of that model from ``metrics.json``. The discriminator and the 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import sys
@@ -44,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.checkpoint import EXPORT_FORMAT  # noqa: E402
-from nfgan.data.neutral_shape import MODES, NeutralShape  # noqa: E402
+from nfgan.data.neutral_shape import MODES  # noqa: E402
 from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
 from nfgan.weights import protocol_file  # noqa: E402
@@ -117,9 +116,11 @@ def main(argv=None) -> int:
     g = load_model(args.run)
     cfg = g.info.get("config", {})
     if args.neutralize_mode:
-        shape = NeutralShape.load(args.neutral_shape_map) if args.neutral_shape_map else None
-        args.rule = dataclasses.replace(g.rule, neutralize=True, shape=shape, mode=args.neutralize_mode,
-                                        threshold=args.neutralize_threshold)
+        try:
+            args.rule = g.rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     else:
         args.rule = None
     if g.info.get("format") == EXPORT_FORMAT:

@@ -13,13 +13,12 @@ licence and evaluation in the file, use ``tools/export_default_model.py --neutra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from nfgan.data.neutral_shape import MODES, NeutralShape
+    from nfgan.data.neutral_shape import MODES
     from nfgan.inference import export_model, load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,10 +31,8 @@ def main(argv=None) -> int:
     g = load_model(args.model)
     if g.rule.neutralize:
         ap.error(f"{args.model} already neutralises its frontal inputs ({g.rule})")
-    shape = NeutralShape.load(args.neutral_shape_map) if args.neutral_shape_map else None
     try:
-        rule = dataclasses.replace(g.rule, neutralize=True, shape=shape, mode=args.neutralize_mode,
-                                   threshold=args.neutralize_threshold)
+        rule = g.rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
     except ValueError as e:
         ap.error(str(e))
     out = export_model(args.model, args.out, rule=rule, input_rule_added={

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -77,6 +78,17 @@ class InputRule:
         return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
                    str(d.get("frontalize_fill") or "mirror"), neutralize, shape, str(d.get("neutralize_mode") or "warp"),
                    float(d.get("neutralize_threshold") or 0.0))
+
+    def with_step3(self, mode: str, threshold: float = 0.0, shape_map=None) -> "InputRule":
+        """This rule with step 3 (geometric neutralisation of frontal inputs) switched on at inference, in ``mode``
+        with ``threshold``, with the map in the file ``shape_map`` (None: the shipped one). Raises ``ValueError``
+        (a bad mode, threshold or map file)."""
+        shape = None
+        if shape_map is not None:
+            from nfgan.data.neutral_shape import NeutralShape
+
+            shape = NeutralShape.load(shape_map)
+        return dataclasses.replace(self, neutralize=True, shape=shape, mode=mode, threshold=float(threshold))
 
     def neutral_shape(self):
         """The map step 3 uses."""
