@@ -16,10 +16,6 @@ import numpy as np
 
 from nfgan.data.frontalize import similarity_warp
 
-#: default settings of config section ``data.framing_jitter`` (``p`` 0: off)
-FRAMING_JITTER_DEFAULTS = {"p": 0.0, "scale": [0.9, 1.1], "rotate_deg": 4.0, "shift": 0.03}
-
-
 def framing_params(n: int, rng: np.random.Generator, cfg: dict) -> dict[str, np.ndarray]:
     """Per-face random settings for :func:`framing_augment`, drawn for a whole batch at once (so a batch split
     over processes gives each face its own settings): ``scale``, ``angle`` (degrees), ``dx``/``dy`` (shares of

@@ -27,10 +27,10 @@ import torch
 
 from nfgan.config import ConfigError
 from nfgan.data.dataset import PreparedDataset
+from nfgan.data.framing_jitter import framing_augment, framing_params
 from nfgan.data.frontalize import is_turned
 from nfgan.data.generator_input import InputRule, MissingLandmarksError
 from nfgan.data.pairs import TrainingPairs, build_pairs, load_splits
-from nfgan.data.framing_jitter import framing_augment, framing_params
 from nfgan.data.photometric import photometric_augment, photometric_params
 from nfgan.models.base import Batch
 from nfgan.pixels import to_unit_batch
@@ -345,24 +345,19 @@ class TrainingData:
         keeps its contiguous slice, so N ranks see exactly one process's batch."""
         x_rows, y_rows = self.train.sample(batch_size, sampler, self.input_weights)
         g_rows = self.train.sample_guides(batch_size, sampler)
-        photo = self.cfg["data"]["photometric"]
-        params = None
-        if photo["p"] > 0:   # one draw from the sampler: runs without augmentation keep their batches
-            seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
-            params = photometric_params(batch_size, np.random.default_rng(seed), photo)
-        jitter = self.cfg["data"]["framing_jitter"]
-        framing = None
-        if jitter["p"] > 0:   # drawn after the photometric settings, so runs without it keep their batches
-            seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
-            framing = framing_params(batch_size, np.random.default_rng(seed), jitter)
+        settings = []
+        for section, make in (("photometric", photometric_params), ("framing_jitter", framing_params)):
+            cfg = self.cfg["data"][section]
+            drawn = None
+            if cfg["p"] > 0:   # one draw from the sampler, only when on: runs without it keep their batches
+                seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
+                drawn = make(batch_size, np.random.default_rng(seed), cfg)
+            settings.append(drawn)
         rank, world = part
         lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
         if world > 1:
             x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
-        if params is not None:
-            params = {k: v[lo:hi] for k, v in params.items()}
-        if framing is not None:
-            framing = {k: v[lo:hi] for k, v in framing.items()}
+        params, framing = (None if drawn is None else {k: v[lo:hi] for k, v in drawn.items()} for drawn in settings)
         return Draw(x_rows, y_rows, g_rows, params, framing)
 
     def load(self, d: Draw) -> Batch:
