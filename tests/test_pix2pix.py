@@ -52,10 +52,10 @@ def test_unet_skip_connections_carry_detail():
 
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
-    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
+    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
                            "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
-    assert cfg["feature_nets"] == {"perceptual": None, "identity": None}
+    assert cfg["feature_nets"] == {"perceptual": None, "identity": None, "identity2": None}
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {type: pix2pix}\nloss: {id: 0.003}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: loss.id = 0.003 needs feature_nets.identity"):
@@ -97,7 +97,7 @@ def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     history = [tr.train_step() for _ in range(12)]
     after = l1_eval()
     vals = history[-1]
-    assert list(vals) == ["pixel", "feat", "id", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own loss names
+    assert list(vals) == ["pixel", "feat", "id", "id2", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own loss names
     assert vals["feat"] == vals["id"] == vals["sym"] == 0.0
     assert np.isfinite(vals["gan_g"]) and np.isfinite(vals["gan_d"])
     # the training L1 (batch statistics) falls fast; the eval-mode L1 (running BN statistics) follows
@@ -257,6 +257,44 @@ def test_identity_loss_against_the_target_when_asked(prepared):
     assert float(to_target) != pytest.approx(float(to_input), rel=1e-3)
     with pytest.raises(ConfigError, match="id_reference"):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_reference": "output"}})
+
+
+def test_second_identity_loss_has_its_own_net_and_weight(prepared):
+    """loss.id2: eq. (6) again with feature_nets.identity2's network, against the same reference (the input), on the
+    same outputs; it reaches the generator's gradient with its own weight, and with id2 = 0 no net is loaded."""
+    from nfgan.models.auxiliary.identity_net import IdentityNet
+
+    torch.manual_seed(1)
+    second = IdentityNet(width=4, embed_dim=8)
+    grads = {}
+    for w in (0.0, 0.5):
+        cfg = p2p_config(prepared)
+        cfg["model"]["dropout"] = 0.0
+        cfg["loss"].update(id=0.5, id2=w)
+        tr = Trainer(cfg, feature_nets={"identity": tiny_nets()["identity"], "identity2": second})
+        m = tr.model
+        assert (m.features.identity2 is not None) == (w > 0)
+        torch.manual_seed(0)
+        m.nets["gen"] = Pix2PixModel.build_generator(cfg["model"])["gen"]   # same initial generator for both
+        batch = tr.sample_batch()
+        losses = m.compute_losses(batch)
+        if w == 0:
+            assert float(losses["id2"].detach()) == 0.0
+        else:
+            with torch.no_grad():
+                fake = m.nets["gen"](batch.x)
+                ref = L.identity_loss(second(fake), second(batch.x))
+            assert float(losses["id2"].detach()) == pytest.approx(float(ref), rel=1e-4)
+            assert float(losses["id2"].detach()) != pytest.approx(float(losses["id"].detach()), rel=1e-3)
+            gen_p = list(m.nets["gen"].parameters())
+            g2 = torch.cat([g.flatten() for g in torch.autograd.grad(losses["id2"], gen_p, retain_graph=True)])
+        for net in m.nets.values():
+            net.zero_grad(set_to_none=True)
+        m.backward(losses)
+        grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
+    torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
+    with pytest.raises(ConfigError, match=r"loss.id2 = 0.1 needs feature_nets.identity2"):
+        load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id2": 0.1}})
 
 
 def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path):

@@ -118,13 +118,20 @@ class FeatureLosses:
 
     ``loss.id_reference: target`` (pix2pix configs) compares the output's identity features with its target's,
     the person's real frontal neutral face, instead of the input's (eq. 6): an expressive or frontalised 3/4
-    input's descriptor carries its expression and warp artefacts."""
+    input's descriptor carries its expression and warp artefacts.
+
+    ``loss.id2`` > 0 (pix2pix configs) adds a second L_id, the same eq. (6) with the network ``feature_nets.identity2``
+    names (e.g. nfgan's own identity net, :mod:`nfgan.models.auxiliary.identity_net`), against the same reference
+    and on the same (moved) faces: an output must keep what two unrelated networks see (issue #23 item 6)."""
 
     def __init__(self, model, data, nets: dict[str, nn.Module] | None = None):
         cfg, fn, nets = model.cfg, model.cfg["feature_nets"], nets or {}
         self.perceptual = self._net("perceptual", fn, nets) if model.weights["feat"] > 0 else None
         self.identity = self._net("identity", fn, nets) if model.weights["id"] > 0 else None
-        for net in (self.perceptual, self.identity):
+        #: the second L_id's net; ``None`` when ``loss.id2`` is 0 or the model has no such loss (NFGAN)
+        self.has_id2 = "id2" in model.weights
+        self.identity2 = self._net("identity2", fn, nets) if model.weights.get("id2", 0) > 0 else None
+        for net in (self.perceptual, self.identity, self.identity2):
             if net is not None:
                 model.place(net)
         self.id_jitter = float(model.weights.get("id_jitter", 0.0))
@@ -140,6 +147,7 @@ class FeatureLosses:
         self.id_reference = str(model.weights.get("id_reference", "input"))
         id_rows = all_targets if self.id_reference == "target" else train.inputs
         self.input_cache = cache(self.identity, id_rows) if self.identity is not None else None
+        self.input_cache2 = cache(self.identity2, id_rows) if self.identity2 is not None else None
 
     @staticmethod
     def _net(role: str, specs: dict, given: dict) -> nn.Module | None:
@@ -153,12 +161,18 @@ class FeatureLosses:
 
     def __call__(self, xt: torch.Tensor, x_rows, y_rows) -> dict[str, torch.Tensor]:
         zero = xt.new_zeros((), dtype=torch.float32)
-        if self.shared_trunk is not None:
+        moved = xt          # what the identity nets see: x~, or x~ moved a little (loss.id_jitter)
+        if self.shared_trunk is not None:     # never with id_jitter
             feat_maps, id_maps = self.shared_trunk(xt)
         else:
             feat_maps = self.perceptual(xt) if self.perceptual is not None else None
-            id_maps = (self.identity(jitter(xt, self.id_jitter) if self.id_jitter > 0 else xt)
-                       if self.identity is not None else None)
-        return {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
-                "id": L.identity_loss(id_maps, self.input_cache(y_rows if self.id_reference == "target" else x_rows))
-                if id_maps is not None else zero}
+            if self.id_jitter > 0 and (self.identity is not None or self.identity2 is not None):
+                moved = jitter(xt, self.id_jitter)
+            id_maps = self.identity(moved) if self.identity is not None else None
+        ref_rows = y_rows if self.id_reference == "target" else x_rows
+        out = {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
+               "id": L.identity_loss(id_maps, self.input_cache(ref_rows)) if id_maps is not None else zero}
+        if self.has_id2:
+            out["id2"] = (L.identity_loss(self.identity2(moved), self.input_cache2(ref_rows))
+                          if self.identity2 is not None else zero)
+        return out

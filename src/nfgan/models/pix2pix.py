@@ -23,6 +23,9 @@ their ``-log p_neutral``. ``nfgan`` is the critic nfgan trained on its labelled 
 (:mod:`nfgan.models.auxiliary.neutral_critic`: it sees sadness and anger the mini-Xception calls neutral); a
 path is a critic file ``tools/train_neutral_critic.py`` wrote.
 
+``loss.id2`` (default 0) weighs a second L_id with the network ``feature_nets.identity2`` names (nfgan's own identity
+net, :mod:`nfgan.models.auxiliary.identity_net`), against the same reference as L_id.
+
 ``loss.id_jitter`` (default 0; a setting of L_id, not a weight) moves each output by a small random rotation,
 scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
 met by patterns only the identity net's exact pixel grid reads.
@@ -83,7 +86,7 @@ class Pix2PixModel(GeneratorModel):
     TYPE = "pix2pix"
     NETS = ("gen", "dis")
     GENERATOR = ("gen",)
-    LOSSES = ("pixel", "feat", "id", "sym", "gan_g", "gan_d", "neutral")
+    LOSSES = ("pixel", "feat", "id", "id2", "sym", "gan_g", "gan_d", "neutral")
     PROGRESS = ("pixel", "id", "gan_g", "gan_d")
     OPTIMIZERS = {"gen": "gen", "dis": "dis"}
 
@@ -98,8 +101,10 @@ class Pix2PixModel(GeneratorModel):
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
                       "tone_lock": opt(False)},
-            "feature_nets": feature_nets_schema(None, None),
-            "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "pixel": nonneg(100.0), "sym": nonneg(0.0),
+            "feature_nets": {**feature_nets_schema(None, None),
+                             "identity2": opt(None, "mapping", nullable=True, path_keys=("path",))},
+            "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "id2": nonneg(0.0), "pixel": nonneg(100.0),
+                     "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
                      "id_reference": opt("input", choices=("input", "target")),
                      "neutral_critics": opt(["minixception"], "list[path_or_name]", check=_critics_check)},
@@ -113,7 +118,7 @@ class Pix2PixModel(GeneratorModel):
                               f"model.tone_norm: true")
         if cfg["model"]["tone_lock"] and not cfg["model"]["tone_norm"]:
             raise ConfigError(f"{source}: model.tone_lock does nothing without model.tone_norm: true")
-        for k, net in (("feat", "perceptual"), ("id", "identity")):
+        for k, net in (("feat", "perceptual"), ("id", "identity"), ("id2", "identity2")):
             if cfg["loss"][k] and not cfg["feature_nets"].get(net):
                 raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
                                   f"(pix2pix has no {k} loss by default)")
@@ -166,7 +171,7 @@ class Pix2PixModel(GeneratorModel):
         dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
         w = self.weights
         g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_g"]
-        for k in ("feat", "id", "sym", "neutral"):
+        for k in ("feat", "id", "id2", "sym", "neutral"):
             if w[k] > 0:
                 g_loss = g_loss + w[k] * losses[k]
         g_loss.backward(inputs=gen_p)

@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,6 +57,19 @@ def resize_faces(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def flip_and_shift(faces: np.ndarray, rng: np.random.Generator, max_shift: int = 3) -> np.ndarray:
+    """Each face flipped with probability 1/2 and shifted by up to ``max_shift`` px (edge pixels repeated)."""
+    out = np.empty_like(faces)
+    n, h, w = faces.shape
+    pad = np.pad(faces, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)), mode="edge")
+    dy, dx = rng.integers(0, 2 * max_shift + 1, (2, n))
+    flip = rng.random(n) < 0.5
+    for i in range(n):
+        f = pad[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = f[:, ::-1] if flip[i] else f
+    return out
+
+
 def gray_to_rgb255(x: torch.Tensor, size: int) -> torch.Tensor:
     """[-1, 1] gray (or RGB) ``B x C x H x W`` -> ``B x 3 x size x size`` RGB in [0, 255]."""
     x = resize_faces((x + 1.0) * 127.5, size)
@@ -95,7 +109,6 @@ def _flatten_checkpoint(obj, path: Path) -> dict[str, torch.Tensor]:
 def _numpy_scalar_globals() -> list:
     """Numpy scalars (e.g. an accuracy saved next to the weights, as in the Light CNN checkpoints) are plain
     data; allow exactly the functions that rebuild them, under their numpy 1.x and 2.x names."""
-    import numpy as np
 
     try:
         from numpy._core.multiarray import scalar

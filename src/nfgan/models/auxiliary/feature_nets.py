@@ -16,6 +16,9 @@ Implementations (built from a config dict by :func:`build_feature_net`):
                                supplies ``path`` (``vgg_face_dag.pth`` or .safetensors), ``layer``.
 ``{"type": "lightcnn", ...}``  :class:`nfgan.models.auxiliary.lightcnn.LightCNNNet` - the paper's L_id network; the user
                                supplies ``path`` and ``variant`` (lightcnn9 / lightcnn29 / lightcnn29v2).
+``{"type": "nfgan_identity",``  :class:`nfgan.models.auxiliary.identity_net.IdentityNet` - nfgan's own identity net,
+``"path": ...}``               learned from the labelled sets' training people (``tools/train_identity_net.py``):
+                               [pooled, embedding]; the second L_id network (``feature_nets.identity2``).
 ============================  ====================================================================
 
 User-supplied checkpoints go through :func:`load_tensor_file`, which never unpickles arbitrary objects.
@@ -116,7 +119,7 @@ class DlibPerceptualNet(FeatureNet):
 # the builder used by the trainer
 
 
-_TYPES = ("dlib_identity", "dlib_perceptual", "vggface", "lightcnn")
+_TYPES = ("dlib_identity", "dlib_perceptual", "vggface", "lightcnn", "nfgan_identity")
 
 
 def build_feature_net(spec: Mapping | str) -> FeatureNet:
@@ -135,6 +138,7 @@ def build_feature_net(spec: Mapping | str) -> FeatureNet:
         "dlib_perceptual": {"path", "stage", "stages"},
         "vggface": {"path", "layer", "layers"},
         "lightcnn": {"path", "variant", "layers"},
+        "nfgan_identity": {"path"},
     }
     if kind not in allowed:
         raise ValueError(f"unknown feature net type {kind!r}; known: {', '.join(_TYPES)}")
@@ -148,6 +152,12 @@ def build_feature_net(spec: Mapping | str) -> FeatureNet:
     if kind in ("vggface", "lightcnn") and not spec.get("path"):
         raise ValueError(f"feature net {kind!r} needs 'path': its weights are not shipped (own licence); "
                          f"see docs/auxiliary_networks.md")
+    if kind == "nfgan_identity":
+        if not spec.get("path"):
+            raise ValueError("feature net 'nfgan_identity' needs 'path': a file tools/train_identity_net.py wrote")
+        from nfgan.models.auxiliary.identity_net import IdentityNet
+
+        return IdentityNet.load(spec["path"])
     if kind == "vggface":
         from nfgan.models.auxiliary.vggface import VGGFaceNet
 

@@ -30,6 +30,7 @@ from torch import nn
 from nfgan.atomic import save_safetensors
 from nfgan.data.schema import EXPRESSIONS
 from nfgan.fer.model import FERNet
+from nfgan.models.auxiliary.common import flip_and_shift
 from nfgan.weights import MissingWeightsError, assets_dir
 
 #: the critic's classes, in output order (nfgan's shared vocabulary)
@@ -117,19 +118,6 @@ class NeutralCritic(nn.Module):
         return critic.freeze()
 
 
-def _shifted(faces: np.ndarray, rng: np.random.Generator, max_shift: int = 3) -> np.ndarray:
-    """Each face flipped with probability 1/2 and shifted by up to ``max_shift`` px (edge pixels repeated)."""
-    out = np.empty_like(faces)
-    n, h, w = faces.shape
-    pad = np.pad(faces, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)), mode="edge")
-    dy, dx = rng.integers(0, 2 * max_shift + 1, (2, n))
-    flip = rng.random(n) < 0.5
-    for i in range(n):
-        f = pad[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
-        out[i] = f[:, ::-1] if flip[i] else f
-    return out
-
-
 def _balanced_weights(y: np.ndarray) -> torch.Tensor:
     """Class weights giving neutral faces half of the loss and each present expression an equal share of the
     other half (a sample-weighted mean of 1), so that the critic is neither biased towards the expressions,
@@ -190,7 +178,7 @@ def fit(faces: np.ndarray, y: Sequence[int], val_faces: np.ndarray, val_y: Seque
             rows = order[s:s + batch_size]
             if len(rows) < 2:      # BatchNorm needs two faces
                 continue
-            batch = photometric_augment(_shifted(faces[rows], rng), photometric_params(len(rows), rng, aug))
+            batch = photometric_augment(flip_and_shift(faces[rows], rng), photometric_params(len(rows), rng, aug))
             loss = F.cross_entropy(critic.logits(to_unit_batch(batch)), torch.as_tensor(y[rows]), weight=weight)
             opt.zero_grad()
             loss.backward()
