@@ -105,3 +105,12 @@ def test_training_tool_writes_the_net_and_its_report(tmp_path):
     text = (report / "report.md").read_text()
     assert "| synth | all pairs |" in text and "| this net | dlib |" in text
     assert len(json.loads((report / "report.json").read_text())["history"]) == 2
+    # a report on the trained net, with a set it never learned; --out and --net are exclusive
+    other = make_prepared(tmp_path / "o", subjects=3, seed=5)
+    assert train_identity_net.main([f"synth={root}:{splits}", "--net", str(out), "--report", str(tmp_path / "r2"),
+                                    "--transfer", f"other={other}"]) == 0
+    text = (tmp_path / "r2" / "report.md").read_text()
+    assert "| other (every person, not learned) | all pairs | 18 | 3 |" in text
+    assert not (tmp_path / "r2" / "report.json").exists()
+    with pytest.raises(SystemExit):
+        train_identity_net.main([f"synth={root}:{splits}", "--report", str(report)])

@@ -1,7 +1,7 @@
 """Train nfgan's own identity network (``nfgan.models.auxiliary.identity_net``), the second L_id network.
 
     python tools/train_identity_net.py --out runs/identity/no_jaffe_yale.safetensors \
-        --report docs/results/identity_net/no_jaffe_yale [--epochs 40] [SOURCE=FOLDER:SPLITS ...]
+        --report docs/results/identity_net/no_jaffe_yale [--epochs 60] [SOURCE=FOLDER:SPLITS ...]
 
 Default sources: the prepared folders of the default recipe's last stage (``configs/all_data_sfm.yaml``: out/london64,
 out/canada64, out/ckplus_wn64, out/jaffe64, out/yale64, and the SFM synthetic expressions out/london64_sfm,
@@ -13,7 +13,9 @@ error rate over all their pairs); the test people are not read.
 
 The report folder gets ``report.md`` (validation people, per set: equal error rate and true-accept rate at 1 %
 false accepts for this net and for dlib's ResNet on the same faces, and for London the frontal-neutral against
-3/4 pairs) and ``report.json`` (every epoch).
+3/4 pairs) and ``report.json`` (every epoch). ``--transfer NAME=FOLDER`` adds the same rows for every person of a
+prepared folder the net did not learn (e.g. ``jaffe=out/jaffe64`` for a net trained without JAFFE); ``--net FILE``
+skips training and writes the report of a net already trained (``--out`` is then not written).
 """
 from __future__ import annotations
 
@@ -83,16 +85,27 @@ def main(argv=None) -> int:
 
     from nfgan.atomic import write_text
     from nfgan.data.pairs import SplitError, source_spec
-    from nfgan.models.auxiliary.identity_net import fit
+    from nfgan.models.auxiliary.identity_net import IdentityNet, fit
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sources", nargs="*", default=list(DEFAULT_SOURCES), help="NAME=FOLDER:SPLITS (split file or "
                     "shipped split name)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--net", type=Path, help="report on this trained net instead of training one")
+    ap.add_argument("--transfer", action="append", default=[], metavar="NAME=FOLDER",
+                    help="a prepared folder of people the net did not learn (repeatable)")
     ap.add_argument("--report", type=Path, required=True)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if (args.out is None) == (args.net is None):
+        ap.error("give --out (train a net) or --net (report on a trained one)")
+    transfer = []
+    for spec in args.transfer:
+        name, sep, folder = spec.partition("=")
+        if not (sep and name and folder):
+            ap.error(f"--transfer {spec!r}: expected NAME=FOLDER")
+        transfer.append((name, folder))
     given = list(argv if argv is not None else sys.argv[1:])
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
 
@@ -115,12 +128,18 @@ def main(argv=None) -> int:
                            [x for p in parts[part] for x in p[k]])
     x, people = cat("train", 1), cat("train", 2)
     vx, vpeople = cat("val", 1), cat("val", 2)
-    net, history = fit(x, people, vx, vpeople, epochs=args.epochs, seed=args.seed, progress=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    net.save(args.out, sources=used, seed=args.seed, epochs=args.epochs,
-             licence="non-commercial research use only where it learned CK+, JAFFE or Yale faces")
-    print(f"wrote {args.out} (epoch {net.info['epoch']}, {net.info['people']} people, validation EER "
-          f"{100 * net.info['val_eer']:.1f} %)", file=sys.stderr)
+    if args.net is not None:
+        net = IdentityNet.load(args.net)
+        history = None
+        epochs = net.info.get("epochs", "?")
+    else:
+        net, history = fit(x, people, vx, vpeople, epochs=args.epochs, seed=args.seed, progress=True)
+        epochs = args.epochs
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        net.save(args.out, sources=used, seed=args.seed, epochs=args.epochs,
+                 licence="non-commercial research use only where it learned CK+, JAFFE or Yale faces")
+        print(f"wrote {args.out} (epoch {net.info['epoch']}, {net.info['people']} people, validation EER "
+              f"{100 * net.info['val_eer']:.1f} %)", file=sys.stderr)
 
     from nfgan.evaluation.evaluators import identity_evaluators
 
@@ -129,7 +148,7 @@ def main(argv=None) -> int:
     lines = ["# nfgan's identity net: validation people", "",
              f"Command: `{' '.join(['python tools/train_identity_net.py'] + given)}`", "",
              f"Faces: {len(x)} training ({net.info['people']} people), {len(vx)} validation. Epoch chosen on the "
-             f"validation people's equal error rate: {net.info['epoch']} of {args.epochs}.", "",
+             f"validation people's equal error rate: {net.info['epoch']} of {epochs}.", "",
              "Cells: equal error rate / true-accept rate at 1 % false accepts, %, over all pairs of the group's faces "
              "(Euclidean distance of unit embeddings; dlib: its 128-d descriptor). Turned faces count twice (as "
              "photographed and frontalised) in 'all pairs'.", "",
@@ -140,10 +159,16 @@ def main(argv=None) -> int:
             continue
         names_seen.append(name)
         lines += table_rows(name, faces, ppl, poses, expr, nets)
+    for name, folder in transfer:
+        from nfgan.data.dataset import PreparedDataset
+
+        everyone = sorted(set(PreparedDataset(folder).column("subject")))
+        lines += table_rows(f"{name} (every person, not learned)", *faces_of(folder, everyone, name), nets)
     args.report.mkdir(parents=True, exist_ok=True)
     write_text(args.report / "report.md", "\n".join(lines) + "\n")
-    write_text(args.report / "report.json", json.dumps({"sources": used, "history": history, "chosen": net.info},
-                                                       indent=1) + "\n")
+    if history is not None:
+        write_text(args.report / "report.json", json.dumps({"sources": used, "history": history, "chosen": net.info},
+                                                           indent=1) + "\n")
     print(f"report: {args.report / 'report.md'}", file=sys.stderr)
     return 0
 
