@@ -1,5 +1,7 @@
 """Robustness to the photo (issue #23 item 5): normalisers scored on clean inputs and on the same inputs changed
-by one fixed photometric step each (contrast, gamma, blur, sensor noise, JPEG), the targets kept clean.
+by one fixed photometric step each (contrast, gamma, blur, sensor noise, JPEG), the targets kept clean; or framed
+differently (``--conditions clean,scale=1.1,rotate=5,...``: the inputs and their landmarks moved alike, as another
+aligner would frame them; ``--conditions framing`` is the list :data:`FRAMING_CONDITIONS`).
 
     python benchmarks/photometric_robustness.py NAME=MODEL [NAME=MODEL ...] [--split val] \
         [--sets london,canada,ckplus,jaffe,yale] [--conditions clean,blur=1.2,...] [--out DIR]
@@ -37,10 +39,14 @@ from generalisation import ONE_PHOTO_PER_PERSON, SETS, _pct  # noqa: E402
 
 from nfgan.data.schema import is_expressive  # noqa: E402
 
-#: the ends of the training ranges of data.photometric (nfgan.data.photometric.PHOTOMETRIC_DEFAULTS), then two
+#: the ends of the training ranges of data.photometric (its defaults in nfgan.training.config), then two
 #: settings beyond them
 CONDITIONS = ("clean", "contrast=0.6", "contrast=1.5", "gamma=0.7", "gamma=1.4", "blur=1.2", "noise=6", "jpeg=25",
               "blur=2", "jpeg=10")
+#: re-framings (``nfgan.data.framing_jitter.REFRAMING_STEPS``): the face 10 % smaller and larger in the crop, turned
+#: 5 degrees either way, moved 5 % of the side each way, then 20 % smaller and larger
+FRAMING_CONDITIONS = ("clean", "scale=0.9", "scale=1.1", "rotate=-5", "rotate=5", "shift_x=-0.05", "shift_x=0.05",
+                      "shift_y=-0.05", "shift_y=0.05", "scale=0.8", "scale=1.2")
 
 
 def score(per: dict[str, np.ndarray], expressions: np.ndarray) -> dict[str, float | None]:
@@ -165,7 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(s[0] for s in SETS))
     ap.add_argument("--conditions", default=",".join(CONDITIONS),
                     help="'clean' and/or STEP=VALUE settings of `nfgan evaluate --degrade` (one step each; "
-                         "'clean' is always scored, as the baseline)")
+                         "'clean' is always scored, as the baseline), or 'framing' for the re-framing list")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "photometric_robustness")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rescore", action="store_true",
@@ -175,7 +181,8 @@ def main(argv=None) -> int:
     from nfgan.data.photometric import parse_degradation
     from nfgan.evaluation.evaluate import load_model, parse_run_spec
 
-    conditions = [c.strip() for c in args.conditions.split(",") if c.strip() and c.strip() != "clean"]
+    listed = ",".join(FRAMING_CONDITIONS) if args.conditions.strip() == "framing" else args.conditions
+    conditions = [c.strip() for c in listed.split(",") if c.strip() and c.strip() != "clean"]
     for c in conditions:              # a bad setting fails before any model is loaded
         try:
             parse_degradation(c)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +336,13 @@ def test_degraded_inputs_are_scored_from_the_changed_images_against_clean_target
     assert changed.input_images.std() < 0.6 * es.input_images.std()
     with pytest.raises(ValueError, match="already changed"):
         with_degraded_inputs(changed, {"blur": 1.0})
+    # re-framing moves the input faces and their landmarks alike; the targets stay as they are
+    marked = replace(es, input_landmarks=np.tile(np.array([[31.5, 31.5], [47.5, 31.5]]), (len(es), 1, 1)))
+    framed = with_degraded_inputs(marked, {"scale": 1.2, "shift_y": 0.1})
+    assert framed.target_images is es.target_images and not np.array_equal(framed.input_images, es.input_images)
+    assert np.allclose(framed.input_landmarks[:, 0], [31.5, 31.5 + 6.4])
+    assert np.allclose(framed.input_landmarks[:, 1], [31.5 + 1.2 * 16, 31.5 + 6.4])
+    assert np.array_equal(marked.input_landmarks[:, 1], np.tile([47.5, 31.5], (len(es), 1)))
     with pytest.raises(ValueError, match="blur must be"):
         evaluate([f"p2p={base / 'p2p'}"], root, out=tmp_path / "bad", degradation="blur=-1", **kw)
     assert not (tmp_path / "bad").exists()
@@ -353,10 +361,12 @@ def test_photometric_robustness_benchmark_scores_each_condition_against_clean(ru
     spec.loader.exec_module(mod)
     base, root = runs
     models = {"p2p": load_model(base / "p2p")}
-    res = mod.run_set("tiny", root, root / "splits.json", "train", models, ["clean", "noise=20", "gamma=1.4"],
-                      tmp_path)
-    assert list(res) == ["clean", "noise=20", "gamma=1.4"]
-    assert {p.name for p in (tmp_path / "tiny_train").iterdir()} == {"clean.csv", "noise20.csv", "gamma1.4.csv"}
+    res = mod.run_set("tiny", root, root / "splits.json", "train", models, ["clean", "noise=20", "gamma=1.4",
+                                                                            "scale=1.2"], tmp_path)
+    assert list(res) == ["clean", "noise=20", "gamma=1.4", "scale=1.2"]
+    assert {p.name for p in (tmp_path / "tiny_train").iterdir()} == {"clean.csv", "noise20.csv", "gamma1.4.csv",
+                                                                      "scale1.2.csv"}
+    assert res["scale=1.2"]["input"]["ssim"] < res["clean"]["input"]["ssim"] - 0.02   # the face moved in its crop
     assert res["clean"]["input"]["ssim"] < 1.0 and res["clean"]["input"]["n"] == 24
     assert res["noise=20"]["input"]["ssim"] < res["clean"]["input"]["ssim"] - 0.05
     assert res["noise=20"]["p2p"]["ssim"] != res["clean"]["p2p"]["ssim"]
@@ -364,9 +374,9 @@ def test_photometric_robustness_benchmark_scores_each_condition_against_clean(ru
     noisy = next(line for line in table.splitlines() if "| noise=20 |" in line)
     d = res["noise=20"]["input"]["ssim"] - res["clean"]["input"]["ssim"]
     assert f"({d:+.3f})" in noisy
-    assert mod.pooled({"tiny": res}, ["p2p"]).count("\n") == 2 + 3
+    assert mod.pooled({"tiny": res}, ["p2p"]).count("\n") == 2 + 4
     # --rescore: the same numbers from the CSVs, without a model
-    again = mod.rescore_set("tiny", "train", ["p2p"], ["clean", "noise=20", "gamma=1.4"], tmp_path)
+    again = mod.rescore_set("tiny", "train", ["p2p"], ["clean", "noise=20", "gamma=1.4", "scale=1.2"], tmp_path)
     for cond in res:
         for name in ("input", "p2p"):
             for key, v in res[cond][name].items():

@@ -504,3 +504,40 @@ def test_a_gated_rule_lets_frontal_faces_without_landmarks_through_with_a_warnin
         InputRule(True, True, "mirror", True, None, "warp_frame").apply(faces, ["frontal"] * 2, ["0"] * 2, None)
     with pytest.raises(MissingLandmarksError, match="frontalises turned inputs"), pytest.warns(UserWarning):
         gated.apply(faces, ["frontal", "left_3quarter"], ["0", "0"], None)
+
+
+def test_identity_map_re_aligns_faces_framed_otherwise_and_leaves_aligned_ones_exactly(tmp_path):
+    """NeutralShape.identity() (--neutral-shape-map identity): step 3 in frame mode then only re-aligns faces whose
+    landmarks sit off nfgan prepare's template (another aligner's crop) and returns aligned faces bit for bit."""
+    from conftest import load_script, make_prepared, tiny_config, tiny_nets
+
+    from nfgan.data.framing_jitter import reframe as move
+    from nfgan.data.generator_input import InputRule
+    from nfgan.inference import load_model
+    from nfgan.training.loop import train
+
+    ident = NeutralShape.identity()
+    assert ident.info["kind"] == "identity" and not ident.weights.any()
+    lm = framed_landmarks()
+    assert framing_shift(lm, S, ident) == pytest.approx(0.0, abs=1e-12)
+    face = smooth_face(3)
+    moved, moved_lm = move(face[None], lm[None], {"shift_y": 0.06, "scale": 1.08})
+    centre = np.s_[14:50, 14:50]
+    assert np.abs(moved[0][centre].astype(int) - face[centre]).mean() > 8.0
+    for t in (0.0, 0.001):          # 0.001: cc_by's rule (a face off by more than 1/16 px is re-framed)
+        rule = InputRule(flip_left_poses=True, frontalize=True).with_step3("frame", t, "identity")
+        assert rule.neutral_shape().info["kind"] == "identity"
+        assert np.array_equal(rule.apply(face[None], ["frontal"], None, lm[None])[0], face)
+        back = rule.apply(moved, ["frontal"], None, moved_lm)[0]
+        assert np.abs(back[centre].astype(int) - face[centre]).mean() < 2.0
+    with pytest.warns(UserWarning, match="without landmarks go to the generator as they are"):
+        assert np.array_equal(rule.apply(moved, ["frontal"], None, None), moved)   # a bare crop passes as it is
+    # the tool embeds it in a model file, which reads it back
+    root = make_prepared(tmp_path / "d", subjects=4)
+    train(tiny_config(root, steps=1), tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    out = tmp_path / "framed.safetensors"
+    assert load_script("tools/set_input_rule.py").main([str(tmp_path / "run"), str(out), "--neutralize-mode",
+                                                        "frame", "--neutral-shape-map", "identity"]) == 0
+    g = load_model(out)
+    assert g.rule.mode == "frame" and g.rule.neutral_shape().info["kind"] == "identity"
+    assert g.info["input_rule_added"]["map"] == "identity"

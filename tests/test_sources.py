@@ -244,6 +244,36 @@ def test_prefetched_batches_and_checkpointed_sampler_equal_the_plain_ones(tmp_pa
     assert torch.equal(runs[False][1], runs[True][1])
 
 
+def test_reframing_moves_faces_and_landmarks_alike():
+    """nfgan evaluate --degrade scale=.../rotate=.../shift_x=...: every face warped by the one similarity, its
+    landmarks moved by the same map (a dot and its landmark stay together); steps that change nothing copy."""
+    from nfgan.data.framing_jitter import reframe
+    from nfgan.data.photometric import parse_degradation
+
+    assert parse_degradation("scale=1.1,rotate=-5,shift_x=0.05,blur=1") == {"scale": 1.1, "rotate": -5.0,
+                                                                          "shift_x": 0.05, "blur": 1.0}
+    for bad, msg in (("scale=0", "scale must be"), ("scale=3", "scale must be"), ("rotate=90", "rotate must be"),
+                     ("shift_y=0.8", "shift_y must be"), ("zoom=2", "STEP=VALUE")):
+        with pytest.raises(ValueError, match=msg):
+            parse_degradation(bad)
+    faces = np.zeros((2, 33, 33), np.uint8)
+    faces[0, 8, 24] = 255                       # (x, y) = (24, 8)
+    faces[1, 20, 10] = 255                      # (10, 20)
+    lm = np.array([[[24.0, 8.0], [np.nan, np.nan]], [[10.0, 20.0], [16.0, 16.0]]])
+    out, moved = reframe(faces, lm, {"scale": 1.25, "shift_x": 2 / 33, "blur": 3.0})
+    for i in range(2):
+        y, x = np.unravel_index(out[i].argmax(), out[i].shape)
+        assert np.allclose(moved[i, 0], [x, y], atol=0.5)
+    assert np.allclose(moved[0, 0], [28, 6]) and np.isnan(moved[0, 1]).all() and np.allclose(moved[1, 1], [18, 16])
+    turned, tl = reframe(faces, lm, {"rotate": 90.0})
+    assert np.allclose(tl[0, 0], [24, 24])      # 8 above the centre -> 8 right of it: clockwise on screen
+    same, sl = reframe(faces, lm, {"blur": 2.0})
+    assert np.array_equal(same, faces) and same is not faces and np.array_equal(sl, lm, equal_nan=True)
+    none_out, none_lm = reframe(faces, None, {"scale": 0.8})
+    assert none_lm is None and not np.array_equal(none_out, faces)
+    assert np.array_equal(reframe(faces, lm, {"blur": 1.0, "jpeg": 20.0})[0], faces)   # photometric keys ignored
+
+
 def test_fixed_degradations_parse_strictly_and_apply_the_same_steps_to_every_face():
     from nfgan.data.photometric import degrade, parse_degradation
 

@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--neutralize-threshold", type=float, default=0.0,
                    help="only where the framing is off by more than this share of the crop side "
                         "(data.neutralize_threshold; tools/neutral_framing.py)")
-    p.add_argument("--neutral-shape-map", type=Path, default=None, help="the map (default: the shipped one)")
+    p.add_argument("--neutral-shape-map", type=Path, default=None,
+                   help="the map's file (default: the shipped one), or 'identity': re-framing only, from no data")
     args = p.parse_args(argv)
     if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
         p.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")

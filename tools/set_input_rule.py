@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--neutralize-mode", choices=MODES, required=True)
     ap.add_argument("--neutralize-threshold", type=float, default=0.0)
-    ap.add_argument("--neutral-shape-map", type=Path, default=None)
+    ap.add_argument("--neutral-shape-map", type=Path, default=None,
+                    help="the map's file (default: the shipped one), or 'identity': re-framing only, from no data")
     args = ap.parse_args(argv)
     g = load_model(args.model)
     if g.rule.neutralize:

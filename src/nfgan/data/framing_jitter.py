@@ -9,12 +9,25 @@ into the output. With ``p`` > 0 each training input is, with probability ``p``, 
 the crop centre (scale in ``scale``, log-uniform; rotation up to ``rotate_deg`` either way; shift up to ``shift``
 of the crop side on each axis; bilinear, edges replicated), while its target and L_id's reference stay as they
 are: the network learns to put the face where the target has it. Inference never jitters.
+
+:func:`reframe` applies one fixed re-framing to every face and moves its landmarks alike: ``nfgan evaluate
+--degrade scale=1.1`` (:data:`REFRAMING_STEPS`) measures what another aligner's framing costs a model.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from nfgan.data.align import apply_transform
 from nfgan.data.frontalize import similarity_warp
+
+#: fixed re-framing steps of ``nfgan evaluate --degrade`` (:func:`reframe`): name -> (value that leaves a face as it
+#: is, what a value means)
+REFRAMING_STEPS = {
+    "scale": (1.0, "a factor > 0 about the crop centre, 0.5..2 (1.1: the face 10 % larger in the crop)"),
+    "rotate": (0.0, "degrees about the crop centre, -45..45 (positive: clockwise on screen)"),
+    "shift_x": (0.0, "a share of the crop side, -0.5..0.5 (positive: the face moves right)"),
+    "shift_y": (0.0, "a share of the crop side, -0.5..0.5 (positive: the face moves down)"),
+}
 
 def framing_params(n: int, rng: np.random.Generator, cfg: dict) -> dict[str, np.ndarray]:
     """Per-face random settings for :func:`framing_augment`, drawn for a whole batch at once (so a batch split
@@ -50,3 +63,22 @@ def framing_augment(faces: np.ndarray, params: dict[str, np.ndarray]) -> np.ndar
         if s != 1.0 or a != 0.0 or dx != 0.0 or dy != 0.0:
             out[i] = similarity_warp(faces[i], framing_matrix(size, s, a, dx, dy))
     return out
+
+
+def reframe(faces: np.ndarray, landmarks: np.ndarray | None, steps: dict[str, float]
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 ``N x S x S`` faces all warped by the one similarity the re-framing ``steps`` name (keys of
+    :data:`REFRAMING_STEPS`; other keys are ignored; scaled and turned about the crop centre, then moved), and their
+    ``N x K x 2`` landmarks (``None`` stays ``None``; NaN stays NaN) moved by the same map, as an aligner that frames
+    faces that way would give them."""
+    faces = np.asarray(faces, dtype=np.uint8)
+    s, a, dx, dy = (float(steps.get(k, REFRAMING_STEPS[k][0])) for k in ("scale", "rotate", "shift_x", "shift_y"))
+    if (s, a, dx, dy) == (1.0, 0.0, 0.0, 0.0):
+        return faces.copy(), None if landmarks is None else np.array(landmarks, dtype=np.float64, copy=True)
+    m = framing_matrix(faces.shape[-1], s, a, dx, dy)
+    out = np.stack([similarity_warp(f, m) for f in faces]) if len(faces) else faces.copy()
+    if landmarks is None:
+        return out, None
+    lm = np.asarray(landmarks, dtype=np.float64)
+    moved = apply_transform(m, lm.reshape(-1, 2)).reshape(lm.shape)
+    return out, moved

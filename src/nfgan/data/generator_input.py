@@ -81,13 +81,14 @@ class InputRule:
 
     def with_step3(self, mode: str, threshold: float = 0.0, shape_map=None) -> "InputRule":
         """This rule with step 3 (geometric neutralisation of frontal inputs) switched on at inference, in ``mode``
-        with ``threshold``, with the map in the file ``shape_map`` (None: the shipped one). Raises ``ValueError``
-        (a bad mode, threshold or map file)."""
+        with ``threshold``, with the map in the file ``shape_map`` (None: the shipped one; ``"identity"``:
+        ``NeutralShape.identity()``, re-framing only, from no data). Raises ``ValueError`` (a bad mode, threshold or
+        map file)."""
         shape = None
         if shape_map is not None:
             from nfgan.data.neutral_shape import NeutralShape
 
-            shape = NeutralShape.load(shape_map)
+            shape = NeutralShape.identity() if str(shape_map) == "identity" else NeutralShape.load(shape_map)
         return dataclasses.replace(self, neutralize=True, shape=shape, mode=mode, threshold=float(threshold))
 
     def neutral_shape(self):

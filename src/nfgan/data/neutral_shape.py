@@ -80,6 +80,17 @@ class NeutralShape:
     bias: np.ndarray
     info: dict
 
+    @classmethod
+    def identity(cls) -> "NeutralShape":
+        """The map that predicts every face's own landmarks (no expression is taken out): with ``frame`` mode and a
+        threshold, step 3 only re-aligns faces whose framing is off (a crop another aligner made, moved, turned or
+        scaled against ``nfgan prepare``'s template), leaves faces framed as ``nfgan prepare`` frames them exactly
+        as they are, and uses no data at all (a model with it keeps its own licence). ``--neutral-shape-map
+        identity`` of ``tools/set_input_rule.py`` and ``tools/export_default_model.py``."""
+        zero = np.zeros(136)
+        return cls(zero, np.zeros((136, 136)), zero.copy(),
+                   {"kind": "identity", "note": "predicts each face's own landmarks: re-framing only, fit on no data"})
+
     @staticmethod
     def frame(landmarks: np.ndarray) -> np.ndarray:
         """The 2 x 3 similarity taking a face's stable landmarks onto :data:`REFERENCE` (step 1)."""

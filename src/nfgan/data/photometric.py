@@ -98,11 +98,6 @@ def center_crop(image: np.ndarray, size: int = 60) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- augmentation
-#: default ranges of :func:`photometric_params` (config section ``data.photometric``)
-PHOTOMETRIC_DEFAULTS = {"p": 0.0, "contrast": [0.6, 1.5], "brightness": 25.0, "gamma": [0.7, 1.4],
-                        "blur_sigma": 1.2, "noise_std": 6.0, "jpeg_quality": [25, 95]}
-
-
 def photometric_params(n: int, rng: np.random.Generator, cfg: dict) -> dict[str, np.ndarray]:
     """Per-face random settings for :func:`photometric_augment` (drawn for a whole batch at once, so a batch
     split over processes gets each face's own settings). Each step is applied with probability ``p`` on its
@@ -165,15 +160,20 @@ DEGRADATION_STEPS = {
 
 def parse_degradation(text: str) -> dict[str, float]:
     """``"blur=1.2"`` or ``"contrast=0.6,jpeg=25"`` -> ``{"blur": 1.2}``: fixed photometric steps (the keys of
-    :data:`DEGRADATION_STEPS`) that :func:`degrade` applies to every face. Raises ``ValueError`` naming the
+    :data:`DEGRADATION_STEPS`) that :func:`degrade` applies to every face, and re-framing steps
+    (``nfgan.data.framing_jitter.REFRAMING_STEPS``: ``scale``, ``rotate``, ``shift_x``, ``shift_y``) that
+    ``nfgan.data.framing_jitter.reframe`` applies to faces and landmarks alike. Raises ``ValueError`` naming the
     bad part."""
+    from nfgan.data.framing_jitter import REFRAMING_STEPS
+
+    known = {**DEGRADATION_STEPS, **REFRAMING_STEPS}
     out: dict[str, float] = {}
     for part in [p.strip() for p in str(text).split(",") if p.strip()]:
         key, sep, value = part.partition("=")
         key = key.strip()
-        if not sep or key not in DEGRADATION_STEPS:
+        if not sep or key not in known:
             raise ValueError(f"degradation {part!r}: expected STEP=VALUE with STEP one of "
-                             f"{', '.join(DEGRADATION_STEPS)}")
+                             f"{', '.join(known)}")
         if key in out:
             raise ValueError(f"degradation {text!r}: {key} given twice")
         try:
@@ -181,9 +181,11 @@ def parse_degradation(text: str) -> dict[str, float]:
         except ValueError:
             raise ValueError(f"degradation {part!r}: {value!r} is not a number") from None
         ok = np.isfinite(v) and {"contrast": v > 0, "gamma": v > 0, "brightness": -255 <= v <= 255, "blur": v >= 0,
-                                 "noise": v >= 0, "jpeg": v == round(v) and 0 <= v <= 100}[key]
+                                 "noise": v >= 0, "jpeg": v == round(v) and 0 <= v <= 100, "scale": 0.5 <= v <= 2.0,
+                                 "rotate": -45 <= v <= 45, "shift_x": -0.5 <= v <= 0.5,
+                                 "shift_y": -0.5 <= v <= 0.5}[key]
         if not ok:
-            raise ValueError(f"degradation {part!r}: {key} must be {DEGRADATION_STEPS[key][1]}")
+            raise ValueError(f"degradation {part!r}: {key} must be {known[key][1]}")
         out[key] = v
     if not out:
         raise ValueError("degradation: no step given (e.g. blur=1.2 or contrast=0.6,jpeg=25)")
@@ -192,7 +194,7 @@ def parse_degradation(text: str) -> dict[str, float]:
 
 def degrade(faces: np.ndarray, steps: dict[str, float], seed: int = 0) -> np.ndarray:
     """uint8 ``N x S x S`` faces with the same fixed photometric steps applied to each (:func:`parse_degradation`;
-    the order of :func:`photometric_augment`). The noise of face ``i`` is drawn from ``seed + i``, so a result
+    the order of :func:`photometric_augment`; re-framing steps are left to ``nfgan.data.framing_jitter.reframe``). The noise of face ``i`` is drawn from ``seed + i``, so a result
     is reproducible and does not depend on how the faces are batched elsewhere."""
     faces = np.asarray(faces, dtype=np.uint8)
     n = len(faces)

@@ -27,7 +27,9 @@ Two reference rows are always evaluated: ``input`` (the output is the input itse
 
 ``--degrade`` (e.g. ``blur=1.2`` or ``contrast=0.6,jpeg=25``) changes every input by the same photometric steps
 before any model sees it (:func:`nfgan.data.photometric.degrade`), so a robustness number is the same job with
-one option more; the targets stay clean and the landmarks stay those of the prepared faces.
+one option more; the targets stay clean and the landmarks stay those of the prepared faces. Its re-framing steps
+(``scale=1.1``, ``rotate=5``, ``shift_x=0.05``, ``shift_y=-0.05``; :func:`nfgan.data.framing_jitter.reframe`) frame
+every input differently, its landmarks moved alike, as another aligner would.
 
 Groups: input view (frontal, 3/4 = left/right 3/4, profile = left/right profile) x expression, each view and
 expression alone, and ``all``. Inputs are mirrored exactly as the model's trainer mirrored them
@@ -57,6 +59,7 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.evaluation.baselines import Baseline, is_baseline
 from nfgan.evaluation.metrics import calibrate_verification, kid, l1, pairwise_distances, psnr, ssim
 from nfgan.data.pairs import build_pairs, load_splits
+from nfgan.data.framing_jitter import REFRAMING_STEPS, reframe
 from nfgan.data.photometric import degrade, parse_degradation
 from nfgan.data.schema import is_expressive
 from nfgan.device import DEVICE_HELP, resolve_device
@@ -175,10 +178,15 @@ def calibration_subjects(es: EvalSet, splits: str | Path, calibration_split: str
 
 def with_degraded_inputs(es: EvalSet, degradation: dict[str, float]) -> EvalSet:
     """A copy of a clean ``es`` whose input images are changed by fixed photometric steps
-    (:func:`nfgan.data.photometric.degrade`); everything else, the targets included, is shared."""
+    (:func:`nfgan.data.photometric.degrade`), then framed differently by the re-framing steps among them
+    (:func:`nfgan.data.framing_jitter.reframe`: the input landmarks move with the faces, as another aligner would
+    report them); everything else, the targets included, is shared."""
     if es.input_degradation:
         raise ValueError(f"evaluation inputs are already changed ({es.input_degradation}); start from clean ones")
-    return replace(es, input_images=degrade(es.input_images, degradation), input_degradation=dict(degradation))
+    images, landmarks = degrade(es.input_images, degradation), es.input_landmarks
+    if any(k in REFRAMING_STEPS for k in degradation):
+        images, landmarks = reframe(images, landmarks, degradation)
+    return replace(es, input_images=images, input_landmarks=landmarks, input_degradation=dict(degradation))
 
 
 # =============================================================================================== metrics
@@ -450,8 +458,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                   "(the evaluators' networks run on the CPU)")
     p.add_argument("--degrade", default=None, metavar="STEP=VALUE[,...]",
                    help="change every input by fixed photometric steps before the models see it, targets kept "
-                        "clean: contrast=F, brightness=B, gamma=G, blur=SIGMA, noise=STD, jpeg=QUALITY "
-                        "(e.g. --degrade blur=1.2 or --degrade contrast=0.6,jpeg=25)")
+                        "clean: contrast=F, brightness=B, gamma=G, blur=SIGMA, noise=STD, jpeg=QUALITY; and/or "
+                        "frame it differently, its landmarks moved alike: scale=F, rotate=DEG, shift_x=S, shift_y=S "
+                        "(shares of the side) (e.g. --degrade blur=1.2, --degrade contrast=0.6,jpeg=25, "
+                        "--degrade scale=1.1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
