@@ -70,6 +70,31 @@ def flip_and_shift(faces: np.ndarray, rng: np.random.Generator, max_shift: int =
     return out
 
 
+def read_tagged_safetensors(path: Path, meta_key: str, what: str, error: type[Exception]) -> tuple[dict, dict]:
+    """``(metadata, tensors)`` of a safetensors file nfgan wrote with its JSON metadata under ``meta_key`` (nothing
+    is unpickled). A damaged file, one without that key or with bad JSON there is an ``error`` naming the file and
+    ``what`` it should have been."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            raw = (f.metadata() or {}).get(meta_key)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:   # safetensors raises several types for damaged files
+        raise error(f"{path}: not a readable safetensors file ({e})") from None
+    if raw is None:
+        raise error(f"{path}: not {what} (no {meta_key!r} metadata)")
+    try:
+        meta = json.loads(raw)
+    except ValueError as e:
+        raise error(f"{path}: damaged {meta_key!r} metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise error(f"{path}: damaged {meta_key!r} metadata (not a mapping)")
+    return meta, tensors
+
+
 def gray_to_rgb255(x: torch.Tensor, size: int) -> torch.Tensor:
     """[-1, 1] gray (or RGB) ``B x C x H x W`` -> ``B x 3 x size x size`` RGB in [0, 255]."""
     x = resize_faces((x + 1.0) * 127.5, size)

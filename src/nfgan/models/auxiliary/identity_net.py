@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfgan.atomic import save_safetensors
-from nfgan.models.auxiliary.common import FeatureNet, check_faces, flip_and_shift, resize_faces
+from nfgan.models.auxiliary.common import (FeatureNet, check_faces, flip_and_shift, read_tagged_safetensors,
+                                           resize_faces)
 from nfgan.weights import MissingWeightsError
 
 #: safetensors metadata key of an identity net file
@@ -106,21 +107,11 @@ class IdentityNet(FeatureNet):
     @classmethod
     def load(cls, path: str | Path) -> "IdentityNet":
         """An identity net file (:meth:`save`), frozen and in eval mode. Never unpickles anything."""
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.is_file():
             raise MissingWeightsError(f"{path}: no such identity net file (tools/train_identity_net.py writes one)")
+        meta, tensors = read_tagged_safetensors(path, META_KEY, "an identity net file", IdentityNetError)
         try:
-            with safe_open(str(path), "pt") as f:
-                raw = (f.metadata() or {}).get(META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:   # safetensors raises several types for damaged files
-            raise IdentityNetError(f"{path}: not a readable safetensors file ({e})") from None
-        if raw is None:
-            raise IdentityNetError(f"{path}: not an identity net file (no {META_KEY!r} metadata)")
-        try:
-            meta = json.loads(raw)
             net = cls(int(meta.get("width", 32)), int(meta.get("embed_dim", 128)), int(meta.get("size", 64)),
                       info=meta)
         except (ValueError, TypeError) as e:

@@ -30,7 +30,7 @@ from torch import nn
 from nfgan.atomic import save_safetensors
 from nfgan.data.schema import EXPRESSIONS
 from nfgan.fer.model import FERNet
-from nfgan.models.auxiliary.common import flip_and_shift
+from nfgan.models.auxiliary.common import flip_and_shift, read_tagged_safetensors
 from nfgan.weights import MissingWeightsError, assets_dir
 
 #: the critic's classes, in output order (nfgan's shared vocabulary)
@@ -90,24 +90,11 @@ class NeutralCritic(nn.Module):
     @classmethod
     def load(cls, path: str | Path | None = None) -> "NeutralCritic":
         """A critic file (:meth:`save`); ``None`` = the one nfgan ships. Frozen, in eval mode."""
-        from safetensors import safe_open
-
         path = Path(path) if path is not None else shipped_critic_path()
         if not path.is_file():
             hint = " (run tools/train_neutral_critic.py)" if path == shipped_critic_path() else ""
             raise MissingWeightsError(f"{path}: no such expression critic file{hint}")
-        try:
-            with safe_open(str(path), "pt") as f:
-                raw = (f.metadata() or {}).get(META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:   # safetensors raises several types for damaged files
-            raise CriticError(f"{path}: not a readable safetensors file ({e})") from None
-        if raw is None:
-            raise CriticError(f"{path}: not an expression critic file (no {META_KEY!r} metadata)")
-        try:
-            meta = json.loads(raw)
-        except ValueError as e:
-            raise CriticError(f"{path}: damaged {META_KEY!r} metadata ({e})") from None
+        meta, tensors = read_tagged_safetensors(path, META_KEY, "an expression critic file", CriticError)
         if list(meta.get("classes", [])) != list(CLASSES):
             raise CriticError(f"{path}: classes {meta.get('classes')} are not nfgan's {list(CLASSES)}")
         critic = cls(meta.get("width", 16), meta.get("size", 64), info=meta)
