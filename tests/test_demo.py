@@ -143,8 +143,8 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 
 
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
-    """The default since round 8 (docs/experiments.md): the five-set chain with model.skip_mask 1.0, the lever
-    from step 0 and the synthetic expressions, step 2500; cc_by since round 9: London and canada with the same
+    """The default since round 26 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
+    lever from step 0 and the synthetic expressions, step 2500, plus NFGAN's perceptual loss L_feat; cc_by since round 9: London and canada with the same
     mask and lever, step 2000. cc_by ships its generator's moving average (round 20), the default its live weights
     (round 19's average missed the rule once Yale's neutral variants stopped counting as expressive). The gates
     stored in each file are the ones the code computes (a file with other gates would shut the skips somewhere
@@ -162,9 +162,12 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
         assert set(cfg["data"]["sources"]) == sources, name
         if name == "cc_by":     # the moving average of its generator (round 20)
             assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name
-        else:                   # the live generator of the skip-mask chain (round 8; round 19 corrected)
+        else:                   # the live generator of the skip-mask chain with L_feat (rounds 8, 26)
             assert info["weights"] == "live" and not cfg["train"].get("ema_half_life"), name
-            assert cfg["name"] == "all_data_skipmask_sfm"
+            assert cfg["name"] == "all_data_feat_sfm" and cfg["loss"]["feat"] == 0.2
+            assert cfg["feature_nets"]["perceptual"] == {"type": "dlib_perceptual", "stage": "level2"}
+            assert [n["role"] for n in info["loss_networks"]] == ["identity", "perceptual", "neutral"]
+            assert {n["license"] for n in info["loss_networks"]} == {"CC0", "MIT"}
         net = g.nets["gen"]
         for i in range(3):
             stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")

