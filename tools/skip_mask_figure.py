@@ -3,10 +3,13 @@ people (CC BY): their smiling photos, and their real neutral faces deformed into
 Face Model (`nfgan synth-expressions`), each normalised by the models given, beside the real neutral face.
 
     git show 71604f4:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/plain.safetensors
+    git show b7c91f7:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/skipmask.safetensors
     python tools/skip_mask_figure.py out/london64 out/london64_sfm docs/figures/skip_mask.png \
-        --model plain=/tmp/plain.safetensors --model default=default --model cc_by=cc_by
+        --model plain=/tmp/plain.safetensors --model skipmask=/tmp/skipmask.safetensors --model default=default \
+        --model cc_by=cc_by
 
-(71604f4 is the last commit whose shipped default is `plain`, the same chain without the mask.) Rows: the test
+(71604f4 is the last commit whose shipped default is `plain`, the same chain without the mask; b7c91f7 the last
+whose default is `skipmask`, the chain with the mask and without L_feat.) Rows: the test
 split's smiling photos, frontal and 3/4, then its synthetic faces of each SFM expression; ``--per-label`` inputs
 (default 2) of each, people taken in turn.
 """
