@@ -134,7 +134,8 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
     assert "research" not in cc_by["license"] and "CC BY 4.0" in cc_by["license"]
     assert cc_by["config"]["loss"]["neutral"] > 0 and cc_by["step"] == 2000
     nets = cc_by["loss_networks"]
-    assert {n["license"] for n in nets} <= {"CC0", "MIT"} and {n["role"] for n in nets} == {"identity", "neutral"}
+    assert {n["license"] for n in nets} <= {"CC0", "MIT"}
+    assert {n["role"] for n in nets} == {"identity", "perceptual", "neutral"}     # L_feat since round 29
     assert "non-commercial" in cc_by["alignment"]["license"]
     assert set(cc_by["train_subjects"]).isdisjoint(_test_subjects(cc_by))
     assert {"S010", "KL", "subject01"}.isdisjoint(cc_by["train_subjects"])   # no CK+, JAFFE or Yale person
