@@ -73,12 +73,12 @@ def reframe(faces: np.ndarray, landmarks: np.ndarray | None, steps: dict[str, fl
     faces that way would give them."""
     faces = np.asarray(faces, dtype=np.uint8)
     s, a, dx, dy = (float(steps.get(k, REFRAMING_STEPS[k][0])) for k in ("scale", "rotate", "shift_x", "shift_y"))
-    if (s, a, dx, dy) == (1.0, 0.0, 0.0, 0.0):
-        return faces.copy(), None if landmarks is None else np.array(landmarks, dtype=np.float64, copy=True)
-    m = framing_matrix(faces.shape[-1], s, a, dx, dy)
-    out = np.stack([similarity_warp(f, m) for f in faces]) if len(faces) else faces.copy()
+    out = framing_augment(faces, {k: np.full(len(faces), v) for k, v in
+                                  (("scale", s), ("angle", a), ("dx", dx), ("dy", dy))})
     if landmarks is None:
         return out, None
-    lm = np.asarray(landmarks, dtype=np.float64)
-    moved = apply_transform(m, lm.reshape(-1, 2)).reshape(lm.shape)
-    return out, moved
+    lm = np.array(landmarks, dtype=np.float64, copy=True)
+    if (s, a, dx, dy) == (1.0, 0.0, 0.0, 0.0):
+        return out, lm
+    m = framing_matrix(faces.shape[-1], s, a, dx, dy)
+    return out, apply_transform(m, lm.reshape(-1, 2)).reshape(lm.shape)
