@@ -29,6 +29,7 @@ REFRAMING_STEPS = {
     "shift_y": (0.0, "a share of the crop side, -0.5..0.5 (positive: the face moves down)"),
 }
 
+
 def framing_params(n: int, rng: np.random.Generator, cfg: dict) -> dict[str, np.ndarray]:
     """Per-face random settings for :func:`framing_augment`, drawn for a whole batch at once (so a batch split
     over processes gives each face its own settings): ``scale``, ``angle`` (degrees), ``dx``/``dy`` (shares of
@@ -77,8 +78,6 @@ def reframe(faces: np.ndarray, landmarks: np.ndarray | None, steps: dict[str, fl
                                   (("scale", s), ("angle", a), ("dx", dx), ("dy", dy))})
     if landmarks is None:
         return out, None
-    lm = np.array(landmarks, dtype=np.float64, copy=True)
-    if (s, a, dx, dy) == (1.0, 0.0, 0.0, 0.0):
-        return out, lm
-    m = framing_matrix(faces.shape[-1], s, a, dx, dy)
+    lm = np.asarray(landmarks, dtype=np.float64)
+    m = framing_matrix(faces.shape[-1], s, a, dx, dy)     # the identity when no step moves the face
     return out, apply_transform(m, lm.reshape(-1, 2)).reshape(lm.shape)

@@ -194,8 +194,9 @@ def parse_degradation(text: str) -> dict[str, float]:
 
 def degrade(faces: np.ndarray, steps: dict[str, float], seed: int = 0) -> np.ndarray:
     """uint8 ``N x S x S`` faces with the same fixed photometric steps applied to each (:func:`parse_degradation`;
-    the order of :func:`photometric_augment`; re-framing steps are left to ``nfgan.data.framing_jitter.reframe``). The noise of face ``i`` is drawn from ``seed + i``, so a result
-    is reproducible and does not depend on how the faces are batched elsewhere."""
+    the order of :func:`photometric_augment`; re-framing steps are left to ``nfgan.data.framing_jitter.reframe``).
+    The noise of face ``i`` is drawn from ``seed + i``, so a result is reproducible and does not depend on how the
+    faces are batched elsewhere."""
     faces = np.asarray(faces, dtype=np.uint8)
     n = len(faces)
     params = {k: np.full(n, float(steps.get(k, none))) for k, (none, _) in DEGRADATION_STEPS.items()}
