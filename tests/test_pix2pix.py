@@ -74,6 +74,23 @@ def test_config_rules(tmp_path):
         load_config(bad)
 
 
+def test_progress_bar_shows_every_weighted_loss_and_no_unused_one():
+    def keys(model_class, cfg):
+        m = model_class.__new__(model_class)
+        m.weights = dict(cfg["loss"])
+        return m.progress_keys()
+
+    # the shipped default's recipe: L_feat, L_id and the neutrality lever weighted, L_sym and id2 not
+    default = load_config("configs/all_data_feat.yaml")
+    assert keys(Pix2PixModel, default) == ("pixel", "feat", "id", "gan_g", "gan_d", "neutral")
+    lever = load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"neutral": 0.5}})
+    assert keys(Pix2PixModel, lever) == ("pixel", "gan_g", "gan_d", "neutral")
+    from nfgan.models.nfgan import NFGANModel
+
+    paper = load_config()          # the paper's NFGAN: every loss of eqs. (2)-(7) is weighted
+    assert keys(NFGANModel, paper) == ("feat", "id", "pixel", "sym", "gan_dec", "gan_dis")
+
+
 def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     cfg = p2p_config(prepared)
     cfg["optim"]["gen"]["lr"] = 1e-3

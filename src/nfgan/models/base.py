@@ -3,7 +3,8 @@
 A model (``nfgan.models.nfgan.NFGANModel``, ``nfgan.models.pix2pix.Pix2PixModel``) declares
 
 * ``NETS``: its networks by name (all are checkpointed), ``GENERATOR``: the ones inference needs (exported);
-* ``LOSSES``: the losses it logs, in order, and ``PROGRESS``: the few shown on the progress bar;
+* ``LOSSES``: the losses it logs, in order, and ``PROGRESS``: the few always shown on the progress bar (any other
+  loss with a weight above 0 in the run's config is shown too: ``progress_keys()``);
 * ``OPTIMIZERS``: network name -> its ``optim`` config section;
 * ``schema()``: its config sections (``model``, ``loss`` with each loss's weight, ``optim``, ``feature_nets``);
 * ``build_generator(model_cfg)``: the inference networks, untrained (used by ``nfgan.inference``);
@@ -108,6 +109,15 @@ class GeneratorModel:
     def train_mode(self, on: bool = True) -> None:
         for net in self.nets.values():
             net.train(on)
+
+    def progress_keys(self) -> tuple[str, ...]:
+        """The losses the progress bar shows, in ``LOSSES`` order: those of ``PROGRESS`` and every other loss the
+        run weights above 0; a loss with a weight of 0 in the config is left off (it is logged as 0)."""
+        def used(k: str) -> bool:
+            return float(self.weights.get(k, 1.0)) > 0
+
+        return tuple(k for k in self.LOSSES
+                     if used(k) and (k in self.PROGRESS or k in self.weights))
 
     def info(self) -> dict:
         """What a checkpoint records to rebuild the generator: the ``model`` config section."""

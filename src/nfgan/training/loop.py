@@ -323,6 +323,7 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
         if main else None
     t0, done0 = time.time(), trainer.step
     last_ckpt = None
+    shown = model.progress_keys()
     bar = tqdm(total=total, initial=trainer.step, desc="nfgan train", unit="step",
                disable=not (progress and main), dynamic_ncols=True)
     try:
@@ -342,7 +343,7 @@ def train(config: dict, run_dir: str | Path, resume: bool = False, device: str |
                     mf.flush()
                     for k, v in vals.items():
                         writer.add_scalar(f"loss/{k}", v, step)
-                bar.set_postfix({k: f"{vals[k]:.3g}" for k in model.PROGRESS}, refresh=False)
+                bar.set_postfix({k: f"{vals[k]:.3g}" for k in shown}, refresh=False)
                 bar.update(1)
                 if main and (step % int(log["sample_every"]) == 0 or step == total):
                     g = trainer.sample_grid()
