@@ -280,9 +280,16 @@ def test_fixed_degradations_parse_strictly_and_apply_the_same_steps_to_every_fac
     assert parse_degradation("contrast=0.6, jpeg=25") == {"contrast": 0.6, "jpeg": 25.0}
     for bad, msg in (("sharpen=2", "STEP=VALUE"), ("blur", "STEP=VALUE"), ("blur=x", "not a number"),
                      ("contrast=0", "contrast must be"), ("jpeg=10.5", "jpeg must be"), ("noise=nan", "noise must be"),
-                     ("blur=1,blur=2", "given twice"), (" , ", "no step")):
+                     ("blur=1,blur=2", "given twice"), (" , ", "no step"),
+                     ("brightness=300", r"brightness must be a shift in grey levels, -255\.\.255"),
+                     ("gamma=-1", "gamma must be an exponent > 0")):
         with pytest.raises(ValueError, match=msg):
             parse_degradation(bad)
+    from nfgan.data.framing_jitter import REFRAMING_STEPS
+    from nfgan.data.photometric import DEGRADATION_STEPS
+
+    for key, (none, _, _) in {**DEGRADATION_STEPS, **REFRAMING_STEPS}.items():   # "no change" is always allowed
+        assert parse_degradation(f"{key}={none}") == {key: float(none)}
     faces = np.asarray(np.random.default_rng(1).integers(40, 220, (5, 32, 32)), np.uint8)
     assert np.array_equal(degrade(faces, {"contrast": 1.0, "gamma": 1.0, "blur": 0.0}), faces)
     low = degrade(faces, {"contrast": 0.5})

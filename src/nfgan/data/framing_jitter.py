@@ -21,12 +21,13 @@ from nfgan.data.align import apply_transform
 from nfgan.data.frontalize import similarity_warp
 
 #: fixed re-framing steps of ``nfgan evaluate --degrade`` (:func:`reframe`): name -> (value that leaves a face as it
-#: is, what a value means)
+#: is, the test a value must pass, the values it allows in words)
 REFRAMING_STEPS = {
-    "scale": (1.0, "a factor > 0 about the crop centre, 0.5..2 (1.1: the face 10 % larger in the crop)"),
-    "rotate": (0.0, "degrees about the crop centre, -45..45 (positive: clockwise on screen)"),
-    "shift_x": (0.0, "a share of the crop side, -0.5..0.5 (positive: the face moves right)"),
-    "shift_y": (0.0, "a share of the crop side, -0.5..0.5 (positive: the face moves down)"),
+    "scale": (1.0, lambda v: 0.5 <= v <= 2.0,
+              "a factor > 0 about the crop centre, 0.5..2 (1.1: the face 10 % larger in the crop)"),
+    "rotate": (0.0, lambda v: -45 <= v <= 45, "degrees about the crop centre, -45..45 (positive: clockwise on screen)"),
+    "shift_x": (0.0, lambda v: -0.5 <= v <= 0.5, "a share of the crop side, -0.5..0.5 (positive: the face moves right)"),
+    "shift_y": (0.0, lambda v: -0.5 <= v <= 0.5, "a share of the crop side, -0.5..0.5 (positive: the face moves down)"),
 }
 
 

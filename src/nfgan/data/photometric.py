@@ -147,14 +147,15 @@ def photometric_augment(faces: np.ndarray, params: dict[str, np.ndarray]) -> np.
 
 
 # ------------------------------------------------------------------------------------- fixed degradations
-#: the steps :func:`parse_degradation` accepts, each with its no-change value and the values it allows
+#: the steps :func:`parse_degradation` accepts: each one's no-change value, the test a value must pass, and the
+#: values it allows in words (the error message)
 DEGRADATION_STEPS = {
-    "contrast": (1.0, "a factor > 0 about the face's mean grey level (0.6: flatter, 1.5: harder)"),
-    "brightness": (0.0, "a shift in grey levels, -255..255"),
-    "gamma": (1.0, "an exponent > 0 (above 1 darkens the mid-tones)"),
-    "blur": (0.0, "a Gaussian sigma in pixels >= 0"),
-    "noise": (0.0, "the standard deviation of Gaussian sensor noise in grey levels >= 0"),
-    "jpeg": (0, "a JPEG quality 1..100 (0: none)"),
+    "contrast": (1.0, lambda v: v > 0, "a factor > 0 about the face's mean grey level (0.6: flatter, 1.5: harder)"),
+    "brightness": (0.0, lambda v: -255 <= v <= 255, "a shift in grey levels, -255..255"),
+    "gamma": (1.0, lambda v: v > 0, "an exponent > 0 (above 1 darkens the mid-tones)"),
+    "blur": (0.0, lambda v: v >= 0, "a Gaussian sigma in pixels >= 0"),
+    "noise": (0.0, lambda v: v >= 0, "the standard deviation of Gaussian sensor noise in grey levels >= 0"),
+    "jpeg": (0, lambda v: v == round(v) and 0 <= v <= 100, "a JPEG quality 1..100 (0: none)"),
 }
 
 
@@ -180,12 +181,9 @@ def parse_degradation(text: str) -> dict[str, float]:
             v = float(value)
         except ValueError:
             raise ValueError(f"degradation {part!r}: {value!r} is not a number") from None
-        ok = np.isfinite(v) and {"contrast": v > 0, "gamma": v > 0, "brightness": -255 <= v <= 255, "blur": v >= 0,
-                                 "noise": v >= 0, "jpeg": v == round(v) and 0 <= v <= 100, "scale": 0.5 <= v <= 2.0,
-                                 "rotate": -45 <= v <= 45, "shift_x": -0.5 <= v <= 0.5,
-                                 "shift_y": -0.5 <= v <= 0.5}[key]
-        if not ok:
-            raise ValueError(f"degradation {part!r}: {key} must be {known[key][1]}")
+        _, allowed, words = known[key]
+        if not (np.isfinite(v) and allowed(v)):
+            raise ValueError(f"degradation {part!r}: {key} must be {words}")
         out[key] = v
     if not out:
         raise ValueError("degradation: no step given (e.g. blur=1.2 or contrast=0.6,jpeg=25)")
@@ -199,7 +197,7 @@ def degrade(faces: np.ndarray, steps: dict[str, float], seed: int = 0) -> np.nda
     faces are batched elsewhere."""
     faces = np.asarray(faces, dtype=np.uint8)
     n = len(faces)
-    params = {k: np.full(n, float(steps.get(k, none))) for k, (none, _) in DEGRADATION_STEPS.items()}
+    params = {k: np.full(n, float(steps.get(k, none))) for k, (none, _, _) in DEGRADATION_STEPS.items()}
     params["jpeg"] = params["jpeg"].astype(np.int64)
     params["noise_seed"] = np.arange(n, dtype=np.int64) + int(seed)
     return photometric_augment(faces, params)
