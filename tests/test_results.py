@@ -19,14 +19,16 @@ GENERALISATION = ["default_feat05_test/summary_test.md", "default_feat05_ungated
                   "round30/feat05_seed0/test/summary_test_jaffe_yale.md",
                   "round30/feat05_lodo_ckplus/test/summary_test_ckplus.md", "default_feat_test/summary_test.md", "default_skipmask_test/summary_test.md",
                   "default_ema_test/summary_test.md", "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md",
-                  "nfgan_all_data/summary_test.md", "round29/test/summary_test.md"]
+                  "nfgan_all_data/summary_test.md", "round29/test/summary_test.md",
+                  "round31/test/summary_test.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
               "cc_by_ema/photometric_robustness/summary_val.md", "framing_robustness/default_feat/summary_test.md",
               "photometric_robustness/default_feat/summary_test.md", "framing_robustness/cc_by_feat/summary_test.md",
               "photometric_robustness/cc_by_feat/summary_test.md", "framing_robustness/default_feat05/summary_test.md",
-              "photometric_robustness/default_feat05/summary_test.md"]
+              "photometric_robustness/default_feat05/summary_test.md", "framing_robustness/cc_by_feat05/summary_test.md",
+              "photometric_robustness/cc_by_feat05/summary_test.md"]
 
 
 def _args(summary: Path, script: str) -> list[str]:
