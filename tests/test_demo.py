@@ -146,12 +146,11 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     """The default since round 30 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
     lever from step 0 and the synthetic expressions, step 2500, plus NFGAN's perceptual loss L_feat (round 26) at
-    weight 0.5 (round 30); cc_by since
-    round 9: London and canada with the same mask and lever, step 2000 (L_feat since round 29, at 0.5 since round
-    31). cc_by ships its
-    generator's moving average (round 20), the default its live weights (round 19's average missed the rule once
-    Yale's neutral variants stopped counting as expressive). The gates stored in each file are the ones the code
-    computes (a file with other gates would shut the skips somewhere else); london keeps every skip."""
+    weight 0.5 (round 30); cc_by since round 9: London and canada with the same mask and lever, step 2000 (L_feat
+    since round 29, at 0.5 since round 31). cc_by ships its generator's moving average (round 20), the default its
+    live weights (round 19's average missed the rule once Yale's neutral variants stopped counting as expressive).
+    The gates stored in each file are the ones the code computes (a file with other gates would shut the skips
+    somewhere else); london keeps every skip."""
     from nfgan.models.unet import UNetGenerator
 
     fresh = UNetGenerator(skip_mask=1.0)

@@ -17,10 +17,10 @@ RESULTS = REPO / "docs" / "results"
 #: the generalisation summaries behind the README's tables of the shipped models
 GENERALISATION = ["default_feat05_test/summary_test.md", "default_feat05_ungated_test/summary_test.md",
                   "round30/feat05_seed0/test/summary_test_jaffe_yale.md",
-                  "round30/feat05_lodo_ckplus/test/summary_test_ckplus.md", "default_feat_test/summary_test.md", "default_skipmask_test/summary_test.md",
-                  "default_ema_test/summary_test.md", "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md",
-                  "nfgan_all_data/summary_test.md", "round29/test/summary_test.md",
-                  "round31/test/summary_test.md"]
+                  "round30/feat05_lodo_ckplus/test/summary_test_ckplus.md", "default_feat_test/summary_test.md",
+                  "default_skipmask_test/summary_test.md", "default_ema_test/summary_test.md",
+                  "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md", "nfgan_all_data/summary_test.md",
+                  "round29/test/summary_test.md", "round31/test/summary_test.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
