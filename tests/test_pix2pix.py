@@ -89,6 +89,12 @@ def test_progress_bar_shows_every_weighted_loss_and_no_unused_one():
 
     paper = load_config()          # the paper's NFGAN: every loss of eqs. (2)-(7) is weighted
     assert keys(NFGANModel, paper) == ("feat", "id", "pixel", "sym", "gan_dec", "gan_dis")
+    # without the adversarial loss neither side of the GAN is shown (both are still logged)
+    no_gan = load_config("configs/baseline_autoencoder.yaml")
+    assert no_gan["loss"]["gan"] == 0
+    assert keys(NFGANModel, no_gan) == ("pixel",)          # the L1 autoencoder baseline
+    plain_l1 = load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"gan": 0.0}})
+    assert keys(Pix2PixModel, plain_l1) == ("pixel",)
 
 
 def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):

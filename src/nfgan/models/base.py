@@ -4,7 +4,8 @@ A model (``nfgan.models.nfgan.NFGANModel``, ``nfgan.models.pix2pix.Pix2PixModel`
 
 * ``NETS``: its networks by name (all are checkpointed), ``GENERATOR``: the ones inference needs (exported);
 * ``LOSSES``: the losses it logs, in order, and ``PROGRESS``: the few always shown on the progress bar (any other
-  loss with a weight above 0 in the run's config is shown too: ``progress_keys()``);
+  loss with a weight above 0 in the run's config is shown too, and none weighted 0: ``progress_keys()``), and
+  ``WEIGHT_OF``: a logged loss -> its weight key in the ``loss`` section, where the two names differ;
 * ``OPTIMIZERS``: network name -> its ``optim`` config section;
 * ``schema()``: its config sections (``model``, ``loss`` with each loss's weight, ``optim``, ``feature_nets``);
 * ``build_generator(model_cfg)``: the inference networks, untrained (used by ``nfgan.inference``);
@@ -57,6 +58,7 @@ class GeneratorModel:
     GENERATOR: ClassVar[tuple[str, ...]] = ()
     LOSSES: ClassVar[tuple[str, ...]] = ()
     PROGRESS: ClassVar[tuple[str, ...]] = ()
+    WEIGHT_OF: ClassVar[dict[str, str]] = {}
     OPTIMIZERS: ClassVar[dict[str, str]] = {}
 
     nets: dict[str, nn.Module]
@@ -112,9 +114,9 @@ class GeneratorModel:
 
     def progress_keys(self) -> tuple[str, ...]:
         """The losses the progress bar shows, in ``LOSSES`` order: those of ``PROGRESS`` and every other loss the
-        run weights above 0; a loss with a weight of 0 in the config is left off (it is logged as 0)."""
+        run weights above 0; a loss whose weight (``WEIGHT_OF``) is 0 in the config is left off (it is still logged)."""
         def used(k: str) -> bool:
-            return float(self.weights.get(k, 1.0)) > 0
+            return float(self.weights.get(self.WEIGHT_OF.get(k, k), 1.0)) > 0
 
         return tuple(k for k in self.LOSSES
                      if used(k) and (k in self.PROGRESS or k in self.weights))

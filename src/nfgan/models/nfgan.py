@@ -78,6 +78,7 @@ class NFGANModel(GeneratorModel):
     GENERATOR = ("enc", "dec")
     LOSSES = ("feat", "id", "pixel", "sym", "gan_dec", "gan_dis")
     PROGRESS = ("feat", "pixel", "gan_dec", "gan_dis")
+    WEIGHT_OF = {"gan_dec": "gan", "gan_dis": "gan"}
     OPTIMIZERS = {"enc": "enc", "dec": "dec", "dis": "dis"}
 
     @classmethod

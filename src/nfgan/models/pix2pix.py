@@ -88,6 +88,7 @@ class Pix2PixModel(GeneratorModel):
     GENERATOR = ("gen",)
     LOSSES = ("pixel", "feat", "id", "id2", "sym", "gan_g", "gan_d", "neutral")
     PROGRESS = ("pixel", "id", "gan_g", "gan_d")
+    WEIGHT_OF = {"gan_g": "gan", "gan_d": "gan"}
     OPTIMIZERS = {"gen": "gen", "dis": "dis"}
 
     @classmethod
