@@ -81,7 +81,7 @@ def test_progress_bar_shows_every_weighted_loss_and_no_unused_one():
         return m.progress_keys()
 
     # the shipped default's recipe: L_feat, L_id and the neutrality lever weighted, L_sym and id2 not
-    default = load_config("configs/all_data_feat05.yaml")
+    default = load_config("configs/all_data_feat10.yaml")
     assert keys(Pix2PixModel, default) == ("pixel", "feat", "id", "gan_g", "gan_d", "neutral")
     lever = load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"neutral": 0.5}})
     assert keys(Pix2PixModel, lever) == ("pixel", "gan_g", "gan_d", "neutral")

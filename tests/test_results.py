@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 
 #: the generalisation summaries behind the README's tables of the shipped models
-GENERALISATION = ["default_feat05_test/summary_test.md", "default_feat05_ungated_test/summary_test.md",
+GENERALISATION = ["default_feat10_test/summary_test.md", "default_feat10_ungated_test/summary_test.md",
+                  "round32/feat10_seed0/test/summary_test_jaffe_yale.md",
+                  "round32/feat10_lodo_ckplus/test/summary_test_ckplus.md",
+                  "default_feat05_test/summary_test.md", "default_feat05_ungated_test/summary_test.md",
                   "round30/feat05_seed0/test/summary_test_jaffe_yale.md",
                   "round30/feat05_lodo_ckplus/test/summary_test_ckplus.md", "default_feat_test/summary_test.md",
                   "default_skipmask_test/summary_test.md", "default_ema_test/summary_test.md",
@@ -28,7 +31,8 @@ ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/s
               "photometric_robustness/default_feat/summary_test.md", "framing_robustness/cc_by_feat/summary_test.md",
               "photometric_robustness/cc_by_feat/summary_test.md", "framing_robustness/default_feat05/summary_test.md",
               "photometric_robustness/default_feat05/summary_test.md", "framing_robustness/cc_by_feat05/summary_test.md",
-              "photometric_robustness/cc_by_feat05/summary_test.md"]
+              "photometric_robustness/cc_by_feat05/summary_test.md", "framing_robustness/default_feat10/summary_test.md",
+              "photometric_robustness/default_feat10/summary_test.md"]
 
 
 def _args(summary: Path, script: str) -> list[str]:
@@ -79,6 +83,22 @@ RULES = ["choice_noise_round8", "round9_cc_by_skipmask", "ema_rule", "ema_lodo_j
 @pytest.mark.parametrize("name", RULES)
 def test_the_choice_rules_give_their_committed_scores(name, capsys, monkeypatch):
     saved = (RESULTS / "expressive_fix" / "rules" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    assert saved[0].startswith("$ python tools/choice_score.py ")
+    monkeypatch.chdir(REPO)
+    tool = load_script("tools/choice_score.py")
+    assert tool.main(saved[0].split()[3:]) == 0
+    assert capsys.readouterr().out.splitlines() == saved[2:]
+
+
+#: the choice rules that made the default of rounds 30 and 32 (README "How the default was chosen"), each file's
+#: first line its command
+DEFAULT_RULES = ["round30/feat05_rule.txt", "round30/feat05_ckplus_part.txt", "round32/feat10_rule.txt",
+                 "round32/feat10_ckplus_part.txt"]
+
+
+@pytest.mark.parametrize("rel", DEFAULT_RULES)
+def test_the_default_choices_give_their_committed_scores(rel, capsys, monkeypatch):
+    saved = (RESULTS / rel).read_text(encoding="utf-8").splitlines()
     assert saved[0].startswith("$ python tools/choice_score.py ")
     monkeypatch.chdir(REPO)
     tool = load_script("tools/choice_score.py")
