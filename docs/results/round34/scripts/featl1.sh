@@ -25,4 +25,4 @@ CMD="python tools/choice_score.py unseen:jaffe:feat10=$F/jaffe_every_person/per_
 CMD="python tools/choice_score.py unseen:jaffe:feat10=$F/jaffe_every_person/per_face.csv@lodo_feat10 unseen:yale:feat10=$F/yale_every_person/per_face.csv@lodo_feat10 unseen:jaffe:featl1=$R/featl1_seed0/jaffe_every_person/per_face.csv@lodo_featl1 unseen:yale:featl1=$R/featl1_seed0/yale_every_person/per_face.csv@lodo_featl1 --bootstrap 2000"
 (echo "\$ $CMD"; echo; $PY ${CMD#python }) > $R/featl1_screen_seed0_ungated.txt
 date
-echo FEAT20_DONE
+echo FEATL1_DONE
