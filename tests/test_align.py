@@ -234,6 +234,49 @@ def test_precropped_falls_back_to_resize(aligner):
         aligner.align_precropped(noise, fallback=False)
 
 
+# -- model-sized crops (nfgan normalize on a folder of crops) ----------------------------------------------------
+
+def test_align_crop_keeps_an_aligned_crop_and_finds_its_landmarks(aligner):
+    for path, pose in ((FRONT, "frontal"), (RIGHT34, "right_3quarter")):
+        full = aligner.align(Image.open(path))
+        got = aligner.align_crop(full.crop)
+        assert got.method == "crop" and not got.flipped
+        assert np.array_equal(got.crop, full.crop)                  # its own pixels: no resampling
+        assert np.allclose(got.transform, np.eye(2, 3))
+        # landmarks found on the 64 px crop alone, against those found on the full photo
+        assert np.linalg.norm(got.landmarks68 - full.landmarks68, axis=1).mean() < 1.5
+        assert align.pose_from_yaw(got.yaw_deg) == pose and abs(got.yaw_deg - full.yaw_deg) < 12
+
+
+def test_align_crop_reframes_a_crop_framed_otherwise(aligner):
+    full = aligner.align(Image.open(FRONT))
+    # the same face framed 25 % smaller and shifted, as another tool's crop might be
+    m = np.array([[0.75, 0.0, 10.0], [0.0, 0.75, 6.0]])
+    other = warp_gray(full.crop, m, 64)
+    got = aligner.align_crop(other)
+    assert got.method == "landmarks"            # re-aligned onto nfgan's template
+    assert np.linalg.norm(got.landmarks68 - full.landmarks68, axis=1).mean() < 2.0
+    inner = (slice(12, 52), slice(12, 52))
+    assert np.abs(got.crop[inner].astype(float) - full.crop[inner].astype(float)).mean() < 12.0
+    assert np.abs(other[inner].astype(float) - full.crop[inner].astype(float)).mean() > 20.0
+
+
+def test_align_crop_mirrors_a_face_turned_left_as_photos_are(aligner):
+    right = aligner.align(Image.open(RIGHT34))
+    got = aligner.align_crop(right.crop[:, ::-1])
+    assert got.flipped and got.method == "landmarks" and got.yaw_deg < -20
+    assert np.abs(got.crop.astype(float) - right.crop.astype(float)).mean() < 6.0
+
+
+def test_align_crop_refuses_noise_and_other_sizes(aligner):
+    with pytest.raises(AlignError) as e:
+        aligner.align_crop(np.random.default_rng(5).integers(0, 256, (64, 64), dtype=np.uint8))
+    assert e.value.reason == "no face"
+    with pytest.raises(AlignError) as e:
+        aligner.align_crop(np.zeros((48, 48), np.uint8))
+    assert e.value.reason == "not a crop"
+
+
 # -- shared data -----------------------------------------------------------------------------------------------
 
 def _london_rows(shared_data: Path, poses) -> list[dict]:

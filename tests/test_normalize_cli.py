@@ -138,6 +138,34 @@ def test_an_exif_rotated_photo_is_turned_upright(tmp_path, capsys):
     assert "no face" in {Path(r["path"]).name: r for r in _report(tmp_path / "o")}["untagged.png"]["detail"]
 
 
+def test_face_crops_get_their_landmarks_and_pose_found_on_them(tmp_path, capsys):
+    """A folder of 64 px face crops (no manifest): each crop's landmarks and pose are found on the crop, so turned
+    faces are frontalised as photos are; --align never keeps the old behaviour (pose unknown, no landmarks)."""
+    from nfgan.data.align import FaceAligner, pose_from_yaw
+    from nfgan.inference import default_model_path, load_model
+
+    data = Path(__file__).parent / "data"
+    aligner = FaceAligner(size=64)
+    src = tmp_path / "crops"
+    src.mkdir()
+    for view in ("front", "right34"):
+        Image.fromarray(aligner.align(Image.open(data / f"london_001_{view}.jpg")).crop).save(src / f"{view}.png")
+    rc, err = _run(capsys, src, "-o", tmp_path / "o")
+    assert rc == 0 and "unknown pose" not in err
+    detail = {Path(r["path"]).stem: r["detail"] for r in _report(tmp_path / "o")}
+    assert "(pose frontal)" in detail["front"] and "(pose right_3quarter)" in detail["right34"]
+    model = load_model(default_model_path())
+    for view in ("front", "right34"):
+        a = aligner.align_crop(Image.open(src / f"{view}.png"))
+        want = model.normalize(a.crop[None], [pose_from_yaw(a.yaw_deg)], [a.flipped], landmarks=a.landmarks68[None])[0]
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / f"{view}.png")), want)
+    rc, err = _run(capsys, src, "-o", tmp_path / "never", "--align", "never")
+    assert rc == 0 and "unknown pose" in err
+    turned_as_is = np.asarray(Image.open(tmp_path / "never" / "right34.png"), float)
+    frontalised = np.asarray(Image.open(tmp_path / "o" / "right34.png"), float)
+    assert np.abs(turned_as_is - frontalised).mean() > 5.0      # frontalising the turned crop changes its output
+
+
 def test_crops_of_unknown_pose_warn_and_a_prepared_folder_brings_poses(tmp_path, capsys):
     from conftest import make_prepared
 

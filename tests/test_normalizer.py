@@ -267,6 +267,13 @@ def test_normalize_photos_is_the_cli_in_one_call(tmp_path):
         assert np.array_equal(res.faces[i], np.asarray(Image.open(tmp_path / "o" / f"{p.stem}.png")))
     # a single photo path is accepted as well
     assert np.array_equal(norm.normalize_photos(photos[1]).faces[0], res.faces[2])
+    # a photo that already is a 64 px crop: its landmarks are found on it, its pixels kept, as the CLI does
+    crop = res.aligned[2].crop
+    Image.fromarray(crop).save(tmp_path / "crop.png")
+    one = norm.normalize_photos(crop)
+    assert one.ok == [True] and one.aligned[0].method == "crop" and np.array_equal(one.aligned[0].crop, crop)
+    assert main(["normalize", str(tmp_path / "crop.png"), "-o", str(tmp_path / "c")]) == 0
+    assert np.array_equal(one.faces[0], np.asarray(Image.open(tmp_path / "c" / "crop.png")))
 
 
 def test_traverse_between_two_people_shows_a_visible_morph(tmp_path, capsys, monkeypatch):

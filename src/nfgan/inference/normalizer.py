@@ -24,7 +24,8 @@ London and canada only: no research-only training data, no synthetic expressions
 its latent code). The pix2pix models frontalise turned faces (pose ``*_3quarter`` / ``*_profile``) and need
 their 68 landmarks for that; ``default`` also re-frames and un-warps a frontal face whose framing is far from a
 neutral face's (a surprised one), which needs its landmarks too (without them a frontal face goes to the network
-as it is, with a warning); ``normalize_photos`` finds them itself. The landmark model that aligns
+as it is, with a warning); ``normalize_photos`` and ``nfgan normalize`` find them themselves, on photos and on
+model-sized crops alike. The landmark model that aligns
 photos (dlib's, trained on iBUG 300-W) is itself non-commercial (README, "Data, weights and attributions").
 
 ``Normalizer.from_onnx("model.onnx")`` (or ``from_checkpoint(path, backend="onnxruntime")``, ``nfgan normalize
@@ -199,8 +200,9 @@ class Normalizer:
                          detector: str = "hog") -> PhotoResult:
         """Photos (file paths, PIL images or uint8 arrays, gray or RGB) -> their frontal neutral faces, in one
         call: each photo is aligned (face detector + dlib's 68 landmarks, ``nfgan.data.align``), its pose
-        estimated from the landmarks, mirrored and frontalised as the model was trained, and normalised. A
-        photo that cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others
+        estimated from the landmarks, mirrored and frontalised as the model was trained, and normalised (a
+        photo that already is a model-sized crop is aligned by ``FaceAligner.align_crop``: its own pixels when
+        it is framed as nfgan frames faces). A photo that cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others
         go on. ``detector``: ``nfgan.data.align.DETECTORS`` - "hog" (dlib HOG, default), "cnn" (dlib MMOD)
         or "blazeface" (the ported BlazeFace, faster; docs/preparation.md); an unknown name is a ValueError."""
         from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
@@ -215,7 +217,7 @@ class Normalizer:
         for i, photo in enumerate(photos):
             try:
                 image = read_gray_image(photo) if isinstance(photo, (str, Path)) else photo
-                a = aligner.align(image)
+                a = aligner.align_crop(image) if _is_crop(image, self.size) else aligner.align(image)
                 result.aligned[i], result.poses[i] = a, pose_from_yaw(a.yaw_deg)
             except (AlignError, ImageReadError, ValueError) as e:
                 result.errors[i] = str(e)
@@ -228,6 +230,12 @@ class Normalizer:
             for i, face in zip(ok, outs):
                 result.faces[i] = face
         return result
+
+
+def _is_crop(image, size: int) -> bool:
+    """Is ``image`` (PIL image or array) already a ``size`` x ``size`` crop (aligned by :meth:`FaceAligner.align_crop`)?"""
+    shape = (image.height, image.width) if hasattr(image, "height") else np.shape(image)[:2]
+    return tuple(shape) == (size, size)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -287,7 +295,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output folder (one PNG per input, named after it); a file name ending in .png for one input")
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
-                   help="align photos first (auto: unless the image already is a model-sized crop)")
+                   help="align photos first (auto: a photo is aligned; a model-sized crop gets its landmarks and "
+                        "pose found on it and keeps its pixels when it is framed as nfgan frames faces, else it is "
+                        "re-aligned; a crop without a findable face goes as it is. never: every image is taken as "
+                        "an aligned crop of unknown pose)")
     p.add_argument("--largest-face", action="store_true",
                    help="a photo with several faces: take the largest (default: refuse unless one dominates)")
     from nfgan.data.align import DETECTORS
@@ -315,7 +326,7 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
     """Read and (where needed) align every input; a bad one is reported and skipped."""
     from tqdm import tqdm
 
-    from nfgan.data.align import FaceAligner, pose_from_yaw
+    from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
     from nfgan.data.images import read_gray_image
 
     aligner = None
@@ -339,6 +350,16 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
                 if face.shape != (size, size):
                     raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
                                      f"{size}x{size} crop (use --align auto)")
+                if args.align == "auto":    # a model-sized crop: its landmarks and pose, when a face is found
+                    if aligner is None:
+                        aligner = FaceAligner(size=size, detector=args.detector,
+                                              **({"dominance": 1.0} if args.largest_face else {}))
+                    try:
+                        aligned = aligner.align_crop(img)
+                        face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg),
+                                                bool(aligned.flipped), aligned.landmarks68)
+                    except AlignError:
+                        pass                # no face found: the crop goes as it is, of unknown pose
         except Exception as e:  # one bad file must not stop the others
             print(f"{shown(path)}: skipped: {shown(e)}", file=sys.stderr)
             report.append((shown(path), "error", shown(e)))
