@@ -35,8 +35,7 @@ image's LEFT (the London set's "left" views). Calibrated on London: frontal ~0, 
 from __future__ import annotations
 
 import functools
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -558,7 +557,7 @@ class FaceAligner:
         moved = float(np.linalg.norm(apply_transform(back, points) - points, axis=1).mean() / self.size)
         if moved > tolerance:
             return a
-        return dataclasses.replace(a, crop=np.asarray(gray, dtype=np.uint8).copy(),
+        return replace(a, crop=np.asarray(gray, dtype=np.uint8).copy(),
                                    landmarks68=apply_transform(back, a.landmarks68).astype(np.float32),
                                    transform=np.eye(2, 3), method="crop", extra={**a.extra, "moved": moved})
 

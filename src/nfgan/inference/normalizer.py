@@ -202,16 +202,17 @@ class Normalizer:
         call: each photo is aligned (face detector + dlib's 68 landmarks, ``nfgan.data.align``), its pose
         estimated from the landmarks, mirrored and frontalised as the model was trained, and normalised (a
         photo that already is a model-sized crop is aligned by ``FaceAligner.align_crop``: its own pixels when
-        it is framed as nfgan frames faces). A photo that cannot be read or has no usable face gets ``None`` and its reason in ``errors``; the others
-        go on. ``detector``: ``nfgan.data.align.DETECTORS`` - "hog" (dlib HOG, default), "cnn" (dlib MMOD)
-        or "blazeface" (the ported BlazeFace, faster; docs/preparation.md); an unknown name is a ValueError."""
-        from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
+        it is framed as nfgan frames faces). A photo that cannot be read or has no usable face gets ``None``
+        and its reason in ``errors``; the others go on. ``detector``: ``nfgan.data.align.DETECTORS`` - "hog"
+        (dlib HOG, default), "cnn" (dlib MMOD) or "blazeface" (the ported BlazeFace, faster;
+        docs/preparation.md); an unknown name is a ValueError."""
+        from nfgan.data.align import AlignError, pose_from_yaw
         from nfgan.data.images import ImageReadError, read_gray_image
 
         if isinstance(photos, (str, Path)) or (hasattr(photos, "ndim") and photos.ndim in (2, 3)
                                                 and not isinstance(photos, (list, tuple))):
             photos = [photos]
-        aligner = FaceAligner(size=self.size, detector=detector, **({"dominance": 1.0} if largest_face else {}))
+        aligner = _make_aligner(self.size, detector, largest_face)
         n = len(photos)
         result = PhotoResult([None] * n, [None] * n, [None] * n, [None] * n)
         for i, photo in enumerate(photos):
@@ -233,9 +234,17 @@ class Normalizer:
 
 
 def _is_crop(image, size: int) -> bool:
-    """Is ``image`` (PIL image or array) already a ``size`` x ``size`` crop (aligned by :meth:`FaceAligner.align_crop`)?"""
+    """Is ``image`` (PIL image or array) already a ``size`` x ``size`` crop (for ``FaceAligner.align_crop``)?"""
     shape = (image.height, image.width) if hasattr(image, "height") else np.shape(image)[:2]
     return tuple(shape) == (size, size)
+
+
+def _make_aligner(size: int, detector: str, largest_face: bool):
+    """The aligner of ``normalize_photos`` and ``nfgan normalize`` (``largest_face``: take the largest of several
+    faces instead of refusing unless one dominates)."""
+    from nfgan.data.align import FaceAligner
+
+    return FaceAligner(size=size, detector=detector, **({"dominance": 1.0} if largest_face else {}))
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -326,10 +335,16 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
     """Read and (where needed) align every input; a bad one is reported and skipped."""
     from tqdm import tqdm
 
-    from nfgan.data.align import AlignError, FaceAligner, pose_from_yaw
+    from nfgan.data.align import AlignError, pose_from_yaw
     from nfgan.data.images import read_gray_image
 
     aligner = None
+
+    def get_aligner():
+        nonlocal aligner
+        if aligner is None:     # made at the first input that needs it (dlib's models load once)
+            aligner = _make_aligner(size, args.detector, args.largest_face)
+        return aligner
     faces, poses, flipped, landmarks, sources = [], [], [], [], []
     args.photos = {}
     for path in tqdm(paths, desc="reading", unit="img", disable=len(paths) < 20):
@@ -337,29 +352,23 @@ def _read_inputs(args, paths: list[Path], size: int, report: list) -> tuple[list
             img = read_gray_image(path)
             if args.sheet:
                 args.photos[path] = _thumbnail(img, SHEET_TILE)
-            if args.align == "always" or (args.align == "auto" and img.size != (size, size)):
-                if aligner is None:
-                    aligner = FaceAligner(size=size, detector=args.detector,
-                                          **({"dominance": 1.0} if args.largest_face else {}))
-                aligned = aligner.align(img)
+            crop, aligned = _is_crop(img, size), None
+            if args.align == "always" or (args.align == "auto" and not crop):
+                aligned = get_aligner().align(img)
+            elif not crop:
+                raise ValueError(f"size {img.width}x{img.height}, expected an aligned {size}x{size} crop "
+                                 "(use --align auto)")
+            elif args.align == "auto":      # a model-sized crop: its landmarks and pose, when a face is found
+                try:
+                    aligned = get_aligner().align_crop(img)
+                except AlignError:
+                    pass                    # no face found: the crop goes as it is, of unknown pose
+            if aligned is not None:
                 face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg), bool(aligned.flipped),
                                         aligned.landmarks68)
             else:
                 face, pose, flip = np.asarray(img), "unknown", False
                 lm = np.full((68, 2), np.nan, np.float32)
-                if face.shape != (size, size):
-                    raise ValueError(f"size {face.shape[1]}x{face.shape[0]}, expected an aligned "
-                                     f"{size}x{size} crop (use --align auto)")
-                if args.align == "auto":    # a model-sized crop: its landmarks and pose, when a face is found
-                    if aligner is None:
-                        aligner = FaceAligner(size=size, detector=args.detector,
-                                              **({"dominance": 1.0} if args.largest_face else {}))
-                    try:
-                        aligned = aligner.align_crop(img)
-                        face, pose, flip, lm = (aligned.crop, pose_from_yaw(aligned.yaw_deg),
-                                                bool(aligned.flipped), aligned.landmarks68)
-                    except AlignError:
-                        pass                # no face found: the crop goes as it is, of unknown pose
         except Exception as e:  # one bad file must not stop the others
             print(f"{shown(path)}: skipped: {shown(e)}", file=sys.stderr)
             report.append((shown(path), "error", shown(e)))
