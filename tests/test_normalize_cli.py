@@ -166,6 +166,32 @@ def test_face_crops_get_their_landmarks_and_pose_found_on_them(tmp_path, capsys)
     assert np.abs(turned_as_is - frontalised).mean() > 5.0      # frontalising the turned crop changes its output
 
 
+def test_align_always_aligns_crops_as_photos_and_skips_those_without_a_face(tmp_path, crop, capsys):
+    """--align always: a 64 px face crop is aligned as a photo is (not by align_crop), and a crop without a findable
+    face is reported and skipped, where --align auto lets it through as it is."""
+    from nfgan.data.align import FaceAligner, pose_from_yaw
+    from nfgan.inference import default_model_path, load_model
+
+    aligner = FaceAligner(size=64)
+    src = tmp_path / "crops"
+    src.mkdir()
+    photo = Image.open(Path(__file__).parent / "data" / "london_001_front.jpg")
+    face = aligner.align(photo).crop
+    Image.fromarray(np.roll(face, 4, axis=1)).save(src / "face.png")    # framed 4 px off nfgan's framing
+    Image.fromarray(crop).save(src / "noise.png")
+    rc, err = _run(capsys, src, "-o", tmp_path / "auto")
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "auto").glob("*.png")) == ["face.png", "noise.png"]
+    rc, err = _run(capsys, src, "-o", tmp_path / "always", "--align", "always")
+    assert rc == 1 and "noise.png: skipped" in err
+    status = {Path(r["path"]).name: r["status"] for r in _report(tmp_path / "always")}
+    assert status["noise.png"] == "error" and status["face.png"] != "error"
+    assert not (tmp_path / "always" / "noise.png").exists()
+    a = aligner.align(Image.open(src / "face.png"))
+    want = load_model(default_model_path()).normalize(a.crop[None], [pose_from_yaw(a.yaw_deg)], [a.flipped],
+                                                      landmarks=a.landmarks68[None])[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "always" / "face.png")), want)
+
+
 def test_crops_of_unknown_pose_warn_and_a_prepared_folder_brings_poses(tmp_path, capsys):
     from conftest import make_prepared
 

@@ -306,8 +306,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", choices=["auto", "always", "never"], default="auto",
                    help="align photos first (auto: a photo is aligned; a model-sized crop gets its landmarks and "
                         "pose found on it and keeps its pixels when it is framed as nfgan frames faces, else it is "
-                        "re-aligned; a crop without a findable face goes as it is. never: every image is taken as "
-                        "an aligned crop of unknown pose)")
+                        "re-aligned; a crop without a findable face goes as it is. always: every image, crops "
+                        "included, is aligned as a photo, and one without a findable face is reported and skipped. "
+                        "never: every image is taken as an aligned crop of unknown pose)")
     p.add_argument("--largest-face", action="store_true",
                    help="a photo with several faces: take the largest (default: refuse unless one dominates)")
     from nfgan.data.align import DETECTORS
