@@ -85,3 +85,28 @@ def test_references_per_subject_cap(tmp_path):
     assert len(src.indices_for(["D"], per_subject=1)) == 0
     # the faces follow the manifest order: the capped indices pick the right images
     assert [int(src.faces[i].mean()) for i in src.indices_for(["A"], per_subject=2)] == [0, 80]
+
+
+def test_references_from_a_folder_with_landmarks_go_through_the_models_input_rule(tmp_path):
+    """A FER folder with landmarks.npy: the shipped default's references are what `nfgan normalize --data` makes
+    (its input rule re-frames faces whose framing is off, which needs the landmarks); the cache remembers whether
+    landmarks were used, so a folder that gains them is normalised again."""
+    from conftest import make_prepared
+
+    from nfgan.data.dataset import PreparedDataset
+    from nfgan.fer.augment import AugmentSource
+    from nfgan.inference import default_model_path, load_model
+
+    root = make_prepared(tmp_path / "fer", subjects=2, poses=("frontal",), expressions=("neutral", "happy"))
+    model = load_model(default_model_path())
+    plain = AugmentSource(default_model_path()).load(PreparedDataset(root), cache_dir=tmp_path / "cache")
+    ds = PreparedDataset(root)
+    np.testing.assert_array_equal(plain.faces, model.normalize(np.asarray(ds.images), ds.column("pose"),
+                                                               ds.column("flipped")))
+    lm = np.tile(np.linspace(10, 50, 136, dtype=np.float32).reshape(1, 68, 2), (len(ds), 1, 1))
+    np.save(root / "landmarks.npy", lm)          # a face shape far off the template: every face is re-framed
+    ds = PreparedDataset(root)
+    ruled = AugmentSource(default_model_path()).load(ds, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(ruled.faces, model.normalize(np.asarray(ds.images), ds.column("pose"),
+                                                               ds.column("flipped"), landmarks=lm))
+    assert np.abs(ruled.faces.astype(int) - plain.faces.astype(int)).mean() > 1

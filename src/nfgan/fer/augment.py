@@ -13,7 +13,10 @@ Sources (``--augment``):
 * an NFGAN checkpoint, run folder or exported model (or any other generator ``nfgan.inference.load_model``
   reads, e.g. the pix2pix U-Net of ``configs/pix2pix_lid.yaml``): its ``normalize`` (with the model's
   mirroring rule) is run once on all faces of the FER dataset and cached in the run dir
-  (``augment_faces.npy``); each fold then uses the rows of its training subjects only;
+  (``augment_faces.npy``); each fold then uses the rows of its training subjects only. The FER folder's
+  ``landmarks.npy``, when it has one, goes with the faces, so a model whose input rule frontalises or
+  re-frames faces (the shipped default) makes the references ``nfgan normalize --data`` makes; a folder without
+  landmarks (``nfgan fer precropped``) gets the faces as they are, with the rule's warning;
 * a prepared folder of already-normalised faces (``manifest.csv`` + ``faces.npy``, ``subject`` column in the
   FER dataset's ids; an optional ``source_id`` column names the FER row each face was made from).
 
@@ -185,7 +188,8 @@ class AugmentSource:
 
     def _normalize_dataset(self, dataset, cache_dir) -> np.ndarray:
         cache = Path(cache_dir) / "augment_faces.npy" if cache_dir else None
-        stamp = self._stamp()
+        landmarks = getattr(dataset, "landmarks", None)     # the prepared folder's landmarks.npy, when it has one
+        stamp = {**self._stamp(), "landmarks": landmarks is not None}
         stamp_file = cache.with_suffix(".json") if cache is not None else None
         if cache is not None and cache.is_file() and stamp_file.is_file():
             faces = np.load(cache)
@@ -198,6 +202,7 @@ class AugmentSource:
         poses = dataset.column("pose") if "pose" in dataset.records[0] else None
         flipped = dataset.column("flipped") if "flipped" in dataset.records[0] else None
         faces = generator.normalize(images, poses=poses, flipped=flipped, progress=True,
+                                    landmarks=None if landmarks is None else np.asarray(landmarks, np.float32),
                                     desc=f"{generator.kind} normalise")
         if faces.shape[1:] != images.shape[1:]:
             raise RuntimeError(f"{self.source}: normaliser returned {faces.shape[1:]} faces, expected {images.shape[1:]}")
