@@ -93,3 +93,22 @@ def test_the_choice_rules_give_their_committed_scores(rel, capsys, monkeypatch):
     tool = load_script("tools/choice_score.py")
     assert tool.main(saved[0].split()[3:]) == 0
     assert capsys.readouterr().out.splitlines() == saved[2:]
+
+
+#: the README's FER rows with references from a normaliser that never saw CK+: (row label fragment, result folder)
+FER_LODO_ROWS = [("(L_feat at 1.0, `lodo_ckplus_feat10`)", "fer_ckplus96_2b_aug_lodo_feat10"),
+                 ("(skip mask, `lodo_ckplus_skipmask`)", "fer_ckplus96_2b_aug_lodo_skipmask"),
+                 ("`plain`'s recipe, the default's before the skip mask, `lodo_ckplus`", "fer_ckplus96_2b_aug_lodo")]
+
+
+@pytest.mark.parametrize("label,folder", FER_LODO_ROWS)
+def test_the_readme_fer_rows_are_their_committed_cv_summaries(label, folder):
+    """Each README row's mean +- std is its committed `nfgan fer cv` summary, rounded as the table rounds."""
+    import json
+
+    d = json.loads((RESULTS / folder / "summary.json").read_text(encoding="utf-8"))
+    assert d["complete"] and d["folds_done"] == 10 and d["variant"] == "2b_aug"
+    rows = [line for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| CK+ 10-fold") and label in line]
+    assert len(rows) == 1, f"README: {len(rows)} FER rows name {label}"
+    assert rows[0].rstrip(" |").endswith(f"{100 * d['mean_accuracy']:.2f} +- {100 * d['std_accuracy']:.2f}")
