@@ -87,7 +87,10 @@ def test_cli_normalize_reports_bad_files_and_goes_on(run_dir, faces, tmp_path):
     assert outs == ["face0.png", "face1.png", "face2.png"]
     norm = Normalizer.from_checkpoint(run_dir)
     got = np.asarray(Image.open(tmp_path / "out" / "face1.png"))
-    assert np.array_equal(got, norm.normalize(faces[1:2])[0])   # aligned crops: pose unknown, not mirrored
+    # aligned crops: pose unknown, not mirrored; the CLI runs the three readable crops in one forward pass, and the
+    # batch's make-up may move a pixel by one gray level on some CPUs (seen on a Xeon with AMX), not more
+    assert np.array_equal(got, norm.normalize(faces[:3])[1])
+    assert np.abs(got.astype(int) - norm.normalize(faces[1:2])[0].astype(int)).max() <= 1
     report = (tmp_path / "out" / "normalize_report.csv").read_text()
     assert "broken.png,error" in report and "small.png,error" in report and "use --align" in report
 

@@ -24,7 +24,8 @@ GENERALISATION = ["default_feat10_test/summary_test.md", "default_feat10_ungated
                   "default_skipmask_test/summary_test.md", "default_ema_test/summary_test.md",
                   "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md", "nfgan_all_data/summary_test.md",
                   "round29/test/summary_test.md", "round31/test/summary_test.md",
-                  "default_feat10_seeds/seed1/summary_test.md", "default_feat10_seeds/seed2/summary_test.md"]
+                  "default_feat10_seeds/seed1/summary_test.md", "default_feat10_seeds/seed2/summary_test.md",
+                  "retrained_here/summary_test.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
