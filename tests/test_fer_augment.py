@@ -99,8 +99,8 @@ def test_references_from_a_folder_with_landmarks_go_through_the_models_input_rul
 
     root = make_prepared(tmp_path / "fer", subjects=2, poses=("frontal",), expressions=("neutral", "happy"))
     model = load_model(default_model_path())
-    plain = AugmentSource(default_model_path()).load(PreparedDataset(root), cache_dir=tmp_path / "cache")
     ds = PreparedDataset(root)
+    plain = AugmentSource(default_model_path()).load(ds, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(plain.faces, model.normalize(np.asarray(ds.images), ds.column("pose"),
                                                                ds.column("flipped")))
     lm = np.tile(np.linspace(10, 50, 136, dtype=np.float32).reshape(1, 68, 2), (len(ds), 1, 1))

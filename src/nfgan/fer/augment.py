@@ -202,7 +202,7 @@ class AugmentSource:
         poses = dataset.column("pose") if "pose" in dataset.records[0] else None
         flipped = dataset.column("flipped") if "flipped" in dataset.records[0] else None
         faces = generator.normalize(images, poses=poses, flipped=flipped, progress=True,
-                                    landmarks=None if landmarks is None else np.asarray(landmarks, np.float32),
+                                    landmarks=landmarks,
                                     desc=f"{generator.kind} normalise")
         if faces.shape[1:] != images.shape[1:]:
             raise RuntimeError(f"{self.source}: normaliser returned {faces.shape[1:]} faces, expected {images.shape[1:]}")
