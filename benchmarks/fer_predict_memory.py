@@ -54,7 +54,7 @@ def main() -> int:
             n = sum(1 for _ in open(Path(tmp) / f"p{crops}.csv")) - 1
             rows[crops] = (secs, rss, n)
             print(f"fer predict, {crops:>5} crops per pass: {n} faces in {secs:.1f} s, peak RSS {rss:.0f} MB")
-    (s, rss, n), (_, base, _) = rows[256], rows[2560]
+    (_, rss, n), (_, base, _) = rows[256], rows[2560]
     print(f"fer_predict_memory faces={n} peak_rss_mb={rss:.0f} crops_per_pass=256 baseline_peak_rss_mb={base:.0f} "
           f"baseline_crops=2560 ratio={rss / base:.2f}")
     return 0

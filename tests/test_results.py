@@ -25,7 +25,7 @@ GENERALISATION = ["default_feat10_test/summary_test.md", "default_feat10_ungated
                   "cc_by_ema/test/summary_test.md", "frontalize3d/summary_test.md", "nfgan_all_data/summary_test.md",
                   "round29/test/summary_test.md", "round31/test/summary_test.md",
                   "default_feat10_seeds/seed1/summary_test.md", "default_feat10_seeds/seed2/summary_test.md",
-                  "retrained_here/summary_test.md"]
+                  "retrained_here/summary_test.md", "round35/all_data_val/summary_val_london_ckplus_jaffe_yale.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
@@ -78,12 +78,15 @@ def test_robustness_summaries_are_made_from_their_csvs(rel, tmp_path, capsys):
 
 #: the choice rules behind the README's "How the default was chosen" and the model card, each file's first line
 #: its command: those scored again after the correction of 2026-12-04 (Yale's neutral variants are not expressive
-#: inputs), and the rules that made the default of rounds 30 and 32
+#: inputs), the rules that made the default of rounds 30 and 32, and round 35's
 RULES = [f"expressive_fix/rules/{name}.txt" for name in
          ("choice_noise_round8", "round9_cc_by_skipmask", "ema_rule", "ema_lodo_jaffe_yale_half_seed0",
           "ema_lodo_jaffe_yale_half_seed1", "ema_lodo_jaffe_yale_half_seed2", "cc_by_ema_rule")] + \
         ["round30/feat05_rule.txt", "round30/feat05_ckplus_part.txt", "round32/feat10_rule.txt",
-         "round32/feat10_ckplus_part.txt"]
+         "round32/feat10_ckplus_part.txt", "round35/screen_seed0.txt", "round35/screen_seed0_ungated.txt",
+         "round35/ckplus_part.txt", "round35/rule.txt", "round35/baseline_vs_round32_screen.txt",
+         "round35/screen_seed1.txt", "round35/screen_seed1_ungated.txt", "round35/screen_seed2.txt",
+         "round35/screen_seed2_ungated.txt"]
 
 
 @pytest.mark.parametrize("rel", RULES)
