@@ -29,15 +29,32 @@ def _same_tree(a: Path, b: Path, skip: tuple[str, ...] = ()) -> None:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
+def _killed_and_resumed(tmp_path: Path, base: list[str], name: str) -> list[dict]:
+    """Start ``nfgan train`` as run NAME, kill -9 it once its step-4 checkpoint exists, resume it to the end;
+    its logged losses."""
+    proc = start_nfgan(base + ["--name", name])
+    ckpts = tmp_path / name / "checkpoints"
+    assert kill_when(proc, lambda: (ckpts / "step_00000004.safetensors").exists())
+    _ok(["train", "--resume", str(tmp_path / name), "--quiet"])
+    return logged_losses(tmp_path / name)
+
+
 def test_train_killed_then_resumed_gives_the_uninterrupted_run(tmp_path):
     base = tiny_train_cli(tmp_path, steps=8, checkpoint_every=2, sample_every=4)
     _ok(base + ["--name", "full"])
-    proc = start_nfgan(base + ["--name", "cut"])
-    ckpts = tmp_path / "cut" / "checkpoints"
-    assert kill_when(proc, lambda: (ckpts / "step_00000004.safetensors").exists())
-    _ok(["train", "--resume", str(tmp_path / "cut"), "--quiet"])
-    losses = [logged_losses(tmp_path / run) for run in ("full", "cut")]
-    assert losses[0] == losses[1] and len(losses[0]) == 8
+    full = logged_losses(tmp_path / "full")
+    cut = _killed_and_resumed(tmp_path, base, "cut")
+    if cut[:4] != full[:4]:
+        # steps 1-4 ran before the kill: two uninterrupted processes already disagree there, so this machine's
+        # arithmetic was not repeatable this time (seen once in CI, never here), which says nothing about
+        # resuming. One more pair; a resume bug would show on it too, after step 4 only.
+        shutil.rmtree(tmp_path / "full")
+        shutil.rmtree(tmp_path / "cut")
+        _ok(base + ["--name", "full"])
+        full = logged_losses(tmp_path / "full")
+        cut = _killed_and_resumed(tmp_path, base, "cut")
+        assert cut[:4] == full[:4], f"two uninterrupted runs differ before any kill, twice: {full[0]} vs {cut[0]}"
+    assert cut == full and len(full) == 8
     from nfgan.checkpoint import load_checkpoint
 
     a, b = (load_checkpoint(tmp_path / run) for run in ("full", "cut"))
