@@ -144,11 +144,11 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 
 
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
-    """The default since round 32 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
+    """The default since round 35 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
     lever from step 0 and the synthetic expressions, step 2500, plus NFGAN's perceptual loss L_feat (round 26) at
-    weight 1.0 (round 32); cc_by since round 9: London and canada with the same mask and lever, step 2000 (L_feat
-    since round 29, at 0.5 since round 31). cc_by ships its generator's moving average (round 20), the default its
-    live weights (round 19's average missed the rule once Yale's neutral variants stopped counting as expressive).
+    weight 1.0 (round 32), shipped as its generator's moving average over the second stage (round 35); cc_by since
+    round 9: London and canada with the same mask and lever, step 2000 (L_feat since round 29, at 0.5 since round
+    31), its moving average (round 20).
     The gates stored in each file are the ones the code computes (a file with other gates would shut the skips
     somewhere else); london keeps every skip."""
     from nfgan.models.unet import UNetGenerator
@@ -162,12 +162,11 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
         assert info["model"]["skip_mask"] == 1.0 and info["step"] == step, name
         assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0, name
         assert set(cfg["data"]["sources"]) == sources, name
-        if name == "cc_by":     # the moving average of its generator (round 20), L_feat at 0.5 (round 31)
-            assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name
+        assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name   # rounds 20 and 35
+        if name == "cc_by":     # L_feat at 0.5 (round 31)
             assert cfg["name"] == "cc_by_feat05" and cfg["loss"]["feat"] == 0.5 and cfg["loss"]["id"] == 0.2
-        else:                   # the live generator of the skip-mask chain with L_feat (rounds 8, 26, 30, 32)
-            assert info["weights"] == "live" and not cfg["train"].get("ema_half_life"), name
-            assert cfg["name"] == "all_data_feat10_sfm" and cfg["loss"]["feat"] == 1.0 and cfg["loss"]["id"] == 0.2
+        else:                   # the skip-mask chain with L_feat (rounds 8, 26, 30, 32) and the average (35)
+            assert cfg["name"] == "all_data_feat10_ema_sfm" and cfg["loss"]["feat"] == 1.0 and cfg["loss"]["id"] == 0.2
             assert cfg["feature_nets"]["perceptual"] == {"type": "dlib_perceptual", "stage": "level2"}
             assert [n["role"] for n in info["loss_networks"]] == ["identity", "perceptual", "neutral"]
             assert {n["license"] for n in info["loss_networks"]} == {"CC0", "MIT"}

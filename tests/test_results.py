@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 
 #: the generalisation summaries behind the README's tables of the shipped models
-GENERALISATION = ["default_feat10_test/summary_test.md", "default_feat10_ungated_test/summary_test.md",
+GENERALISATION = ["default_feat10_ema_test/summary_test.md", "default_feat10_ema_ungated_test/summary_test.md",
+                  "default_feat10_test/summary_test.md", "default_feat10_ungated_test/summary_test.md",
                   "round32/feat10_seed0/test/summary_test_jaffe_yale.md",
                   "round32/feat10_lodo_ckplus/test/summary_test_ckplus.md",
                   "default_feat05_test/summary_test.md", "default_feat05_ungated_test/summary_test.md",
@@ -34,7 +35,9 @@ ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/s
               "photometric_robustness/cc_by_feat/summary_test.md", "framing_robustness/default_feat05/summary_test.md",
               "photometric_robustness/default_feat05/summary_test.md", "framing_robustness/cc_by_feat05/summary_test.md",
               "photometric_robustness/cc_by_feat05/summary_test.md", "framing_robustness/default_feat10/summary_test.md",
-              "photometric_robustness/default_feat10/summary_test.md"]
+              "photometric_robustness/default_feat10/summary_test.md",
+              "framing_robustness/default_feat10_ema/summary_test.md",
+              "photometric_robustness/default_feat10_ema/summary_test.md"]
 
 
 def _args(summary: Path, script: str) -> list[str]:

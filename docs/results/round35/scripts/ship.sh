@@ -42,4 +42,12 @@ $PY tools/export_default_model.py $EA --name default --neutralize-mode warp_fram
     --metrics docs/results/default_feat10_ema_test/london_test/metrics.json \
     --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
 date
+$PY benchmarks/generalisation.py default=default --split test --out runs/shipped_file_test
+$PY benchmarks/photometric_robustness.py default=default --split test --conditions framing --out docs/results/framing_robustness/default_feat10_ema
+$PY benchmarks/photometric_robustness.py default=default --split test --out docs/results/photometric_robustness/default_feat10_ema
+date
 echo SHIP_DONE
+# then by hand, after SHIP_DONE: `make demo` (docs/figures/demo_overview.png), the skip-mask figure (the command in
+# tools/skip_mask_figure.py's docstring) and
+#   python tools/crop_alignment_check.py out/london64@london out/ckplus_wn64@ckplus_with_neutral out/jaffe64@jaffe \
+#       out/yale64@yale --model default --out docs/results/crop_alignment/summary.md
