@@ -469,6 +469,15 @@ def test_set_input_rule_adds_step_3_at_inference_to_a_model_that_never_trained_w
     assert not before.rule.neutralize
     assert (after.rule.neutralize, after.rule.mode, after.rule.threshold) == (True, "warp_frame", 0.004)
     assert after.rule.frontalize and after.info["input_rule_added"]["map"] == "shipped"
+    # the FER leak guard reads what the file saw: the run's training people and the shipped map's people
+    from nfgan.fer.augment import AugmentLeakError, check_no_leak, recorded_train_subjects
+
+    learned = recorded_train_subjects(tmp_path / "run")
+    mapped = tool.map_subjects(shipped())
+    assert learned and "KA" in mapped and "S005" in mapped and not set(learned) & mapped
+    assert recorded_train_subjects(out) == sorted(set(learned) | mapped)
+    with pytest.raises(AugmentLeakError, match="KA"):
+        check_no_leak(recorded_train_subjects(out), ["KA"], str(out))     # a JAFFE person the map was fit on
     assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
     faces = np.load(root / "faces.npy")
     poses, flipped = [r["pose"] for r in rows], [r["flipped"] for r in rows]
@@ -541,3 +550,20 @@ def test_identity_map_re_aligns_faces_framed_otherwise_and_leaves_aligned_ones_e
     g = load_model(out)
     assert g.rule.mode == "frame" and g.rule.neutral_shape().info["kind"] == "identity"
     assert g.info["input_rule_added"]["map"] == "identity"
+    from nfgan.fer.augment import recorded_train_subjects   # the identity map learned from nobody
+
+    assert recorded_train_subjects(out) == recorded_train_subjects(tmp_path / "run")
+    from nfgan.inference import export_model   # a plain export keeps the run's people too
+
+    assert recorded_train_subjects(export_model(tmp_path / "run", tmp_path / "plain.safetensors")) == \
+        recorded_train_subjects(tmp_path / "run")
+    # a map that does not say whose faces it was fit on: nothing recorded, so the leak guard refuses the file
+    m = shipped()
+    tool = load_script("tools/set_input_rule.py")
+    assert tool.map_subjects(NeutralShape(m.mean, m.weights, m.bias, {"ridge": 1.0})) is None
+    unknown = NeutralShape(m.mean, m.weights, m.bias, {"ridge": 1.0})
+    unknown.save(tmp_path / "anonymous.safetensors")
+    out2 = tmp_path / "anonymous_model.safetensors"
+    assert tool.main([str(tmp_path / "run"), str(out2), "--neutralize-mode", "frame",
+                      "--neutral-shape-map", str(tmp_path / "anonymous.safetensors")]) == 0
+    assert recorded_train_subjects(out2) is None

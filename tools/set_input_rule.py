@@ -7,7 +7,10 @@ MODEL is a run folder, a checkpoint (PATH#live / PATH#ema as for ``nfgan evaluat
 shipped model's name. OUT holds the same generator weights (float32) with the model's input rule extended by step 3
 of ``nfgan.data.generator_input`` (``data.neutralize_mode``, ``data.neutralize_threshold``; the map, the shipped one
 by default, embedded), so that ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply it.
-How round 22's ``gated_infer`` models were made (docs/experiments.md). To ship a model this way with its data,
+The people the model learned from (its ``train_subjects``) and those the map was fit on (the training and
+validation people of the splits it records) are written as the file's ``train_subjects``, so that the FER leak guard
+(``nfgan fer cv --augment OUT``) can check them; where either is unknown, none are written and the guard refuses the
+file. How round 22's ``gated_infer`` models were made (docs/experiments.md). To ship a model this way with its data,
 licence and evaluation in the file, use ``tools/export_default_model.py --neutralize-mode``.
 """
 from __future__ import annotations
@@ -15,6 +18,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+def map_subjects(shape) -> set[str] | None:
+    """The people a neutral-shape map was fit on: the training and validation people of each source's split file,
+    none for the identity map, ``None`` where the map records no sources or a split cannot be read."""
+    from nfgan.data.pairs import SplitError, load_splits
+
+    if shape.info.get("kind") == "identity":
+        return set()
+    sources = shape.info.get("sources")
+    if not sources:
+        return None
+    people: set[str] = set()
+    for src in sources:
+        try:
+            split = load_splits(src["splits"])
+        except (SplitError, KeyError, TypeError):
+            return None
+        people.update(str(s) for part in ("train", "val") for s in split.get(part, []))
+    return people
 
 
 def main(argv=None) -> int:
@@ -36,10 +59,14 @@ def main(argv=None) -> int:
         rule = g.rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
     except ValueError as e:
         ap.error(str(e))
-    out = export_model(args.model, args.out, rule=rule, input_rule_added={
+    learned, mapped = g.info.get("train_subjects"), map_subjects(rule.neutral_shape())
+    subjects = None if learned is None or mapped is None else sorted(set(map(str, learned)) | mapped)
+    out = export_model(args.model, args.out, rule=rule, train_subjects=subjects, input_rule_added={
         "mode": args.neutralize_mode, "threshold": args.neutralize_threshold,
         "map": str(args.neutral_shape_map) if args.neutral_shape_map else "shipped"})
-    print(f"wrote {out}: {load_model(out).rule}")
+    print(f"wrote {out}: {load_model(out).rule}; "
+          + (f"{len(subjects)} training subjects recorded" if subjects is not None else
+             "training subjects unknown (the model's or the map's), none recorded"))
     return 0
 
 

@@ -22,8 +22,9 @@ Sources (``--augment``):
 
 Leak guard: the NFGAN model must never have seen a test-fold subject. Its training subjects are read from the
 checkpoint (``train_subjects`` in the ``extra`` part of ``nfgan.checkpoint``'s safetensors metadata, in a
-torch state dict, or a ``train_subjects.json`` beside it / in the run dir; failing those, the train + val
-subjects of the split file named in the checkpoint's resolved trainer config), from
+torch state dict, in an exported model file's metadata (``export_model`` keeps a checkpoint's list;
+``tools/set_input_rule.py`` adds its map's people), or a ``train_subjects.json`` beside it / in the run dir;
+failing those, the train + val subjects of the split file named in the checkpoint's resolved trainer config), from
 the folder's ``normalize_meta.json`` / ``train_subjects.json``, or from ``--augment-subjects FILE``. Unknown
 training subjects or any overlap with a fold's test subjects stop the run with ``AugmentLeakError``.
 A London-trained NFGAN never saw a CK+ or JAFFE subject, which is the simple compliant choice.
@@ -47,7 +48,7 @@ class AugmentLeakError(RuntimeError):
 def _subjects_from_obj(obj) -> list[str] | None:
     if isinstance(obj, dict):
         for key in ("train_subjects", "training_subjects"):
-            if key in obj:
+            if obj.get(key) is not None:
                 val = obj[key]
                 if isinstance(val, str):
                     val = json.loads(val)

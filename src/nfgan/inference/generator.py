@@ -295,6 +295,8 @@ def load_model(path: str | Path, weights: str = "auto") -> Generator:
     info = {"kind": kind, "model": model, "step": ck["step"], "source": str(ck["path"]),
             "flip_left_poses": bool(cfg.get("data", {}).get("flip_left_poses", False)),
             "config_name": cfg.get("name"), "config": cfg, "weights": "live"}
+    if isinstance(ck["extra"].get("train_subjects"), list):   # kept by export_model for the FER leak guard
+        info["train_subjects"] = [str(s) for s in ck["extra"]["train_subjects"]]
     # a run with train.ema_half_life ships its average unless asked for the live weights
     states = {} if weights == "live" else averaged_nets(ck["nets"])
     if states:
@@ -311,7 +313,8 @@ def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, we
     model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
     ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
     average or the live generator as in :func:`load_model`; ``rule`` replaces the input rule the model was
-    trained with (e.g. a geometric step applied at inference only). Read back by :func:`load_model`."""
+    trained with (e.g. a geometric step applied at inference only). The training subjects a checkpoint records
+    are kept (``metadata`` may replace them). Read back by :func:`load_model`."""
     from nfgan.atomic import save_safetensors
 
     g = load_model(checkpoint, weights)
@@ -325,6 +328,11 @@ def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, we
             "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
             "neutralize_shape": g.rule.neutralize, "input_rule": g.rule.as_dict(),
             "config": g.info.get("config", {}), "weights": g.info.get("weights", "live"),
-            "stored_dtype": "float16" if half else "float32", **metadata}
+            "stored_dtype": "float16" if half else "float32"}
+    if "train_subjects" in g.info:   # the people it learned from, read by the FER leak guard (nfgan.fer.augment)
+        info["train_subjects"] = g.info["train_subjects"]
+    info.update(metadata)
+    if info.get("train_subjects") is None:   # unknown: recorded as absent, so the leak guard refuses the file
+        info.pop("train_subjects", None)
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
     return Path(out)
