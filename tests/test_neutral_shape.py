@@ -559,9 +559,9 @@ def test_identity_map_re_aligns_faces_framed_otherwise_and_leaves_aligned_ones_e
         recorded_train_subjects(tmp_path / "run")
     # a map that does not say whose faces it was fit on: nothing recorded, so the leak guard refuses the file
     m = shipped()
-    tool = load_script("tools/set_input_rule.py")
-    assert tool.map_subjects(NeutralShape(m.mean, m.weights, m.bias, {"ridge": 1.0})) is None
     unknown = NeutralShape(m.mean, m.weights, m.bias, {"ridge": 1.0})
+    tool = load_script("tools/set_input_rule.py")
+    assert tool.map_subjects(unknown) is None
     unknown.save(tmp_path / "anonymous.safetensors")
     out2 = tmp_path / "anonymous_model.safetensors"
     assert tool.main([str(tmp_path / "run"), str(out2), "--neutralize-mode", "frame",
