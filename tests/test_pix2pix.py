@@ -52,7 +52,7 @@ def test_unet_skip_connections_carry_detail():
 
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
-    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
+    assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "id_rank": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
                            "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None, "identity2": None}
@@ -120,7 +120,7 @@ def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     history = [tr.train_step() for _ in range(12)]
     after = l1_eval()
     vals = history[-1]
-    assert list(vals) == ["pixel", "feat", "id", "id2", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own loss names
+    assert list(vals) == ["pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own
     assert vals["feat"] == vals["id"] == vals["sym"] == 0.0
     assert np.isfinite(vals["gan_g"]) and np.isfinite(vals["gan_d"])
     # the training L1 (batch statistics) falls fast; the eval-mode L1 (running BN statistics) follows
@@ -318,6 +318,97 @@ def test_second_identity_loss_has_its_own_net_and_weight(prepared):
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
     with pytest.raises(ConfigError, match=r"loss.id2 = 0.1 needs feature_nets.identity2"):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id2": 0.1}})
+
+
+def test_identity_rank_loss_ranks_own_reference_against_other_people_only():
+    """loss.id_rank's term: -log of the own reference's share of a softmax over distances, the same person's other
+    rows left out; 0 when the batch holds one person; smaller when each output sits nearest its own reference."""
+    refs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    subjects = torch.tensor([0, 0, 1, 2])
+    fake = refs + torch.tensor([[0.1, 0.0], [0.0, 0.2], [0.3, 0.0], [0.0, -0.1]])
+    got = L.identity_rank_loss(fake, refs, subjects, temperature=0.5)
+    d = torch.cdist(fake, refs)
+    expect = []
+    for i in range(4):
+        cols = [j for j in range(4) if j == i or subjects[j] != subjects[i]]
+        expect.append(-torch.log_softmax(-d[i, cols] / 0.5, 0)[cols.index(i)])
+    assert float(got) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)
+    # row 0's same-person row 1 is not a competitor: moving output 0 onto reference 1 changes only its own distance
+    moved = fake.clone()
+    moved[0] = refs[1]
+    dm = torch.cdist(moved, refs)
+    row0 = -torch.log_softmax(-dm[0, [0, 2, 3]] / 0.5, 0)[0]
+    assert float(L.identity_rank_loss(moved, refs, subjects, 0.5)) == pytest.approx(
+        float((row0 + torch.stack(expect[1:]).sum()) / 4), rel=1e-5)
+    assert float(L.identity_rank_loss(fake, refs, torch.zeros(4, dtype=torch.long))) == 0.0
+    # outputs collapsed onto one average face rank worse than outputs next to their own references
+    mean_face = refs.mean(0, keepdim=True).expand(4, 2)
+    assert float(L.identity_rank_loss(mean_face, refs, subjects)) > float(L.identity_rank_loss(fake, refs, subjects))
+
+
+def test_subject_codes_name_each_rows_person(tmp_path):
+    """TrainingData.subject_codes: one code per person over plain, mirror and frontalised rows, equal to the code
+    of the face the row shows; different people get different codes."""
+    import csv
+
+    from nfgan.data.frontalize import FRONTAL68
+    from nfgan.training.data import TrainingData
+
+    root = make_prepared(tmp_path / "d", subjects=5)
+    with open(root / "manifest.csv", newline="") as f:
+        poses = [r["pose"] for r in csv.DictReader(f)]
+    shift = {"frontal": 0, "left_3quarter": -6, "right_3quarter": 6}
+    np.save(root / "landmarks.npy", np.stack([FRONTAL68 * 63 + [shift[p], 0] for p in poses]).astype(np.float32))
+    cfg = p2p_config(root)
+    cfg["data"].update(frontalize_inputs=True, flip_left_poses=True)
+    data = TrainingData(cfg, torch.device("cpu"))
+    codes = data.subject_codes()
+    f = data.faces
+    assert len(codes) == len(data) and len(f.front_of) > 0 and f.base == 2 * f.n
+    names = data.sources[0].dataset.columns.values_of("subject")
+    for i in range(f.n):
+        assert codes[i] == codes[i + f.n]                                 # a face and its mirror
+        assert (codes[:f.n] == codes[i]).sum() == (names == names[i]).sum()   # the same person, and only them
+    assert np.array_equal(codes[f.base:], codes[f.front_of])              # a frontalised row is its face's person
+    assert len(np.unique(codes)) == len(np.unique(names)) == 5
+
+
+def test_identity_rank_term_reaches_the_generator_with_its_weight(prepared):
+    """loss.id_rank: the batch's ranking term on the identity net's descriptors of the outputs against the inputs'
+    cached descriptors, people from subject_codes; its gradient joins the generator's with its own weight; it is
+    refused without L_id, and with weight 0 nothing is computed (0 logged)."""
+    grads = {}
+    for w in (0.0, 0.5):
+        cfg = p2p_config(prepared)
+        cfg["model"]["dropout"] = 0.0
+        cfg["loss"].update(id=0.5, id_rank=w)
+        cfg["train"]["batch_size"] = 8
+        tr = Trainer(cfg, feature_nets={"identity": tiny_nets()["identity"]})
+        m = tr.model
+        assert (m.features.subject_code is not None) == (w > 0)
+        torch.manual_seed(0)
+        m.nets["gen"] = Pix2PixModel.build_generator(cfg["model"])["gen"]
+        batch = tr.sample_batch()
+        losses = m.compute_losses(batch)
+        if w == 0:
+            assert float(losses["id_rank"].detach()) == 0.0
+        else:
+            people = torch.from_numpy(tr.data.subject_codes()[batch.x_rows])
+            assert len(torch.unique(people)) > 1
+            with torch.no_grad():
+                fake = m.nets["gen"](batch.x)
+                ref = L.identity_rank_loss(m.features.identity(fake)[-1], m.features.identity(batch.x)[-1], people)
+            assert float(losses["id_rank"].detach()) == pytest.approx(float(ref), rel=1e-4)
+            assert float(ref) > 0
+            gen_p = list(m.nets["gen"].parameters())
+            g2 = torch.cat([g.flatten() for g in torch.autograd.grad(losses["id_rank"], gen_p, retain_graph=True)])
+        for net in m.nets.values():
+            net.zero_grad(set_to_none=True)
+        m.backward(losses)
+        grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
+    torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
+    with pytest.raises(ConfigError, match=r"loss.id_rank = 0.3 ranks L_id's descriptors and needs loss.id > 0"):
+        load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_rank": 0.3}})
 
 
 def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path):

@@ -122,7 +122,11 @@ class FeatureLosses:
 
     ``loss.id2`` > 0 (pix2pix configs) adds a second L_id, the same eq. (6) with the network ``feature_nets.identity2``
     names (e.g. nfgan's own identity net, :mod:`nfgan.models.auxiliary.identity_net`), against the same reference
-    and on the same (moved) faces: an output must keep what two unrelated networks see (issue #23 item 6)."""
+    and on the same (moved) faces: an output must keep what two unrelated networks see (issue #23 item 6).
+
+    ``loss.id_rank`` > 0 (pix2pix configs, with L_id on) adds :func:`nfgan.models.losses.identity_rank_loss` on
+    the identity net's descriptors (its last map) of the same outputs and references: nearer to one's own
+    reference than to the batch's other people's (rank-1 identification; people from ``data.subject_codes()``)."""
 
     def __init__(self, model, data, nets: dict[str, nn.Module] | None = None):
         cfg, fn, nets = model.cfg, model.cfg["feature_nets"], nets or {}
@@ -135,6 +139,10 @@ class FeatureLosses:
             if net is not None:
                 model.place(net)
         self.id_jitter = float(model.weights.get("id_jitter", 0.0))
+        #: loss.id_rank > 0: each batch row's person (``TrainingData.subject_codes``), for the ranking term
+        self.has_id_rank = "id_rank" in model.weights
+        self.subject_code = (torch.from_numpy(data.subject_codes())
+                             if model.weights.get("id_rank", 0) > 0 and self.identity is not None else None)
         self.shared_trunk = (SharedTrunk.maybe(self.perceptual, self.identity)
                              if cfg["train"]["share_trunk"] and self.id_jitter == 0 else None)
         chunk = int(cfg["train"]["feature_batch"])
@@ -170,8 +178,13 @@ class FeatureLosses:
                 moved = jitter(xt, self.id_jitter)
             id_maps = self.identity(moved) if self.identity is not None else None
         ref_rows = y_rows if self.id_reference == "target" else x_rows
+        refs = self.input_cache(ref_rows) if id_maps is not None else None
         out = {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
-               "id": L.identity_loss(id_maps, self.input_cache(ref_rows)) if id_maps is not None else zero}
+               "id": L.identity_loss(id_maps, refs) if id_maps is not None else zero}
+        if self.has_id_rank:
+            out["id_rank"] = (L.identity_rank_loss(id_maps[-1], refs[-1],
+                                                   self.subject_code[torch.from_numpy(np.asarray(x_rows, dtype=np.int64))])
+                              if self.subject_code is not None else zero)
         if self.has_id2:
             out["id2"] = (L.identity_loss(self.identity2(moved), self.input_cache2(ref_rows))
                           if self.identity2 is not None else zero)

@@ -90,6 +90,29 @@ def identity_loss(fake_maps: Sequence[torch.Tensor], input_maps: Sequence[torch.
     return total
 
 
+def identity_rank_loss(fake_desc: torch.Tensor, ref_desc: torch.Tensor, subjects: torch.Tensor,
+                       temperature: float = 0.1) -> torch.Tensor:
+    """A ranking companion of L_id (not in the paper): each output's identity descriptor must lie nearer to its own
+    reference (row i of ``ref_desc``: the input's, as in eq. 6) than to the references of the batch's OTHER people.
+
+    ``-log softmax_j(-d(x~_i, r_j) / temperature)`` at ``j = i``, the softmax over ``i`` itself and every ``j``
+    whose ``subjects`` code differs from ``i``'s (the same person's other faces are neither pulled nor pushed);
+    ``d`` is the Euclidean distance of the descriptors. Rows with no other person in the batch are left out; the
+    loss is the mean over the rest (0 when none). L_id pulls an output towards its own face; this term also asks
+    that it not drift towards an average face that lies as near to other people (rank-1 identification)."""
+    f = _as_map(fake_desc).flatten(1).float()
+    r = _as_map(ref_desc).flatten(1).float()
+    d = ((f[:, None, :] - r[None, :, :]).pow(2).sum(-1)).clamp_min(1e-12).sqrt()     # B x B
+    s = subjects.to(d.device)
+    other = s[:, None] != s[None, :]
+    keep = other | torch.eye(len(s), dtype=torch.bool, device=d.device)
+    rows = other.any(dim=1)
+    if not bool(rows.any()):
+        return d.new_zeros(())
+    logp = torch.log_softmax((-d / float(temperature)).masked_fill(~keep, float("-inf")), dim=1)
+    return -logp.diagonal()[rows].mean()
+
+
 def pixel_loss(fake: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """L_pixel, eq. (7): mean absolute gray-value difference between x~ and the target y (1/(W H) sum).
     ``mask`` (0/1, broadcastable) leaves pixels out of the sum; the mean stays over every pixel, so the loss is

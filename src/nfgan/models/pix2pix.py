@@ -26,6 +26,10 @@ path is a critic file ``tools/train_neutral_critic.py`` wrote.
 ``loss.id2`` (default 0) weighs a second L_id with the network ``feature_nets.identity2`` names (nfgan's own identity
 net, :mod:`nfgan.models.auxiliary.identity_net`), against the same reference as L_id.
 
+``loss.id_rank`` (default 0) weighs a ranking companion of L_id on the same identity net's descriptors: each output
+nearer to its own input than to the batch's other people's inputs (:func:`nfgan.models.losses.identity_rank_loss`;
+needs ``loss.id`` > 0).
+
 ``loss.id_jitter`` (default 0; a setting of L_id, not a weight) moves each output by a small random rotation,
 scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
 met by patterns only the identity net's exact pixel grid reads.
@@ -86,7 +90,7 @@ class Pix2PixModel(GeneratorModel):
     TYPE = "pix2pix"
     NETS = ("gen", "dis")
     GENERATOR = ("gen",)
-    LOSSES = ("pixel", "feat", "id", "id2", "sym", "gan_g", "gan_d", "neutral")
+    LOSSES = ("pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral")
     PROGRESS = ("pixel", "id", "gan_g", "gan_d")
     WEIGHT_OF = {"gan_g": "gan", "gan_d": "gan"}
     OPTIMIZERS = {"gen": "gen", "dis": "dis"}
@@ -104,7 +108,8 @@ class Pix2PixModel(GeneratorModel):
                       "tone_lock": opt(False)},
             "feature_nets": {**feature_nets_schema(None, None),
                              "identity2": opt(None, "mapping", nullable=True, path_keys=("path",))},
-            "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "id2": nonneg(0.0), "pixel": nonneg(100.0),
+            "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "id2": nonneg(0.0), "id_rank": nonneg(0.0),
+                     "pixel": nonneg(100.0),
                      "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
                      "id_reference": opt("input", choices=("input", "target")),
@@ -119,6 +124,9 @@ class Pix2PixModel(GeneratorModel):
                               f"model.tone_norm: true")
         if cfg["model"]["tone_lock"] and not cfg["model"]["tone_norm"]:
             raise ConfigError(f"{source}: model.tone_lock does nothing without model.tone_norm: true")
+        if cfg["loss"]["id_rank"] and not cfg["loss"]["id"]:
+            raise ConfigError(f"{source}: loss.id_rank = {cfg['loss']['id_rank']} ranks L_id's descriptors and needs "
+                              f"loss.id > 0")
         for k, net in (("feat", "perceptual"), ("id", "identity"), ("id2", "identity2")):
             if cfg["loss"][k] and not cfg["feature_nets"].get(net):
                 raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
@@ -172,7 +180,7 @@ class Pix2PixModel(GeneratorModel):
         dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
         w = self.weights
         g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_g"]
-        for k in ("feat", "id", "id2", "sym", "neutral"):
+        for k in ("feat", "id", "id2", "id_rank", "sym", "neutral"):
             if w[k] > 0:
                 g_loss = g_loss + w[k] * losses[k]
         g_loss.backward(inputs=gen_p)

@@ -244,6 +244,18 @@ class TrainingData:
         """Every training subject's name (over all sources: a name in two folders is listed once)."""
         return sorted({str(x) for s in self.sources for x in s.splits["train"]})
 
+    def subject_codes(self) -> np.ndarray:
+        """Per row of the row space (mirror and frontalised rows included), an integer naming its person. People
+        are told apart by subject name alone, over all sources: a folder of synthetic faces made from another
+        folder's people (``nfgan synth-expressions``) names them as that folder does."""
+        f = self.faces
+        names = np.concatenate([np.asarray(s.dataset.columns.values_of("subject"), dtype=str) for s in self.sources])
+        code = np.unique(names, return_inverse=True)[1].astype(np.int64)
+        rows = np.arange(len(f), dtype=np.int64)
+        front = rows >= f.base
+        rows[front] = f.front_of[rows[front] - f.base]
+        return code[rows % f.n]
+
     def source_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """The source index of each row (a frontalised row: the source of the face it shows)."""
         rows = np.asarray(rows, dtype=np.int64)
