@@ -282,6 +282,17 @@ def test_identity_loss_against_the_target_when_asked(prepared):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_reference": "output"}})
 
 
+def _generator_gradient(m, losses) -> torch.Tensor:
+    """The generator's flattened gradient: of one loss tensor, or (a dict) of the model's whole backward pass."""
+    gen_p = list(m.nets["gen"].parameters())
+    if isinstance(losses, torch.Tensor):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(losses, gen_p, retain_graph=True)])
+    for net in m.nets.values():
+        net.zero_grad(set_to_none=True)
+    m.backward(losses)
+    return torch.cat([p.grad.flatten() for p in gen_p])
+
+
 def test_second_identity_loss_has_its_own_net_and_weight(prepared):
     """loss.id2: eq. (6) again with feature_nets.identity2's network, against the same reference (the input), on the
     same outputs; it reaches the generator's gradient with its own weight, and with id2 = 0 no net is loaded."""
@@ -309,12 +320,8 @@ def test_second_identity_loss_has_its_own_net_and_weight(prepared):
                 ref = L.identity_loss(second(fake), second(batch.x))
             assert float(losses["id2"].detach()) == pytest.approx(float(ref), rel=1e-4)
             assert float(losses["id2"].detach()) != pytest.approx(float(losses["id"].detach()), rel=1e-3)
-            gen_p = list(m.nets["gen"].parameters())
-            g2 = torch.cat([g.flatten() for g in torch.autograd.grad(losses["id2"], gen_p, retain_graph=True)])
-        for net in m.nets.values():
-            net.zero_grad(set_to_none=True)
-        m.backward(losses)
-        grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
+            g2 = _generator_gradient(m, losses["id2"])
+        grads[w] = _generator_gradient(m, losses)
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
     with pytest.raises(ConfigError, match=r"loss.id2 = 0.1 needs feature_nets.identity2"):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id2": 0.1}})
@@ -400,12 +407,8 @@ def test_identity_rank_term_reaches_the_generator_with_its_weight(prepared):
                 ref = L.identity_rank_loss(m.features.identity(fake)[-1], m.features.identity(batch.x)[-1], people)
             assert float(losses["id_rank"].detach()) == pytest.approx(float(ref), rel=1e-4)
             assert float(ref) > 0
-            gen_p = list(m.nets["gen"].parameters())
-            g2 = torch.cat([g.flatten() for g in torch.autograd.grad(losses["id_rank"], gen_p, retain_graph=True)])
-        for net in m.nets.values():
-            net.zero_grad(set_to_none=True)
-        m.backward(losses)
-        grads[w] = torch.cat([p.grad.flatten() for p in m.nets["gen"].parameters()])
+            g2 = _generator_gradient(m, losses["id_rank"])
+        grads[w] = _generator_gradient(m, losses)
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
     with pytest.raises(ConfigError, match=r"loss.id_rank = 0.3 ranks L_id's descriptors and needs loss.id > 0"):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_rank": 0.3}})
