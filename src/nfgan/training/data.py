@@ -247,7 +247,8 @@ class TrainingData:
     def subject_codes(self) -> np.ndarray:
         """Per row of the row space (mirror and frontalised rows included), an integer naming its person. People
         are told apart by subject name alone, over all sources: a folder of synthetic faces made from another
-        folder's people (``nfgan synth-expressions``) names them as that folder does."""
+        folder's people (``nfgan synth-expressions``) names them as that folder does. Two different people who
+        share a name in two folders get one code (for ``loss.id_rank`` they are then neither pulled nor pushed)."""
         f = self.faces
         names = np.concatenate([np.asarray(s.dataset.columns.values_of("subject"), dtype=str) for s in self.sources])
         code = np.unique(names, return_inverse=True)[1].astype(np.int64)
