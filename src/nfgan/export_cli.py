@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             g = load_model(path)
             s = g.size
             graphs = generator_graphs(g, model_stem(path), args.opset)
-            x = torch.rand(3, 1, s, s) * 2 - 1
+            x = torch.rand(3, g.rule.channels, s, s) * 2 - 1
             mods = {}
             for name in graphs:
                 if name.endswith("_encoder.onnx"):

@@ -12,8 +12,10 @@ def to_unit(images_u8) -> torch.Tensor:
 
 
 def to_unit_batch(images_u8) -> torch.Tensor:
-    """uint8 ``B x S x S`` faces -> float32 ``B x 1 x S x S`` in [-1, 1] (a network's input batch)."""
-    return to_unit(images_u8).unsqueeze(1)
+    """uint8 ``B x S x S`` faces -> float32 ``B x 1 x S x S`` in [-1, 1] (a network's input batch); ``B x C x S x S``
+    (faces of several channels) keep their channels."""
+    x = to_unit(images_u8)
+    return x if x.ndim == 4 else x.unsqueeze(1)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -6,7 +6,10 @@
 2. Frontalise (``data.frontalize_inputs``): a turned face (3/4 or profile) is warped onto the frontal landmark
    layout with its 68 landmarks (``nfgan.data.frontalize``), its far half filled by the mirror image of the near
    half or left as warped (``data.frontalize_fill``: ``mirror``, the default, or ``none``); L_id still compares
-   the output with the unwarped (mirrored) input.
+   the output with the unwarped (mirrored) input. With ``both`` the generator reads two channels, the mirror-filled
+   frontalisation and the plain warp (the far half as warped: stretched, but the person's own), so that it can take
+   the geometry from the first and identity cues from the second; every face that is not frontalised reads the
+   same face in both channels.
 3. Neutralise (``data.neutralize_shape``): every other face (frontal, or of unknown pose) is warped so that its
    68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
    an open mouth closes, raised brows come down, before the generator reads it; or, with
@@ -25,6 +28,10 @@ import numpy as np
 
 from nfgan.data.align import mirror_landmarks
 from nfgan.data.frontalize import FILLS, frontalize_batch, is_turned
+
+#: what fills the far half of a frontalised turned input: :data:`nfgan.data.frontalize.FILLS`, or ``both`` (two
+#: channels: the ``mirror`` fill, then the ``none`` fill)
+INPUT_FILLS = FILLS + ("both",)
 
 
 class MissingLandmarksError(ValueError):
@@ -59,8 +66,8 @@ class InputRule:
         if not 0 <= self.threshold < 1:
             raise ValueError(f"neutralisation threshold {self.threshold!r}: expected a share of the crop side in "
                              "[0, 1)")
-        if self.fill not in FILLS:
-            raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(FILLS)}")
+        if self.fill not in INPUT_FILLS:
+            raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(INPUT_FILLS)}")
         from nfgan.data.neutral_shape import MODES
 
         if self.mode not in MODES:
@@ -90,6 +97,11 @@ class InputRule:
 
             shape = NeutralShape.identity() if str(shape_map) == "identity" else NeutralShape.load(shape_map)
         return dataclasses.replace(self, neutralize=True, shape=shape, mode=mode, threshold=float(threshold))
+
+    @property
+    def channels(self) -> int:
+        """How many channels the generator reads: 2 with the fill ``both`` (and frontalisation on), else 1."""
+        return 2 if self.frontalize and self.fill == "both" else 1
 
     def neutral_shape(self):
         """The map step 3 uses."""
@@ -132,8 +144,10 @@ class InputRule:
         """``faces_u8`` (already mirrored where ``mirrored``) with the rule's warps: every turned face frontalised
         (step 2) and every other face neutralised (step 3), each with its 68 landmarks (``N x 68 x 2``,
         coordinates of the unmirrored crop; ``poses`` None: every face of unknown pose). A face without finite
-        landmarks is an error with ``strict``, else it goes to the generator unwarped with a warning."""
+        landmarks is an error with ``strict``, else it goes to the generator unwarped with a warning. Returns
+        ``N x S x S``, or ``N x 2 x S x S`` for a two-channel rule (:attr:`channels`)."""
         x = np.array(faces_u8, dtype=np.uint8, copy=True)
+        two = self.channels == 2
         poses = ["unknown"] * len(x) if poses is None else list(poses)
         turned = [i for i, p in enumerate(poses) if is_turned(p)] if self.frontalize else []
         other = [i for i, p in enumerate(poses) if not is_turned(p)] if self.neutralize else []
@@ -144,7 +158,7 @@ class InputRule:
                           "pass them, or normalise photos, which are aligned with them)")
             other = []
         if not turned and not other:
-            return x
+            return np.stack([x, x], axis=1) if two else x
         if landmarks is None:
             raise MissingLandmarksError(f"{who}: {self._needs(turned, other)} and needs their 68 landmarks "
                                         "(nfgan prepare's landmarks.npy, or AlignedFace.landmarks68)")
@@ -159,16 +173,23 @@ class InputRule:
                           f"{missing[:5]}) go to the generator un{done}")
             group[:] = [i for i in group if i not in set(missing)]
         mirrored = np.asarray(mirrored, bool)
+        plain = x[turned] if two else None
         if turned:
             x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
-                                         fill=self.fill)
+                                         fill="mirror" if two else self.fill)
         if other:
             from nfgan.data.neutral_shape import neutralize_batch
 
             size = x.shape[-1]
             own = np.stack([mirror_landmarks(lm[i], size) if mirrored[i] else lm[i] for i in other])
             x[other] = neutralize_batch(x[other], own, self.neutral_shape(), self.mode, self.threshold)
-        return x
+        if not two:
+            return x
+        second = x.copy()
+        if turned:
+            second[turned] = frontalize_batch(plain, lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
+                                              fill="none")
+        return np.stack([x, second], axis=1)
 
     @staticmethod
     def _needs(turned, other) -> str:
@@ -177,10 +198,11 @@ class InputRule:
 
     def apply(self, faces_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
               landmarks: np.ndarray | None = None, who: str = "this model") -> np.ndarray:
-        """uint8 ``N x S x S`` faces as the generator reads them (mirrored, then frontalised or neutralised)."""
+        """uint8 ``N x S x S`` faces as the generator reads them (mirrored, then frontalised or neutralised):
+        ``N x S x S``, or ``N x 2 x S x S`` for a two-channel rule (:attr:`channels`)."""
         faces_u8 = np.asarray(faces_u8)
         flip = self.mirror_mask(poses, flipped) if poses is not None else np.zeros(len(faces_u8), bool)
         x = np.where(flip[:, None, None], faces_u8[:, :, ::-1], faces_u8).astype(np.uint8)
         if poses is None and not self.neutralize:
-            return x
+            return np.stack([x, x], axis=1) if self.channels == 2 else x
         return self.reshape(x, poses, landmarks, flip, who)

@@ -58,13 +58,16 @@ PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, f
             "mode, threshold).apply(faces_u8, "
             "poses, flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
             "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
-            "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), and the "
+            "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), or both as "
+            "two channels N x 2 x S x S (fill: both; faces not frontalised repeat in the second channel), and the "
             "other faces onto their predicted neutral landmarks (neutralize: nfgan.data.neutral_shape), or "
             "only re-framed as their predicted neutral face would be framed (neutralize_mode: frame), or both "
             "(neutralize_mode: warp_frame), each face only where its framing is off by more than the threshold "
             "(neutralize_threshold, nfgan.data.neutral_shape.strength); "
             "then x = uint8 / 127.5 - 1")
-FACES_IN = "faces: float32 N x 1 x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule"
+FACES_IN = "faces: float32 N x {c} x {s} x {s}, gray in [-1, 1] (uint8 / 127.5 - 1), after the input rule{two}"
+#: what :data:`FACES_IN` adds for a two-channel input rule
+TWO_CHANNELS = " (channel 0 mirror-filled, channel 1 as warped: fill both)"
 FACES_OUT = ("normalized: float32 N x 1 x {s} x {s} in [-1, 1]; uint8 = round((clamp(y, -1, 1) + 1) * 127.5); "
              "never mirrored")
 
@@ -159,14 +162,16 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
             "nfgan.pre_step": PRE_STEP,
             # everything else the model file records (licence, training data, identity thresholds, config)
             "nfgan.info": {k: v for k, v in g.info.items() if k not in ("source", "input_rule")}}
-    x = torch.zeros(2, 1, s, s)
+    c = g.rule.channels
+    faces_in = FACES_IN.format(s=s, c=c, two=TWO_CHANNELS if c == 2 else "")
+    x = torch.zeros(2, c, s, s)
     names = {"normalizer": f"{stem}.onnx"}
     if g.kind == "nfgan":
         names.update(encoder=f"{stem}_encoder.onnx", decoder=f"{stem}_decoder.onnx")
         base.update({"nfgan.encoder_file": names["encoder"], "nfgan.decoder_file": names["decoder"]})
     meta = {**_common(g.kind, "normalizer", g.info.get("source"), s), **base,
-            "nfgan.input": FACES_IN.format(s=s), "nfgan.output": FACES_OUT.format(s=s)}
-    doc = f"nfgan {g.kind} generator: {FACES_IN.format(s=s)} -> {FACES_OUT.format(s=s)}"
+            "nfgan.input": faces_in, "nfgan.output": FACES_OUT.format(s=s)}
+    doc = f"nfgan {g.kind} generator: {faces_in} -> {FACES_OUT.format(s=s)}"
     out = {names["normalizer"]: onnx_bytes(g, x, ["faces"], ["normalized"], meta, opset, doc)}
     if g.kind == "nfgan":
         enc, dec = g.nets["enc"], g.nets["dec"]
@@ -175,7 +180,7 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
         latent = int(z.shape[1])
         code = f"code: float32 N x {latent}, NFGAN's latent code"
         meta_e = {**_common(g.kind, "encoder", g.info.get("source"), s), **base,
-                  "nfgan.input": FACES_IN.format(s=s), "nfgan.output": code}
+                  "nfgan.input": faces_in, "nfgan.output": code}
         meta_d = {**_common(g.kind, "decoder", g.info.get("source"), s), **base,
                   "nfgan.input": code, "nfgan.output": FACES_OUT.format(s=s)}
         out[names["encoder"]] = onnx_bytes(enc, x, ["faces"], ["code"], meta_e, opset, f"NFGAN encoder: -> {code}")

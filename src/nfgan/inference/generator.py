@@ -107,7 +107,8 @@ class RuleView:
 
     def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
                          flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
-        """uint8 ``N x S x S`` faces as the generator reads them (the model's input rule)."""
+        """uint8 faces as the generator reads them (the model's input rule): ``N x S x S``, or ``N x 2 x S x S`` for
+        a two-channel rule."""
         return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
 
 
@@ -192,7 +193,7 @@ class Generator(RuleView, nn.Module):
 
         images_u8 = self.generator_inputs(images_u8, poses, flipped, landmarks)
         device = next(self.parameters(), torch.empty(0)).device   # a parameter-free net runs on the CPU
-        out = np.empty_like(images_u8, dtype=np.uint8)
+        out = np.empty((len(images_u8),) + images_u8.shape[-2:], dtype=np.uint8)
         batches = tqdm(range(0, len(images_u8), batch_size), desc=desc, unit="batch", disable=not progress,
                        leave=False)
         if not (channels_last or bf16):

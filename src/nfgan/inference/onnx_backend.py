@@ -104,7 +104,7 @@ class OnnxGenerator(RuleView):
         from nfgan.pixels import to_uint8, to_unit_batch
 
         x = self.generator_inputs(images_u8, poses, flipped, landmarks)
-        out = np.empty_like(x, dtype=np.uint8)
+        out = np.empty((len(x),) + x.shape[-2:], dtype=np.uint8)
         for s in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
             unit = to_unit_batch(x[s:s + batch_size]).numpy()
             out[s:s + batch_size] = to_uint8(torch.from_numpy(self.net.run(unit)))

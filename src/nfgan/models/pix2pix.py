@@ -105,7 +105,7 @@ class Pix2PixModel(GeneratorModel):
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
-                      "tone_lock": opt(False)},
+                      "tone_lock": opt(False), "in_channels": opt(1, choices=(1, 2))},
             "feature_nets": {**feature_nets_schema(None, None),
                              "identity2": opt(None, "mapping", nullable=True, path_keys=("path",))},
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "id2": nonneg(0.0), "id_rank": nonneg(0.0),
@@ -136,7 +136,7 @@ class Pix2PixModel(GeneratorModel):
     def build_generator(model_cfg: dict) -> dict[str, nn.Module]:
         m = {**{k: o.default for k, o in Pix2PixModel.schema()["model"].items()}, **model_cfg}
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
-                                     skip_mask=float(m["skip_mask"]),
+                                     in_channels=int(m["in_channels"]), skip_mask=float(m["skip_mask"]),
                                      skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]),
                                      tone_region=m["tone_region"], tone_lock=bool(m["tone_lock"]))}
 
@@ -147,7 +147,8 @@ class Pix2PixModel(GeneratorModel):
         if self.weights["neutral"] > 0:   # loaded before the seeded nets, like the feature nets
             self.critics = [load_critic(c).to(device) for c in cfg["loss"]["neutral_critics"]]
         m = cfg["model"]
-        self.nets = {**self.build_generator(m), "dis": PatchDiscriminator(m["ndf"], m["d_layers"])}
+        self.nets = {**self.build_generator(m),
+                     "dis": PatchDiscriminator(m["ndf"], m["d_layers"], in_channels=int(m["in_channels"]) + 1)}
         for net in self.nets.values():
             init_weights(net, m["init_std"])
             self.place(net)

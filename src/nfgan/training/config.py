@@ -49,9 +49,9 @@ COMMON = {
         # feed turned inputs to the generator landmark-frontalised (nfgan.data.frontalize; L_id still compares
         # with the real input)
         "frontalize_inputs": False,
-        # what fills the far half of a frontalised turned input: the mirror image of the near half, or the warp
-        # itself (nfgan.data.frontalize, step 2)
-        "frontalize_fill": opt("mirror", choices=("mirror", "none")),
+        # what fills the far half of a frontalised turned input: the mirror image of the near half, the warp
+        # itself (nfgan.data.frontalize, step 2), or both as two channels (needs model.in_channels: 2)
+        "frontalize_fill": opt("mirror", choices=("mirror", "none", "both")),
         # warp every other (frontal) input so that its landmarks sit where the same person's neutral face would
         # have them (nfgan.data.neutral_shape: a learned map; L_id still compares with the real input)
         "neutralize_shape": False,
@@ -141,6 +141,14 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     if d["turned_targets"] == "same_pose" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.turned_targets: same_pose needs data.frontalize_inputs: true (the "
                           "model's outputs must be frontal faces)")
+    if d["frontalize_fill"] == "both" and not d["frontalize_inputs"]:
+        raise ConfigError(f"{source}: data.frontalize_fill: both does nothing without data.frontalize_inputs: true")
+    channels = 2 if d["frontalize_fill"] == "both" else 1
+    if channels != cfg["model"].get("in_channels", 1):
+        raise ConfigError(f"{source}: the generator reads {channels} channel(s) (data.frontalize_fill: "
+                          f"{d['frontalize_fill']}) but model.in_channels is {cfg['model'].get('in_channels', 1)}"
+                          + ("" if "in_channels" in cfg["model"] else f" (a {cfg['model']['type']} generator reads "
+                                                                      "one channel)"))
     for key, off in (("neutralize_mode", "warp"), ("neutralize_threshold", 0.0)):   # step 3's own settings
         if d[key] != off and not d["neutralize_shape"]:
             raise ConfigError(f"{source}: data.{key} = {d[key]} does nothing without data.neutralize_shape: true")

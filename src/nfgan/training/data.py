@@ -152,7 +152,7 @@ class FaceRows:
         when they fit in :data:`FRONTALIZED_CACHE_BYTES`, else each time they are read."""
         base_rows = np.asarray(base_rows, dtype=np.int64)
         new = self.base + np.arange(len(base_rows), dtype=np.int64)
-        if len(base_rows) * self.size * self.size <= FRONTALIZED_CACHE_BYTES:
+        if len(base_rows) * self.rule.channels * self.size * self.size <= FRONTALIZED_CACHE_BYTES:
             self.front_cache = self._frontalize(base_rows, who)
         else:
             # check every landmark now, so a missing one fails at start-up as it does with the cache
@@ -171,14 +171,23 @@ class FaceRows:
         return ok
 
     def read(self, rows) -> np.ndarray:
-        """uint8 ``B x S x S`` of any rows."""
+        """uint8 ``B x S x S`` of any rows (a frontalised row of a two-channel rule: its first channel)."""
+        out = self.read_channels(rows)
+        return out[:, 0] if out.ndim == 4 else out
+
+    def read_channels(self, rows) -> np.ndarray:
+        """What the generator reads for ``rows``: uint8 ``B x S x S``, or ``B x 2 x S x S`` with a two-channel input
+        rule (``InputRule.channels``: a row that is not warped shows the same face in both channels)."""
         rows = np.asarray(rows, dtype=np.int64)
         front = rows >= self.base
+        two = self.rule.channels == 2
         if not front.any():
-            return self.plain(rows)
-        out = np.empty((len(rows), self.size, self.size), dtype=np.uint8)
+            out = self.plain(rows)
+            return np.stack([out, out], axis=1) if two else out
+        out = np.empty((len(rows),) + ((2,) if two else ()) + (self.size, self.size), dtype=np.uint8)
         if (~front).any():
-            out[~front] = self.plain(rows[~front])
+            plain = self.plain(rows[~front])
+            out[~front] = plain[:, None] if two else plain
         k = rows[front] - self.base
         out[front] = self.front_cache[k] if self.front_cache is not None else \
             self._frontalize(self.front_of[k], "frontalised rows")
@@ -337,8 +346,8 @@ class TrainingData:
         return self._batch(self.faces.read(rows))
 
     def generator_rows(self, x_rows: np.ndarray) -> torch.Tensor:
-        """What the generator reads for input rows ``x_rows``."""
-        return self.rows(self.gen_rows[x_rows])
+        """What the generator reads for input rows ``x_rows`` (``B x C x S x S``, C the input rule's channels)."""
+        return self._batch(self.faces.read_channels(self.gen_rows[x_rows]))
 
     def target_mask(self, y_rows: np.ndarray, faces: np.ndarray) -> torch.Tensor | None:
         """``B x 1 x S x S`` float mask of the target pixels (``faces``: the targets' uint8 faces) the pixel loss
@@ -380,11 +389,18 @@ class TrainingData:
         if d.photometric is None and d.framing is None:
             x = self.generator_rows(d.x_rows)
         else:
-            faces = self.faces.read(self.gen_rows[d.x_rows])
-            if d.photometric is not None:
-                faces = photometric_augment(faces, d.photometric)
-            if d.framing is not None:
-                faces = framing_augment(faces, d.framing)
+            faces = self.faces.read_channels(self.gen_rows[d.x_rows])
+            # each channel of a two-channel input gets the same camera change and framing
+            for c in ([None] if faces.ndim == 3 else range(faces.shape[1])):
+                face = faces if c is None else faces[:, c]
+                if d.photometric is not None:
+                    face = photometric_augment(face, d.photometric)
+                if d.framing is not None:
+                    face = framing_augment(face, d.framing)
+                if c is None:
+                    faces = face
+                else:
+                    faces[:, c] = face
             x = self._batch(faces)
         return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), self.target_mask(d.y_rows, y_faces))
 
