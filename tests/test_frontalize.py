@@ -264,3 +264,73 @@ def test_fill_travels_from_the_config_to_the_model_file_and_onnx_record(tmp_path
     assert InputRule.from_record({"flip_left_poses": True, "frontalize": True}).fill == "mirror"
     with pytest.raises(ValueError, match="fill"):
         InputRule(True, True, "blur")
+
+
+def test_fill_both_feeds_two_channels_through_training_inference_and_onnx(tmp_path):
+    """``data.frontalize_fill: both``: channel 0 is exactly the mirror-filled input, channel 1 the plain warp (the
+    face itself where nothing is warped), in the trainer's batches, a model file's rule and its ONNX graph."""
+    from conftest import make_prepared, p2p_config
+
+    from nfgan.config import ConfigError
+    from nfgan.data.generator_input import InputRule
+    from nfgan.inference import load_model
+    from nfgan.inference.generator import export_model
+    from nfgan.training.config import load_config
+    from nfgan.training.data import TrainingData
+    from nfgan.training.loop import train
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = p2p_config(root, steps=2)
+    cfg["data"]["frontalize_inputs"] = True
+    cfg["data"]["frontalize_fill"] = "both"
+    with pytest.raises(ConfigError, match="reads 2 channel.*model.in_channels is 1"):
+        load_config(overrides=cfg)
+    cfg["model"]["in_channels"] = 2
+    with pytest.raises(ConfigError, match="does nothing without data.frontalize_inputs"):
+        load_config(overrides={**cfg, "data": {**cfg["data"], "frontalize_inputs": False}})
+    nfgan_cfg = {"data": {"root": str(root), "splits": str(root / "splits.json"), "frontalize_inputs": True,
+                          "frontalize_fill": "both"}}
+    with pytest.raises(ConfigError, match="nfgan generator reads one channel"):
+        load_config(overrides=nfgan_cfg)
+    cfg = load_config(overrides=cfg)
+
+    # the trainer's batches: channel 0 is the one-channel mirror rule's input, to the bit
+    mirror_cfg = load_config(overrides={**cfg, "data": {**cfg["data"], "frontalize_fill": "mirror"},
+                                        "model": {**cfg["model"], "in_channels": 1}})
+    both, one = TrainingData(cfg, torch.device("cpu")), TrainingData(mirror_cfg, torch.device("cpu"))
+    b2 = both.sample(16, torch.Generator().manual_seed(3))
+    b1 = one.sample(16, torch.Generator().manual_seed(3))
+    assert b2.x.shape == (16, 2, S, S) and b1.x.shape == (16, 1, S, S)
+    assert torch.equal(b2.x[:, :1], b1.x) and torch.equal(b2.y, b1.y)
+    turned = np.asarray([is_turned(p) for p in both.faces.poses[b2.x_rows % both.faces.n]])
+    assert turned.any() and (~turned).any()
+    differs = (b2.x[:, 0] != b2.x[:, 1]).flatten(1).any(1).numpy()
+    assert np.array_equal(differs, turned)       # only frontalised faces differ between the channels
+
+    # the trained model's rule, its file and its ONNX graph read the same two channels
+    train(cfg, tmp_path / "run", progress=False)
+    g = load_model(tmp_path / "run")
+    assert g.rule == InputRule(False, True, "both") and g.rule.channels == 2
+    faces = np.load(root / "faces.npy")
+    poses = [r["pose"] for r in rows]
+    x = g.generator_inputs(faces, poses, None, lm)
+    assert x.shape == (len(faces), 2, S, S)
+    assert np.array_equal(x[:, 0], InputRule(False, True, "mirror").apply(faces, poses, None, lm))
+    assert np.array_equal(x[:, 1], InputRule(False, True, "none").apply(faces, poses, None, lm))
+    out = g.normalize(faces, poses, landmarks=lm)
+    assert out.shape == faces.shape and out.dtype == np.uint8
+    # the second channel is read: changing it changes the output of a turned face
+    x_t = torch.from_numpy(x[:4]).float() / 127.5 - 1
+    x_swapped = x_t.clone()
+    x_swapped[:, 1] = x_t[:, 0]
+    with torch.no_grad():
+        assert not torch.equal(g(x_t), g(x_swapped))
+    exported = load_model(export_model(tmp_path / "run", tmp_path / "m.safetensors"))
+    assert exported.rule == g.rule and InputRule.from_record(g.rule.as_dict()) == g.rule
+    assert np.array_equal(exported.normalize(faces, poses, landmarks=lm), out)
+    pytest.importorskip("onnxruntime")
+    from nfgan.inference.onnx_backend import load_onnx_generator
+
+    onnx_g = load_onnx_generator(tmp_path / "m.safetensors")
+    assert onnx_g.rule == g.rule
+    assert np.abs(onnx_g.normalize(faces, poses, landmarks=lm).astype(int) - out).max() <= 1
