@@ -34,6 +34,9 @@ needs ``loss.id`` > 0).
 scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
 met by patterns only the identity net's exact pixel grid reads.
 
+``model.in_channels`` (default 1) is 2 for a two-channel input rule (``data.frontalize_fill: both``: a turned face
+mirror-filled and as warped); the discriminator is then conditioned on both channels.
+
 At inference the generator runs in eval mode: BatchNorm uses its running statistics and dropout is off, so
 outputs are deterministic (pix2pix keeps dropout on at test time as a noise source; an identity-preserving
 normaliser wants one answer per face).
