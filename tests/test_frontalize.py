@@ -334,3 +334,26 @@ def test_fill_both_feeds_two_channels_through_training_inference_and_onnx(tmp_pa
     onnx_g = load_onnx_generator(tmp_path / "m.safetensors")
     assert onnx_g.rule == g.rule
     assert np.abs(onnx_g.normalize(faces, poses, landmarks=lm).astype(int) - out).max() <= 1
+
+
+def test_a_rule_replaced_by_hand_must_give_the_channels_the_network_reads(tmp_path):
+    from conftest import make_prepared, p2p_config
+
+    from nfgan.data.generator_input import InputRule
+    from nfgan.inference import load_model
+    from nfgan.training.config import load_config
+    from nfgan.training.loop import train
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = p2p_config(root, steps=1)
+    cfg["data"].update(frontalize_inputs=True, frontalize_fill="both")
+    cfg["model"]["in_channels"] = 2
+    train(load_config(overrides=cfg), tmp_path / "run", progress=False)
+    g = load_model(tmp_path / "run")
+    assert g.in_channels == 2
+    faces, poses = np.load(root / "faces.npy"), [r["pose"] for r in rows]
+    g.rule = InputRule(False, True, "mirror")
+    with pytest.raises(ValueError, match="reads 2 channel.*gives 1.*fill 'mirror'"):
+        g.normalize(faces, poses, landmarks=lm)
+    g.rule = InputRule(False, True, "both")
+    assert g.normalize(faces, poses, landmarks=lm).shape == faces.shape

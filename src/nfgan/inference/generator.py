@@ -105,11 +105,23 @@ class RuleView:
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         return self.rule.mirror_mask(poses, flipped)
 
+    @property
+    def in_channels(self) -> int:
+        """How many channels the network reads (2 for a model trained with ``data.frontalize_fill: both``)."""
+        raise NotImplementedError
+
     def generator_inputs(self, images_u8: np.ndarray, poses: Sequence[str] | None = None,
                          flipped: Sequence | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
         """uint8 faces as the generator reads them (the model's input rule): ``N x S x S``, or ``N x 2 x S x S`` for
-        a two-channel rule."""
-        return self.rule.apply(images_u8, poses, flipped, landmarks, who=str(self.info.get("source", "this model")))
+        a two-channel rule. Raises ``ValueError`` when the rule's channels are not the network's (a rule replaced
+        by hand)."""
+        who = str(self.info.get("source", "this model"))
+        if self.rule.channels != self.in_channels:
+            raise ValueError(f"{who}: its network reads {self.in_channels} channel(s) but its input rule gives "
+                             f"{self.rule.channels} (fill {self.rule.fill!r}, frontalize {self.rule.frontalize}); "
+                             "a network trained with data.frontalize_fill: both needs that fill, any other network "
+                             "another")
+        return self.rule.apply(images_u8, poses, flipped, landmarks, who=who)
 
 
 class Generator(RuleView, nn.Module):
@@ -140,6 +152,12 @@ class Generator(RuleView, nn.Module):
 
     def train(self, mode: bool = True) -> "Generator":  # inference only
         return super().train(False)
+
+    @property
+    def in_channels(self) -> int:
+        net = self.nets["enc"] if self.kind == "nfgan" else self.nets["gen"]
+        conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+        return self.rule.channels if conv is None else int(conv.in_channels)   # no convolution: nothing to check
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(self.nets, x)

@@ -60,9 +60,15 @@ class OnnxGenerator(RuleView):
                      "step": meta.get("nfgan.step"), "source": source, "backend": "onnxruntime",
                      "onnx_metadata": meta}
         self.net = OrtNet(session)
+        shape = session.get_inputs()[0].shape
+        self._in_channels = int(shape[1]) if len(shape) == 4 and isinstance(shape[1], int) else self.rule.channels
         self._halves = {"enc": encoder, "dec": decoder}
         self.threads = threads
         self.nets = _Halves(self)
+
+    @property
+    def in_channels(self) -> int:
+        return self._in_channels
 
     def to(self, device) -> "OnnxGenerator":
         if torch.device(device).type != "cpu":
