@@ -266,11 +266,20 @@ def test_fill_travels_from_the_config_to_the_model_file_and_onnx_record(tmp_path
         InputRule(True, True, "blur")
 
 
+def _fill_both_config(tmp_path, steps: int):
+    """The synthetic set with landmarks and a tiny pix2pix config with ``frontalize_fill: both`` (``model.in_channels``
+    left at 1): ``(root, manifest rows, landmarks, config dict)``."""
+    from conftest import make_prepared, p2p_config
+
+    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
+    cfg = p2p_config(root, steps=steps)
+    cfg["data"].update(frontalize_inputs=True, frontalize_fill="both")
+    return root, rows, lm, cfg
+
+
 def test_fill_both_feeds_two_channels_through_training_inference_and_onnx(tmp_path):
     """``data.frontalize_fill: both``: channel 0 is exactly the mirror-filled input, channel 1 the plain warp (the
     face itself where nothing is warped), in the trainer's batches, a model file's rule and its ONNX graph."""
-    from conftest import make_prepared, p2p_config
-
     from nfgan.config import ConfigError
     from nfgan.data.generator_input import InputRule
     from nfgan.inference import load_model
@@ -279,10 +288,7 @@ def test_fill_both_feeds_two_channels_through_training_inference_and_onnx(tmp_pa
     from nfgan.training.data import TrainingData
     from nfgan.training.loop import train
 
-    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
-    cfg = p2p_config(root, steps=2)
-    cfg["data"]["frontalize_inputs"] = True
-    cfg["data"]["frontalize_fill"] = "both"
+    root, rows, lm, cfg = _fill_both_config(tmp_path, steps=2)
     with pytest.raises(ConfigError, match="reads 2 channel.*model.in_channels is 1"):
         load_config(overrides=cfg)
     cfg["model"]["in_channels"] = 2
@@ -337,16 +343,12 @@ def test_fill_both_feeds_two_channels_through_training_inference_and_onnx(tmp_pa
 
 
 def test_a_rule_replaced_by_hand_must_give_the_channels_the_network_reads(tmp_path):
-    from conftest import make_prepared, p2p_config
-
     from nfgan.data.generator_input import InputRule
     from nfgan.inference import load_model
     from nfgan.training.config import load_config
     from nfgan.training.loop import train
 
-    root, rows, lm = _with_landmarks(make_prepared(tmp_path / "d", subjects=4))
-    cfg = p2p_config(root, steps=1)
-    cfg["data"].update(frontalize_inputs=True, frontalize_fill="both")
+    root, rows, lm, cfg = _fill_both_config(tmp_path, steps=1)
     cfg["model"]["in_channels"] = 2
     train(load_config(overrides=cfg), tmp_path / "run", progress=False)
     g = load_model(tmp_path / "run")
