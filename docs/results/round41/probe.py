@@ -3,6 +3,7 @@ frontalised onto a prediction of the person's own frontal landmarks instead of t
 
     python docs/results/round41/probe.py fit OUT.npz            # the map, and its landmark errors (printed)
     python docs/results/round41/probe.py evaluate OUT.npz ARGS  # nfgan evaluate ARGS with the own-shape warp
+    python docs/results/round41/probe.py train OUT.npz ARGS     # nfgan train ARGS, the same (round 41b)
 
 ``fit``: ridge regression from a 3/4 face's 68 landmarks (as the generator sees them: mirrored where the input rule
 mirrors, so the far side is on the right) to the same person's first frontal neutral face's landmarks made
@@ -124,4 +125,4 @@ if __name__ == "__main__":
         patch(sys.argv[2])
         from nfgan.cli import main
 
-        sys.exit(main(["evaluate", *sys.argv[3:]]))
+        sys.exit(main([sys.argv[1], *sys.argv[3:]]))
