@@ -34,6 +34,12 @@ from nfgan.data.frontalize import FILLS, frontalize_batch, is_turned
 INPUT_FILLS = FILLS + ("both",)
 
 
+def input_channels(frontalize: bool, fill: str) -> int:
+    """How many channels a generator reads under a rule that frontalises (or not) with ``fill``: 2 for ``both``
+    with frontalisation on, else 1 (what ``model.in_channels`` must be)."""
+    return 2 if frontalize and fill == "both" else 1
+
+
 class MissingLandmarksError(ValueError):
     pass
 
@@ -101,7 +107,7 @@ class InputRule:
     @property
     def channels(self) -> int:
         """How many channels the generator reads: 2 with the fill ``both`` (and frontalisation on), else 1."""
-        return 2 if self.frontalize and self.fill == "both" else 1
+        return input_channels(self.frontalize, self.fill)
 
     def neutral_shape(self):
         """The map step 3 uses."""

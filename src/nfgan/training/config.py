@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nfgan.config import ConfigError, load_stack, layers, nonneg, opt, peek, positive
+from nfgan.data.generator_input import input_channels
 from nfgan.data.neutral_shape import MODES as NEUTRALIZE_MODES
 from nfgan.models import model_class
 
@@ -143,7 +144,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
                           "model's outputs must be frontal faces)")
     if d["frontalize_fill"] == "both" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.frontalize_fill: both does nothing without data.frontalize_inputs: true")
-    channels = 2 if d["frontalize_fill"] == "both" else 1
+    channels = input_channels(d["frontalize_inputs"], d["frontalize_fill"])
     if channels != cfg["model"].get("in_channels", 1):
         raise ConfigError(f"{source}: the generator reads {channels} channel(s) (data.frontalize_fill: "
                           f"{d['frontalize_fill']}) but model.in_channels is {cfg['model'].get('in_channels', 1)}"

@@ -390,17 +390,12 @@ class TrainingData:
             x = self.generator_rows(d.x_rows)
         else:
             faces = self.faces.read_channels(self.gen_rows[d.x_rows])
-            # each channel of a two-channel input gets the same camera change and framing
-            for c in ([None] if faces.ndim == 3 else range(faces.shape[1])):
-                face = faces if c is None else faces[:, c]
+            channels = faces[:, None] if faces.ndim == 3 else faces      # a view: the changes land in faces
+            for c in range(channels.shape[1]):   # each channel gets the same camera change and framing
                 if d.photometric is not None:
-                    face = photometric_augment(face, d.photometric)
+                    channels[:, c] = photometric_augment(channels[:, c], d.photometric)
                 if d.framing is not None:
-                    face = framing_augment(face, d.framing)
-                if c is None:
-                    faces = face
-                else:
-                    faces[:, c] = face
+                    channels[:, c] = framing_augment(channels[:, c], d.framing)
             x = self._batch(faces)
         return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), self.target_mask(d.y_rows, y_faces))
 
