@@ -8,7 +8,9 @@ repeated to ``--n`` faces, keeping each face's pose, mirroring flag and landmark
 timed pass interleaved with the others (the machine is shared: a load that comes and goes then hits every row
 alike) and each figure the best of ``--repeats`` passes after a warm-up pass:
 
-* the landmark frontalisation alone (``nfgan.data.frontalize.frontalize_batch`` on the turned faces);
+* the landmark frontalisation alone (``nfgan.data.frontalize.frontalize_batch`` on the turned faces), onto the
+  mean layout and onto each face's own predicted frontal landmarks (``nfgan.data.frontal_shape``, the default
+  normaliser's warp since round 42), with the ratio of the two;
 * the default normaliser through each path, full (its input rule: mirroring + frontalisation, then the U-Net)
   and network only (the same inputs already mirrored and frontalised): torch fp32 = today's path
   (``Generator.normalize``; every ratio is taken against its full rate), torch channels-last +
@@ -45,6 +47,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from nfgan.data.align import AlignError, align_face, pose_from_yaw  # noqa: E402
 from nfgan.inference import load_model  # noqa: E402
+from nfgan.data.frontal_shape import shipped as shipped_frontal_shape  # noqa: E402
 from nfgan.data.frontalize import frontalize_batch, is_turned  # noqa: E402
 from nfgan.data.generator_input import InputRule  # noqa: E402
 from nfgan.inference.normalizer import Normalizer, default_model_path, nfgan_model_path  # noqa: E402
@@ -167,8 +170,11 @@ def main(argv=None) -> int:
         ort_plain = load_onnx_generator(default_model_path(), threads=args.threads)
         ort_plain.rule = InputRule(False, frontalize=False)
         paths["onnxruntime"] = ({}, ort_full, ort_plain)
+    own = shipped_frontal_shape()
     fns = {"frontalisation alone (turned faces)":
-           lambda: frontalize_batch(faces[turned], lms[turned], [poses[i] for i in turned])}
+           lambda: frontalize_batch(faces[turned], lms[turned], [poses[i] for i in turned]),
+           "own-shape frontalisation alone": lambda: frontalize_batch(faces[turned], lms[turned],
+                                                                     [poses[i] for i in turned], shape=own)}
     for name, (kw, full, net_only) in paths.items():
         fns[name] = (lambda g=full, kw=kw: g.normalize(faces, poses, flipped, bs, landmarks=lms, **kw))
         fns[name + " [net]"] = (lambda g=net_only, kw=kw: g.normalize(inputs, batch_size=bs, **kw))
@@ -228,6 +234,9 @@ def main(argv=None) -> int:
     print(f"{'path (default normaliser unless named)':<42} {'faces/s':>9} {'x today':>8} {'net only':>9} "
           f"{'x today':>8} {'max diff':>9}")
     print(f"{'frontalisation alone (turned faces)':<42} {len(turned) / secs['frontalisation alone (turned faces)']:>9.1f}")
+    own_x = secs["frontalisation alone (turned faces)"] / secs["own-shape frontalisation alone"]
+    print(f"{'own-shape frontalisation alone':<42} {len(turned) / secs['own-shape frontalisation alone']:>9.1f} "
+          f"{own_x:>8.2f}  (x the mean-layout warp)")
     fastest = None
     for name in paths:
         rate, net_rate = args.n / secs[name], args.n / secs[name + " [net]"]

@@ -22,6 +22,10 @@ by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
     python tools/export_default_model.py default --neutralize-mode warp_frame --neutralize-threshold 0.013 \
         --metrics EVAL_DIR/metrics.json --name default --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
 
+``--frontal-shape own [--frontal-shape-map FILE]`` ships it with turned inputs warped onto their own predicted
+frontal landmarks (``nfgan.data.frontal_shape``; the map, the shipped one by default, is embedded), as the default
+is shipped since round 42.
+
 ``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
 from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.
 
@@ -107,9 +111,16 @@ def main(argv=None) -> int:
                         "(data.neutralize_threshold; tools/neutral_framing.py)")
     p.add_argument("--neutral-shape-map", type=Path, default=None,
                    help="the map's file (default: the shipped one), or 'identity': re-framing only, from no data")
+    p.add_argument("--frontal-shape", choices=("own",), default=None,
+                   help="warp turned inputs onto their own predicted frontal landmarks at inference "
+                        "(data.frontalize_shape: own; nfgan.data.frontal_shape)")
+    p.add_argument("--frontal-shape-map", type=Path, default=None,
+                   help="the own-shape map's file (default: the shipped one, fit on London's training people)")
     args = p.parse_args(argv)
     if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
         p.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")
+    if args.frontal_shape is None and args.frontal_shape_map:
+        p.error("--frontal-shape-map needs --frontal-shape own")
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     names = [n for n, m in metrics["models"].items() if m["kind"] != "reference"]
     name = None if args.calibration_only else args.name or (names[0] if len(names) == 1 else None)
@@ -118,14 +129,15 @@ def main(argv=None) -> int:
         return 2
     g = load_model(args.run)
     cfg = g.info.get("config", {})
-    if args.neutralize_mode:
-        try:
+    args.rule = None
+    try:
+        if args.neutralize_mode:
             args.rule = g.rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    else:
-        args.rule = None
+        if args.frontal_shape:
+            args.rule = (args.rule or g.rule).with_own_shape(args.frontal_shape_map)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if g.info.get("format") == EXPORT_FORMAT:
         return _reexport(args, g, metrics, name)
     if cfg.get("data", {}).get("sources"):
@@ -152,7 +164,7 @@ KEPT = ("training_data", "train_subjects", "license", "loss_networks", "alignmen
 
 def _reexport(args, g, metrics: dict, name: str | None) -> int:
     """A model file this tool wrote, written again: its data, licence and training subjects kept, its evaluation
-    (and, with ``--neutralize-mode``, its input rule) replaced; float16 stays float16."""
+    (and, with ``--neutralize-mode`` / ``--frontal-shape``, its input rule) replaced; float16 stays float16."""
     import tempfile
 
     meta = {**_evaluated(args.run, metrics, name), **{k: g.info[k] for k in KEPT if k in g.info},

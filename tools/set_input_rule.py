@@ -1,12 +1,14 @@
-"""A model file with geometric neutralisation of its frontal inputs added at inference (no retraining).
+"""A model file with geometric neutralisation of its frontal inputs and/or own-shape frontalisation of its turned
+inputs added at inference (no retraining).
 
-    python tools/set_input_rule.py MODEL OUT.safetensors --neutralize-mode warp_frame \
-        [--neutralize-threshold T] [--neutral-shape-map FILE]
+    python tools/set_input_rule.py MODEL OUT.safetensors [--neutralize-mode warp_frame \
+        [--neutralize-threshold T] [--neutral-shape-map FILE]] [--frontal-shape own [--frontal-shape-map FILE]]
 
 MODEL is a run folder, a checkpoint (PATH#live / PATH#ema as for ``nfgan evaluate``), an exported file or a
 shipped model's name. OUT holds the same generator weights (float32) with the model's input rule extended by step 3
 of ``nfgan.data.generator_input`` (``data.neutralize_mode``, ``data.neutralize_threshold``; the map, the shipped one
-by default, embedded), so that ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply it.
+by default, embedded; with ``--frontal-shape own``, step 2 onto each turned face's own predicted frontal
+landmarks, ``nfgan.data.frontal_shape``, its map embedded), so that ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply it.
 The people the model learned from (its ``train_subjects``) and those the map was fit on (the training and
 validation people of the splits it records) are written as the file's ``train_subjects``, so that the FER leak guard
 (``nfgan fer cv --augment OUT``) can check them; where either is unknown, none are written and the guard refuses the
@@ -21,7 +23,7 @@ from pathlib import Path
 
 
 def map_subjects(shape) -> set[str] | None:
-    """The people a neutral-shape map was fit on: the training and validation people of each source's split file,
+    """The people a neutral-shape or frontal-shape map was fit on: the training and validation people of each source's split file,
     none for the identity map, ``None`` where the map records no sources or a split cannot be read."""
     from nfgan.data.pairs import SplitError, load_splits
 
@@ -47,23 +49,43 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("out", type=Path)
-    ap.add_argument("--neutralize-mode", choices=MODES, required=True)
+    ap.add_argument("--neutralize-mode", choices=MODES, default=None)
     ap.add_argument("--neutralize-threshold", type=float, default=0.0)
     ap.add_argument("--neutral-shape-map", type=Path, default=None,
                     help="the map's file (default: the shipped one), or 'identity': re-framing only, from no data")
+    ap.add_argument("--frontal-shape", choices=("own",), default=None,
+                    help="warp turned inputs onto their own predicted frontal landmarks (nfgan.data.frontal_shape)")
+    ap.add_argument("--frontal-shape-map", type=Path, default=None,
+                    help="the own-shape map's file (default: the shipped one)")
     args = ap.parse_args(argv)
+    if args.neutralize_mode is None and args.frontal_shape is None:
+        ap.error("nothing to add: give --neutralize-mode and/or --frontal-shape")
+    if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
+        ap.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")
+    if args.frontal_shape is None and args.frontal_shape_map:
+        ap.error("--frontal-shape-map needs --frontal-shape own")
     g = load_model(args.model)
-    if g.rule.neutralize:
+    if args.neutralize_mode and g.rule.neutralize:
         ap.error(f"{args.model} already neutralises its frontal inputs ({g.rule})")
+    if args.frontal_shape and g.rule.frontal == "own":
+        ap.error(f"{args.model} already warps turned inputs onto their own shape ({g.rule})")
+    rule, added, maps = g.rule, {}, []
     try:
-        rule = g.rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
+        if args.neutralize_mode:
+            rule = rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
+            added.update({"mode": args.neutralize_mode, "threshold": args.neutralize_threshold,
+                          "map": str(args.neutral_shape_map) if args.neutral_shape_map else "shipped"})
+            maps.append(rule.neutral_shape())
+        if args.frontal_shape:
+            rule = rule.with_own_shape(args.frontal_shape_map)
+            added["frontal_shape_map"] = str(args.frontal_shape_map) if args.frontal_shape_map else "shipped"
+            maps.append(rule.frontal_shape())
     except ValueError as e:
         ap.error(str(e))
-    learned, mapped = g.info.get("train_subjects"), map_subjects(rule.neutral_shape())
-    subjects = None if learned is None or mapped is None else sorted(set(map(str, learned)) | mapped)
-    out = export_model(args.model, args.out, rule=rule, train_subjects=subjects, input_rule_added={
-        "mode": args.neutralize_mode, "threshold": args.neutralize_threshold,
-        "map": str(args.neutral_shape_map) if args.neutral_shape_map else "shipped"})
+    learned, mapped = g.info.get("train_subjects"), [map_subjects(m) for m in maps]
+    subjects = (None if learned is None or any(m is None for m in mapped)
+                else sorted(set(map(str, learned)).union(*mapped)))
+    out = export_model(args.model, args.out, rule=rule, train_subjects=subjects, input_rule_added=added)
     print(f"wrote {out}: {load_model(out).rule}; "
           + (f"{len(subjects)} training subjects recorded" if subjects is not None else
              "training subjects unknown (the model's or the map's), none recorded"))

@@ -567,6 +567,14 @@ def _cached_aligner(size: int, detector: str, **kwargs) -> FaceAligner:
     return FaceAligner(size=size, detector=detector, **kwargs)
 
 
+def occluded_left(poses: Sequence[str], flipped: Sequence | None = None) -> np.ndarray:
+    """Per face: is its occluded side on the image's left (turned left and not mirrored by ``nfgan prepare``,
+    or turned right and mirrored)."""
+    flipped = [False] * len(poses) if flipped is None else flipped
+    return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
+                       for p, f in zip(poses, flipped)], bool)
+
+
 def pose_from_yaw(yaw: float) -> str:
     """Pose label of an aligned photo from its estimated yaw (``AlignedFace.yaw_deg``; < 0 = nose to the
     image's left): frontal below 15 degrees or when unknown, three-quarter below 60, else profile."""

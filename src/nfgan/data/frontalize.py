@@ -23,7 +23,9 @@ writes them to ``landmarks.npy`` and ``nfgan.data.align`` returns them):
    fine-tuned on plain warps still did worse on turned photos than with the mirror fill (the nose smeared
    over the far cheek; ``docs/experiments.md``, round 5), so every shipped model uses ``mirror``.
 
-Frontal inputs, and inputs of unknown pose, are left as they are (:func:`frontalize_batch`). Hassner et al.
+With a map of ``nfgan.data.frontal_shape`` (``data.frontalize_shape: own``) step 1 warps onto a prediction of the
+person's own frontal landmarks instead of the mean layout, keeping their proportions. Frontal inputs, and inputs
+of unknown pose, are left as they are (:func:`frontalize_batch`). Hassner et al.
 (CVPR 2015, "Effective face frontalization in unconstrained images") frontalise with a 3D model and soft
 symmetry; this is a 2D version of the same idea built on our aligner's landmarks.
 """
@@ -201,21 +203,30 @@ class Frontalizer:
         dst = np.concatenate([FRONTAL68[list(WARP_POINTS)] * s, border])
         yy, xx = np.mgrid[0:self.size, 0:self.size]
         pix = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
+        self.pix = pix
         # P x 3 indices into the mesh, P x 3 barycentric coordinates
         self.vertices, self.bary, inside = delaunay_barycentric(dst, pix)
         if not inside.all():   # the border points span the crop, so this cannot happen
             raise RuntimeError("frontalisation mesh does not cover the crop")
         self.mid = 0.5 * s
 
-    def sample_points(self, landmarks: np.ndarray) -> np.ndarray:
-        """Where each output pixel is read in the input crop: ``size*size x 2`` (x, y)."""
+    def sample_points(self, landmarks: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+        """Where each output pixel is read in the input crop: ``size*size x 2`` (x, y). ``dst``: the 68 points
+        (crop pixels, inside the crop) the landmarks go to instead of the template (``nfgan.data.frontal_shape``)."""
         lm = np.asarray(landmarks, dtype=np.float64)
         src = np.concatenate([lm[list(WARP_POINTS)], self.border])
-        return np.einsum("pk,pkd->pd", self.bary, src[self.vertices])
+        if dst is None:
+            vertices, bary = self.vertices, self.bary
+        else:
+            points = np.asarray(dst, dtype=np.float64)[list(WARP_POINTS)]
+            if not (np.isfinite(points).all() and (points >= 0).all() and (points <= self.size - 1).all()):
+                raise ValueError("frontalisation destination points outside the crop")
+            vertices, bary, _ = delaunay_barycentric(np.concatenate([points, self.border]), self.pix)
+        return np.einsum("pk,pkd->pd", bary, src[vertices])
 
-    def warp(self, face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    def warp(self, face: np.ndarray, landmarks: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
         """Step 1 alone: float ``size x size``."""
-        return bilinear_sample(face, self.sample_points(landmarks)).reshape(self.size, self.size)
+        return bilinear_sample(face, self.sample_points(landmarks, dst)).reshape(self.size, self.size)
 
     def symmetric_fill(self, warped: np.ndarray, keep: str) -> np.ndarray:
         """Step 2: the ``keep`` half ("left"/"right") and its mirror image, blended over ``band`` px."""
@@ -228,9 +239,11 @@ class Frontalizer:
         w_mirror = mirror_weights(self.size, keep, self.band)
         return warped * (1 - w_mirror) + mirrored * w_mirror
 
-    def __call__(self, face: np.ndarray, landmarks: np.ndarray, fill: str = "mirror") -> np.ndarray:
+    def __call__(self, face: np.ndarray, landmarks: np.ndarray, fill: str = "mirror",
+                 dst: np.ndarray | None = None) -> np.ndarray:
         """One turned face -> uint8 ``size x size`` frontalised face; ``fill``: ``"mirror"`` (step 2) or
-        ``"none"`` (step 1 alone)."""
+        ``"none"`` (step 1 alone); ``dst``: where the landmarks go (68 x 2 crop pixels, symmetric about the
+        crop's midline; None: the template :data:`FRONTAL68`)."""
         face = np.asarray(face)
         if face.shape != (self.size, self.size):
             raise ValueError(f"expected a {self.size}x{self.size} aligned face, got {face.shape}")
@@ -239,7 +252,7 @@ class Frontalizer:
             raise ValueError("frontalisation needs 68 finite landmarks")
         if fill not in FILLS:
             raise ValueError(f"frontalisation fill {fill!r}: expected one of {', '.join(FILLS)}")
-        out = self.warp(face, lm)
+        out = self.warp(face, lm, dst)
         if fill == "mirror":
             out = self.symmetric_fill(out, visible_side(lm))
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
@@ -256,19 +269,23 @@ def is_turned(pose: str) -> bool:
 
 
 def frontalize_batch(faces: np.ndarray, landmarks: np.ndarray, poses: Sequence[str],
-                     mirrored: Sequence[bool] | None = None, fill: str = "mirror") -> np.ndarray:
+                     mirrored: Sequence[bool] | None = None, fill: str = "mirror", shape=None) -> np.ndarray:
     """uint8 ``N x S x S`` -> the same with every turned face (:func:`is_turned`) frontalised, the others copied.
     ``landmarks``: ``N x 68 x 2`` in the crop coordinates they were found in; ``mirrored[i]`` says face i was
     mirrored after that (by a trainer's or normaliser's flip rule), so its landmarks are mirrored to match
-    (:func:`nfgan.data.align.mirror_landmarks`). ``fill``: what fills the far half (:data:`FILLS`)."""
+    (:func:`nfgan.data.align.mirror_landmarks`). ``fill``: what fills the far half (:data:`FILLS`). ``shape``: a
+    ``nfgan.data.frontal_shape.FrontalShape``, to warp each face it applies to onto its own predicted frontal
+    landmarks instead of the template (None: the template for all)."""
     faces = np.asarray(faces)
     out = np.array(faces, dtype=np.uint8, copy=True)
-    f = frontalizer(faces.shape[-1])
+    size = faces.shape[-1]
+    f = frontalizer(size)
     for i, pose in enumerate(poses):
         if is_turned(pose):
             lm = landmarks[i]
-            out[i] = f(faces[i], mirror_landmarks(lm, faces.shape[-1]) if mirrored is not None and mirrored[i] else lm,
-                       fill)
+            lm = mirror_landmarks(lm, size) if mirrored is not None and mirrored[i] else np.asarray(lm, np.float64)
+            dst = shape.destination(lm, size) if shape is not None and shape.applies_to(pose) else None
+            out[i] = f(faces[i], lm, fill, dst)
     return out
 
 

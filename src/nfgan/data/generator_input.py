@@ -9,7 +9,8 @@
    the output with the unwarped (mirrored) input. With ``both`` the generator reads two channels, the mirror-filled
    frontalisation and the plain warp (the far half as warped: stretched, but the person's own), so that it can take
    the geometry from the first and identity cues from the second; every face that is not frontalised reads the
-   same face in both channels.
+   same face in both channels. With ``data.frontalize_shape: own`` the warp's destination is a prediction of the
+   person's own frontal landmarks (``nfgan.data.frontal_shape``) instead of the mean layout.
 3. Neutralise (``data.neutralize_shape``): every other face (frontal, or of unknown pose) is warped so that its
    68 landmarks sit where the learned map of ``nfgan.data.neutral_shape`` puts the same person's neutral face:
    an open mouth closes, raised brows come down, before the generator reads it; or, with
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nfgan.data.align import mirror_landmarks
+from nfgan.data.align import mirror_landmarks, occluded_left
 from nfgan.data.frontalize import FILLS, frontalize_batch, is_turned
 
 #: what fills the far half of a frontalised turned input: :data:`nfgan.data.frontalize.FILLS`, or ``both`` (two
@@ -44,14 +45,6 @@ class MissingLandmarksError(ValueError):
     pass
 
 
-def occluded_left(poses: Sequence[str], flipped: Sequence | None = None) -> np.ndarray:
-    """Per face: is its occluded side on the image's left (turned left and not mirrored by ``nfgan prepare``,
-    or turned right and mirrored)."""
-    flipped = [False] * len(poses) if flipped is None else flipped
-    return np.asarray([str(p).startswith("left") != (str(f).strip().lower() in ("1", "true", "yes"))
-                       for p, f in zip(poses, flipped)], bool)
-
-
 @dataclass(frozen=True)
 class InputRule:
     """The generator-input rule of one model (from its training config's ``data`` section)."""
@@ -67,6 +60,11 @@ class InputRule:
     mode: str = "warp"
     #: step 3's threshold (``data.neutralize_threshold``, ``nfgan.data.neutral_shape.strength``): 0 = every face
     threshold: float = 0.0
+    #: where step 2 warps a turned face (``data.frontalize_shape``, ``nfgan.data.frontal_shape.SHAPES``): the mean
+    #: layout (``template``) or the person's own predicted frontal landmarks (``own``)
+    frontal: str = "template"
+    #: the map ``own`` uses (``nfgan.data.frontal_shape.FrontalShape``); None = the one nfgan ships
+    frontal_map: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if not 0 <= self.threshold < 1:
@@ -74,10 +72,13 @@ class InputRule:
                              "[0, 1)")
         if self.fill not in INPUT_FILLS:
             raise ValueError(f"frontalisation fill {self.fill!r}: expected one of {', '.join(INPUT_FILLS)}")
+        from nfgan.data.frontal_shape import SHAPES
         from nfgan.data.neutral_shape import MODES
 
         if self.mode not in MODES:
             raise ValueError(f"neutralisation mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.frontal not in SHAPES:
+            raise ValueError(f"frontalisation shape {self.frontal!r}: expected one of {', '.join(SHAPES)}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "InputRule":
@@ -88,9 +89,15 @@ class InputRule:
             from nfgan.data.neutral_shape import NeutralShape
 
             shape = NeutralShape.load(d["neutral_shape_map"])
+        frontal = str(d.get("frontalize_shape") or "template")
+        frontal_map = None
+        if frontal == "own" and d.get("frontal_shape_map"):
+            from nfgan.data.frontal_shape import FrontalShape
+
+            frontal_map = FrontalShape.load(d["frontal_shape_map"])
         return cls(bool(d.get("flip_left_poses", False)), bool(d.get("frontalize_inputs", False)),
                    str(d.get("frontalize_fill") or "mirror"), neutralize, shape, str(d.get("neutralize_mode") or "warp"),
-                   float(d.get("neutralize_threshold") or 0.0))
+                   float(d.get("neutralize_threshold") or 0.0), frontal, frontal_map)
 
     def with_step3(self, mode: str, threshold: float = 0.0, shape_map=None) -> "InputRule":
         """This rule with step 3 (geometric neutralisation of frontal inputs) switched on at inference, in ``mode``
@@ -103,6 +110,26 @@ class InputRule:
 
             shape = NeutralShape.identity() if str(shape_map) == "identity" else NeutralShape.load(shape_map)
         return dataclasses.replace(self, neutralize=True, shape=shape, mode=mode, threshold=float(threshold))
+
+    def with_own_shape(self, shape_map=None) -> "InputRule":
+        """This rule with turned faces warped onto their own predicted frontal landmarks at inference
+        (``nfgan.data.frontal_shape``), with the map in the file ``shape_map`` (None: the shipped one). Raises
+        ``ValueError`` (a rule that does not frontalise, or a bad map file)."""
+        if not self.frontalize:
+            raise ValueError("own-shape frontalisation needs a model that frontalises its turned inputs "
+                             "(data.frontalize_inputs)")
+        from nfgan.data.frontal_shape import FrontalShape
+
+        frontal_map = None if shape_map is None else FrontalShape.load(shape_map)
+        return dataclasses.replace(self, frontal="own", frontal_map=frontal_map)
+
+    def frontal_shape(self):
+        """The map step 2 warps onto with ``own`` (None with ``template``)."""
+        if self.frontal != "own":
+            return None
+        from nfgan.data.frontal_shape import shipped
+
+        return self.frontal_map if self.frontal_map is not None else shipped()
 
     @property
     def channels(self) -> int:
@@ -124,20 +151,29 @@ class InputRule:
             out["neutralize_mode"] = self.mode
             if self.threshold:    # absent = 0, as in records from before the threshold existed
                 out["neutralize_threshold"] = self.threshold
+        if self.frontal == "own":   # absent = template, as in records from before the option existed
+            out["frontalize_shape"] = "own"
+            out["frontal_shape"] = self.frontal_shape().as_record()
         return out
 
     @classmethod
     def from_record(cls, rule: dict) -> "InputRule":
         """The rule :meth:`as_dict` wrote (a record from before ``fill`` / ``neutralize`` / ``neutralize_mode`` /
-        ``neutralize_threshold`` existed: ``mirror`` / off / ``warp`` / 0)."""
-        shape = None
+        ``neutralize_threshold`` / ``frontalize_shape`` existed: ``mirror`` / off / ``warp`` / 0 / ``template``)."""
+        shape = frontal_map = None
         if rule.get("neutralize") and rule.get("neutral_shape"):
             from nfgan.data.neutral_shape import NeutralShape
 
             shape = NeutralShape.from_record(rule["neutral_shape"])
+        frontal = str(rule.get("frontalize_shape") or "template")
+        if frontal == "own" and rule.get("frontal_shape"):
+            from nfgan.data.frontal_shape import FrontalShape
+
+            frontal_map = FrontalShape.from_record(rule["frontal_shape"])
         return cls(bool(rule.get("flip_left_poses", False)), bool(rule.get("frontalize", False)),
                    str(rule.get("fill") or "mirror"), bool(rule.get("neutralize", False)), shape,
-                   str(rule.get("neutralize_mode") or "warp"), float(rule.get("neutralize_threshold") or 0.0))
+                   str(rule.get("neutralize_mode") or "warp"), float(rule.get("neutralize_threshold") or 0.0),
+                   frontal, frontal_map)
 
     def mirror_mask(self, poses: Sequence[str] | None, flipped: Sequence | None = None) -> np.ndarray:
         """Which faces are mirrored before the generator (none without poses or without ``flip_left_poses``)."""
@@ -180,9 +216,10 @@ class InputRule:
             group[:] = [i for i in group if i not in set(missing)]
         mirrored = np.asarray(mirrored, bool)
         plain = x[turned] if two else None
+        destination = self.frontal_shape()
         if turned:
             x[turned] = frontalize_batch(x[turned], lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
-                                         fill="mirror" if two else self.fill)
+                                         fill="mirror" if two else self.fill, shape=destination)
         if other:
             from nfgan.data.neutral_shape import neutralize_batch
 
@@ -194,7 +231,7 @@ class InputRule:
         second = x.copy()
         if turned:
             second[turned] = frontalize_batch(plain, lm[turned], [poses[i] for i in turned], mirrored=mirrored[turned],
-                                              fill="none")
+                                              fill="none", shape=destination)
         return np.stack([x, second], axis=1)
 
     @staticmethod

@@ -55,9 +55,10 @@ CHECK_TOL = 1e-4
 GRAPHS = ("normalizer", "encoder", "decoder", "fer")
 
 PRE_STEP = ("nfgan.data.generator_input.InputRule(flip_left_poses, frontalize, fill, neutralize, shape, "
-            "mode, threshold).apply(faces_u8, "
+            "mode, threshold, frontal, frontal_map).apply(faces_u8, "
             "poses, flipped, landmarks): mirror faces whose occluded side is on the left (flip_left_poses), then warp "
-            "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), "
+            "turned faces (3/4, profile) onto the frontal landmark layout with their 68 landmarks (frontalize), or "
+            "onto a prediction of their own frontal landmarks (frontalize_shape: own, nfgan.data.frontal_shape), "
             "their far half the mirror image of the near half (fill: mirror) or as warped (fill: none), or both as "
             "two channels N x 2 x S x S (fill: both; faces not frontalised repeat in the second channel), and the "
             "other faces onto their predicted neutral landmarks (neutralize: nfgan.data.neutral_shape), or "

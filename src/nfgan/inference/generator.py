@@ -146,7 +146,7 @@ class Generator(RuleView, nn.Module):
                                   bool(info.get("frontalize_inputs", base.frontalize)),
                                   str(info.get("frontalize_fill") or base.fill),
                                   bool(info.get("neutralize_shape", base.neutralize)), base.shape, base.mode,
-                                  base.threshold)
+                                  base.threshold, base.frontal, base.frontal_map)
         self.requires_grad_(False)
         self.eval()
 

@@ -53,6 +53,10 @@ COMMON = {
         # what fills the far half of a frontalised turned input: the mirror image of the near half, the warp
         # itself (nfgan.data.frontalize, step 2), or both as two channels (needs model.in_channels: 2)
         "frontalize_fill": opt("mirror", choices=("mirror", "none", "both")),
+        # where a turned input is warped: the mean frontal layout (template) or a prediction of the person's own
+        # frontal landmarks (own: nfgan.data.frontal_shape, the map in frontal_shape_map or the shipped one)
+        "frontalize_shape": opt("template", choices=("template", "own")),
+        "frontal_shape_map": opt(None, "path", nullable=True),
         # warp every other (frontal) input so that its landmarks sit where the same person's neutral face would
         # have them (nfgan.data.neutral_shape: a learned map; L_id still compares with the real input)
         "neutralize_shape": False,
@@ -144,6 +148,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
                           "model's outputs must be frontal faces)")
     if d["frontalize_fill"] == "both" and not d["frontalize_inputs"]:
         raise ConfigError(f"{source}: data.frontalize_fill: both does nothing without data.frontalize_inputs: true")
+    if (d["frontalize_shape"] != "template" or d["frontal_shape_map"]) and not d["frontalize_inputs"]:
+        raise ConfigError(f"{source}: data.frontalize_shape / data.frontal_shape_map do nothing without "
+                          "data.frontalize_inputs: true")
+    if d["frontal_shape_map"] and d["frontalize_shape"] != "own":
+        raise ConfigError(f"{source}: data.frontal_shape_map is used only with data.frontalize_shape: own")
     channels = input_channels(d["frontalize_inputs"], d["frontalize_fill"])
     if channels != cfg["model"].get("in_channels", 1):
         raise ConfigError(f"{source}: the generator reads {channels} channel(s) (data.frontalize_fill: "
