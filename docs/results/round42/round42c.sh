@@ -10,6 +10,6 @@ for spec in ckplus_wn64:ckplus_with_neutral jaffe64:jaffe yale64:yale canada64:c
   [ -d out/${src}_turned ] || $N synth-expressions out/$src out/${src}_turned --sfm ../shared/models/sfm --yaw 15 40 \
       --expressions neutral,anger,disgust,fear,happiness,sadness,surprise --per-face 3 --quiet
   $N evaluate default_template=runs/default_template.safetensors default=default --data out/${src}_turned \
-      --splits $split --split test --out $R/$src --no-figures --quiet --kid-subsets 50
+      --splits $split --split test --calibration-split all --out $R/$src --no-figures --quiet --kid-subsets 50
 done
 echo ROUND42C_DONE
