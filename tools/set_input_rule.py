@@ -8,7 +8,8 @@ MODEL is a run folder, a checkpoint (PATH#live / PATH#ema as for ``nfgan evaluat
 shipped model's name. OUT holds the same generator weights (float32) with the model's input rule extended by step 3
 of ``nfgan.data.generator_input`` (``data.neutralize_mode``, ``data.neutralize_threshold``; the map, the shipped one
 by default, embedded; with ``--frontal-shape own``, step 2 onto each turned face's own predicted frontal
-landmarks, ``nfgan.data.frontal_shape``, its map embedded), so that ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply it.
+landmarks, ``nfgan.data.frontal_shape``, its map embedded), so that ``nfgan evaluate NAME=OUT``,
+``nfgan normalize --model OUT`` and ONNX export apply it.
 The people the model learned from (its ``train_subjects``) and those the map was fit on (the training and
 validation people of the splits it records) are written as the file's ``train_subjects``, so that the FER leak guard
 (``nfgan fer cv --augment OUT``) can check them; where either is unknown, none are written and the guard refuses the
@@ -23,8 +24,9 @@ from pathlib import Path
 
 
 def map_subjects(shape) -> set[str] | None:
-    """The people a neutral-shape or frontal-shape map was fit on: the training and validation people of each source's split file,
-    none for the identity map, ``None`` where the map records no sources or a split cannot be read."""
+    """The people a neutral-shape or frontal-shape map was fit on: the training and validation people of each
+    source's split file, none for the identity map, ``None`` where the map records no sources or a split cannot be
+    read."""
     from nfgan.data.pairs import SplitError, load_splits
 
     if shape.info.get("kind") == "identity":
