@@ -9,8 +9,8 @@ timed pass interleaved with the others (the machine is shared: a load that comes
 alike) and each figure the best of ``--repeats`` passes after a warm-up pass:
 
 * the landmark frontalisation alone (``nfgan.data.frontalize.frontalize_batch`` on the turned faces), onto the
-  mean layout and onto each face's own predicted frontal landmarks (``nfgan.data.frontal_shape``, the default
-  normaliser's warp since round 42), with the ratio of the two;
+  mean layout and onto each face's own predicted frontal landmarks (``nfgan.data.frontal_shape``, the option
+  ``data.frontalize_shape: own``), with the ratio of the two;
 * the default normaliser through each path, full (its input rule: mirroring + frontalisation, then the U-Net)
   and network only (the same inputs already mirrored and frontalised): torch fp32 = today's path
   (``Generator.normalize``; every ratio is taken against its full rate), torch channels-last +

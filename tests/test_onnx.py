@@ -95,13 +95,11 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
     assert meta["nfgan.format"] == "nfgan-onnx/1" and meta["nfgan.kind"] == "pix2pix"
     assert meta["nfgan.graph"] == "normalizer" and json.loads(meta["nfgan.image_size"]) == 64
     rule = json.loads(meta["nfgan.input_rule"])
-    from nfgan.data.frontal_shape import shipped as frontal_shipped
     from nfgan.data.neutral_shape import shipped
 
     assert rule == {"flip_left_poses": True, "frontalize": True, "fill": "mirror", "neutralize": True,
                     "neutral_shape": shipped().as_record(), "neutralize_mode": "warp_frame",
-                    "neutralize_threshold": 0.013,      # the gate at inference (docs/model_card.md)
-                    "frontalize_shape": "own", "frontal_shape": frontal_shipped().as_record()}   # round 42
+                    "neutralize_threshold": 0.013}      # the gate at inference (docs/model_card.md)
     info = json.loads(meta["nfgan.info"])
     assert info["identity_thresholds"]["dlib"] > 0 and "non-commercial research use only" in info["license"]
     assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale",

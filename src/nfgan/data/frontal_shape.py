@@ -19,8 +19,10 @@ so) the destination of the warp is instead where this person's frontal neutral f
 The shipped map (``nfgan/assets/frontal_shape.safetensors``, :func:`shipped`, made by
 ``tools/fit_frontal_shape.py``) was fit on London's training people's 3/4 faces (CC BY 4.0 data), its ridge weight
 chosen on the validation people's landmark error. On London's validation people it predicts the frontal
-landmarks with 0.62 px mean error against the template's 1.00 px, and the default normaliser with it ranks the
-right person first for every validation 3/4 input (90 % with the template; ``docs/experiments.md``, round 42).
+landmarks with 0.62 px mean error against the template's 1.00 px. No shipped model uses it
+(``docs/experiments.md``, rounds 41-42d): read at inference by the default normaliser it raised identity on
+London's validation 3/4 photos and lowered it on turned faces of other people (CK+, JAFFE, Yale, canada, rendered
+by the Surrey Face Model), whose landmarks it predicts from London's proportions.
 """
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ Python::
     z = nf.encode(faces); imgs = nf.decode(z)
 
 Shipped models, by name (``load_model(name)``, ``--model NAME``; docs/model_card.md): ``default`` (=
-``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces (3/4 faces onto a
-prediction of their own frontal landmarks, ``nfgan.data.frontal_shape``), then a U-Net whose
+``all_data``, ``pix2pix_all_data_research64``: landmark frontalisation of turned faces, then a U-Net whose
 finest skip connections are shut inside the mouth and brows, trained with pix2pix's losses, NFGAN's identity
 loss L_id and perceptual loss L_feat and an expression critic on London, canada, CK+, JAFFE and Yale, plus
 synthetic expressions made
