@@ -11,7 +11,13 @@ per (set, split), then one summary table per split with the numbers a user asks 
     python benchmarks/generalisation.py NAME=MODEL [NAME=MODEL ...] [--split test] [--out docs/results/generalisation]
 
 MODEL is a run folder, a checkpoint or an exported file (as for `nfgan evaluate`). Sets whose prepared folder is
-missing are skipped with a note (prepare them as in configs/all_data.yaml). The last line is
+missing are skipped with a note (prepare them as in configs/all_data.yaml).
+
+``--turned``: the same on turned faces, 3/4 inputs only (the ``3/4/*`` group): London's real 3/4 photos and, for
+the frontal sets, their faces turned 15-40 degrees by the Surrey Face Model (``nfgan synth-expressions ... --yaw
+15 40``, neutral and the six expressions, three per neutral face: the command is printed for a missing folder),
+whose ground truth is the real frontal neutral face they were rendered from. Written to
+``summary_SPLIT_turned.md``. The last line is
 ``generalisation split=S models=... sets=...``. ``--rescore`` (same arguments) makes the table again from the
 metrics.json files already in OUT, without running any model.
 """
@@ -32,6 +38,13 @@ from nfgan.data.schema import is_expressive  # noqa: E402
 SETS = (("london", "out/london64", "london"), ("canada", "out/canada64", "canada"),
         ("ckplus", "out/ckplus_wn64", "ckplus_with_neutral"), ("jaffe", "out/jaffe64", "jaffe"),
         ("yale", "out/yale64", "yale"))
+#: --turned: London's real 3/4 photos and the frontal sets turned by the Surrey Face Model (name, folder, split)
+TURNED_SETS = (("london", "out/london64", "london"), ("ckplus_turned", "out/ckplus_wn64_turned", "ckplus_with_neutral"),
+               ("jaffe_turned", "out/jaffe64_turned", "jaffe"), ("yale_turned", "out/yale64_turned", "yale"),
+               ("canada_turned", "out/canada64_turned", "canada"))
+#: how a --turned folder is made from its frontal set's prepared folder (non-commercial SFM, read from a path)
+TURN_COMMAND = ("nfgan synth-expressions {src} {dst} --sfm ../shared/models/sfm --yaw 15 40 "
+                "--expressions neutral,anger,disgust,fear,happiness,sadness,surprise --per-face 3")
 #: sets with one photo per person: no genuine pairs to calibrate an identity threshold with, and every input is
 #: its own ground truth; they are scored on neutrality, SSIM and realism only
 ONE_PHOTO_PER_PERSON = {"canada"}
@@ -66,7 +79,9 @@ def identity_columns(results: dict[str, dict]) -> list[tuple[str, str]]:
     return [(e, e + ("*" if aligned[e] else "")) for e in sorted(aligned, key=aligned.__getitem__)]
 
 
-def summary(results: dict[str, dict], models: list[str]) -> str:
+def summary(results: dict[str, dict], models: list[str], group: str = "all") -> str:
+    """The table of ``results`` (set -> metrics.json) for ``models``, over the inputs of ``group`` (``all``, or
+    ``3/4/*`` for turned inputs)."""
     ids = identity_columns(results)
     head = (["set", "inputs", "model"] + [f"gt pass {label} %" for _, label in ids]
             + [f"rank-1 {label} %" for _, label in ids]
@@ -76,12 +91,12 @@ def summary(results: dict[str, dict], models: list[str]) -> str:
     for set_name, m in results.items():
         for name in ["input", "ground_truth", *models]:
             res = m["models"].get(name)
-            if res is None:
+            if res is None or group not in res["groups"]:
                 continue
-            g = res["groups"]["all"]
+            g = res["groups"][group]
             kid = g.get("kid")
             lines.append("| " + " | ".join(
-                [set_name, str(m["n_inputs"]), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
+                [set_name, str(m["n_inputs"] if group == "all" else g.get("n", "-")), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
                 + [_pct(g.get(f"rank1_{e}")) for e, _ in ids]
                 + [_pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
                    _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",
@@ -93,15 +108,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", metavar="NAME=MODEL")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--sets", default=",".join(s[0] for s in SETS))
+    ap.add_argument("--sets", default=None, help="comma list of set names (default: every set)")
+    ap.add_argument("--turned", action="store_true", help="turned faces, 3/4 inputs only (module docstring)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "generalisation")
     ap.add_argument("--rescore", action="store_true",
                     help="make the table again from the metrics.json files already in --out (no model runs)")
     args = ap.parse_args(argv)
     names = [m.split("=", 1)[0] for m in args.models]
+    sets = TURNED_SETS if args.turned else SETS
+    every = args.sets is None or args.sets == ",".join(x[0] for x in sets)
+    chosen = [x[0] for x in sets] if args.sets is None else args.sets.split(",")
     results = {}
-    for set_name, folder, split_name in SETS:
-        if set_name not in args.sets.split(","):
+    for set_name, folder, split_name in sets:
+        if set_name not in chosen:
             continue
         data = REPO / folder
         out = args.out / f"{set_name}_{args.split}"
@@ -110,7 +129,10 @@ def main(argv=None) -> int:
                 results[set_name] = json.loads((out / "metrics.json").read_text())
             continue
         if not (data / "manifest.csv").is_file():
-            print(f"note: {data} is not prepared; {set_name} skipped", flush=True)
+            made = TURN_COMMAND.format(src=folder.removesuffix("_turned"), dst=folder) if folder.endswith("_turned") \
+                else None
+            print(f"note: {data} is not prepared; {set_name} skipped" + (f" (make it: {made})" if made else ""),
+                  flush=True)
             continue
         cmd = [sys.executable, "-m", "nfgan", "evaluate", *args.models, "--data", str(data), "--splits", split_name,
                "--split", args.split, "--calibration-split", "all", "--out", str(out), "--no-figures", "--quiet",
@@ -121,12 +143,13 @@ def main(argv=None) -> int:
             print(f"error: {set_name}: {r.stderr.strip()[-2000:]}", flush=True)
             continue
         results[set_name] = json.loads((out / "metrics.json").read_text())
-    table = summary(results, names)
+    table = summary(results, names, "3/4/*" if args.turned else "all")
     args.out.mkdir(parents=True, exist_ok=True)
-    every = args.sets == ",".join(x[0] for x in SETS)
-    (args.out / (f"summary_{args.split}.md" if every else f"summary_{args.split}_{args.sets.replace(',', '_')}.md")).write_text(
+    stem = f"summary_{args.split}" + ("_turned" if args.turned else "") + ("" if every else "_" + "_".join(chosen))
+    (args.out / f"{stem}.md").write_text(
         f"Split: {args.split}. Command: python benchmarks/generalisation.py {' '.join(args.models)} "
-        f"--split {args.split}{'' if every else ' --sets ' + args.sets}\n\n" + table)
+        f"--split {args.split}{' --turned' if args.turned else ''}{'' if every else ' --sets ' + args.sets}\n\n"
+        + table)
     print(table)
     print(f"generalisation split={args.split} models={','.join(names)} sets={','.join(results)}")
     return 0
