@@ -76,3 +76,40 @@ def protocol_file(value: str | Path, kind: str) -> Path:
 
 def packaged_names(kind: str) -> list[str]:
     return sorted(p.stem for p in (assets_dir() / kind).glob("*.json"))
+
+
+def read_array_file(path: str | Path, what: str, error: type[Exception]) -> tuple[dict, dict]:
+    """The arrays (numpy, by name) and the JSON ``info`` metadata of a safetensors file that holds a small fitted
+    map (``nfgan.data.neutral_shape``, ``nfgan.data.frontal_shape``): nothing is unpickled. A missing or damaged
+    file raises ``error`` naming the file and ``what`` it should be; unreadable ``info`` reads as ``{}``."""
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            meta = f.metadata() or {}
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except Exception as e:   # safetensors raises its own error types for a damaged file
+        raise error(f"{path}: not a {what} ({e})") from None
+    try:
+        info = json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError:
+        info = {}
+    return arrays, info
+
+
+def write_array_file(path: str | Path, arrays: dict, info: dict) -> None:
+    """Write what :func:`read_array_file` reads (float64 arrays, ``info`` as JSON metadata), atomically."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    from nfgan.atomic import write_bytes
+
+    write_bytes(path, save({k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()},
+                           metadata={"info": json.dumps(info)}))

@@ -27,7 +27,6 @@ by the Surrey Face Model), whose landmarks it predicts from London's proportions
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -114,32 +113,17 @@ class FrontalShape:
         return cls(arrays["mean_in"], arrays["weights"], arrays["mean_out"], info)
 
     def save(self, path: str | Path) -> None:
-        from safetensors.numpy import save
+        from nfgan.weights import write_array_file
 
-        from nfgan.atomic import write_bytes
-
-        write_bytes(path, save({k: getattr(self, k).astype(np.float64) for k in ("mean_in", "weights", "mean_out")},
-                               metadata={"info": json.dumps(self.info)}))
+        write_array_file(path, {k: getattr(self, k) for k in ("mean_in", "weights", "mean_out")}, self.info)
 
     @classmethod
     def load(cls, path: str | Path) -> "FrontalShape":
         """A map :meth:`save` wrote (safetensors: arrays only, nothing is unpickled)."""
-        from safetensors import safe_open
+        from nfgan.weights import read_array_file
 
-        path = Path(path)
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                arrays = {k: f.get_tensor(k) for k in f.keys()}
-                meta = f.metadata() or {}
-        except FileNotFoundError:
-            raise FrontalShapeError(f"{path}: frontal-shape map not found") from None
-        except Exception as e:   # safetensors raises its own error types for a damaged file
-            raise FrontalShapeError(f"{path}: not a frontal-shape map ({e})") from None
-        try:
-            info = json.loads(meta.get("info", "{}"))
-        except json.JSONDecodeError:
-            info = {}
-        return cls._checked(arrays, info, path)
+        arrays, info = read_array_file(path, "frontal-shape map", FrontalShapeError)
+        return cls._checked(arrays, info, Path(path))
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,11 +132,6 @@ def shipped() -> FrontalShape:
     from nfgan.weights import assets_dir
 
     return FrontalShape.load(assets_dir() / ASSET)
-
-
-def load_map(path) -> FrontalShape:
-    """``path`` None: the shipped map; else the file."""
-    return shipped() if path is None else FrontalShape.load(path)
 
 
 def collect_pairs(root: str | Path, subjects: Iterable[str], poses: Iterable[str] = ("3quarter",)

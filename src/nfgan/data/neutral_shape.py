@@ -43,7 +43,6 @@ are for non-commercial research. Turned faces are not neutralised (the map was f
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,32 +131,17 @@ class NeutralShape:
         return cls(arrays["mean"], arrays["weights"], arrays["bias"], info)
 
     def save(self, path: str | Path) -> None:
-        from safetensors.numpy import save
+        from nfgan.weights import write_array_file
 
-        from nfgan.atomic import write_bytes
-
-        write_bytes(path, save({"mean": self.mean.astype(np.float64), "weights": self.weights.astype(np.float64),
-                                "bias": self.bias.astype(np.float64)}, metadata={"info": json.dumps(self.info)}))
+        write_array_file(path, {k: getattr(self, k) for k in ("mean", "weights", "bias")}, self.info)
 
     @classmethod
     def load(cls, path: str | Path) -> "NeutralShape":
         """A map :meth:`save` wrote (safetensors: arrays only, nothing is unpickled)."""
-        from safetensors import safe_open
+        from nfgan.weights import read_array_file
 
-        path = Path(path)
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                arrays = {k: f.get_tensor(k) for k in f.keys()}
-                meta = f.metadata() or {}
-        except FileNotFoundError:
-            raise NeutralShapeError(f"{path}: neutral-shape map not found") from None
-        except Exception as e:   # safetensors raises its own error types for a damaged file
-            raise NeutralShapeError(f"{path}: not a neutral-shape map ({e})") from None
-        try:
-            info = json.loads(meta.get("info", "{}"))
-        except json.JSONDecodeError:
-            info = {}
-        return cls._checked(arrays, info, path)
+        arrays, info = read_array_file(path, "neutral-shape map", NeutralShapeError)
+        return cls._checked(arrays, info, Path(path))
 
 
 @functools.lru_cache(maxsize=1)
