@@ -28,7 +28,8 @@ GENERALISATION = ["default_feat10_ema_test/summary_test.md", "default_feat10_ema
                   "default_feat10_seeds/seed1/summary_test.md", "default_feat10_seeds/seed2/summary_test.md",
                   "retrained_here/summary_test.md", "round35/all_data_val/summary_val_london_ckplus_jaffe_yale.md",
                   "round35/feat10_ema_seed0/test/summary_test_jaffe_yale.md",
-                  "round35/feat10_ema_lodo_ckplus/test/summary_test_ckplus.md"]
+                  "round35/feat10_ema_lodo_ckplus/test/summary_test_ckplus.md",
+                  "generalisation_turned/summary_test_turned.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
