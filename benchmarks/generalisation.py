@@ -95,8 +95,9 @@ def summary(results: dict[str, dict], models: list[str], group: str = "all") -> 
                 continue
             g = res["groups"][group]
             kid = g.get("kid")
+            n = m["n_inputs"] if group == "all" else g.get("n", "-")
             lines.append("| " + " | ".join(
-                [set_name, str(m["n_inputs"] if group == "all" else g.get("n", "-")), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
+                [set_name, str(n), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
                 + [_pct(g.get(f"rank1_{e}")) for e, _ in ids]
                 + [_pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
                    _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",

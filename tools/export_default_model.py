@@ -23,8 +23,8 @@ by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
         --metrics EVAL_DIR/metrics.json --name default --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
 
 ``--frontal-shape own [--frontal-shape-map FILE]`` ships it with turned inputs warped onto their own predicted
-frontal landmarks (``nfgan.data.frontal_shape``; the map, the shipped one by default, is embedded), as the default
-is shipped since round 42.
+frontal landmarks (``nfgan.data.frontal_shape``; the map, the shipped one by default, is embedded). No shipped
+model uses it (docs/experiments.md, rounds 42-42d).
 
 ``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
 from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.

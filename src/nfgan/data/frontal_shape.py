@@ -78,8 +78,11 @@ class FrontalShape:
         if lm.shape != (68, 2) or not np.isfinite(lm).all():
             raise FrontalShapeError("own-shape frontalisation needs 68 finite landmarks")
         scale = (REFERENCE_SIZE - 1) / (size - 1)
-        y = ((lm.reshape(136) * scale - self.mean_in) @ self.weights + self.mean_out).reshape(68, 2)
-        return symmetric(y) / scale
+        return symmetric(self.regress(lm.reshape(1, 136) * scale).reshape(68, 2)) / scale
+
+    def regress(self, x: np.ndarray) -> np.ndarray:
+        """The ridge prediction itself: ``N x 136`` landmarks (reference crop) -> ``N x 136``, not yet symmetric."""
+        return (np.asarray(x, dtype=np.float64) - self.mean_in) @ self.weights + self.mean_out
 
     def destination(self, landmarks: np.ndarray, size: int = REFERENCE_SIZE) -> np.ndarray | None:
         """:meth:`predict`, or ``None`` where a predicted point the warp uses (all but the jaw contour,
@@ -137,10 +140,10 @@ def shipped() -> FrontalShape:
 def collect_pairs(root: str | Path, subjects: Iterable[str], poses: Iterable[str] = ("3quarter",)
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of a prepared folder's turned faces of ``subjects`` whose pose label contains one of ``poses`` (with
-    landmarks): ``x`` (``N x
-    136``, each face's landmarks as the generator sees them: mirrored where its occluded side is on the left) and
-    ``y`` (``N x 136``, the same person's first frontal neutral face's landmarks, made symmetric). People without a
-    frontal neutral face give no pairs. Landmarks are scaled to a :data:`REFERENCE_SIZE` crop."""
+    landmarks): ``x`` (``N x 136``, each face's landmarks as the generator sees them: mirrored where its occluded
+    side is on the left) and ``y`` (``N x 136``, the same person's first frontal neutral face's landmarks, made
+    symmetric). People without a frontal neutral face give no pairs. Landmarks are scaled to a
+    :data:`REFERENCE_SIZE` crop."""
     from nfgan.data.dataset import PreparedDataset
     from nfgan.data.frontalize import is_turned
 
@@ -151,20 +154,20 @@ def collect_pairs(root: str | Path, subjects: Iterable[str], poses: Iterable[str
         raise FrontalShapeError(f"{root}: no landmarks.npy (written by nfgan prepare)")
     size = int(ds.size)
     scale = (REFERENCE_SIZE - 1) / (size - 1)
-    subj = [str(s) for s in ds.column("subject")]
     pose, expr = ds.column("pose"), ds.column("expression")
     mirrored = occluded_left(list(pose), ds.column("flipped"))
     lm = np.asarray(ds.landmarks, dtype=np.float64) * scale
     ok = np.isfinite(lm).all(axis=(1, 2))
+    rows = ds.by_subject()
     x, y = [], []
     for s in subjects:
-        s = str(s)
-        ref = [i for i in range(len(subj)) if subj[i] == s and pose[i] == "frontal" and expr[i] == "neutral" and ok[i]]
+        mine = rows.get(str(s), [])
+        ref = [i for i in mine if pose[i] == "frontal" and expr[i] == "neutral" and ok[i]]
         if not ref:
             continue
         target = symmetric(lm[ref[0]]).reshape(136)
-        for i in range(len(subj)):
-            if subj[i] == s and is_turned(pose[i]) and any(p in pose[i] for p in poses) and ok[i]:
+        for i in mine:
+            if is_turned(pose[i]) and any(p in pose[i] for p in poses) and ok[i]:
                 seen = mirror_landmarks(lm[i], REFERENCE_SIZE) if mirrored[i] else lm[i]
                 x.append(seen.reshape(136))
                 y.append(target)
@@ -191,5 +194,5 @@ def landmark_error(shape: FrontalShape | None, x: np.ndarray, y: np.ndarray) -> 
     if shape is None:
         pred = np.tile((FRONTAL68 * (REFERENCE_SIZE - 1)).reshape(136), (len(y), 1))
     else:
-        pred = (np.asarray(x, dtype=np.float64) - shape.mean_in) @ shape.weights + shape.mean_out
+        pred = shape.regress(x)
     return float(np.linalg.norm((pred - y).reshape(len(y), 68, 2), axis=2).mean())
