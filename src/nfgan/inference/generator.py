@@ -326,17 +326,18 @@ def load_model(path: str | Path, weights: str = "auto") -> Generator:
     return Generator(kind, _generator_nets(kind, model, states or ck["nets"], ck["path"]), info)
 
 
-def export_model(checkpoint: str | Path, out: str | Path, half: bool = False, weights: str = "auto",
+def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bool = False, weights: str = "auto",
                  rule: InputRule | None = None, **metadata) -> Path:
     """Write the inference part of a run (its model's ``GENERATOR`` networks) to one safetensors file with the
     model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
     ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
     average or the live generator as in :func:`load_model`; ``rule`` replaces the input rule the model was
     trained with (e.g. a geometric step applied at inference only). The training subjects a checkpoint records
-    are kept (``metadata`` may replace them). Read back by :func:`load_model`."""
+    are kept (``metadata`` may replace them). ``checkpoint`` may also be a loaded :class:`Generator` (e.g. one
+    whose weights were averaged with others', ``tools/average_models.py``). Read back by :func:`load_model`."""
     from nfgan.atomic import save_safetensors
 
-    g = load_model(checkpoint, weights)
+    g = checkpoint if isinstance(checkpoint, Generator) else load_model(checkpoint, weights)
     if rule is not None:
         g.rule = rule
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
