@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import load_script, make_prepared, p2p_config
 
-from nfgan.inference import load_model
+from nfgan.inference import export_model, load_model
 from nfgan.training.loop import train
 
 
@@ -49,6 +49,11 @@ def test_average_is_the_weighted_mean_and_records_its_sources(runs, tmp_path):
     assert [r["source"] for r in soup.info["averaged_from"]] == [str(runs["a"]), str(runs["b"])]
     assert soup.rule == a.rule
     assert soup.info["train_subjects"] == sorted(set(a.info["train_subjects"]) | set(b.info["train_subjects"]))
+
+    # re-exported (e.g. with an inference step added, or by tools/export_default_model.py) it keeps its sources
+    again = load_model(export_model(out, tmp_path / "again.safetensors"))
+    assert again.info["averaged_from"] == soup.info["averaged_from"]
+    assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), soup.state_dict().values()))
 
     # the soup runs: its outputs lie between neither model's exactly (a network, not a blend of outputs)
     x = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)

@@ -351,6 +351,8 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
             "stored_dtype": "float16" if half else "float32"}
     if "train_subjects" in g.info:   # the people it learned from, read by the FER leak guard (nfgan.fer.augment)
         info["train_subjects"] = g.info["train_subjects"]
+    if "averaged_from" in g.info:    # a weight average's sources (tools/average_models.py), kept on re-export
+        info["averaged_from"] = g.info["averaged_from"]
     info.update(metadata)
     if info.get("train_subjects") is None:   # unknown: recorded as absent, so the leak guard refuses the file
         info.pop("train_subjects", None)
