@@ -4,7 +4,8 @@ set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/round44
 date
-stage2() {  # stage2 FIRST_STAGE_RUN CONFIG_NAME
+stage2() {  # stage2 FIRST_STAGE_RUN CONFIG_NAME (kept where it finished: the script was rerun once, see below)
+  [ -f runs/$2/checkpoints/step_00002500.safetensors ] && return
   rm -rf runs/$2; mkdir -p runs/$2/checkpoints
   cp runs/$1/checkpoints/step_00002000.safetensors runs/$2/checkpoints/
   $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$2.yaml'), open('runs/$2/config.yaml', 'w'), sort_keys=False)"
@@ -40,29 +41,32 @@ $PY tools/average_models.py runs/feat10_ema_gated_lodo_ckplus.safetensors runs/f
     --out runs/feat10_soup_gated_lodo_ckplus.safetensors
 $PY tools/average_models.py runs/feat10_ema_gated_lodo_ckplus.safetensors runs/feat10_turned_gated_lodo_ckplus.safetensors \
     runs/feat10_turned_london_gated_lodo_ckplus.safetensors --out runs/feat10_soup3_gated_lodo_ckplus.safetensors
-$N evaluate lodo_soup_gated=runs/feat10_soup_gated_lodo_ckplus.safetensors \
+[ -f $R/ckplus_part.txt ] || $N evaluate lodo_soup_gated=runs/feat10_soup_gated_lodo_ckplus.safetensors \
     lodo_soup3_gated=runs/feat10_soup3_gated_lodo_ckplus.safetensors --data out/ckplus_wn64 \
     --splits docs/results/lodo_ckplus_default_recipe/ckplus_every_person.json --split test \
     --out $R/lodo_ckplus/ckplus_every_person --no-figures --quiet --kid-subsets 50
 BC=docs/results/round35/feat10_ema_lodo_ckplus/ckplus_every_person/per_face.csv@lodo_feat10_ema_gated
 CC=$R/lodo_ckplus/ckplus_every_person/per_face.csv
-score $R/ckplus_part.txt unseen:ckplus:feat10_ema=$BC unseen:ckplus:soup=$CC@lodo_soup_gated unseen:ckplus:soup3=$CC@lodo_soup3_gated
+[ -f $R/ckplus_part.txt ] || score $R/ckplus_part.txt unseen:ckplus:feat10_ema=$BC unseen:ckplus:soup=$CC@lodo_soup_gated unseen:ckplus:soup3=$CC@lodo_soup3_gated
 date
 PASS=$($PY -c "print(int(float('$(value $R/ckplus_part.txt soup3)') >= float('$(value $R/ckplus_part.txt feat10_ema)')))")
 echo "CK+ part passed: $PASS"
 [ "$PASS" = 1 ] || { echo ROUND44B_DONE; exit 0; }
 # 2. the rule: the five-set chain, first stage retrained here (seed 0), three second stages
-$N train --config configs/all_data_feat10.yaml --name all_data_feat10 --quiet > runs/all_data_feat10.log 2>&1
+[ -f runs/all_data_feat10/checkpoints/step_00002000.safetensors ] || \
+  $N train --config configs/all_data_feat10.yaml --name all_data_feat10 --quiet > runs/all_data_feat10.log 2>&1
 date
 stage2 all_data_feat10 all_data_feat10_ema_sfm
 stage2 all_data_feat10 all_data_feat10_ema_turned_sfm
 stage2 all_data_feat10 all_data_feat10_ema_turned_london_sfm
-for c in ema turned turned_london; do
+# (the first run of this script named the runs all_data_feat10_turned_sfm here and stopped; fixed and rerun: the
+# trained stages and the CK+ part were kept)
+for c in ema ema_turned ema_turned_london; do
   $PY tools/set_input_rule.py runs/all_data_feat10_${c}_sfm/checkpoints/step_00002500.safetensors \
       runs/feat10_${c}_gated_all_data.safetensors --neutralize-mode warp_frame --neutralize-threshold 0.013
 done
-$PY tools/average_models.py runs/feat10_ema_gated_all_data.safetensors runs/feat10_turned_gated_all_data.safetensors \
-    runs/feat10_turned_london_gated_all_data.safetensors --out runs/feat10_soup3_gated_all_data.safetensors
+$PY tools/average_models.py runs/feat10_ema_gated_all_data.safetensors runs/feat10_ema_turned_gated_all_data.safetensors \
+    runs/feat10_ema_turned_london_gated_all_data.safetensors --out runs/feat10_soup3_gated_all_data.safetensors
 # is the retrained baseline the shipped default? (another machine kind gives another draw)
 $PY -c "
 import torch
