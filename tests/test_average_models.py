@@ -90,3 +90,42 @@ def test_bad_weights_are_refused(runs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main([str(runs["a"]), "--out", str(tmp_path / "w.safetensors")])
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_the_export_tool_ships_an_average_with_the_union_of_its_training_data(tmp_path):
+    """tools/export_default_model.py on a weight average: every source of every averaged run in training_data, their
+    training people for the FER leak guard, the terms of the research-only (SFM) source in the licence."""
+    import json
+
+    a = make_prepared(tmp_path / "a", subjects=5, seed=1)
+    b = make_prepared(tmp_path / "b", subjects=4, seed=2)
+    runs = []
+    for name, sources in (("plain", {"london": a}), ("turned", {"london": a, "london_turned": b})):
+        cfg = p2p_config(a, steps=2)
+        cfg["data"]["root"] = cfg["data"]["splits"] = None
+        cfg["data"]["sources"] = {src: {"root": str(root), "splits": str(root / "splits.json"), "weight": None,
+                                        "empty_border": "off"} for src, root in sources.items()}
+        train(cfg, tmp_path / name, progress=False)
+        runs.append(str(tmp_path / name))
+    soup = tmp_path / "soup.safetensors"
+    assert load_script("tools/average_models.py").main([*runs, "--out", str(soup)]) == 0
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"models": {}, "command": "nfgan evaluate ...",
+                                   "identity_calibration": {"dlib": {"far_threshold": 0.5}}}))
+    tool = load_script("tools/export_default_model.py")
+    out = tmp_path / "pix2pix_soup.safetensors"
+    assert tool.main([str(soup), "--metrics", str(metrics), "--calibration-only", "--out", str(out)]) == 0
+    g = load_model(out)
+    assert {d["source"] for d in g.info["training_data"]} == {"london", "london_turned"}
+    assert "Surrey Face Model" in {d["source"]: d for d in g.info["training_data"]}["london_turned"]["license"]
+    assert "non-commercial research use only" in g.info["license"]
+    splits = [json.loads((r / "splits.json").read_text())["train"] for r in (a, b)]
+    assert g.info["train_subjects"] == sorted(set(splits[0]) | set(splits[1]))
+    assert [r["source"] for r in g.info["averaged_from"]] == runs and g.info["stored_dtype"] == "float16"
+    x = torch.zeros(1, 1, 64, 64)
+    assert (g(x) - load_model(soup)(x)).abs().max() < 1e-2      # float16 of the same weights
+
+    # a run of the average that named one source differently is refused, naming the source
+    rec = load_model(soup).info["averaged_from"]
+    rec[1]["sources"]["london"] = {**rec[1]["sources"]["london"], "weight": 0.9}
+    assert "differs" in str(pytest.raises(ValueError, tool._averaged_sources, rec).value)

@@ -12,7 +12,8 @@ differs and how.
 Float tensors (parameters and BatchNorm statistics) are averaged in float64 with the given weights (equal by
 default) and stored as float32; integer tensors (BatchNorm's batch counters) are the first model's. OUT keeps the
 first model's recorded config and step, and records the sources (``averaged_from``: each file, its config name,
-step and weight). The people it learned from (``train_subjects``, read by the FER leak guard) are the union of the
+step, training data sources and weight); ``tools/export_default_model.py`` ships such a file with the union of the
+sources' training data. The people it learned from (``train_subjects``, read by the FER leak guard) are the union of the
 sources'; where any source does not record them, none are written and the guard refuses the file.
 """
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         ap.error(str(e))
     records = [{"source": str(m), "config_name": (g.info.get("config") or {}).get("name") or g.info.get("config_name"),
-                "step": g.info.get("step")} for m, g in zip(args.models, gens)]
+                "step": g.info.get("step"), "sources": ((g.info.get("config") or {}).get("data") or {}).get("sources")}
+               for m, g in zip(args.models, gens)]
     learned = [g.info.get("train_subjects") for g in gens]
     subjects = None if any(s is None for s in learned) else sorted({str(p) for s in learned for p in s})
     try:

@@ -26,6 +26,9 @@ by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
 frontal landmarks (``nfgan.data.frontal_shape``; the map, the shipped one by default, is embedded). No shipped
 model uses it (docs/experiments.md, rounds 42-42d).
 
+RUN may also be a weight average of several runs' second stages (``tools/average_models.py``): it ships with the
+union of their training data sources and training subjects, and lists the averaged files (``averaged_from``).
+
 ``--calibration-only`` takes only the identity calibration (of the evaluators on real faces, not of a model)
 from ``metrics.json`` for a model that has not been evaluated yet; ``heldout_metrics`` is then ``null``.
 
@@ -74,6 +77,13 @@ SOURCES = {
                    "Surrey Face Model: Huber et al. 2016", "year": 2017,
                    "license": "CC BY 4.0 faces deformed with the Surrey Face Model: non-commercial (SFM licence)"},
 }
+# `nfgan synth-expressions --yaw` folders: a set's frontal neutral faces turned 15-40 degrees by the Surrey Face Model
+for _set in ("london", "canada", "ckplus", "jaffe", "yale"):
+    SOURCES[f"{_set}_turned"] = {
+        "name": f"synthetic turned faces of the {SOURCES[_set]['name']} (frontal neutral faces turned 15-40 degrees, "
+                "neutral or with a Surrey Face Model expression, nfgan synth-expressions --yaw)",
+        "authors": f"{SOURCES[_set]['authors']}; Surrey Face Model: Huber et al. 2016", "year": SOURCES[_set]["year"],
+        "license": f"{SOURCES[_set]['license']} faces turned with the Surrey Face Model: non-commercial (SFM licence)"}
 CC_BY = {"london", "canada"}
 #: the frozen networks a config's losses may use, by config name: what they are and their weights' licence
 LOSS_NETWORKS = {
@@ -138,6 +148,13 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if g.info.get("format") == EXPORT_FORMAT and "averaged_from" in g.info and "training_data" not in g.info:
+        try:   # a weight average (tools/average_models.py): the union of its sources' training data
+            cfg = {**cfg, "data": {**cfg.get("data", {}), "sources": _averaged_sources(g.info["averaged_from"])}}
+        except ValueError as e:
+            print(f"error: {args.run}: {e}", file=sys.stderr)
+            return 2
+        return _export_sources(args, g, cfg, metrics, name)
     if g.info.get("format") == EXPORT_FORMAT:
         return _reexport(args, g, metrics, name)
     if cfg.get("data", {}).get("sources"):
@@ -209,10 +226,22 @@ def _net_terms(cfg: dict) -> str:
     return ", ".join(f"{n['license']} ({n['name'].split(' (')[0]})" for n in _loss_networks(cfg)) or "no network"
 
 
-def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
-    """A run trained on several prepared folders: each source's dataset, licence, split and subjects."""
-    from nfgan.checkpoint import load_checkpoint
+def _averaged_sources(records: list[dict]) -> dict:
+    """The training data sources of a weight average: every source of every averaged model (one that two models
+    name differently is an error)."""
+    union: dict = {}
+    for r in records:
+        if not r.get("sources"):
+            raise ValueError(f"the averaged model {r.get('source')} records no data.sources")
+        for src, spec in r["sources"].items():
+            if union.setdefault(src, spec) != spec:
+                raise ValueError(f"source {src!r} differs between the averaged models: {union[src]} and {spec}")
+    return union
 
+
+def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
+    """A run (or a weight average of runs) trained on several prepared folders: each source's dataset, licence,
+    split and subjects."""
     sources = cfg["data"]["sources"]
     unknown = sorted(set(sources) - set(SOURCES))
     if unknown:
@@ -225,11 +254,13 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
         data.append({**SOURCES[src], "source": src, "weight": spec["weight"], "split": spec["splits"],
                      "train_subject_count": len(sp["train"]), "val_subject_count": len(sp["val"]),
                      "test": sp["test"]})
-    ck = load_checkpoint(g.info["source"])      # the checkpoint load_model read (RUN's latest for a run folder)
+    if g.info.get("train_subjects") is None:    # load_model reads them from the checkpoint or the file
+        print(f"error: {args.run} records no training subjects; the FER leak guard needs them", file=sys.stderr)
+        return 2
     meta = {
         "name": args.out.name.removesuffix(".safetensors"),
         "training_data": data,
-        "train_subjects": sorted(ck["extra"]["train_subjects"]),   # read by the FER leak guard
+        "train_subjects": sorted(g.info["train_subjects"]),   # read by the FER leak guard
         "license": ("weights: MIT (nfgan); trained on " + ", ".join(research) + " (research-only or non-commercial "
                     "data) and CC BY 4.0 sets: non-commercial research use only") if research else
                    ("weights: MIT (nfgan); trained on CC BY 4.0 data only (" + ", ".join(sources) + ") - attribute "
