@@ -25,8 +25,8 @@ from pathlib import Path
 
 
 def average_generators(gens, weights=None):
-    """The first generator with its networks' weights replaced by the weighted average of all of them (in place).
-    Raises ``ValueError`` naming the model (by position and source) that cannot be averaged with the first."""
+    """The first generator with its networks' weights replaced by the weighted average of all of them (in place),
+    and the weights used (normalised to sum 1). Raises ``ValueError`` naming the model (by position and source) that cannot be averaged with the first."""
     import torch
 
     if len(gens) < 2:
@@ -62,7 +62,7 @@ def average_generators(gens, weights=None):
         else:
             averaged[key] = value.clone()
     first.nets.load_state_dict(averaged)
-    return first
+    return first, weights
 
 
 def main(argv=None) -> int:
@@ -85,12 +85,11 @@ def main(argv=None) -> int:
     learned = [g.info.get("train_subjects") for g in gens]
     subjects = None if any(s is None for s in learned) else sorted({str(p) for s in learned for p in s})
     try:
-        g = average_generators(gens, args.weights)
+        g, weights = average_generators(gens, args.weights)
     except ValueError as e:
         ap.error(str(e))
-    w = args.weights or [1.0] * len(gens)
-    for r, wi in zip(records, w):
-        r["weight"] = wi / sum(w)
+    for r, w in zip(records, weights):
+        r["weight"] = w
     out = export_model(g, args.out, train_subjects=subjects, averaged_from=records)
     print(f"wrote {out}: the average of {len(gens)} models ({', '.join(str(r['config_name']) for r in records)}); "
           + (f"{len(subjects)} training subjects recorded" if subjects is not None else
