@@ -124,9 +124,14 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
     default, cc_by, london = (load_model(n).info for n in ("default", "cc_by", "london"))
     # the default names the research-only sets and says what that means
     sfm = "CC BY 4.0 faces deformed with the Surrey Face Model: non-commercial (SFM licence)"
+    turned = " faces turned with the Surrey Face Model: non-commercial (SFM licence)"
     assert _licences(default) == {"london": "CC BY 4.0", "canada": "CC BY 4.0", "ckplus": "research use only",
                                   "jaffe": "non-commercial research only", "yale": "research use",
-                                  "london_sfm": sfm, "canada_sfm": sfm}
+                                  "london_sfm": sfm, "canada_sfm": sfm,   # since round 44 also SFM-turned faces:
+                                  "london_turned": "CC BY 4.0" + turned, "canada_turned": "CC BY 4.0" + turned,
+                                  "ckplus_turned": "research use only" + turned,
+                                  "jaffe_turned": "non-commercial research only" + turned,
+                                  "yale_turned": "research use" + turned}
     assert "non-commercial research use only" in default["license"]
     # cc_by: London and canada only, both CC BY 4.0, no research-only terms; the networks of its losses are
     # CC0 / MIT, and the landmark model of the alignment is named as non-commercial
@@ -144,9 +149,10 @@ def test_shipped_names_resolve_to_files_with_their_training_data_and_terms():
 
 
 def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
-    """The default since round 35 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
+    """The default since round 44 (docs/experiments.md): round 8's five-set chain with model.skip_mask 1.0, the
     lever from step 0 and the synthetic expressions, step 2500, plus NFGAN's perceptual loss L_feat (round 26) at
-    weight 1.0 (round 32), shipped as its generator's moving average over the second stage (round 35); cc_by since
+    weight 1.0 (round 32), its generator's moving average over the second stage (round 35), and the equal average
+    of three such second stages from one first stage, two of them with SFM-turned faces (round 44); cc_by since
     round 9: London and canada with the same mask and lever, step 2000 (L_feat since round 29, at 0.5 since round
     31), its moving average (round 20).
     The gates stored in each file are the ones the code computes (a file with other gates would shut the skips
@@ -154,14 +160,14 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     from nfgan.models.unet import UNetGenerator
 
     fresh = UNetGenerator(skip_mask=1.0)
-    for name, step, sources in (("default", 2500, {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm",
-                                                   "canada_sfm"}),
+    five = {"london", "canada", "ckplus", "jaffe", "yale"}
+    for name, step, sources in (("default", 2500, five | {"london_sfm", "canada_sfm"}),
                                 ("cc_by", 2000, {"london", "canada"})):
         g = load_model(name)
         info, cfg = g.info, g.info["config"]
         assert info["model"]["skip_mask"] == 1.0 and info["step"] == step, name
         assert cfg["model"]["skip_mask"] == 1.0 and cfg["loss"]["neutral"] > 0, name
-        assert set(cfg["data"]["sources"]) == sources, name
+        assert set(cfg["data"]["sources"]) == sources, name    # the (first) recorded config's
         assert info["weights"] == "ema" and cfg["train"]["ema_half_life"] == 100, name   # rounds 20 and 35
         if name == "cc_by":     # L_feat at 0.5 (round 31)
             assert cfg["name"] == "cc_by_feat05" and cfg["loss"]["feat"] == 0.5 and cfg["loss"]["id"] == 0.2
@@ -170,6 +176,14 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
             assert cfg["feature_nets"]["perceptual"] == {"type": "dlib_perceptual", "stage": "level2"}
             assert [n["role"] for n in info["loss_networks"]] == ["identity", "perceptual", "neutral"]
             assert {n["license"] for n in info["loss_networks"]} == {"CC0", "MIT"}
+            # round 44: the equal average of the three second stages of one first stage
+            assert [(r["config_name"], r["step"], r["weight"]) for r in info["averaged_from"]] == [
+                (f"all_data_feat10_ema{c}_sfm", 2500, pytest.approx(1 / 3))
+                for c in ("", "_turned", "_turned_london")]
+            assert "london_turned" not in info["averaged_from"][1]["sources"]
+            assert "london_turned" in info["averaged_from"][2]["sources"]
+            # its training data: the union of the three stages'
+            assert {d["source"] for d in info["training_data"]} == sources | {f"{s}_turned" for s in five}
         net = g.nets["gen"]
         for i in range(3):
             stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
@@ -214,7 +228,9 @@ def test_shipped_models_load_by_name_and_the_default_research_model_says_so():
     assert g.kind == "pix2pix" and g.frontalize and g.info["config"]["loss"]["neutral"] > 0
     assert "non-commercial research use only" in g.info["license"]
     sets = {d["source"]: d for d in g.info["training_data"]}
-    assert set(sets) == {"london", "canada", "ckplus", "jaffe", "yale", "london_sfm", "canada_sfm"}
+    five = {"london", "canada", "ckplus", "jaffe", "yale"}
+    assert set(sets) == five | {"london_sfm", "canada_sfm"} | {f"{s}_turned" for s in five}
+    assert "turned 15-40 degrees" in sets["ckplus_turned"]["name"] and "non-commercial" in sets["ckplus_turned"]["license"]
     assert "Surrey Face Model" in sets["london_sfm"]["name"] and "non-commercial" in sets["london_sfm"]["license"]
     assert sets["ckplus"]["license"] == "research use only" and sets["london"]["license"] == "CC BY 4.0"
     # every training subject is listed for the FER leak guard, none of a set's test subjects among them

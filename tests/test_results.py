@@ -29,7 +29,8 @@ GENERALISATION = ["default_feat10_ema_test/summary_test.md", "default_feat10_ema
                   "retrained_here/summary_test.md", "round35/all_data_val/summary_val_london_ckplus_jaffe_yale.md",
                   "round35/feat10_ema_seed0/test/summary_test_jaffe_yale.md",
                   "round35/feat10_ema_lodo_ckplus/test/summary_test_ckplus.md",
-                  "generalisation_turned/summary_test_turned.md"]
+                  "generalisation_turned/summary_test_turned.md", "default_soup3_test/summary_test.md",
+                  "default_soup3_ungated_test/summary_test.md", "default_soup3_turned_test/summary_test_turned.md"]
 #: the robustness summaries behind the README's robustness tables
 ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/summary_test.md",
               "default_ema_test/photometric_robustness/summary_test.md",
@@ -84,7 +85,7 @@ def test_robustness_summaries_are_made_from_their_csvs(rel, tmp_path, capsys):
 
 #: the choice rules behind the README's "How the default was chosen" and the model card, each file's first line
 #: its command: those scored again after the correction of 2026-12-04 (Yale's neutral variants are not expressive
-#: inputs), the rules that made the default of rounds 30 and 32, and round 35's
+#: inputs), the rules that made the default of rounds 30 and 32, round 35's and round 44's
 RULES = [f"expressive_fix/rules/{name}.txt" for name in
          ("choice_noise_round8", "round9_cc_by_skipmask", "ema_rule", "ema_lodo_jaffe_yale_half_seed0",
           "ema_lodo_jaffe_yale_half_seed1", "ema_lodo_jaffe_yale_half_seed2", "cc_by_ema_rule")] + \
@@ -92,7 +93,9 @@ RULES = [f"expressive_fix/rules/{name}.txt" for name in
          "round32/feat10_ckplus_part.txt", "round35/screen_seed0.txt", "round35/screen_seed0_ungated.txt",
          "round35/ckplus_part.txt", "round35/rule.txt", "round35/baseline_vs_round32_screen.txt",
          "round35/screen_seed1.txt", "round35/screen_seed1_ungated.txt", "round35/screen_seed2.txt",
-         "round35/screen_seed2_ungated.txt"]
+         "round35/screen_seed2_ungated.txt"] + \
+        [f"round44/{name}.txt" for name in ("screen_soup_seed0", "screen_soup3_seed0", "ckplus_part", "rule",
+                                            "screen_soup3_seed1", "screen_soup3_seed2", "ckplus_part_same_draw")]
 
 
 @pytest.mark.parametrize("rel", RULES)

@@ -7,15 +7,18 @@ Face Model (`nfgan synth-expressions`), each normalised by the models given, bes
     git show 3ad3522:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/feat.safetensors
     git show 42a0a5a:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/feat05.safetensors
     git show a998237:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/feat10.safetensors
+    git show 2cdd1cf:src/nfgan/assets/pix2pix_all_data_research64.safetensors > /tmp/feat10_ema.safetensors
     python tools/skip_mask_figure.py out/london64 out/london64_sfm docs/figures/skip_mask.png \
         --model plain=/tmp/plain.safetensors --model skipmask=/tmp/skipmask.safetensors \
         --model feat=/tmp/feat.safetensors --model feat05=/tmp/feat05.safetensors \
-        --model feat10=/tmp/feat10.safetensors --model default=default --model cc_by=cc_by
+        --model feat10=/tmp/feat10.safetensors --model feat10_ema=/tmp/feat10_ema.safetensors \
+        --model default=default --model cc_by=cc_by
 
 (71604f4 is the last commit whose shipped default is `plain`, the same chain without the mask; b7c91f7 the last
 whose default is `skipmask`, the chain with the mask and without L_feat; 3ad3522 the last whose default is
 `feat`, L_feat at 0.2; 42a0a5a the last whose default is `feat05`, L_feat at 0.5; a998237 the last whose default
-is `feat10`, L_feat at 1.0 without the moving average.) Rows: the test
+is `feat10`, L_feat at 1.0 without the moving average; 2cdd1cf the last whose default is `feat10_ema`, one second
+stage with the moving average, before round 44's average of three.) Rows: the test
 split's smiling photos, frontal and 3/4, then its synthetic faces of each SFM expression; ``--per-label`` inputs
 (default 2) of each, people taken in turn.
 """
