@@ -73,8 +73,8 @@ def shipped_model(name_or_path: str | Path) -> Path:
 
 def default_model_path() -> Path:
     """The shipped default normaliser: the research model trained on five face sets (London, canada, CK+, JAFFE,
-    Yale) and SFM synthetic expressions and turned faces, with the expression lever - **non-commercial research use only**; ``shipped_model("cc_by")`` is the
-    model trained on CC BY data only (docs/model_card.md)."""
+    Yale) and SFM synthetic expressions and turned faces, with the expression lever - **non-commercial research use
+    only**; ``shipped_model("cc_by")`` is the model trained on CC BY data only (docs/model_card.md)."""
     return assets_dir() / DEFAULT_MODEL_NAME
 
 

@@ -172,7 +172,8 @@ class NormalizeService:
         if model_path is not None:
             self.choices["custom"] = (f"your model ({Path(model_path).name})", Path(model_path))
         self.choices["default"] = ("default normaliser (five face sets, expression lever, mouth and brow skips "
-                                   "shut, perceptual loss, synthetic expressions and turned faces; non-commercial research use only)",
+                                   "shut, perceptual loss, synthetic expressions and turned faces; non-commercial "
+                                   "research use only)",
                                    default_model_path())
         self.choices["cc_by"] = ("CC BY normaliser (London + canada data only, mouth and brow skips shut; "
                                  "no research-only data)",
