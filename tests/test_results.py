@@ -41,7 +41,8 @@ ROBUSTNESS = ["photometric_robustness/summary_val.md", "photometric_robustness/s
               "photometric_robustness/cc_by_feat05/summary_test.md", "framing_robustness/default_feat10/summary_test.md",
               "photometric_robustness/default_feat10/summary_test.md",
               "framing_robustness/default_feat10_ema/summary_test.md",
-              "photometric_robustness/default_feat10_ema/summary_test.md"]
+              "photometric_robustness/default_feat10_ema/summary_test.md",
+              "photometric_robustness/default_soup3/summary_test.md", "framing_robustness/default_soup3/summary_test.md"]
 
 
 def _args(summary: Path, script: str) -> list[str]:
