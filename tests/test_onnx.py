@@ -102,8 +102,9 @@ def test_export_writes_each_graph_with_a_dynamic_batch_and_its_metadata(exported
                     "neutralize_threshold": 0.013}      # the gate at inference (docs/model_card.md)
     info = json.loads(meta["nfgan.info"])
     assert info["identity_thresholds"]["dlib"] > 0 and "non-commercial research use only" in info["license"]
-    assert {d["source"] for d in info["training_data"]} == {"london", "canada", "ckplus", "jaffe", "yale",
-                                                            "london_sfm", "canada_sfm"}
+    five = {"london", "canada", "ckplus", "jaffe", "yale"}    # and, since round 44, SFM-turned faces of each
+    assert {d["source"] for d in info["training_data"]} == (five | {"london_sfm", "canada_sfm"}
+                                                            | {f"{s}_turned" for s in five})
     nf = _meta(exported / "nfgan_london64.onnx")
     assert nf["nfgan.kind"] == "nfgan" and json.loads(nf["nfgan.input_rule"]) == {"flip_left_poses": True,
                                                                                   "frontalize": False,
