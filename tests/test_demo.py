@@ -85,6 +85,10 @@ def _shipped(which: str) -> Path:
     return default_model() if which == "default" else shipped_model(which)
 
 
+#: the face sets the default trained on (each also as SFM-turned faces since round 44)
+FIVE_SETS = {"london", "canada", "ckplus", "jaffe", "yale"}
+
+
 def _licences(info: dict) -> dict:
     """{dataset: licence} of a shipped model's training data (one London dict, or one entry per source)."""
     data = info["training_data"]
@@ -160,8 +164,7 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
     from nfgan.models.unet import UNetGenerator
 
     fresh = UNetGenerator(skip_mask=1.0)
-    five = {"london", "canada", "ckplus", "jaffe", "yale"}
-    for name, step, sources in (("default", 2500, five | {"london_sfm", "canada_sfm"}),
+    for name, step, sources in (("default", 2500, FIVE_SETS | {"london_sfm", "canada_sfm"}),
                                 ("cc_by", 2000, {"london", "canada"})):
         g = load_model(name)
         info, cfg = g.info, g.info["config"]
@@ -183,7 +186,7 @@ def test_shipped_default_and_cc_by_are_skip_mask_recipes_with_the_codes_mask():
             assert "london_turned" not in info["averaged_from"][1]["sources"]
             assert "london_turned" in info["averaged_from"][2]["sources"]
             # its training data: the union of the three stages'
-            assert {d["source"] for d in info["training_data"]} == sources | {f"{s}_turned" for s in five}
+            assert {d["source"] for d in info["training_data"]} == sources | {f"{s}_turned" for s in FIVE_SETS}
         net = g.nets["gen"]
         for i in range(3):
             stored, computed = getattr(net, f"skip_gate{i}"), getattr(fresh, f"skip_gate{i}")
@@ -228,9 +231,9 @@ def test_shipped_models_load_by_name_and_the_default_research_model_says_so():
     assert g.kind == "pix2pix" and g.frontalize and g.info["config"]["loss"]["neutral"] > 0
     assert "non-commercial research use only" in g.info["license"]
     sets = {d["source"]: d for d in g.info["training_data"]}
-    five = {"london", "canada", "ckplus", "jaffe", "yale"}
-    assert set(sets) == five | {"london_sfm", "canada_sfm"} | {f"{s}_turned" for s in five}
-    assert "turned 15-40 degrees" in sets["ckplus_turned"]["name"] and "non-commercial" in sets["ckplus_turned"]["license"]
+    assert set(sets) == FIVE_SETS | {"london_sfm", "canada_sfm"} | {f"{s}_turned" for s in FIVE_SETS}
+    turned = sets["ckplus_turned"]
+    assert "turned 15-40 degrees" in turned["name"] and "non-commercial" in turned["license"]
     assert "Surrey Face Model" in sets["london_sfm"]["name"] and "non-commercial" in sets["london_sfm"]["license"]
     assert sets["ckplus"]["license"] == "research use only" and sets["london"]["license"] == "CC BY 4.0"
     # every training subject is listed for the FER leak guard, none of a set's test subjects among them

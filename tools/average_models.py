@@ -26,7 +26,8 @@ from pathlib import Path
 
 def average_generators(gens, weights=None):
     """The first generator with its networks' weights replaced by the weighted average of all of them (in place),
-    and the weights used (normalised to sum 1). Raises ``ValueError`` naming the model (by position and source) that cannot be averaged with the first."""
+    and the weights used (normalised to sum 1). Raises ``ValueError`` naming the model (by position and source)
+    that cannot be averaged with the first."""
     import torch
 
     if len(gens) < 2:
