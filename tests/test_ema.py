@@ -242,8 +242,9 @@ def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_
     assert (got_live - want_live).abs().max() < apart / 10 and (got_ema - want_ema).abs().max() < apart / 10
 
 
-    # the shipped file written again with geometric neutralisation at inference: its weights, data, licence and
-    # training subjects kept, the rule and the evaluation replaced, the map embedded
+    # the shipped file written again with geometric neutralisation at inference: its weights, data and licence
+    # kept, the rule and the evaluation replaced, the map embedded and the people it was fit on added to the
+    # training subjects (the FER leak guard's list)
     from nfgan.data.neutral_shape import framing_shift, neutralize_batch, shipped
 
     src = tmp_path / "pix2pix_live.safetensors"
@@ -257,8 +258,12 @@ def test_the_export_tool_ships_a_multi_source_runs_live_or_averaged_weights(tmp_
     after = load_model(src)
     assert (after.rule.neutralize, after.rule.mode, after.rule.threshold) == (True, "warp_frame", 0.01)
     assert after.rule.flip_left_poses == before.rule.flip_left_poses and after.info["stored_dtype"] == "float16"
-    for k in ("training_data", "train_subjects", "license", "source_run", "weights", "step"):
+    for k in ("training_data", "license", "source_run", "weights", "step"):
         assert after.info[k] == before.info[k], k
+    from nfgan.data.generator_input import fit_subjects
+
+    assert after.info["train_subjects"] == sorted(set(before.info["train_subjects"]) | fit_subjects(shipped()))
+    assert len(after.info["train_subjects"]) > len(before.info["train_subjects"]) + 100
     assert after.info["reexported_from"] == str(src) and after.info["input_rule"]["neutral_shape"]
     assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
     # frontal faces: one framed as a neutral face, one framed 10 % smaller (as alignment frames a surprised face)

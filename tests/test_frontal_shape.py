@@ -257,6 +257,10 @@ def test_own_shape_travels_from_config_through_training_model_files_tools_and_on
     before, after = load_model(tmp_path / "run_t"), load_model(added)
     assert (before.rule.frontal, after.rule.frontal) == ("template", "own")
     assert after.info["input_rule_added"] == {"frontal_shape_map": "shipped"}
+    from nfgan.fer.augment import recorded_train_subjects   # the own-shape map's people join the run's (London's)
+
+    learned, with_map = recorded_train_subjects(tmp_path / "run_t"), recorded_train_subjects(added)
+    assert learned and set(learned) < set(with_map) and len(with_map) - len(set(learned)) >= 50
     assert all(torch.equal(p, q) for p, q in zip(before.state_dict().values(), after.state_dict().values()))
     x0, x1 = before.generator_inputs(faces, poses, flipped, lm), after.generator_inputs(faces, poses, flipped, lm)
     frontal = np.asarray([p == "frontal" for p in poses])

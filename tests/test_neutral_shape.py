@@ -472,10 +472,19 @@ def test_set_input_rule_adds_step_3_at_inference_to_a_model_that_never_trained_w
     # the FER leak guard reads what the file saw: the run's training people and the shipped map's people
     from nfgan.fer.augment import AugmentLeakError, check_no_leak, recorded_train_subjects
 
+    from nfgan.data.generator_input import fit_subjects
+    from nfgan.inference import export_model
+
     learned = recorded_train_subjects(tmp_path / "run")
-    mapped = tool.map_subjects(shipped())
+    mapped = fit_subjects(shipped())
     assert learned and "KA" in mapped and "S005" in mapped and not set(learned) & mapped
     assert recorded_train_subjects(out) == sorted(set(learned) | mapped)
+    # any export whose rule embeds the map records them (tools/export_default_model.py --neutralize-mode goes here)
+    direct = export_model(tmp_path / "run", tmp_path / "direct.safetensors",
+                          rule=before.rule.with_step3("warp_frame", 0.004))
+    assert recorded_train_subjects(direct) == recorded_train_subjects(out)
+    assert recorded_train_subjects(export_model(direct, tmp_path / "again_plain.safetensors")) == \
+        recorded_train_subjects(out)                                               # a re-export adds nothing new
     with pytest.raises(AugmentLeakError, match="KA"):
         check_no_leak(recorded_train_subjects(out), ["KA"], str(out))     # a JAFFE person the map was fit on
     assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
@@ -560,8 +569,10 @@ def test_identity_map_re_aligns_faces_framed_otherwise_and_leaves_aligned_ones_e
     # a map that does not say whose faces it was fit on: nothing recorded, so the leak guard refuses the file
     m = shipped()
     unknown = NeutralShape(m.mean, m.weights, m.bias, {"ridge": 1.0})
+    from nfgan.data.generator_input import fit_subjects
+
     tool = load_script("tools/set_input_rule.py")
-    assert tool.map_subjects(unknown) is None
+    assert fit_subjects(unknown) is None
     unknown.save(tmp_path / "anonymous.safetensors")
     out2 = tmp_path / "anonymous_model.safetensors"
     assert tool.main([str(tmp_path / "run"), str(out2), "--neutralize-mode", "frame",

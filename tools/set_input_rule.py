@@ -11,37 +11,17 @@ by default, embedded; with ``--frontal-shape own``, step 2 onto each turned face
 landmarks, ``nfgan.data.frontal_shape``, its map embedded), so that ``nfgan evaluate NAME=OUT``,
 ``nfgan normalize --model OUT`` and ONNX export apply it.
 The people the model learned from (its ``train_subjects``) and those the map was fit on (the training and
-validation people of the splits it records) are written as the file's ``train_subjects``, so that the FER leak guard
-(``nfgan fer cv --augment OUT``) can check them; where either is unknown, none are written and the guard refuses the
-file. How round 22's ``gated_infer`` models were made (docs/experiments.md). To ship a model this way with its data,
-licence and evaluation in the file, use ``tools/export_default_model.py --neutralize-mode``.
+validation people of the splits it records) are written as the file's ``train_subjects`` (``export_model`` does this
+for every file whose rule uses a map), so that the FER leak guard (``nfgan fer cv --augment OUT``) can check them;
+where either is unknown, none are written and the guard refuses the file. How round 22's ``gated_infer`` models were
+made (docs/experiments.md). To ship a model this way with its data, licence and evaluation in the file, use
+``tools/export_default_model.py --neutralize-mode``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-
-def map_subjects(shape) -> set[str] | None:
-    """The people a neutral-shape or frontal-shape map was fit on: the training and validation people of each
-    source's split file, none for the identity map, ``None`` where the map records no sources or a split cannot be
-    read."""
-    from nfgan.data.pairs import SplitError, load_splits
-
-    if shape.info.get("kind") == "identity":
-        return set()
-    sources = shape.info.get("sources")
-    if not sources:
-        return None
-    people: set[str] = set()
-    for src in sources:
-        try:
-            split = load_splits(src["splits"])
-        except (SplitError, KeyError, TypeError):
-            return None
-        people.update(str(s) for part in ("train", "val") for s in split.get(part, []))
-    return people
 
 
 def main(argv=None) -> int:
@@ -71,24 +51,21 @@ def main(argv=None) -> int:
         ap.error(f"{args.model} already neutralises its frontal inputs ({g.rule})")
     if args.frontal_shape and g.rule.frontal == "own":
         ap.error(f"{args.model} already warps turned inputs onto their own shape ({g.rule})")
-    rule, added, maps = g.rule, {}, []
+    rule, added = g.rule, {}
     try:
         if args.neutralize_mode:
             rule = rule.with_step3(args.neutralize_mode, args.neutralize_threshold, args.neutral_shape_map)
             added.update({"mode": args.neutralize_mode, "threshold": args.neutralize_threshold,
                           "map": str(args.neutral_shape_map) if args.neutral_shape_map else "shipped"})
-            maps.append(rule.neutral_shape())
         if args.frontal_shape:
             rule = rule.with_own_shape(args.frontal_shape_map)
             added["frontal_shape_map"] = str(args.frontal_shape_map) if args.frontal_shape_map else "shipped"
-            maps.append(rule.frontal_shape())
     except ValueError as e:
         ap.error(str(e))
-    learned, mapped = g.info.get("train_subjects"), [map_subjects(m) for m in maps]
-    subjects = (None if learned is None or any(m is None for m in mapped)
-                else sorted(set(map(str, learned)).union(*mapped)))
-    out = export_model(args.model, args.out, rule=rule, train_subjects=subjects, input_rule_added=added)
-    print(f"wrote {out}: {load_model(out).rule}; "
+    out = export_model(g, args.out, rule=rule, input_rule_added=added)   # records the maps' people too
+    written = load_model(out)
+    subjects = written.info.get("train_subjects")
+    print(f"wrote {out}: {written.rule}; "
           + (f"{len(subjects)} training subjects recorded" if subjects is not None else
              "training subjects unknown (the model's or the map's), none recorded"))
     return 0

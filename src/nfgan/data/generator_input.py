@@ -45,6 +45,27 @@ class MissingLandmarksError(ValueError):
     pass
 
 
+def fit_subjects(shape) -> set[str] | None:
+    """The people a neutral-shape or frontal-shape map was fit on: the training and validation people of each
+    source's split file it records, none for the identity map, ``None`` where the map records no sources or a split
+    cannot be read."""
+    from nfgan.data.pairs import SplitError, load_splits
+
+    if shape.info.get("kind") == "identity":
+        return set()
+    sources = shape.info.get("sources")
+    if not sources:
+        return None
+    people: set[str] = set()
+    for src in sources:
+        try:
+            split = load_splits(src["splits"])
+        except (SplitError, KeyError, TypeError):
+            return None
+        people.update(str(s) for part in ("train", "val") for s in split.get(part, []))
+    return people
+
+
 @dataclass(frozen=True)
 class InputRule:
     """The generator-input rule of one model (from its training config's ``data`` section)."""
@@ -141,6 +162,21 @@ class InputRule:
         from nfgan.data.neutral_shape import shipped
 
         return self.shape if self.shape is not None else shipped()
+
+    def map_subjects(self) -> set[str] | None:
+        """The people the maps this rule uses were fit on (:func:`fit_subjects`; the neutral-shape map with step 3,
+        the frontal-shape map with ``own``): empty for a rule without maps, ``None`` where a map does not say.
+        A model file records them with the people its weights learned from, for the FER leak guard."""
+        maps = [self.neutral_shape()] if self.neutralize else []
+        if self.frontal == "own":
+            maps.append(self.frontal_shape())
+        people: set[str] = set()
+        for shape in maps:
+            found = fit_subjects(shape)
+            if found is None:
+                return None
+            people |= found
+        return people
 
     def as_dict(self) -> dict:
         """What a model file or ONNX graph records of the rule (read back by :meth:`from_record`)."""

@@ -22,8 +22,8 @@ Sources (``--augment``):
 
 Leak guard: the NFGAN model must never have seen a test-fold subject. Its training subjects are read from the
 checkpoint (``train_subjects`` in the ``extra`` part of ``nfgan.checkpoint``'s safetensors metadata, in a
-torch state dict, in an exported model file's metadata (``export_model`` keeps a checkpoint's list;
-``tools/set_input_rule.py`` adds its map's people), or a ``train_subjects.json`` beside it / in the run dir;
+torch state dict, in an exported model file's metadata (``export_model`` keeps a checkpoint's list and adds the
+people its input rule's maps were fit on), or a ``train_subjects.json`` beside it / in the run dir;
 failing those, the train + val subjects of the split file named in the checkpoint's resolved trainer config), from
 the folder's ``normalize_meta.json`` / ``train_subjects.json``, or from ``--augment-subjects FILE``. Unknown
 training subjects or any overlap with a fold's test subjects stop the run with ``AugmentLeakError``.

@@ -333,8 +333,10 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
     ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
     average or the live generator as in :func:`load_model`; ``rule`` replaces the input rule the model was
     trained with (e.g. a geometric step applied at inference only). The training subjects a checkpoint records
-    are kept (``metadata`` may replace them). ``checkpoint`` may also be a loaded :class:`Generator` (e.g. one
-    whose weights were averaged with others', ``tools/average_models.py``). Read back by :func:`load_model`."""
+    are kept (``metadata`` may replace them), joined by the people the rule's maps were fit on
+    (:meth:`InputRule.map_subjects`); where those are unknown, none are recorded and the FER leak guard refuses
+    the file. ``checkpoint`` may also be a loaded :class:`Generator` (e.g. one whose weights were averaged with
+    others', ``tools/average_models.py``). Read back by :func:`load_model`."""
     from nfgan.atomic import save_safetensors
 
     g = checkpoint if isinstance(checkpoint, Generator) else load_model(checkpoint, weights)
@@ -354,6 +356,9 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
     if "averaged_from" in g.info:    # a weight average's sources (tools/average_models.py), kept on re-export
         info["averaged_from"] = g.info["averaged_from"]
     info.update(metadata)
+    if info.get("train_subjects") is not None:   # and the people the rule's maps were fit on; unknown: none
+        mapped = g.rule.map_subjects()
+        info["train_subjects"] = None if mapped is None else sorted(set(map(str, info["train_subjects"])) | mapped)
     if info.get("train_subjects") is None:   # unknown: recorded as absent, so the leak guard refuses the file
         info.pop("train_subjects", None)
     save_safetensors(Path(out), tensors, metadata={EXPORT_KEY: json.dumps(info)})
