@@ -258,6 +258,41 @@ def test_rank1_and_fairness_groups():
     assert g["gender=female"].tolist() == [True, True, False, False] and "ethnicity=" not in g
 
 
+def test_rank1_among_every_person_needs_the_own_face_nearer_than_every_distractor():
+    """rank1: the nearest gallery face must be the person's own; with distractors (other people's faces), the own
+    face must also be nearer than each of them."""
+    from nfgan.evaluation.evaluate import rank1
+
+    gallery = np.array([[0.0, 0.0], [10.0, 0.0]])                  # persons 0 and 1
+    emb = np.array([[1.0, 0.0], [9.0, 0.0], [4.0, 0.0], [1.0, 3.0]])
+    own = np.array([0, 1, 1, 0])
+    assert rank1(emb, gallery, own).tolist() == [True, True, False, True]
+    distractors = np.array([[1.0, 2.5], [20.0, 0.0]])             # nearer to the last face than its own person
+    assert rank1(emb, gallery, own, distractors).tolist() == [True, True, False, False]
+    assert rank1(emb, gallery, own, distractors[:0]).tolist() == [True, True, False, True]
+
+
+def test_rank1_every_person_adds_the_set_s_other_people_as_distractors(runs, tmp_path):
+    """Evaluating the test people of a set adds the real neutral faces of its other people to the gallery of
+    `rank1_every_*` (never above plain rank-1); evaluating every person adds none and writes no such column."""
+    base, root = runs
+    kw = dict(splits=root / "splits.json", identity=("dlib",), expression=(), kid_subsets=2, figures=False,
+              progress=False)
+    m = evaluate([f"p2p={base / 'p2p'}"], root, split="test", calibration_split="all", out=tmp_path / "t", **kw)
+    people = {str(r["subject"]) for r in csv.DictReader(open(root / "manifest.csv"))}
+    assert m["rank1_every_gallery"] == len(people) > len(m["subjects"])
+    per = list(csv.DictReader(open(tmp_path / "t" / "per_face.csv")))
+    assert per and all(int(r["rank1_every_dlib"]) <= int(r["rank1_dlib"]) for r in per)
+    assert all(r["rank1_every_dlib"] == "1" for r in per if r["model"] == "ground_truth")
+    assert m["models"]["ground_truth"]["groups"]["all"]["rank1_every_dlib"] == 1.0
+    (tmp_path / "one_split.json").write_text(json.dumps({"train": sorted(people), "val": [], "test": []}))
+    every = evaluate([f"p2p={base / 'p2p'}"], root, split="train", out=tmp_path / "a",
+                     **{**kw, "splits": tmp_path / "one_split.json"})
+    assert set(every["subjects"]) == people and every["rank1_every_gallery"] is None
+    assert "rank1_every_dlib" not in every["models"]["p2p"]["groups"]["all"]
+    assert every["models"]["p2p"]["groups"]["all"]["rank1_dlib"] is not None
+
+
 def test_calibration_on_every_subject_of_the_split_file(runs, tmp_path):
     """A test split of one person has no impostor pairs to set a threshold with; 'all' calibrates on the real
     faces of every subject in the split file and evaluates the same faces."""

@@ -306,6 +306,30 @@ def goal_checks(metrics: dict) -> dict[str, list[dict]]:
     return out
 
 
+def rank1(emb: np.ndarray, gallery: np.ndarray, own: np.ndarray, distractors: np.ndarray | None = None) -> np.ndarray:
+    """Rank-1 identification: whether each embedding's nearest ``gallery`` face (one per evaluated person) is its
+    own person's (``own``: index into ``gallery``), and, with ``distractors`` (faces of other people), nearer than
+    every one of those too."""
+    from scipy.spatial.distance import cdist
+
+    to_gallery = cdist(emb, gallery)                 # N x people, not N x people x dims
+    hit = np.argmin(to_gallery, axis=1) == own
+    if distractors is not None and len(distractors):
+        hit &= to_gallery[np.arange(len(emb)), own] < cdist(emb, distractors).min(axis=1)
+    return hit
+
+
+def _first_face_per_person(ds, rows: np.ndarray, exclude: set) -> np.ndarray:
+    """The first of ``rows`` of each person not in ``exclude``, in row order."""
+    seen, keep = set(exclude), []
+    for r in rows:
+        s = str(ds.records[int(r)]["subject"])
+        if s not in seen:
+            seen.add(s)
+            keep.append(int(r))
+    return np.asarray(keep, dtype=np.int64)
+
+
 def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[IdentityEvaluator],
                     expr_evals: list[ExpressionEvaluator], calibration_subjects: Sequence[str],
                     kid_embedder: str | None = None, kid_subsets: int = 100, progress: bool = True,
@@ -315,7 +339,6 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
     ``{model: {column: array over inputs}}``, ``extras`` the outputs and distances the figures need.
     ``cache`` (a :class:`RowEmbeddings` of ``es.dataset``) lets several calls on one set share the embeddings
     of its prepared faces (calibration, targets, KID reals)."""
-    from scipy.spatial.distance import cdist
     from tqdm import tqdm
 
     ds = es.dataset
@@ -338,6 +361,9 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
     kid_name = kid_embedder or next((e.name for e in id_evals if not e.training_aligned),
                                     id_evals[0].name if id_evals else None)
     real_rows = ds.indices(pose="frontal", expression="neutral")
+    # rank-1 among every person of the set: the gallery above plus one real frontal neutral face of each person of
+    # the prepared set who is not evaluated (distractors; with more people the measure resolves finer)
+    distractors = _first_face_per_person(ds, real_rows, exclude={str(n) for n in names})
     kid_ev = next((e for e in id_evals if e.name == kid_name), None)
     real_feats = cache(kid_ev, real_rows) if kid_ev is not None and len(real_rows) >= 2 else None
 
@@ -361,8 +387,9 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
             cols[f"id_pass_{ev.name}"] = d_in <= thr
             cols[f"id_gt_dist_{ev.name}"] = d_gt
             cols[f"id_gt_pass_{ev.name}"] = d_gt <= thr
-            to_gallery = cdist(emb, target_emb[ev.name][first])     # N x people, not N x people x dims
-            cols[f"rank1_{ev.name}"] = np.argmin(to_gallery, axis=1) == own
+            cols[f"rank1_{ev.name}"] = rank1(emb, target_emb[ev.name][first], own)
+            if len(distractors):
+                cols[f"rank1_every_{ev.name}"] = rank1(emb, target_emb[ev.name][first], own, cache(ev, distractors))
             if ev.name == kid_name:
                 feats_of[name] = emb
         for ev in expr_evals:
@@ -393,6 +420,7 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
         "identity_evaluators": {e.name: {"training_aligned": e.training_aligned, "description": e.description}
                                 for e in id_evals},
         "expression_evaluators": {e.name: e.description for e in expr_evals},
+        "rank1_every_gallery": int(len(names) + len(distractors)) if len(distractors) else None,
         "kid": {"embedder": kid_name, "real_faces": int(len(real_rows)),
                 "real": "all frontal neutral faces of the prepared dataset", "n_subsets": kid_subsets,
                 "estimator": "unbiased MMD^2, cubic polynomial kernel (Binkowski et al. 2018)"},
