@@ -110,7 +110,9 @@ def test_the_choice_rules_give_their_committed_scores(rel, capsys, monkeypatch):
 
 
 #: the README's FER rows with references from a normaliser that never saw CK+: (row label fragment, result folder)
-FER_LODO_ROWS = [("(with the average) trained without CK+ (`lodo_ckplus_feat10_ema`)", "fer_ckplus96_2b_aug_lodo_feat10_ema"),
+FER_LODO_ROWS = [("(round 44's average of three last stages) trained without CK+ (`lodo_ckplus_soup3`)",
+                  "fer_ckplus96_2b_aug_lodo_soup3"),
+                 ("(with the average) trained without CK+ (`lodo_ckplus_feat10_ema`)", "fer_ckplus96_2b_aug_lodo_feat10_ema"),
                  ("(L_feat at 1.0, `lodo_ckplus_feat10`)", "fer_ckplus96_2b_aug_lodo_feat10"),
                  ("(skip mask, `lodo_ckplus_skipmask`)", "fer_ckplus96_2b_aug_lodo_skipmask"),
                  ("`plain`'s recipe, the default's before the skip mask, `lodo_ckplus`", "fer_ckplus96_2b_aug_lodo")]
