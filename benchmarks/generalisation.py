@@ -4,7 +4,8 @@ per (set, split), then one summary table per split with the numbers a user asks 
 * looks like the real neutral face: output vs the person's real frontal neutral face, pass rate at the set's
   1 % FAR threshold (faceres and faceres_deep: the embedders no model trains against; dlib* is L_id's network;
   one column per identity evaluator the evaluations ran, independent ones first);
-* recognisable: rank-1 among the evaluated people's real frontal neutral faces, beside the raw input's;
+* recognisable: rank-1 among the evaluated people's real frontal neutral faces, beside the raw input's (and, where
+  the evaluations wrote it, among every person of the set: ``rank1_every_*``, the other people as distractors);
 * neutral: share classified neutral by fer and by face-api (expressive inputs only, and all inputs);
 * clean: SSIM to the ground truth and KID x 1000 against the set's real neutral faces.
 
@@ -83,8 +84,11 @@ def summary(results: dict[str, dict], models: list[str], group: str = "all") -> 
     """The table of ``results`` (set -> metrics.json) for ``models``, over the inputs of ``group`` (``all``, or
     ``3/4/*`` for turned inputs)."""
     ids = identity_columns(results)
+    # rank-1 among every person of the set (nfgan.evaluation.evaluate.rank1), where the evaluations wrote it
+    every = [(e, label) for e, label in ids if any(f"rank1_every_{e}" in res["groups"].get(group, {})
+                                                   for m in results.values() for res in m["models"].values())]
     head = (["set", "inputs", "model"] + [f"gt pass {label} %" for _, label in ids]
-            + [f"rank-1 {label} %" for _, label in ids]
+            + [f"rank-1 {label} %" for _, label in ids] + [f"rank-1 among everyone {label} %" for _, label in every]
             + ["neutral fer % (expressive)", "neutral faceapi % (expressive)", "neutral faceapi % (all)", "SSIM",
                "KID x1000"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -98,7 +102,7 @@ def summary(results: dict[str, dict], models: list[str], group: str = "all") -> 
             n = m["n_inputs"] if group == "all" else g.get("n", "-")
             lines.append("| " + " | ".join(
                 [set_name, str(n), name] + [_pct(g.get(f"id_gt_pass_{e}")) for e, _ in ids]
-                + [_pct(g.get(f"rank1_{e}")) for e, _ in ids]
+                + [_pct(g.get(f"rank1_{e}")) for e, _ in ids] + [_pct(g.get(f"rank1_every_{e}")) for e, _ in every]
                 + [_pct(_expressive(res["groups"], "neutral_fer")), _pct(_expressive(res["groups"], "neutral_faceapi")),
                    _pct(g.get("neutral_faceapi")), "-" if g.get("ssim") is None else f"{g['ssim']:.3f}",
                    "-" if kid is None else f"{1000 * kid:.1f}"]) + " |")

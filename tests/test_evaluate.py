@@ -237,6 +237,12 @@ def test_tables_goals_and_generalisation_summary_take_every_identity_evaluator()
                                "gt pass dlib* % | rank-1 faceres % | rank-1 faceres_deep % | rank-1 dlib* % | "
                                "neutral fer")
     assert table[2].startswith("| london | 2 | m | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |")
+    # rank-1 among every person of the set gets its columns only where an evaluation wrote it
+    assert "among everyone" not in table[0]
+    st["rank1_every_faceres"] = 0.25
+    table = gen.summary({"london": metrics}, ["m"]).splitlines()
+    assert "| rank-1 dlib* % | rank-1 among everyone faceres % | neutral fer" in table[0]
+    assert table[2].startswith("| london | 2 | m | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 25.0 |")
     # the neutral rate on expressive inputs leaves out neutral faces and their variants (Yale's glasses, light)
     groups = {"*/neutral": {"n": 4, "neutral_fer": 1.0}, "*/neutral_glasses": {"n": 4, "neutral_fer": 1.0},
               "*/happy": {"n": 2, "neutral_fer": 0.0}, "*/wink": {"n": 2, "neutral_fer": 0.5}, "all": {"n": 12}}
