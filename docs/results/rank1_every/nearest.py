@@ -1,11 +1,11 @@
 # Session 37, run from the repository root: .venv/bin/python docs/results/rank1_every/nearest.py > docs/results/rank1_every/nearest.txt
 """Where do London test outputs land: for outputs whose own real neutral face is not the nearest among every London
 person, is the nearest another test person, a validation person or a training person?"""
-import collections, json, sys
+import collections
 import numpy as np
 from scipy.spatial.distance import cdist
 from nfgan.data.pairs import load_splits
-from nfgan.evaluation.evaluate import load_eval_set, _first_face_per_person
+from nfgan.evaluation.evaluate import load_eval_set
 from nfgan.evaluation.evaluators import identity_evaluators
 from nfgan.inference import load_model
 
@@ -13,7 +13,7 @@ es = load_eval_set("out/london64", "london", "test")
 ds = es.dataset
 sp = load_splits("london")
 role = {str(s): k for k in ("train", "val", "test") for s in sp[k]}
-rows = _first_face_per_person(ds, ds.indices(pose="frontal", expression="neutral"), exclude=set())
+rows = [r[0] for r in ds.by_subject(ds.indices(pose="frontal", expression="neutral")).values()]   # one per person
 people = [str(ds.records[int(r)]["subject"]) for r in rows]
 ev = identity_evaluators(["faceres"])[0]
 gal = ev.embed(np.asarray(ds.images[rows]))

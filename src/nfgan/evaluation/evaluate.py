@@ -319,17 +319,6 @@ def rank1(emb: np.ndarray, gallery: np.ndarray, own: np.ndarray, distractors: np
     return hit
 
 
-def _first_face_per_person(ds, rows: np.ndarray, exclude: set) -> np.ndarray:
-    """The first of ``rows`` of each person not in ``exclude``, in row order."""
-    seen, keep = set(exclude), []
-    for r in rows:
-        s = str(ds.records[int(r)]["subject"])
-        if s not in seen:
-            seen.add(s)
-            keep.append(int(r))
-    return np.asarray(keep, dtype=np.int64)
-
-
 def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[IdentityEvaluator],
                     expr_evals: list[ExpressionEvaluator], calibration_subjects: Sequence[str],
                     kid_embedder: str | None = None, kid_subsets: int = 100, progress: bool = True,
@@ -363,7 +352,9 @@ def evaluate_models(models: dict[str, Generator], es: EvalSet, id_evals: list[Id
     real_rows = ds.indices(pose="frontal", expression="neutral")
     # rank-1 among every person of the set: the gallery above plus one real frontal neutral face of each person of
     # the prepared set who is not evaluated (distractors; with more people the measure resolves finer)
-    distractors = _first_face_per_person(ds, real_rows, exclude={str(n) for n in names})
+    evaluated = {str(n) for n in names}
+    distractors = np.asarray([rows[0] for person, rows in ds.by_subject(real_rows).items() if person not in evaluated],
+                             dtype=np.int64)
     kid_ev = next((e for e in id_evals if e.name == kid_name), None)
     real_feats = cache(kid_ev, real_rows) if kid_ev is not None and len(real_rows) >= 2 else None
 
