@@ -42,6 +42,8 @@ class Batch:
     y: torch.Tensor          # the targets
     g: torch.Tensor          # the guiding faces
     y_mask: torch.Tensor | None = None   # B x 1 x S x S, 0 where a target pixel is an empty frame (None: all count)
+    mixed: np.ndarray | None = None      # bool B: rows made by identity mixing (their faces are not their rows')
+    x_real: torch.Tensor | None = None   # the mixed rows' real inputs (before photometric changes), for L_id
 
 
 def adam_schema(lr: float = 2.0e-4) -> dict:

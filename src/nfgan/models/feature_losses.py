@@ -167,7 +167,25 @@ class FeatureLosses:
             p.requires_grad_(False)
         return net.eval()
 
-    def __call__(self, xt: torch.Tensor, x_rows, y_rows) -> dict[str, torch.Tensor]:
+    def _fresh(self, cached: list[torch.Tensor], net, faces: torch.Tensor, m: np.ndarray, maps=None) -> list:
+        """``cached`` (a batch's cached maps) with the rows ``m`` replaced by ``net``'s maps of ``faces`` (or by
+        ``maps``, already computed): rows made by identity mixing, which no cache holds."""
+        if maps is None:
+            with torch.no_grad():
+                maps = net(faces)
+        where = torch.from_numpy(m).to(cached[0].device)
+        out = []
+        for c, f in zip(cached, maps):
+            c = c.clone()
+            c[where] = f.detach().to(c.dtype)
+            out.append(c)
+        return out
+
+    def __call__(self, xt: torch.Tensor, x_rows, y_rows, mixed: np.ndarray | None = None,
+                 x_real: torch.Tensor | None = None, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """L_feat and L_id (and their variants) of the generated faces ``xt`` of input rows ``x_rows`` and target
+        rows ``y_rows``. Rows ``mixed`` (identity mixing, ``Batch.mixed``) take their reference features from
+        ``x_real`` (their real inputs) and ``y`` (the batch's targets) instead of the caches."""
         zero = xt.new_zeros((), dtype=torch.float32)
         moved = xt          # what the identity nets see: x~, or x~ moved a little (loss.id_jitter)
         if self.shared_trunk is not None:     # never with id_jitter
@@ -179,13 +197,31 @@ class FeatureLosses:
             id_maps = self.identity(moved) if self.identity is not None else None
         ref_rows = y_rows if self.id_reference == "target" else x_rows
         refs = self.input_cache(ref_rows) if id_maps is not None else None
-        out = {"feat": L.feature_loss(feat_maps, self.target_cache(y_rows)) if feat_maps is not None else zero,
+        targets = self.target_cache(y_rows) if feat_maps is not None else None
+        m = mixed if mixed is not None and mixed.any() else None
+        if m is not None:
+            ref_faces = y[torch.from_numpy(m).to(y.device)] if self.id_reference == "target" else x_real
+            y_m = y[torch.from_numpy(m).to(y.device)]
+            if self.shared_trunk is not None:     # both nets' maps from one pass per face
+                with torch.no_grad():
+                    t_maps, y_ids = self.shared_trunk(y_m)
+                    r_maps = y_ids if self.id_reference == "target" else self.shared_trunk(ref_faces)[1]
+                targets = self._fresh(targets, None, y_m, m, t_maps)
+                refs = self._fresh(refs, None, ref_faces, m, r_maps)
+            else:
+                targets = self._fresh(targets, self.perceptual, y_m, m) if targets is not None else None
+                refs = self._fresh(refs, self.identity, ref_faces, m) if refs is not None else None
+        out = {"feat": L.feature_loss(feat_maps, targets) if feat_maps is not None else zero,
                "id": L.identity_loss(id_maps, refs) if id_maps is not None else zero}
         if self.has_id_rank:
             out["id_rank"] = (L.identity_rank_loss(id_maps[-1], refs[-1],
                                                    self.subject_code[torch.from_numpy(np.asarray(x_rows, dtype=np.int64))])
                               if self.subject_code is not None else zero)
         if self.has_id2:
-            out["id2"] = (L.identity_loss(self.identity2(moved), self.input_cache2(ref_rows))
-                          if self.identity2 is not None else zero)
+            refs2 = None
+            if self.identity2 is not None:
+                refs2 = self.input_cache2(ref_rows)
+                if m is not None:
+                    refs2 = self._fresh(refs2, self.identity2, ref_faces, m)
+            out["id2"] = L.identity_loss(self.identity2(moved), refs2) if self.identity2 is not None else zero
         return out

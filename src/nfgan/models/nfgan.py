@@ -115,7 +115,8 @@ class NFGANModel(GeneratorModel):
         """All six losses of Algorithm 1 (graphs kept for :meth:`backward`)."""
         with self.autocast():
             xt = self.generate(batch.x)
-            out = {**self.features(xt, batch.x_rows, batch.y_rows), "pixel": L.pixel_loss(xt, batch.y, batch.y_mask),
+            out = {**self.features(xt, batch.x_rows, batch.y_rows, batch.mixed, batch.x_real, batch.y),
+                   "pixel": L.pixel_loss(xt, batch.y, batch.y_mask),
                    "sym": L.symmetry_loss(xt) if self.weights["sym"] > 0 else xt.new_zeros((), dtype=torch.float32)}
             fake_logits = self.nets["dis"](xt)
             out["gan_dec"] = L.generator_adversarial_loss(fake_logits)

@@ -166,7 +166,8 @@ class Pix2PixModel(GeneratorModel):
             fake = self.nets["gen"](x)
             zero = fake.new_zeros((), dtype=torch.float32)
             # the feature losses first: the order the graph is built in fixes the order autograd sums gradients
-            out = {**self.features(fake, batch.x_rows, batch.y_rows), "pixel": L.pixel_loss(fake, y, batch.y_mask),
+            out = {**self.features(fake, batch.x_rows, batch.y_rows, batch.mixed, batch.x_real, batch.y),
+                   "pixel": L.pixel_loss(fake, y, batch.y_mask),
                    "sym": L.symmetry_loss(fake) if self.weights["sym"] > 0 else zero,
                    "gan_g": _bce(self.nets["dis"](x, fake), True)}
             out["gan_d"] = 0.5 * (_bce(self.nets["dis"](x, y), True) + _bce(self.nets["dis"](x, fake.detach()), False))

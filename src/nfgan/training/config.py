@@ -85,6 +85,11 @@ COMMON = {
         "framing_jitter": {"p": opt(0.0, low=0, high=1),
                            "scale": opt([0.9, 1.1], "list[float]", length=2, low=0.5, high=2),
                            "rotate_deg": opt(4.0, low=0, high=45), "shift": opt(0.03, low=0, high=0.25)},
+        # identity mixing (nfgan.data.identity_mix): with probability p a frontal training pair is morphed with
+        # another pair of the same source (inputs with inputs, targets with targets) into a pair of a person nobody
+        # photographed; alpha: the range of the partner's weight
+        "identity_mix": {"p": opt(0.0, low=0, high=1), "alpha": opt([0.25, 0.75], "list[float]", length=2,
+                                                                     low=0, high=1)},
     },
     "train": {
         "steps": opt(5000, low=1, high=10**9),
@@ -166,6 +171,13 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     if lo > hi:
         raise ConfigError(f"{source}: data.framing_jitter.scale = [{lo}, {hi}]: the first value is the smallest "
                           "scale, the second the largest")
+    lo, hi = d["identity_mix"]["alpha"]
+    if lo > hi:
+        raise ConfigError(f"{source}: data.identity_mix.alpha = [{lo}, {hi}]: the first value is the smallest "
+                          "weight, the second the largest")
+    if d["identity_mix"]["p"] > 0 and cfg["loss"].get("id_rank", 0) > 0:
+        raise ConfigError(f"{source}: data.identity_mix does not go with loss.id_rank: a mixed face is no one "
+                          "training person, so the ranking term has no right answer for it")
     t = cfg["train"]
     if t["lr_decay_from"] is not None and t["lr_decay_from"] >= t["steps"]:
         raise ConfigError(f"{source}: train.lr_decay_from ({t['lr_decay_from']}) must be below train.steps "

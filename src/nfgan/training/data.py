@@ -16,6 +16,11 @@ Several sources (``data.sources``): each prepared folder with its own subject sp
 ``weight`` gives each source's share of a batch. Pre-cropped sources (CK+) leave a black frame around the face
 in the 64 px framing; with ``empty_border: auto`` those pixels of a target are left out of the pixel loss
 (``Batch.y_mask``).
+
+Identity mixing (``data.identity_mix``, :mod:`nfgan.data.identity_mix`): a share of a batch's pairs is morphed
+with another training pair of the same source (inputs with inputs, targets with targets), giving pairs of people
+nobody photographed. Only pairs the generator reads as stored faces (frontal, not mirrored or warped) with
+landmarks take part; the features of a mixed row are computed on the fly (``Batch.mixed``, ``Batch.x_real``).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from nfgan.data.dataset import PreparedDataset
 from nfgan.data.framing_jitter import framing_augment, framing_params
 from nfgan.data.frontalize import is_turned
 from nfgan.data.generator_input import InputRule, MissingLandmarksError
+from nfgan.data.identity_mix import mix_params, morph
 from nfgan.data.pairs import TrainingPairs, build_pairs, load_splits
 from nfgan.data.photometric import photometric_augment, photometric_params
 from nfgan.models.base import Batch
@@ -48,6 +54,7 @@ class Draw:
     g_rows: np.ndarray
     photometric: dict | None = None
     framing: dict | None = None
+    mix: dict | None = None      # data.identity_mix: per row mixed / alpha, and the partner's input and target rows
 
 
 @dataclass
@@ -239,6 +246,9 @@ class TrainingData:
             self._add_frontalized_rows(n, where)
         self.input_weights = self._input_weights()
         self.mask_sources = np.asarray([s.empty_border == "auto" for s in self.sources], dtype=bool)
+        self.mix_cfg = d["identity_mix"]
+        if self.mix_cfg["p"] > 0:
+            self._mix_pools(n)
         # fixed sample batch: spread over the validation inputs (training inputs when there is no val split)
         src = self.val if len(self.val) else self.train
         k = min(int(cfg["log"]["sample_count"]), len(src))
@@ -285,6 +295,40 @@ class TrainingData:
         if share.sum() <= 0:
             raise ConfigError("data.sources: the sources with a weight above 0 have no training pairs")
         return torch.from_numpy(share[src] / np.maximum(counts[src], 1))
+
+    def _mix_pools(self, n: int) -> None:
+        """Which rows may be mixed (``mix_ok``, per row of the row space: a stored face, read by the generator as
+        stored, with landmarks) and, per source, the training-input positions a partner is drawn from (input and
+        every target of its group mixable)."""
+        ok = np.zeros(len(self.gen_rows), dtype=bool)
+        plain = np.arange(n, dtype=np.int64)
+        plain = plain[self.gen_rows[:n] == plain]
+        for i in range(0, len(plain), 65536):
+            rows = plain[i:i + 65536]
+            ok[rows] = np.isfinite(self.faces.landmarks(rows)).all(axis=(1, 2))
+        self.mix_ok = ok
+        t = self.train
+        targets_ok = np.asarray([ok[t.group_rows[t.group_start[g]:t.group_start[g] + t.group_size[g]]].all()
+                                 for g in range(len(t.group_size))], dtype=bool)
+        usable = ok[t.inputs] & targets_ok[t.input_group]
+        src = self.source_of_rows(t.inputs)
+        self.mix_pool = [np.flatnonzero(usable & (src == k)) for k in range(len(self.sources))]
+        if not any(len(p) for p in self.mix_pool):
+            raise ConfigError("data.identity_mix: no training pair can be mixed (mixing needs frontal inputs read "
+                              "as stored and landmarks.npy)")
+
+    def _draw_mix(self, x_rows: np.ndarray, y_rows: np.ndarray, rng: np.random.Generator) -> dict:
+        """Which rows of a batch are mixed, by how much, with which partner pair (same source)."""
+        src = self.source_of_rows(x_rows)
+        pool_size = np.asarray([len(p) for p in self.mix_pool])[src]
+        params = mix_params(self.mix_ok[x_rows] & self.mix_ok[y_rows] & (pool_size > 1), rng, self.mix_cfg)
+        px, py = x_rows.copy(), y_rows.copy()
+        for i in np.flatnonzero(params["mixed"]).tolist():
+            pool = self.mix_pool[src[i]]
+            pos = pool[min(int(params["u"][i, 0] * len(pool)), len(pool) - 1)]
+            px[i] = self.train.inputs[pos]
+            py[i] = self.train.pick_targets(np.asarray([pos]), params["u"][i, 1:2])[0]
+        return {"mixed": params["mixed"], "alpha": params["alpha"], "x": px, "y": py}
 
     def _mirror_rows(self, n: int) -> None:
         """Point mirrored inputs at their mirror rows (row r + n): the input rule's mirroring, and
@@ -375,29 +419,70 @@ class TrainingData:
                 seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
                 drawn = make(batch_size, np.random.default_rng(seed), cfg)
             settings.append(drawn)
+        mix = None
+        if self.mix_cfg["p"] > 0:    # drawn last, only when on: runs without it keep their batches
+            seed = int(torch.randint(2**31 - 1, (1,), generator=sampler))
+            mix = self._draw_mix(x_rows, y_rows, np.random.default_rng(seed))
         rank, world = part
         lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
         if world > 1:
             x_rows, y_rows, g_rows = x_rows[lo:hi], y_rows[lo:hi], g_rows[lo:hi]
-        params, framing = (None if drawn is None else {k: v[lo:hi] for k, v in drawn.items()} for drawn in settings)
-        return Draw(x_rows, y_rows, g_rows, params, framing)
+        params, framing, mix = (None if drawn is None else {k: v[lo:hi] for k, v in drawn.items()}
+                                for drawn in settings + [mix])
+        return Draw(x_rows, y_rows, g_rows, params, framing, mix)
 
     def load(self, d: Draw) -> Batch:
         """Read (and augment) the faces of drawn rows: no randomness left, so it may run ahead in a thread."""
         y_faces = self.faces.read(d.y_rows)
+        y_mask = self.target_mask(d.y_rows, y_faces)
+        m = d.mix["mixed"] if d.mix is not None and d.mix["mixed"].any() else None
+        x_real = None
+        if m is not None:
+            y_faces, y_mask = self._mix_targets(d, m, y_faces, y_mask)
         y = self._batch(y_faces)
-        if d.photometric is None and d.framing is None:
+        if d.photometric is None and d.framing is None and m is None:
             x = self.generator_rows(d.x_rows)
         else:
             faces = self.faces.read_channels(self.gen_rows[d.x_rows])
             channels = faces[:, None] if faces.ndim == 3 else faces      # a view: the changes land in faces
+            if m is not None:   # mixable rows are read as stored: every channel shows the same face
+                mixed = morph(channels[m, 0], self.faces.read(d.mix["x"][m]), self.faces.landmarks(d.x_rows[m]),
+                              self.faces.landmarks(d.mix["x"][m]), d.mix["alpha"][m])
+                channels[m] = mixed[:, None]
+                x_real = self._batch(mixed)
             for c in range(channels.shape[1]):   # each channel gets the same camera change and framing
                 if d.photometric is not None:
                     channels[:, c] = photometric_augment(channels[:, c], d.photometric)
                 if d.framing is not None:
                     channels[:, c] = framing_augment(channels[:, c], d.framing)
             x = self._batch(faces)
-        return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), self.target_mask(d.y_rows, y_faces))
+        return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), y_mask, m, x_real)
+
+    def _mix_targets(self, d: Draw, m: np.ndarray, y_faces: np.ndarray, y_mask: torch.Tensor | None):
+        """The batch's targets with mixed rows morphed with their partners' targets, and the pixel-loss mask with
+        a mixed row's pixels valid only where both targets hold image content."""
+        partner = self.faces.read(d.mix["y"][m])
+        use = self.mask_sources[self.source_of_rows(d.y_rows[m])]
+        valid_a = valid_b = None
+        if use.any():
+            size = self.faces.size
+            valid_a = np.ones((int(m.sum()), size, size), dtype=bool)
+            valid_b = valid_a.copy()
+            valid_a[use] = empty_border_mask(y_faces[m][use])
+            valid_b[use] = empty_border_mask(partner[use])
+        y_faces = y_faces.copy()
+        out = morph(y_faces[m], partner, self.faces.landmarks(d.y_rows[m]), self.faces.landmarks(d.mix["y"][m]),
+                    d.mix["alpha"][m], valid_a, valid_b)
+        mixed_valid = None
+        if isinstance(out, tuple):
+            out, mixed_valid = out
+        y_faces[m] = out
+        if mixed_valid is not None and (y_mask is not None or not mixed_valid.all()):
+            mask = y_mask if y_mask is not None else self._on_device(torch.ones(len(y_faces), 1, *y_faces.shape[1:]))
+            mask = mask.clone()
+            mask[torch.from_numpy(m).to(mask.device)] = self._on_device(torch.from_numpy(mixed_valid).float()[:, None])
+            y_mask = mask
+        return y_faces, y_mask
 
     def sample(self, batch_size: int, sampler: torch.Generator, part: tuple[int, int] = (0, 1)) -> Batch:
         """The next batch: :meth:`draw` then :meth:`load`."""
