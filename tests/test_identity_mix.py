@@ -88,10 +88,12 @@ def _with_landmarks(root, seed=0):
 
 def _config(root, p, border="off", **data):
     cfg = p2p_config(root, batch_size=32)
-    cfg["data"].update({"root": None, "splits": None, "frontalize_inputs": True, **data})
+    cfg["data"].update({"root": None, "splits": None, "frontalize_inputs": True,
+                        **{k: v for k, v in data.items() if k != "identity_mix"}})
     cfg["data"]["sources"] = {"a": {"root": str(root), "splits": str(root / "splits.json"), "weight": None,
                                     "empty_border": border}}
     cfg["data"]["identity_mix"]["p"] = p
+    cfg["data"]["identity_mix"].update(data.get("identity_mix", {}))
     return cfg
 
 
@@ -196,3 +198,34 @@ def test_identity_mix_config_rules(tmp_path):
     cfg = _config(a, 0.5, frontalize_inputs=False)
     with pytest.raises(ConfigError, match="identity_mix"):
         TrainingData(cfg, torch.device("cpu"))
+
+
+def test_turned_mixing_morphs_two_photos_of_one_view_then_warps_them_as_inference_would(tmp_path):
+    from nfgan.training.data import TrainingData
+
+    a = make_prepared(tmp_path / "a", subjects=6)
+    rows = _with_landmarks(a)
+    frontal_only = TrainingData(_config(a, 1.0, flip_left_poses=True), torch.device("cpu"))
+    d = TrainingData(_config(a, 1.0, flip_left_poses=True, identity_mix={"p": 1.0, "turned": True}),
+                     torch.device("cpu"))
+    draw = d.draw(32, torch.Generator().manual_seed(0))
+    b = d.load(draw)
+    n = d.faces.n
+    m = b.mixed
+    warped = d.gen_rows[b.x_rows] != b.x_rows
+    assert (m & warped).any() and (m & (b.x_rows >= n)).any()     # turned and mirrored rows are mixed now
+    assert not frontal_only.sample(32, torch.Generator().manual_seed(0)).mixed[warped].any()
+    lm = np.load(a / "landmarks.npy").astype(np.float64)
+    faces = np.load(a / "faces.npy")
+    for i in np.flatnonzero(m & warped).tolist():
+        r, p, w = b.x_rows[i], draw.mix["x"][i], draw.mix["alpha"][i]
+        assert rows[p % n]["pose"] == rows[r % n]["pose"] and (p >= n) == (r >= n)   # a partner of the same view
+        real = morph(faces[[r % n]], faces[[p % n]], lm[[r % n]], lm[[p % n]], np.array([w]))
+        if r >= n:
+            real = real[..., ::-1]
+        k = int(np.flatnonzero(np.flatnonzero(m) == i)[0])
+        assert torch.equal(b.x_real[k], to_unit_batch(real)[0])
+        gen = d.rule.reshape(real, [rows[r % n]["pose"]], (1 - w) * lm[[r % n]] + w * lm[[p % n]], mirrored=[r >= n],
+                             strict=True)
+        assert torch.equal(b.x[i], to_unit_batch(gen)[0])
+        assert not torch.equal(b.x[i], to_unit_batch(real)[0])      # the generator reads it frontalised

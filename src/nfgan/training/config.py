@@ -85,11 +85,12 @@ COMMON = {
         "framing_jitter": {"p": opt(0.0, low=0, high=1),
                            "scale": opt([0.9, 1.1], "list[float]", length=2, low=0.5, high=2),
                            "rotate_deg": opt(4.0, low=0, high=45), "shift": opt(0.03, low=0, high=0.25)},
-        # identity mixing (nfgan.data.identity_mix): with probability p a frontal training pair is morphed with
+        # identity mixing (nfgan.data.identity_mix): with probability p a training pair is morphed with
         # another pair of the same source (inputs with inputs, targets with targets) into a pair of a person nobody
-        # photographed; alpha: the range of the partner's weight
+        # photographed; alpha: the range of the partner's weight; turned: also mix inputs the input rule warps
+        # (two photos of one pose morphed, then frontalised), else only frontal inputs read as stored
         "identity_mix": {"p": opt(0.0, low=0, high=1), "alpha": opt([0.25, 0.75], "list[float]", length=2,
-                                                                     low=0, high=1)},
+                                                                     low=0, high=1), "turned": False},
     },
     "train": {
         "steps": opt(5000, low=1, high=10**9),

@@ -297,34 +297,51 @@ class TrainingData:
         return torch.from_numpy(share[src] / np.maximum(counts[src], 1))
 
     def _mix_pools(self, n: int) -> None:
-        """Which rows may be mixed (``mix_ok``, per row of the row space: a stored face, read by the generator as
-        stored, with landmarks) and, per source, the training-input positions a partner is drawn from (input and
-        every target of its group mixable)."""
+        """Which rows may be mixed (``mix_ok``, per row of the row space: a stored face with landmarks, read by the
+        generator as stored unless ``identity_mix.turned`` lets the input rule's warped rows in too; a target must
+        be a stored face) and the training-input positions a partner is drawn from (input and every target of its
+        group mixable), per source, or with ``turned`` per source, pose and mirroring (:meth:`_mix_key`)."""
+        f = self.faces
+        self._pose_code = np.unique(f.poses, return_inverse=True)[1].astype(np.int64) if f.n else np.zeros(0, np.int64)
         ok = np.zeros(len(self.gen_rows), dtype=bool)
-        plain = np.arange(n, dtype=np.int64)
-        plain = plain[self.gen_rows[:n] == plain]
-        for i in range(0, len(plain), 65536):
-            rows = plain[i:i + 65536]
-            ok[rows] = np.isfinite(self.faces.landmarks(rows)).all(axis=(1, 2))
+        if self.mix_cfg["turned"]:
+            cand = np.arange(f.base, dtype=np.int64)
+        else:
+            cand = np.arange(n, dtype=np.int64)
+            cand = cand[self.gen_rows[:n] == cand]
+        for i in range(0, len(cand), 65536):
+            rows = cand[i:i + 65536]
+            ok[rows] = np.isfinite(f.landmarks(rows % n)).all(axis=(1, 2))
         self.mix_ok = ok
+        self.mix_target_ok = ok & (np.arange(len(ok)) < n)
         t = self.train
-        targets_ok = np.asarray([ok[t.group_rows[t.group_start[g]:t.group_start[g] + t.group_size[g]]].all()
-                                 for g in range(len(t.group_size))], dtype=bool)
+        targets_ok = np.asarray([self.mix_target_ok[t.group_rows[t.group_start[g]:t.group_start[g] + t.group_size[g]]]
+                                 .all() for g in range(len(t.group_size))], dtype=bool)
         usable = ok[t.inputs] & targets_ok[t.input_group]
-        src = self.source_of_rows(t.inputs)
-        self.mix_pool = [np.flatnonzero(usable & (src == k)) for k in range(len(self.sources))]
-        if not any(len(p) for p in self.mix_pool):
-            raise ConfigError("data.identity_mix: no training pair can be mixed (mixing needs frontal inputs read "
-                              "as stored and landmarks.npy)")
+        key = self._mix_key(t.inputs)
+        self.mix_pool = {int(k): np.flatnonzero(usable & (key == k)) for k in np.unique(key[usable]).tolist()}
+        if not self.mix_pool:
+            raise ConfigError("data.identity_mix: no training pair can be mixed (mixing needs landmarks.npy and, "
+                              "without identity_mix.turned, frontal inputs read as stored)")
+
+    def _mix_key(self, x_rows: np.ndarray) -> np.ndarray:
+        """The group a partner must share with an input row: its source, and with ``identity_mix.turned`` also its
+        pose and whether it is mirrored (two photos of one view morph into a photo of that view)."""
+        src = self.source_of_rows(x_rows)
+        if not self.mix_cfg["turned"]:
+            return src
+        f, poses = self.faces, self._pose_code
+        x_rows = np.asarray(x_rows, dtype=np.int64)
+        return (src * (int(poses.max(initial=0)) + 1) + poses[x_rows % max(f.n, 1)]) * 2 + (x_rows >= f.n)
 
     def _draw_mix(self, x_rows: np.ndarray, y_rows: np.ndarray, rng: np.random.Generator) -> dict:
-        """Which rows of a batch are mixed, by how much, with which partner pair (same source)."""
-        src = self.source_of_rows(x_rows)
-        pool_size = np.asarray([len(p) for p in self.mix_pool])[src]
-        params = mix_params(self.mix_ok[x_rows] & self.mix_ok[y_rows] & (pool_size > 1), rng, self.mix_cfg)
+        """Which rows of a batch are mixed, by how much, with which partner pair (:meth:`_mix_key`)."""
+        key = self._mix_key(x_rows)
+        pool_size = np.asarray([len(self.mix_pool.get(int(k), ())) for k in key.tolist()], dtype=np.int64)
+        params = mix_params(self.mix_ok[x_rows] & self.mix_target_ok[y_rows] & (pool_size > 1), rng, self.mix_cfg)
         px, py = x_rows.copy(), y_rows.copy()
         for i in np.flatnonzero(params["mixed"]).tolist():
-            pool = self.mix_pool[src[i]]
+            pool = self.mix_pool[int(key[i])]
             pos = pool[min(int(params["u"][i, 0] * len(pool)), len(pool) - 1)]
             px[i] = self.train.inputs[pos]
             py[i] = self.train.pick_targets(np.asarray([pos]), params["u"][i, 1:2])[0]
@@ -445,11 +462,9 @@ class TrainingData:
         else:
             faces = self.faces.read_channels(self.gen_rows[d.x_rows])
             channels = faces[:, None] if faces.ndim == 3 else faces      # a view: the changes land in faces
-            if m is not None:   # mixable rows are read as stored: every channel shows the same face
-                mixed = morph(channels[m, 0], self.faces.read(d.mix["x"][m]), self.faces.landmarks(d.x_rows[m]),
-                              self.faces.landmarks(d.mix["x"][m]), d.mix["alpha"][m])
-                channels[m] = mixed[:, None]
-                x_real = self._batch(mixed)
+            if m is not None:
+                x_real, channels[m] = self._mix_inputs(d, m)
+                x_real = self._batch(x_real)
             for c in range(channels.shape[1]):   # each channel gets the same camera change and framing
                 if d.photometric is not None:
                     channels[:, c] = photometric_augment(channels[:, c], d.photometric)
@@ -457,6 +472,26 @@ class TrainingData:
                     channels[:, c] = framing_augment(channels[:, c], d.framing)
             x = self._batch(faces)
         return Batch(d.x_rows, d.y_rows, d.g_rows, x, y, self.rows(d.g_rows), y_mask, m, x_real)
+
+    def _mix_inputs(self, d: Draw, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mixed rows' real inputs (uint8 ``M x S x S``: the two stored photos morphed, mirrored where the rows
+        are mirror rows) and what the generator reads for them (``M x C x S x S``: the same, warped by the input
+        rule where it warps the row, with the morph's landmarks)."""
+        f, n = self.faces, self.faces.n
+        rows, partners, alpha = d.x_rows[m], d.mix["x"][m], d.mix["alpha"][m]
+        lm_a, lm_b = f.landmarks(rows % n), f.landmarks(partners % n)
+        real = morph(f.faces(rows % n), f.faces(partners % n), lm_a, lm_b, alpha)
+        flip = rows >= n
+        real[flip] = real[flip][..., ::-1]
+        gen = np.stack([real] * self.rule.channels, axis=1)
+        warped = self.gen_rows[rows] != rows
+        if warped.any():
+            w = alpha[warped][:, None, None]
+            out = self.rule.reshape(real[warped], list(f.poses[rows[warped] % n]),
+                                    (1 - w) * lm_a[warped] + w * lm_b[warped], mirrored=flip[warped],
+                                    who="identity mixing", strict=True)
+            gen[warped] = out if out.ndim == 4 else out[:, None]
+        return real, gen
 
     def _mix_targets(self, d: Draw, m: np.ndarray, y_faces: np.ndarray, y_mask: torch.Tensor | None):
         """The batch's targets with mixed rows morphed with their partners' targets, and the pixel-loss mask with
