@@ -19,8 +19,9 @@ in the 64 px framing; with ``empty_border: auto`` those pixels of a target are l
 
 Identity mixing (``data.identity_mix``, :mod:`nfgan.data.identity_mix`): a share of a batch's pairs is morphed
 with another training pair of the same source (inputs with inputs, targets with targets), giving pairs of people
-nobody photographed. Only pairs the generator reads as stored faces (frontal, not mirrored or warped) with
-landmarks take part; the features of a mixed row are computed on the fly (``Batch.mixed``, ``Batch.x_real``).
+nobody photographed. Pairs with landmarks take part whose input the generator reads as stored (frontal, not
+mirrored or warped) or, with ``identity_mix.turned``, any input: two photos of one view are morphed, then warped
+by the input rule. The features of a mixed row are computed on the fly (``Batch.mixed``, ``Batch.x_real``).
 """
 from __future__ import annotations
 
