@@ -200,8 +200,8 @@ class FeatureLosses:
         targets = self.target_cache(y_rows) if feat_maps is not None else None
         m = mixed if mixed is not None and mixed.any() else None
         if m is not None:
-            ref_faces = y[torch.from_numpy(m).to(y.device)] if self.id_reference == "target" else x_real
             y_m = y[torch.from_numpy(m).to(y.device)]
+            ref_faces = y_m if self.id_reference == "target" else x_real
             if self.shared_trunk is not None:     # both nets' maps from one pass per face
                 with torch.no_grad():
                     t_maps, y_ids = self.shared_trunk(y_m)

@@ -499,20 +499,19 @@ class TrainingData:
         a mixed row's pixels valid only where both targets hold image content."""
         partner = self.faces.read(d.mix["y"][m])
         use = self.mask_sources[self.source_of_rows(d.y_rows[m])]
-        valid_a = valid_b = None
+        y_faces = y_faces.copy()
+        args = (y_faces[m], partner, self.faces.landmarks(d.y_rows[m]), self.faces.landmarks(d.mix["y"][m]),
+                d.mix["alpha"][m])
+        mixed_valid = None
         if use.any():
             size = self.faces.size
             valid_a = np.ones((int(m.sum()), size, size), dtype=bool)
             valid_b = valid_a.copy()
             valid_a[use] = empty_border_mask(y_faces[m][use])
             valid_b[use] = empty_border_mask(partner[use])
-        y_faces = y_faces.copy()
-        out = morph(y_faces[m], partner, self.faces.landmarks(d.y_rows[m]), self.faces.landmarks(d.mix["y"][m]),
-                    d.mix["alpha"][m], valid_a, valid_b)
-        mixed_valid = None
-        if isinstance(out, tuple):
-            out, mixed_valid = out
-        y_faces[m] = out
+            y_faces[m], mixed_valid = morph(*args, valid_a, valid_b)
+        else:
+            y_faces[m] = morph(*args)
         if mixed_valid is not None and (y_mask is not None or not mixed_valid.all()):
             mask = y_mask if y_mask is not None else self._on_device(torch.ones(len(y_faces), 1, *y_faces.shape[1:]))
             mask = mask.clone()
