@@ -19,16 +19,17 @@ export_screen() {   # $1: leave-JAFFE-and-Yale-out second-stage run folder, $2: 
     $PY tools/set_input_rule.py runs/$1/checkpoints/step_00002500.safetensors runs/$2 --neutralize-mode warp_frame \
         --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
 }
-screen() {   # $1: result folder, $2: candidate's short name, $3: its model file; baseline feat10_ema (85.2)
+score_screen() {   # $1: result folder, $2: candidate's name (its evaluated model: lodo_$2_gated), $3: its model
+                   # file, $4: a suffix of the score table's labels ("" or _gated); baseline feat10_ema (85.2)
     mkdir -p $1
     for n in jaffe yale; do
-        $N evaluate lodo_$2=runs/$3 lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors --data out/${n}64 \
+        $N evaluate lodo_$2_gated=runs/$3 lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors --data out/${n}64 \
             --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
             --out $1/${n}_every_person --no-figures --quiet --kid-subsets 50
     done
     local cmd="" m n
-    for m in feat10_ema_gated $2; do for n in jaffe yale; do
-        cmd="$cmd unseen:$n:$m=$1/${n}_every_person/per_face.csv@lodo_$m"; done; done
+    for m in feat10_ema $2; do for n in jaffe yale; do
+        cmd="$cmd unseen:$n:$m$4=$1/${n}_every_person/per_face.csv@lodo_${m}_gated"; done; done
     (echo "\$ python tools/choice_score.py $cmd --bootstrap 2000"; echo; $PY tools/choice_score.py $cmd --bootstrap 2000) \
         > $1/screen_seed0.txt
     tail -2 $1/screen_seed0.txt

@@ -21,6 +21,6 @@ echo FIVE_SET_DONE
 stage1 lodo_jaffe_yale_feat10_mix
 stage2 lodo_jaffe_yale_feat10_mix lodo_jaffe_yale_feat10_ema_mix_sfm lodo_jaffe_yale_feat10_ema_mix_sfm
 export_screen lodo_jaffe_yale_feat10_ema_mix_sfm mixchain_gated_seed0.safetensors
-screen $R/screen_mixchain mixchain_gated mixchain_gated_seed0.safetensors
+score_screen $R/screen_mixchain mixchain mixchain_gated_seed0.safetensors _gated
 date
 echo SCREEN_DONE
