@@ -1,14 +1,16 @@
-"""A model file with geometric neutralisation of its frontal inputs and/or own-shape frontalisation of its turned
-inputs added at inference (no retraining).
+"""A model file with geometric neutralisation of its frontal inputs, own-shape frontalisation of its turned inputs
+and/or the identity pull of its turned outputs added at inference (no retraining).
 
     python tools/set_input_rule.py MODEL OUT.safetensors [--neutralize-mode warp_frame \
-        [--neutralize-threshold T] [--neutral-shape-map FILE]] [--frontal-shape own [--frontal-shape-map FILE]]
+        [--neutralize-threshold T] [--neutral-shape-map FILE]] [--frontal-shape own [--frontal-shape-map FILE]] \
+        [--identity-pull [--pull-steps 5] [--pull-step-size 0.05] [--pull-levels 3]]
 
 MODEL is a run folder, a checkpoint (PATH#live / PATH#ema as for ``nfgan evaluate``), an exported file or a
 shipped model's name. OUT holds the same generator weights (float32) with the model's input rule extended by step 3
 of ``nfgan.data.generator_input`` (``data.neutralize_mode``, ``data.neutralize_threshold``; the map, the shipped one
 by default, embedded; with ``--frontal-shape own``, step 2 onto each turned face's own predicted frontal
-landmarks, ``nfgan.data.frontal_shape``, its map embedded), so that ``nfgan evaluate NAME=OUT``,
+landmarks, ``nfgan.data.frontal_shape``, its map embedded; with ``--identity-pull``, the pull of
+``nfgan.inference.identity_pull`` recorded), so that ``nfgan evaluate NAME=OUT``,
 ``nfgan normalize --model OUT`` and ONNX export apply it.
 The people the model learned from (its ``train_subjects``) and those the map was fit on (the training and
 validation people of the splits it records) are written as the file's ``train_subjects`` (``export_model`` does this
@@ -39,9 +41,18 @@ def main(argv=None) -> int:
                     help="warp turned inputs onto their own predicted frontal landmarks (nfgan.data.frontal_shape)")
     ap.add_argument("--frontal-shape-map", type=Path, default=None,
                     help="the own-shape map's file (default: the shipped one)")
+    ap.add_argument("--identity-pull", action="store_true",
+                    help="pull turned inputs' outputs towards dlib's reading of the photo (nfgan.inference.identity_pull)")
+    ap.add_argument("--pull-steps", type=int, default=None, help="the pull's Adam steps (default 5)")
+    ap.add_argument("--pull-step-size", type=float, default=None, help="the pull's step size (default 0.05)")
+    ap.add_argument("--pull-levels", type=int, default=None, help="encoder outputs offset, deepest first (default 3)")
     args = ap.parse_args(argv)
-    if args.neutralize_mode is None and args.frontal_shape is None:
-        ap.error("nothing to add: give --neutralize-mode and/or --frontal-shape")
+    if args.neutralize_mode is None and args.frontal_shape is None and not args.identity_pull:
+        ap.error("nothing to add: give --neutralize-mode, --frontal-shape and/or --identity-pull")
+    try:
+        pull = pull_from_args(args)
+    except ValueError as e:
+        ap.error(str(e))
     if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
         ap.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")
     if args.frontal_shape is None and args.frontal_shape_map:
@@ -51,6 +62,8 @@ def main(argv=None) -> int:
         ap.error(f"{args.model} already neutralises its frontal inputs ({g.rule})")
     if args.frontal_shape and g.rule.frontal == "own":
         ap.error(f"{args.model} already warps turned inputs onto their own shape ({g.rule})")
+    if pull is not None and g.pull is not None:
+        ap.error(f"{args.model} already pulls its turned outputs ({g.pull})")
     rule, added = g.rule, {}
     try:
         if args.neutralize_mode:
@@ -62,13 +75,30 @@ def main(argv=None) -> int:
             added["frontal_shape_map"] = str(args.frontal_shape_map) if args.frontal_shape_map else "shipped"
     except ValueError as e:
         ap.error(str(e))
-    out = export_model(g, args.out, rule=rule, input_rule_added=added)   # records the maps' people too
+    if pull is not None:
+        added["identity_pull"] = pull.as_dict()
+    try:   # records the maps' people too
+        out = export_model(g, args.out, rule=rule, identity_pull=pull, input_rule_added=added)
+    except ValueError as e:
+        ap.error(str(e))
     written = load_model(out)
     subjects = written.info.get("train_subjects")
-    print(f"wrote {out}: {written.rule}; "
+    print(f"wrote {out}: {written.rule}" + (f", identity pull {written.pull}" if written.pull else "") + "; "
           + (f"{len(subjects)} training subjects recorded" if subjects is not None else
              "training subjects unknown (the model's or the map's), none recorded"))
     return 0
+
+
+def pull_from_args(args):
+    """The identity pull the options ask for (``None`` without ``--identity-pull``)."""
+    from nfgan.inference.identity_pull import IdentityPull
+
+    given = {"steps": args.pull_steps, "step_size": args.pull_step_size, "levels": args.pull_levels}
+    if not args.identity_pull:
+        if any(v is not None for v in given.values()):
+            raise ValueError("--pull-steps, --pull-step-size and --pull-levels need --identity-pull")
+        return None
+    return IdentityPull(**{k: v for k, v in given.items() if v is not None})
 
 
 if __name__ == "__main__":
