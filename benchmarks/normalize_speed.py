@@ -12,18 +12,21 @@ alike) and each figure the best of ``--repeats`` passes after a warm-up pass:
   mean layout and onto each face's own predicted frontal landmarks (``nfgan.data.frontal_shape``, the option
   ``data.frontalize_shape: own``), with the ratio of the two;
 * the default normaliser through each path, full (its input rule: mirroring + frontalisation, then the U-Net)
-  and network only (the same inputs already mirrored and frontalised): torch fp32 = today's path
-  (``Generator.normalize``; every ratio is taken against its full rate), torch channels-last +
+  and network only (the same inputs already mirrored and frontalised), without its identity pull of turned faces
+  (``identity_pull=False``; the ONNX graph has none): torch fp32 = today's path (``Generator.normalize``; every
+  ratio is taken against its full rate), torch channels-last +
   inference_mode, torch bf16 autocast (with and without channels-last), onnxruntime (``nfgan export`` graph);
   with each path's largest difference from today's output in gray levels, on the example faces and on the
   prepared faces of ``--prepared`` (default ``out/london64`` when present);
+* the default as it ships, with the identity pull of its turned faces (``nfgan.inference.identity_pull``: five
+  gradient steps through the U-Net and dlib's network per turned face), torch fp32, and how far it moves them;
 * the NFGAN (Enc + Dec), torch fp32 and onnxruntime;
 * the FLOP-bound limit: the U-Net's FLOPs per face (``torch.utils.flop_counter.FlopCounterMode``) against this
   CPU's matmul rate (fp32 and bf16, 2048 x 2048, measured here with the same threads);
 * end to end: photos -> aligned (face detector + dlib's 68 landmarks) -> normalised
   (``Normalizer.normalize_photos``) on the 20 example photos, per detector (``nfgan.data.align.DETECTORS``):
-  dlib HOG (today's) and the ported BlazeFace through torch fp32 and onnxruntime, passes interleaved, best
-  of ``--repeats``; dlib's CNN (MMOD) detector, ~0.6 s a photo on this CPU, with torch fp32 only, one timed
+  dlib HOG (today's) and the ported BlazeFace through torch fp32 (without the pull) and onnxruntime, and HOG
+  with the default's pull, passes interleaved, best of ``--repeats``; dlib's CNN (MMOD) detector, ~0.6 s a photo on this CPU, with torch fp32 only, one timed
   pass on the first ``--cnn-photos`` photos (default all 20, 2 with ``--quick``; 0: left out). Photos/s counts every photo given, aligned or not
   (HOG aligns 16 of the 20, BlazeFace 12 - it refuses the four left profiles HOG takes for 3/4 views -,
   the CNN detector 16).
@@ -53,6 +56,7 @@ from nfgan.data.generator_input import InputRule  # noqa: E402
 from nfgan.inference.normalizer import Normalizer, default_model_path, nfgan_model_path  # noqa: E402
 
 PARITY = 1   # gray levels a faster path may differ from today's output and still count
+PULL = "torch fp32 + identity pull (as shipped)"   # the default with its identity pull of turned faces
 
 
 def example_photos() -> list[Path]:
@@ -176,8 +180,11 @@ def main(argv=None) -> int:
            "own-shape frontalisation alone": lambda: frontalize_batch(faces[turned], lms[turned],
                                                                      [poses[i] for i in turned], shape=own)}
     for name, (kw, full, net_only) in paths.items():
-        fns[name] = (lambda g=full, kw=kw: g.normalize(faces, poses, flipped, bs, landmarks=lms, **kw))
+        fns[name] = (lambda g=full, kw=kw: g.normalize(faces, poses, flipped, bs, landmarks=lms, identity_pull=False,
+                                                       **kw))
         fns[name + " [net]"] = (lambda g=net_only, kw=kw: g.normalize(inputs, batch_size=bs, **kw))
+    if default.pull is not None:
+        fns[PULL] = lambda: default.normalize(faces, poses, flipped, bs, landmarks=lms)
     fns["NFGAN torch fp32"] = lambda: nfgan.normalize(faces, poses, flipped, bs)
     if have_ort:
         nfgan_ort = load_onnx_generator(nfgan_model_path(), threads=args.threads)
@@ -185,15 +192,21 @@ def main(argv=None) -> int:
     secs = interleaved(fns, args.repeats)
 
     # parity with today's path: the example faces, and the prepared faces
-    today = default.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs, landmarks=lms[:n_unique])
+    today = default.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs, landmarks=lms[:n_unique],
+                              identity_pull=False)
     prep = None if args.quick or args.prepared == "none" else prepared_faces(Path(args.prepared))
-    today_prep = default.normalize(prep[0], prep[1], prep[2], bs, landmarks=prep[3]) if prep else None
+    today_prep = default.normalize(prep[0], prep[1], prep[2], bs, landmarks=prep[3], identity_pull=False) \
+        if prep else None
     diffs = {}
     for name, (kw, full, _) in paths.items():
         d = max_diff(full.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs,
-                                    landmarks=lms[:n_unique], **kw), today)
-        dp = max_diff(full.normalize(prep[0], prep[1], prep[2], bs, landmarks=prep[3], **kw), today_prep) if prep else None
+                                    landmarks=lms[:n_unique], identity_pull=False, **kw), today)
+        dp = max_diff(full.normalize(prep[0], prep[1], prep[2], bs, landmarks=prep[3], identity_pull=False, **kw),
+                      today_prep) if prep else None
         diffs[name] = (d, dp)
+    if PULL in fns:   # how far the pull moves the turned faces: mean and largest change in gray levels
+        pulled = default.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs, landmarks=lms[:n_unique])
+        moved = np.abs(pulled.astype(int) - today.astype(int))[[i for i in turned if i < n_unique]]
     nf_today = nfgan.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs)
     nf_diff = max_diff(nfgan_ort.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs), nf_today) \
         if have_ort else None
@@ -208,22 +221,27 @@ def main(argv=None) -> int:
     photos = example_photos()
     cnn_n = args.cnn_photos if args.cnn_photos is not None else (2 if args.quick else len(photos))
     backends = {"torch fp32 (today's path)": Normalizer.from_checkpoint()}
+    pull_on = {"torch fp32 (today's path)": False, PULL: True}
     if have_ort:
         backends["onnxruntime"] = Normalizer.from_checkpoint(backend="onnxruntime", threads=args.threads)
     e2e = {}     # (detector, backend) -> (normaliser, photos)
     for det in ("hog", "blazeface"):
         for bname, norm in backends.items():
             e2e[(det, bname)] = (norm, photos)
-    e2e_ok = {k: sum(norm.normalize_photos(ph, detector=k[0]).ok) for k, (norm, ph) in e2e.items()}  # + warm-up
-    e2e_sec = interleaved({k: (lambda norm=norm, ph=ph, det=k[0]: norm.normalize_photos(ph, detector=det))
+    if default.pull is not None:
+        e2e[("hog", PULL)] = (backends["torch fp32 (today's path)"], photos)
+    e2e_ok = {k: sum(norm.normalize_photos(ph, detector=k[0], identity_pull=pull_on.get(k[1], False)).ok)
+              for k, (norm, ph) in e2e.items()}  # + warm-up
+    e2e_sec = interleaved({k: (lambda norm=norm, ph=ph, det=k[0], on=pull_on.get(k[1], False):
+                               norm.normalize_photos(ph, detector=det, identity_pull=on))
                            for k, (norm, ph) in e2e.items()}, max(1, args.repeats - 1))
     if cnn_n > 0:
         torch_norm = backends["torch fp32 (today's path)"]
         key, cnn_photos = ("cnn", "torch fp32 (today's path)"), photos[:cnn_n]
         e2e[key] = (torch_norm, cnn_photos)
-        torch_norm.normalize_photos(cnn_photos[:1], detector="cnn")   # warm-up (loads the model)
+        torch_norm.normalize_photos(cnn_photos[:1], detector="cnn", identity_pull=False)   # warm-up
         t0 = time.perf_counter()
-        e2e_ok[key] = sum(torch_norm.normalize_photos(cnn_photos, detector="cnn").ok)
+        e2e_ok[key] = sum(torch_norm.normalize_photos(cnn_photos, detector="cnn", identity_pull=False).ok)
         e2e_sec[key] = time.perf_counter() - t0
 
     print(f"{args.n} aligned faces ({n_unique} distinct, {len(turned)} turned), batch {bs}, {args.threads} threads, "
@@ -245,6 +263,10 @@ def main(argv=None) -> int:
         print(f"{name:<42} {rate:>9.1f} {rate / base:>8.2f} {net_rate:>9.1f} {net_rate / base:>8.2f} {shown:>9}")
         if d <= PARITY and (dp is None or dp <= PARITY) and (fastest is None or rate > fastest[1]):
             fastest = (name, rate)
+    if PULL in secs:
+        rate = args.n / secs[PULL]
+        print(f"{PULL:<42} {rate:>9.1f} {rate / base:>8.2f}  (turned faces moved {moved.mean():.1f} gray levels on "
+              f"average, {moved.max()} at most)")
     for name in ("NFGAN torch fp32", "NFGAN onnxruntime"):
         if name in secs:
             rate = args.n / secs[name]

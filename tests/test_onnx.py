@@ -124,9 +124,14 @@ def test_default_normaliser_in_onnxruntime_is_within_one_gray_level_of_torch(exp
     torch_norm = Normalizer.from_checkpoint()
     ort_norm = Normalizer.from_onnx(exported / DEFAULT_ONNX, threads=1)
     assert ort_norm.info["backend"] == "onnxruntime" and ort_norm.kind == "pix2pix"
-    want = torch_norm.normalize(crops, poses, flipped, lms)
+    # the graph is the plain generator: the default's identity pull of turned faces is a PyTorch step
+    want = torch_norm.normalize(crops, poses, flipped, lms, identity_pull=False)
     got = ort_norm.normalize(crops, poses, flipped, lms, batch_size=7)      # batches of another size
     assert got.shape == want.shape and _diff(got, want) <= 1
+    meta = ort_norm.generator.info["onnx_metadata"]
+    assert meta.get("nfgan.identity_pull_not_in_graph") == (torch_norm.generator.pull.as_dict()
+                                                            if torch_norm.generator.pull else None)
+    assert "identity_pull" not in meta["nfgan.info"]
     faces = generated[0]
     assert _diff(ort_norm.normalize(faces), torch_norm.normalize(faces)) <= 1
     # the backend from the safetensors file, exported in memory: the same graph
@@ -186,7 +191,8 @@ def test_the_pretrained_trunk_and_its_resized_input_export_exactly(trunk_input):
 def test_cli_normalize_with_the_onnxruntime_backend_matches_torch(exported, tmp_path, capsys):
     photos = [str(p) for p in PHOTOS if "front" in p.parent.name or "3quarter" in p.parent.name][:4]
     onx = exported / DEFAULT_ONNX
-    assert main(["normalize", *photos, "-o", str(tmp_path / "torch")]) == 0
+    # the graph is the plain network: the torch path without the default's identity pull of turned faces
+    assert main(["normalize", *photos, "-o", str(tmp_path / "torch"), "--no-identity-pull"]) == 0
     assert main(["normalize", *photos, "--model", str(onx), "-o", str(tmp_path / "ort")]) == 0   # .onnx: auto
     assert main(["normalize", *photos, "--backend", "onnxruntime", "-o", str(tmp_path / "mem")]) == 0
     capsys.readouterr()
@@ -221,18 +227,19 @@ def test_faster_torch_options_leave_the_default_path_and_stay_close(london, mode
     crops, poses, flipped, lms = london
     g = load_model(model)
     keys = sorted(g.state_dict())
-    today = g.normalize(crops, poses, flipped, landmarks=lms)
+    # the network's paths (the default's identity pull of turned faces runs after them, always in fp32)
+    today = g.normalize(crops, poses, flipped, landmarks=lms, identity_pull=False)
     with torch.no_grad():   # the default path is the plain fp32 forward, bit for bit
         plain = to_uint8(g(to_unit_batch(g.generator_inputs(crops, poses, flipped, lms))))
     assert np.array_equal(today, plain)
-    cl = g.normalize(crops, poses, flipped, landmarks=lms, channels_last=True)
+    cl = g.normalize(crops, poses, flipped, landmarks=lms, channels_last=True, identity_pull=False)
     assert _diff(cl, today) <= 1
-    bf = g.normalize(crops, poses, flipped, landmarks=lms, bf16=True)
+    bf = g.normalize(crops, poses, flipped, landmarks=lms, bf16=True, identity_pull=False)
     # measured on these faces: 2 for london, 4 for the default (docs/deploy.md): why bf16 is off by default
     assert _diff(bf, today) <= bf16_bound
     # the channels-last copy is no sub-module, and the default path after it is unchanged
     assert sorted(g.state_dict()) == keys and all(p.is_contiguous() for p in g.parameters())
-    assert np.array_equal(g.normalize(crops, poses, flipped, landmarks=lms), today)
+    assert np.array_equal(g.normalize(crops, poses, flipped, landmarks=lms, identity_pull=False), today)
 
 
 @needs_ort

@@ -53,6 +53,7 @@ from nfgan.checkpoint import EXPORT_FORMAT  # noqa: E402
 from nfgan.data.neutral_shape import MODES  # noqa: E402
 from nfgan.data.pairs import load_splits  # noqa: E402
 from nfgan.inference import export_model, load_model  # noqa: E402
+from nfgan.inference.identity_pull import IdentityPull  # noqa: E402
 from nfgan.weights import protocol_file  # noqa: E402
 
 LONDON = {"name": "Face Research Lab London Set", "authors": "Lisa DeBruine, Benedict Jones", "year": 2017,
@@ -126,7 +127,18 @@ def main(argv=None) -> int:
                         "(data.frontalize_shape: own; nfgan.data.frontal_shape)")
     p.add_argument("--frontal-shape-map", type=Path, default=None,
                    help="the own-shape map's file (default: the shipped one, fit on London's training people)")
+    p.add_argument("--identity-pull", action="store_true",
+                   help="pull turned inputs' outputs towards dlib's reading of the photo at inference "
+                        "(nfgan.inference.identity_pull)")
+    p.add_argument("--pull-steps", type=int, default=None, help="the pull's Adam steps (default 5)")
+    p.add_argument("--pull-step-size", type=float, default=None, help="the pull's step size (default 0.05)")
+    p.add_argument("--pull-levels", type=int, default=None, help="encoder outputs offset, deepest first (default 3)")
     args = p.parse_args(argv)
+    try:
+        args.pull = IdentityPull.from_options(args.identity_pull, args.pull_steps, args.pull_step_size,
+                                            args.pull_levels)
+    except ValueError as e:
+        p.error(str(e))
     if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
         p.error("--neutralize-threshold and --neutral-shape-map need --neutralize-mode")
     if args.frontal_shape is None and args.frontal_shape_map:
@@ -170,7 +182,7 @@ def main(argv=None) -> int:
                    "sha256": hashlib.sha256(args.splits.read_bytes()).hexdigest(), "test": splits["test"]},
         **_evaluated(args.run, metrics, name),
     }
-    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, **meta)
+    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, identity_pull=args.pull, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')})")
     return 0
 
@@ -189,7 +201,8 @@ def _reexport(args, g, metrics: dict, name: str | None) -> int:
     half = g.info.get("stored_dtype") == "float16" and not args.float32
     # written beside the target first: the source may be the very file being replaced
     with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
-        staged = export_model(args.run, Path(tmp) / args.out.name, half=half, rule=args.rule, **meta)
+        staged = export_model(args.run, Path(tmp) / args.out.name, half=half, rule=args.rule,
+                              identity_pull=args.pull, **meta)
         staged.replace(args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}, "
           f"re-exported; input rule {args.rule or g.rule})")
@@ -270,7 +283,7 @@ def _export_sources(args, g, cfg: dict, metrics: dict, name: str | None) -> int:
         "alignment": ALIGNMENT,
         **_evaluated(args.run, metrics, name),
     }
-    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, **meta)
+    out = export_model(args.run, args.out, half=not args.float32, rule=args.rule, identity_pull=args.pull, **meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {g.kind}, step {g.info.get('step')}; "
           f"{'research use only' if research else 'CC BY data'})")
     return 0

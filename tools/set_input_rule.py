@@ -29,6 +29,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     from nfgan.data.neutral_shape import MODES
     from nfgan.inference import export_model, load_model
+    from nfgan.inference.identity_pull import IdentityPull
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -50,7 +51,8 @@ def main(argv=None) -> int:
     if args.neutralize_mode is None and args.frontal_shape is None and not args.identity_pull:
         ap.error("nothing to add: give --neutralize-mode, --frontal-shape and/or --identity-pull")
     try:
-        pull = pull_from_args(args)
+        pull = IdentityPull.from_options(args.identity_pull, args.pull_steps, args.pull_step_size,
+                                            args.pull_levels)
     except ValueError as e:
         ap.error(str(e))
     if args.neutralize_mode is None and (args.neutralize_threshold or args.neutral_shape_map):
@@ -87,18 +89,6 @@ def main(argv=None) -> int:
           + (f"{len(subjects)} training subjects recorded" if subjects is not None else
              "training subjects unknown (the model's or the map's), none recorded"))
     return 0
-
-
-def pull_from_args(args):
-    """The identity pull the options ask for (``None`` without ``--identity-pull``)."""
-    from nfgan.inference.identity_pull import IdentityPull
-
-    given = {"steps": args.pull_steps, "step_size": args.pull_step_size, "levels": args.pull_levels}
-    if not args.identity_pull:
-        if any(v is not None for v in given.values()):
-            raise ValueError("--pull-steps, --pull-step-size and --pull-levels need --identity-pull")
-        return None
-    return IdentityPull(**{k: v for k, v in given.items() if v is not None})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ What is written (one file per graph, named after the model file; batch dimension
   ten crops of ``five_crops(face, C, flips=True)`` whose softmax outputs are averaged per face; outputs
   ``probabilities`` (``N x classes``, softmax) and ``embedding`` (``N x embed_dim``, L2-normalised).
 
-The graphs are the networks only. The step before a generator (the model's input rule,
+The graphs are the networks only. A model's identity pull of turned outputs (``nfgan.inference.identity_pull``,
+the default's: gradient steps through the generator and dlib's network) is not in its graph, which gives the plain
+generator's outputs (``identity_pull=False``); the file names it in ``nfgan.identity_pull_not_in_graph``. The step
+before a generator (the model's input rule,
 ``nfgan.data.generator_input.InputRule``: mirroring of faces turned to the left, landmark frontalisation of
 turned faces) and the FER face normalisation stay in nfgan (numpy), as ``nfgan normalize --backend
 onnxruntime`` runs them; each file's ``metadata_props`` record what they need: ``nfgan.kind``,
@@ -161,8 +164,11 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
     rule = g.rule.as_dict()
     base = {"nfgan.input_rule": rule, "nfgan.model": g.info["model"], "nfgan.step": g.info.get("step"),
             "nfgan.pre_step": PRE_STEP,
-            # everything else the model file records (licence, training data, identity thresholds, config)
-            "nfgan.info": {k: v for k, v in g.info.items() if k not in ("source", "input_rule")}}
+            # everything else the model file records (licence, training data, identity thresholds, config); the
+            # identity pull (a PyTorch step with gradients) is not in the graph, so it is named apart
+            "nfgan.info": {k: v for k, v in g.info.items() if k not in ("source", "input_rule", "identity_pull")}}
+    if getattr(g, "pull", None) is not None:
+        base["nfgan.identity_pull_not_in_graph"] = g.pull.as_dict()
     c = g.rule.channels
     faces_in = FACES_IN.format(s=s, c=c, two=TWO_CHANNELS if c == 2 else "")
     x = torch.zeros(2, c, s, s)

@@ -48,6 +48,18 @@ class IdentityPull:
         if not 1 <= int(self.levels) <= 8:
             raise IdentityPullError(f"identity_pull levels must be 1-8, got {self.levels}")
 
+    @classmethod
+    def from_options(cls, enabled: bool, steps: int | None = None, step_size: float | None = None,
+                     levels: int | None = None) -> "IdentityPull | None":
+        """The pull a tool's ``--identity-pull [--pull-steps N] [--pull-step-size S] [--pull-levels L]`` ask for
+        (``None`` when not enabled; a setting without ``enabled`` is an error)."""
+        given = {"steps": steps, "step_size": step_size, "levels": levels}
+        if not enabled:
+            if any(v is not None for v in given.values()):
+                raise IdentityPullError("--pull-steps, --pull-step-size and --pull-levels need --identity-pull")
+            return None
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -102,9 +102,10 @@ class OnnxGenerator(RuleView):
 
     def normalize(self, images_u8: np.ndarray, poses: Sequence[str] | None = None, flipped: Sequence | None = None,
                   batch_size: int = 64, progress: bool = False, desc: str = "normalize",
-                  landmarks: np.ndarray | None = None) -> np.ndarray:
+                  landmarks: np.ndarray | None = None, identity_pull: bool = True) -> np.ndarray:
         """As ``Generator.normalize``: uint8 ``N x S x S`` -> uint8 ``N x S x S``, the input rule in numpy, the
-        network in onnxruntime, the same [-1, 1] conversions (``nfgan.pixels``)."""
+        network in onnxruntime, the same [-1, 1] conversions (``nfgan.pixels``). The graph is the plain generator:
+        a model's identity pull (``nfgan.inference.identity_pull``) is not run, whatever ``identity_pull`` says."""
         from tqdm import tqdm
 
         from nfgan.pixels import to_uint8, to_unit_batch
