@@ -212,7 +212,8 @@ class Generator(RuleView, nn.Module):
 
         A model that records an identity pull (:attr:`pull`, ``nfgan.inference.identity_pull``; the default does)
         applies it to the faces whose pose is turned, in float32 whatever the options below; ``identity_pull=False``
-        gives the plain generator's outputs (as its ONNX graph does), about 20x faster on turned faces on a CPU.
+        gives the plain generator's outputs (as its ONNX graph does), about 30x faster on turned faces on a CPU
+        (``benchmarks/normalize_speed.py``).
 
         Faster options (off by default; the default fp32 path is what training evaluated and stays bit-for-bit
         the same): ``channels_last`` runs a channels-last copy of the nets under ``torch.inference_mode``

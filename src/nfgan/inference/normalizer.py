@@ -191,7 +191,7 @@ class Normalizer:
         face is mirrored or frontalised. Runs exactly what ``nfgan
         evaluate`` runs (``Generator.normalize``) on the faces as 8-bit gray values, including the default's
         identity pull of turned faces (``nfgan.inference.identity_pull``; ``identity_pull=False``: the plain
-        generator, as its ONNX graph gives, about 20x faster on turned faces on a CPU)."""
+        generator, as its ONNX graph gives, about 30x faster on turned faces on a CPU)."""
         single = (hasattr(images, "ndim") and images.ndim == 2) or (hasattr(images, "convert"))
         x = faces_to_tensor(images, self.size)
         if poses is not None and len(poses) != len(x):
@@ -325,7 +325,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=64, help="faces per forward pass (default 64)")
     p.add_argument("--no-identity-pull", action="store_true",
                    help="the plain generator for turned faces: skip the default's identity pull (a few gradient "
-                        "steps per turned face towards dlib's reading of the photo; about 20x faster on turned "
+                        "steps per turned face towards dlib's reading of the photo; about 30x faster on turned "
                         "faces on a CPU; the ONNX backend never runs it)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--backend", choices=BACKENDS, default=None,
