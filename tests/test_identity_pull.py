@@ -63,6 +63,17 @@ def test_pull_moves_turned_outputs_towards_the_photos_identity_and_leaves_fronta
     assert (after < before).mean() >= 0.8
 
 
+def test_pull_runs_under_the_callers_no_grad_and_inference_mode(faces, pulled):
+    crops, poses, flipped, lms, turned = faces
+    g, on, _ = pulled
+    i = np.flatnonzero(turned)[:2]
+    args = (crops[i], [poses[k] for k in i], [flipped[k] for k in i])
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            got = g.normalize(*args, landmarks=lms[i])
+        assert np.abs(got.astype(int) - on[i].astype(int)).max() <= 1
+
+
 def test_pull_fits_each_face_on_its_own(faces, pulled):
     crops, poses, flipped, lms, turned = faces
     g, on, _ = pulled

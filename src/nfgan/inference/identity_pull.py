@@ -84,28 +84,30 @@ class IdentityPull:
         """``gen``'s outputs for generator inputs ``x`` (``B x C x S x S`` in [-1, 1]) pulled towards dlib's
         descriptors of ``photos`` (the aligned input faces, ``B x 1 x S x S`` in [-1, 1])."""
         net = descriptor_net(x.device)
-        with torch.no_grad():
-            target = net.descriptor(photos)
-            maps, h = [], x
-            for block in gen.down:
-                h = block(h)
-                maps.append(h)
-        chosen = range(len(maps) - self.levels, len(maps))
-        offsets = {i: torch.zeros_like(maps[i], requires_grad=True) for i in chosen}
-        hooks = [gen.down[i].register_forward_hook(lambda _m, _a, out, i=i: out + offsets[i]) for i in chosen]
-        opt = torch.optim.Adam(list(offsets.values()), lr=self.step_size)
-        try:
-            with torch.enable_grad():
+        # gradients whatever the caller turned off (no_grad, or inference_mode, whose tensors are copied out of it)
+        with torch.inference_mode(False), torch.enable_grad():
+            x, photos = x.clone(), photos.clone()
+            with torch.no_grad():
+                target = net.descriptor(photos)
+                maps, h = [], x
+                for block in gen.down:
+                    h = block(h)
+                    maps.append(h)
+            chosen = range(len(maps) - self.levels, len(maps))
+            offsets = {i: torch.zeros_like(maps[i], requires_grad=True) for i in chosen}
+            hooks = [gen.down[i].register_forward_hook(lambda _m, _a, out, i=i: out + offsets[i]) for i in chosen]
+            opt = torch.optim.Adam(list(offsets.values()), lr=self.step_size)
+            try:
                 for _ in range(self.steps):
                     dist = (net.descriptor(gen(x)) - target).norm(dim=1)
                     opt.zero_grad()
                     dist.sum().backward()
                     opt.step()
-            with torch.no_grad():
-                return gen(x)
-        finally:
-            for hook in hooks:
-                hook.remove()
+                with torch.no_grad():
+                    return gen(x)
+            finally:
+                for hook in hooks:
+                    hook.remove()
 
 
 _NETS: dict = {}
