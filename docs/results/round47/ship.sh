@@ -17,19 +17,6 @@ date
 $PY tools/export_default_model.py default --identity-pull --name default \
     --metrics $R/default_pull_test/london_test/metrics.json \
     --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
-$PY - <<'PYEOF'
-import numpy as np
-from nfgan.data.dataset import PreparedDataset
-from nfgan.data.pairs import load_splits
-from nfgan.inference import load_model
-ds = PreparedDataset('out/london64')
-rows = ds.indices(load_splits('london')['test'])
-poses = list(np.asarray(ds.column('pose'), dtype=object)[rows])
-flipped = [f == '1' for f in np.asarray(ds.column('flipped'), dtype=object)[rows]]
-shipped, scored = (load_model(m) for m in ('default', 'runs/default_pull.safetensors'))
-print('shipped pull:', shipped.pull)
-a, b = (g.normalize(ds.images[rows], poses, flipped, landmarks=ds.landmarks[rows]) for g in (shipped, scored))
-print(f'{len(rows)} London test inputs; the shipped file gives the scored outputs byte for byte:', np.array_equal(a, b))
-PYEOF
+$PY docs/results/round47/same_outputs.py default runs/default_pull.safetensors
 date
 echo SHIP_DONE
