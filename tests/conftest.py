@@ -59,6 +59,24 @@ def need_sfm() -> Path:
 
 
 @pytest.fixture(scope="session")
+def london_examples():
+    """The example photos (``examples/london/``) the aligner finds a face in, as ``Generator.normalize`` takes
+    them: crops, poses, mirroring flags, landmarks."""
+    from nfgan.data.align import AlignError, align_face, pose_from_yaw
+
+    rows = []
+    for p in sorted((REPO / "examples" / "london").glob("*/*.jpg")):
+        try:
+            a = align_face(p)
+        except AlignError:
+            continue
+        rows.append((a.crop, pose_from_yaw(a.yaw_deg), bool(a.flipped), a.landmarks68))
+    assert len(rows) >= 12
+    crops, poses, flipped, lms = zip(*rows)
+    return np.stack(crops), list(poses), list(flipped), np.stack(lms)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the shared face data (london/, ckplus/, jaffe/, yale/); skips the test when absent."""
     if not (SHARED_DATA / "london" / "manifest.csv").is_file():

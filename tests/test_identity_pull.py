@@ -15,25 +15,14 @@ from nfgan.inference import export_model, load_model
 from nfgan.inference.identity_pull import IdentityPull, IdentityPullError, descriptor_net
 from nfgan.pixels import to_unit_batch
 
-PHOTOS = sorted((REPO / "examples" / "london").glob("*/*.jpg"))
-
 
 @pytest.fixture(scope="module")
-def faces():
-    """The example photos the aligner finds a face in, as ``Generator.normalize`` takes them."""
-    from nfgan.data.align import AlignError, align_face, pose_from_yaw
-
-    rows = []
-    for p in PHOTOS:
-        try:
-            a = align_face(p)
-        except AlignError:
-            continue
-        rows.append((a.crop, pose_from_yaw(a.yaw_deg), bool(a.flipped), a.landmarks68))
-    crops, poses, flipped, lms = zip(*rows)
+def faces(london_examples):
+    """The aligned example photos (conftest) and which of them are turned."""
+    crops, poses, flipped, lms = london_examples
     turned = np.array([is_turned(p) for p in poses])
     assert turned.sum() >= 6 and (~turned).sum() >= 2
-    return np.stack(crops), list(poses), list(flipped), np.stack(lms), turned
+    return crops, poses, flipped, lms, turned
 
 
 @pytest.fixture(scope="module")

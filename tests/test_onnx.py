@@ -29,20 +29,9 @@ def _diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def london():
+def london(london_examples):
     """The example photos the aligner finds a face in: crops, poses, mirroring flags, landmarks."""
-    from nfgan.data.align import AlignError, align_face, pose_from_yaw
-
-    rows = []
-    for p in PHOTOS:
-        try:
-            a = align_face(p)
-        except AlignError:
-            continue
-        rows.append((a.crop, pose_from_yaw(a.yaw_deg), bool(a.flipped), a.landmarks68))
-    assert len(rows) >= 12
-    crops, poses, flipped, lms = zip(*rows)
-    return np.stack(crops), list(poses), list(flipped), np.stack(lms)
+    return london_examples
 
 
 @pytest.fixture(scope="module")

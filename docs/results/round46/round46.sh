@@ -8,20 +8,7 @@ cd /work/main
 PY=.venv/bin/python; R=docs/results/round46; P=docs/results/tto/probe.py
 mkdir -p $R
 date
-score() {  # score OUT SPEC...
-  local out=$1; shift
-  CMD="python tools/choice_score.py $* --bootstrap 2000"
-  (echo "\$ $CMD"; echo; $PY ${CMD#python }) > $out
-  tail -2 $out
-}
-value() {  # value FILE NAME: NAME's number on the file's choice_score line
-  $PY -c "
-line = [l for l in open('$1') if l.startswith('choice_score')][-1]
-print(dict(kv.split('=') for kv in line.split()[1:])['$2'])"
-}
-higher() {  # higher A B: 1 if A > B
-  $PY -c "print(int(float('$1') > float('$2')))"
-}
+source docs/results/choice_helpers.sh   # score, value, higher
 # critics that never saw the left-out sets (the shipped one learned every set's training people)
 [ -f runs/critic_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
     canada=out/canada64:canada ckplus=out/ckplus_wn64:ckplus_with_neutral \

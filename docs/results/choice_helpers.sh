@@ -1,0 +1,16 @@
+# Shell helpers of the choice rounds from round 46 on (sourced, not run; rounds before it carry their own copies):
+# score a tools/choice_score.py comparison into a file, read a candidate's score back, compare two numbers.
+score() {  # score OUT SPEC...: the choice_score command and its table, into OUT
+  local out=$1; shift
+  CMD="python tools/choice_score.py $* --bootstrap 2000"
+  (echo "\$ $CMD"; echo; $PY ${CMD#python }) > $out
+  tail -2 $out
+}
+value() {  # value FILE NAME: NAME's number on the file's choice_score line
+  $PY -c "
+line = [l for l in open('$1') if l.startswith('choice_score')][-1]
+print(dict(kv.split('=') for kv in line.split()[1:])['$2'])"
+}
+higher() {  # higher A B: 1 if A > B
+  $PY -c "print(int(float('$1') > float('$2')))"
+}
