@@ -1,4 +1,4 @@
-# Shell helpers of the choice rounds from round 46 on (sourced, not run; rounds before it carry their own copies):
+# Shell helpers of the choice rounds (sourced, not run; rounds 44b, 45 and 46 source it, earlier ones carry copies):
 # score a tools/choice_score.py comparison into a file, read a candidate's score back, compare two numbers.
 score() {  # score OUT SPEC...: the choice_score command and its table, into OUT
   local out=$1; shift

@@ -12,17 +12,7 @@ stage2() {  # stage2 FIRST_STAGE_RUN CONFIG_NAME (kept where it finished: the sc
   $N train --resume runs/$2 --steps 2500 --quiet > runs/$2.log 2>&1
   date
 }
-score() {  # score OUT SPEC...
-  local out=$1; shift
-  CMD="python tools/choice_score.py $* --bootstrap 2000"
-  (echo "\$ $CMD"; echo; $PY ${CMD#python }) > $out
-  tail -2 $out
-}
-value() {  # value FILE NAME: NAME's number on the file's choice_score line
-  $PY -c "
-line = [l for l in open('$1') if l.startswith('choice_score')][-1]
-print(dict(kv.split('=') for kv in line.split()[1:])['$2'])"
-}
+source docs/results/choice_helpers.sh   # score, value (the same functions, shared since round 46)
 london34() {  # london34 PER_FACE MODEL: faceres mean of gt pass and rank-1 over London's 3/4 inputs
   $PY -c "
 import csv
