@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     mods[name] = (g, x)
             jobs.append((f"{g.kind} {shown(path)}", graphs, mods))
-            if getattr(g, "pull", None) is not None:
+            if g.pull is not None:
                 print(f"note: {shown(path)} pulls its turned outputs towards the photo's identity (a PyTorch step, "
                       "nfgan.inference.identity_pull); the ONNX graph is the plain generator, whose outputs for "
                       "turned faces are the ones of identity_pull=False", file=sys.stderr)

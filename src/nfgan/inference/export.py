@@ -167,7 +167,7 @@ def generator_graphs(g: Generator, stem: str = "model", opset: int = OPSET) -> d
             # everything else the model file records (licence, training data, identity thresholds, config); the
             # identity pull (a PyTorch step with gradients) is not in the graph, so it is named apart
             "nfgan.info": {k: v for k, v in g.info.items() if k not in ("source", "input_rule", "identity_pull")}}
-    if getattr(g, "pull", None) is not None:
+    if g.pull is not None:
         base["nfgan.identity_pull_not_in_graph"] = g.pull.as_dict()
     c = g.rule.channels
     faces_in = FACES_IN.format(s=s, c=c, two=TWO_CHANNELS if c == 2 else "")
