@@ -17,6 +17,7 @@ the judges (fer, face-api, faceres, faceres_deep) never enter it. Not a package 
 the probe.
 
     python docs/results/push/probe.py --sets london,ckplus,jaffe,yale        # part 1: validation people
+    python docs/results/push/probe.py --variants push5_region --out docs/results/push/probe_region
     python docs/results/push/probe.py evaluate [--critic FILE] NAME=MODEL ... --data ...   # nfgan evaluate
 """
 import argparse
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default="london,ckplus,jaffe,yale")
     ap.add_argument("--variants", default="push5,push5_anchor", help="VARIANTS keys, beside the default as shipped")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     install()
     runs = REPO / "runs"
@@ -169,9 +171,9 @@ def main(argv=None) -> int:
     for name, folder, split in generalisation.SETS:
         if name in sets:
             nfgan(["evaluate", *models, "--data", str(REPO / folder), "--splits", split, "--split", "val",
-                   "--calibration-split", "all", "--out", str(OUT / f"{name}_val"), "--no-figures", "--quiet",
+                   "--calibration-split", "all", "--out", str(args.out / f"{name}_val"), "--no-figures", "--quiet",
                    "--kid-subsets", "50"])
-    return generalisation.main([*models, "--split", "val", "--sets", ",".join(sets), "--out", str(OUT), "--rescore"])
+    return generalisation.main([*models, "--split", "val", "--sets", ",".join(sets), "--out", str(args.out), "--rescore"])
 
 
 if __name__ == "__main__":
