@@ -76,10 +76,16 @@ def fit() -> int:
     torch.manual_seed(0)
     g = load_model(default_model_path())
     t0 = time.time()
-    x, y, turned = training_faces(g)
+    cache = REPO / "runs/distil_faces.npz"     # the teacher's outputs, kept for a rerun
+    if cache.is_file():
+        z = np.load(cache)
+        x, y, turned = z["x"], z["y"], z["turned"]
+    else:
+        x, y, turned = training_faces(g)
+        np.savez(cache, x=x, y=y, turned=turned)
     t1 = time.time()
     gen = g.nets["gen"]
-    gen.eval()
+    gen.eval().requires_grad_(True)            # load_model hands out frozen networks
     opt = torch.optim.Adam(gen.parameters(), lr=LR, betas=(0.5, 0.999))
     rng = np.random.default_rng(1)
     log = []
