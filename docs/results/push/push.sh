@@ -1,15 +1,21 @@
 #!/bin/bash
 # Probe `push` (docs/experiments.md, "Pushing frontal outputs towards neutral at inference (probe)").
-#   bash docs/results/push/push.sh 1   # part 1: validation people, the shipped default and critic (~5 min)
+#   bash docs/results/push/push.sh 1   # part 1: validation people, the shipped default and critic (~5 min alone)
 #   bash docs/results/push/push.sh 2   # part 2: the screen (needs docs/results/push/chain_seed0.sh's files)
+# As run: part 1, then `push5_region`'s part 1 (PART1_REGION=1 bash docs/results/push/push.sh 1 runs only that),
+# then VARIANTS="push5 push5_anchor push5_region" bash docs/results/push/push.sh 2 (a measurement: no lead).
 set -x
 cd /work/main
 PY=.venv/bin/python; R=docs/results/push; P=$R/probe.py
 source docs/results/choice_helpers.sh   # score, value, higher
 date
-if [ "$1" = 1 ]; then
+if [ "$1" = 1 ] && [ -z "$PART1_REGION" ]; then
   $PY $P --sets london,ckplus,jaffe,yale
   for v in push5 push5_anchor; do $PY $R/checks.py $R/probe default default_$v | tee $R/part1_$v.txt; done
+fi
+if [ "$1" = 1 ] && [ -n "$PART1_REGION" ]; then
+  $PY $P --sets london,ckplus,jaffe,yale --variants push5_region --out $R/probe_region
+  $PY $R/checks.py $R/probe_region default default_push5_region | tee $R/part1_push5_region.txt
 fi
 if [ "$1" = 2 ]; then
   [ -f runs/critic_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
