@@ -53,8 +53,9 @@ def training_faces(g):
                 picked[is_turned(r["pose"])].append((folder, i, r["pose"], r.get("flipped", "0")))
     chosen = []
     for turned, cap in ((True, MAX_TURNED), (False, MAX_FRONTAL)):
-        real = [p for p in picked[turned] if turned and p[0] == "out/london64"]
-        rest = [p for p in picked[turned] if p not in real]
+        is_real = [turned and p[0] == "out/london64" for p in picked[turned]]
+        real = [p for p, r in zip(picked[turned], is_real) if r]
+        rest = [p for p, r in zip(picked[turned], is_real) if not r]
         take = rng.choice(len(rest), size=min(cap - len(real), len(rest)), replace=False)
         chosen += real + [rest[k] for k in sorted(take)]
     inputs, targets, turned = [], [], []

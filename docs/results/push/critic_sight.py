@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import mannwhitneyu
 
 from nfgan.data.schema import is_expressive
 from nfgan.inference.generator import load_model
@@ -30,12 +31,11 @@ CRITICS = {"nfgan critic without JAFFE and Yale": lambda: NeutralCritic.load(REP
 
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """P(score of a positive > score of a negative), ties counted half."""
+    """P(score of a positive > score of a negative), ties counted half: Mann-Whitney's U over the pairs."""
     pos, neg = score[positive], score[~positive]
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
 def main() -> int:
