@@ -6,6 +6,7 @@ area under the ROC curve of p_neutral for "face-api calls the output neutral", a
 calls expressive each critic puts under 0.5.
 
     python docs/results/push/critic_sight.py > docs/results/push/critic_sight.md
+    python docs/results/push/critic_sight.py "LABEL=runs/critic.safetensors" ...   # these critics instead
 
 (It checks first that face-api's verdicts on its outputs are the screen's.)
 """
@@ -38,9 +39,11 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     g = load_model(MODEL)
-    critics = {k: f() for k, f in CRITICS.items()}
+    given = dict(a.split("=", 1) for a in argv)
+    critics = ({k: NeutralCritic.load(REPO / v) for k, v in given.items()} if given
+               else {k: f() for k, f in CRITICS.items()})
     print("| set | critic | expressive inputs | face-api expressive outputs | AUC | of those under p_neutral 0.5 |"
           " face-api neutral outputs under 0.5 |")
     print("|---|---|---|---|---|---|---|")
@@ -69,4 +72,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

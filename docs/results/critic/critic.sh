@@ -1,0 +1,52 @@
+#!/bin/bash
+# Probe `critic` (docs/experiments.md, "A second expression critic in the lever's loss"). Needs the seed-0
+# leave-JAFFE-and-Yale-out chain of docs/results/push/chain_seed0.sh (its first stage and `feat10_ema` second stage).
+#   bash docs/results/critic/critic.sh   # two critics (~3 min each), their readings, two second stages (~11 min
+#                                        # each on 2 cores), the screen (~8 min)
+set -x
+cd /work/main
+N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
+source docs/results/choice_helpers.sh   # score
+date
+[ -f runs/critic_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
+    canada=out/canada64:canada ckplus=out/ckplus_wn64:ckplus_with_neutral \
+    --out runs/critic_no_jaffe_yale.safetensors --report docs/results/push/critic_no_jaffe_yale
+[ -f runs/critic_sfm_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
+    canada=out/canada64:canada ckplus=out/ckplus_wn64:ckplus_with_neutral \
+    london_sfm=out/london64_sfm:london canada_sfm=out/canada64_sfm:canada \
+    --out runs/critic_sfm_no_jaffe_yale.safetensors --report $R/critic_sfm_no_jaffe_yale
+date
+CRITICS="own=runs/critic_no_jaffe_yale.safetensors sfm=runs/critic_sfm_no_jaffe_yale.safetensors"
+$PY $R/transfer.py $CRITICS > $R/transfer.md
+$PY docs/results/push/critic_sight.py $CRITICS > $R/sight.md
+cat $R/sight.md
+F=lodo_jaffe_yale_feat10
+for v in own sfm; do
+  S2=lodo_jaffe_yale_feat10_ema_crit_${v}_sfm
+  [ -f runs/feat10_ema_crit_${v}_gated_seed0.safetensors ] && continue
+  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
+  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
+  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
+  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
+  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors runs/feat10_ema_crit_${v}_gated_seed0.safetensors \
+      --neutralize-mode warp_frame --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
+  date
+done
+for n in jaffe yale; do
+  $N evaluate lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
+      lodo_crit_own_gated=runs/feat10_ema_crit_own_gated_seed0.safetensors \
+      lodo_crit_sfm_gated=runs/feat10_ema_crit_sfm_gated_seed0.safetensors --data out/${n}64 \
+      --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
+      --out $R/seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
+  # the baseline (retrained in session 41) against round 40's rows of the same file
+  cmp <(grep ^lodo_feat10_ema_gated, $R/seed0/${n}_every_person/per_face.csv) \
+      <(grep ^lodo_feat10_ema_gated, docs/results/round40/seed0/${n}_every_person/per_face.csv) \
+      && echo "$n: baseline rows equal to round 40's"
+done
+spec=""
+for m in feat10_ema crit_own crit_sfm; do for n in jaffe yale; do
+  spec="$spec unseen:$n:$m=$R/seed0/${n}_every_person/per_face.csv@lodo_${m}_gated"; done; done
+score $R/screen_seed0.txt $spec
+$PY docs/results/push/per_class.py $R/seed0 > $R/screen_per_class.md
+date
+echo CRITIC_DONE
