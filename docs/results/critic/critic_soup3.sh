@@ -1,0 +1,44 @@
+#!/bin/bash
+# Probe `critic`, follow-up (docs/experiments.md, "A second expression critic in the lever's loss"): `crit_own`'s three
+# second stages of `soup3`, averaged, on the JAFFE + Yale screen against `soup3` (part 1, ~20 min after
+# critic.sh); part 2 only if part 1 gives a lead: the CK+ part.
+#   bash docs/results/critic/critic_soup3.sh 1
+#   bash docs/results/critic/critic_soup3.sh 2
+set -x
+cd /work/main
+N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
+source docs/results/choice_helpers.sh   # score, value, higher
+date
+stage2() {  # stage2 FIRST SECOND OUT RULE...: a second stage from FIRST's step 2000, gated into OUT
+  local F=$1 S2=$2 out=$3; shift 3
+  [ -f $out ] && return
+  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
+  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
+  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
+  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
+  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors $out --neutralize-mode warp_frame "$@"
+  date
+}
+if [ "$1" = 1 ]; then
+  for v in turned turned_london; do
+    stage2 lodo_jaffe_yale_feat10 lodo_jaffe_yale_feat10_ema_${v}_crit_own_sfm runs/feat10_ema_${v}_crit_own_gated_seed0.safetensors \
+        --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
+  done
+  $PY tools/average_models.py runs/feat10_ema_crit_own_gated_seed0.safetensors \
+      runs/feat10_ema_turned_crit_own_gated_seed0.safetensors runs/feat10_ema_turned_london_crit_own_gated_seed0.safetensors \
+      --out runs/feat10_soup3_crit_own_gated_seed0.safetensors
+  for n in jaffe yale; do
+    $N evaluate lodo_soup3_crit_own_gated=runs/feat10_soup3_crit_own_gated_seed0.safetensors --data out/${n}64 \
+        --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
+        --out $R/soup3_seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
+  done
+  spec=""
+  for n in jaffe yale; do
+    spec="$spec unseen:$n:soup3=docs/results/push/seed0/${n}_every_person/per_face.csv@lodo_soup3_gated"
+    spec="$spec unseen:$n:soup3_crit_own=$R/soup3_seed0/${n}_every_person/per_face.csv@lodo_soup3_crit_own_gated"
+  done
+  score $R/screen_soup3_seed0.txt $spec
+  $PY docs/results/push/per_class.py $R/soup3_seed0 > $R/screen_soup3_per_class.md
+fi
+date
+echo CRITIC_SOUP3_PART$1_DONE
