@@ -69,6 +69,10 @@ if [ "$1" = 2 ]; then
       unseen:ckplus:feat10_ema=docs/results/round35/feat10_ema_lodo_ckplus_epyc/ckplus_every_person/per_face.csv@lodo_feat10_ema_gated \
       unseen:ckplus:soup3=docs/results/round44/lodo_ckplus/ckplus_every_person/per_face.csv@lodo_soup3_gated \
       unseen:ckplus:soup3_crit_own=$R/lodo_ckplus/ckplus_every_person/per_face.csv@lodo_soup3_crit_own_gated
+  # added after the run: the paired difference against soup3 itself (the table above pairs with feat10_ema)
+  score $R/ckplus_part_vs_soup3.txt \
+      unseen:ckplus:soup3=docs/results/round44/lodo_ckplus/ckplus_every_person/per_face.csv@lodo_soup3_gated \
+      unseen:ckplus:soup3_crit_own=$R/lodo_ckplus/ckplus_every_person/per_face.csv@lodo_soup3_crit_own_gated
   $PY docs/results/push/per_class.py $R/lodo_ckplus > $R/ckplus_part_per_class.md
 fi
 if [ "$1" = 3 ]; then
