@@ -1,8 +1,8 @@
 #!/bin/bash
 # Probe `critic` (docs/experiments.md, "A second expression critic in the lever's loss"). Needs the seed-0
 # leave-JAFFE-and-Yale-out chain of docs/results/push/chain_seed0.sh (its first stage and `feat10_ema` second stage).
-#   bash docs/results/critic/critic.sh   # two critics (~3 min each), their readings, two second stages (~11 min
-#                                        # each on 2 cores), the screen (~8 min)
+#   bash docs/results/critic/critic.sh   # two critics (~1 min each), their readings, two second stages (~8 min
+#                                        # each on 2 cores), the screen (~6 min)
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
