@@ -1,5 +1,6 @@
-# Shell helpers of the choice rounds (sourced, not run; rounds 44b, 45 and 46 source it, earlier ones carry copies):
-# score a tools/choice_score.py comparison into a file, read a candidate's score back, compare two numbers.
+# Shell helpers of the choice rounds (sourced, not run; rounds 44b, 45 and 46 and the later probes source it, earlier
+# ones carry copies): score a tools/choice_score.py comparison into a file, read a candidate's score back, compare two
+# numbers, train a gated second stage. The caller sets N (the nfgan command) and PY (its Python).
 score() {  # score OUT SPEC...: the choice_score command and its table, into OUT
   local out=$1; shift
   CMD="python tools/choice_score.py $* --bootstrap 2000"
@@ -13,4 +14,16 @@ print(dict(kv.split('=') for kv in line.split()[1:])['$2'])"
 }
 higher() {  # higher A B: 1 if A > B
   $PY -c "print(int(float('$1') > float('$2')))"
+}
+gated_stage2() {  # gated_stage2 FIRST SECOND OUT RULE...: the second stage configs/SECOND.yaml (steps 2000-2500 from
+                  # runs/FIRST's step 2000), its input rule set by tools/set_input_rule.py (warp_frame, RULE...) into
+                  # OUT; nothing is done when OUT exists
+  local F=$1 S2=$2 out=$3; shift 3
+  [ -f $out ] && return
+  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
+  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
+  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
+  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
+  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors $out --neutralize-mode warp_frame "$@"
+  date
 }

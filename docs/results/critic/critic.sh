@@ -6,7 +6,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
-source docs/results/choice_helpers.sh   # score
+source docs/results/choice_helpers.sh   # score, gated_stage2
 date
 [ -f runs/critic_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
     canada=out/canada64:canada ckplus=out/ckplus_wn64:ckplus_with_neutral \
@@ -20,17 +20,9 @@ CRITICS="own=runs/critic_no_jaffe_yale.safetensors sfm=runs/critic_sfm_no_jaffe_
 $PY $R/transfer.py $CRITICS > $R/transfer.md
 $PY docs/results/push/critic_sight.py $CRITICS > $R/sight.md
 cat $R/sight.md
-F=lodo_jaffe_yale_feat10
 for v in own sfm; do
-  S2=lodo_jaffe_yale_feat10_ema_crit_${v}_sfm
-  [ -f runs/feat10_ema_crit_${v}_gated_seed0.safetensors ] && continue
-  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
-  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
-  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
-  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
-  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors runs/feat10_ema_crit_${v}_gated_seed0.safetensors \
-      --neutralize-mode warp_frame --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
-  date
+  gated_stage2 lodo_jaffe_yale_feat10 lodo_jaffe_yale_feat10_ema_crit_${v}_sfm runs/feat10_ema_crit_${v}_gated_seed0.safetensors \
+      --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
 done
 for n in jaffe yale; do
   $N evaluate lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \

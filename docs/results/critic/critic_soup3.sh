@@ -9,21 +9,11 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
-source docs/results/choice_helpers.sh   # score, value, higher
+source docs/results/choice_helpers.sh   # score, gated_stage2
 date
-stage2() {  # stage2 FIRST SECOND OUT RULE...: a second stage from FIRST's step 2000, gated into OUT
-  local F=$1 S2=$2 out=$3; shift 3
-  [ -f $out ] && return
-  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
-  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
-  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
-  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
-  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors $out --neutralize-mode warp_frame "$@"
-  date
-}
 if [ "$1" = 1 ]; then
   for v in turned turned_london; do
-    stage2 lodo_jaffe_yale_feat10 lodo_jaffe_yale_feat10_ema_${v}_crit_own_sfm runs/feat10_ema_${v}_crit_own_gated_seed0.safetensors \
+    gated_stage2 lodo_jaffe_yale_feat10 lodo_jaffe_yale_feat10_ema_${v}_crit_own_sfm runs/feat10_ema_${v}_crit_own_gated_seed0.safetensors \
         --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
   done
   $PY tools/average_models.py runs/feat10_ema_crit_own_gated_seed0.safetensors \
@@ -55,7 +45,7 @@ if [ "$1" = 2 ]; then
       canada=out/canada64:canada jaffe=out/jaffe64:jaffe yale=out/yale64:yale \
       --out runs/critic_no_ckplus.safetensors --report $R/critic_no_ckplus
   for v in "" turned_ turned_london_; do
-    stage2 lodo_ckplus_feat10 lodo_ckplus_feat10_ema_${v}crit_own_sfm runs/feat10_ema_${v}crit_own_gated_lodo_ckplus.safetensors \
+    gated_stage2 lodo_ckplus_feat10 lodo_ckplus_feat10_ema_${v}crit_own_sfm runs/feat10_ema_${v}crit_own_gated_lodo_ckplus.safetensors \
         --neutralize-threshold 0.010 --neutral-shape-map runs/maps/neutral_shape_no_ckplus.safetensors
   done
   $PY tools/average_models.py runs/feat10_ema_crit_own_gated_lodo_ckplus.safetensors \
@@ -77,7 +67,7 @@ if [ "$1" = 2 ]; then
 fi
 if [ "$1" = 3 ]; then
   # a check of part 2's retrained first stage: its plain `feat10_ema` second stage against session 31's rows
-  stage2 lodo_ckplus_feat10 lodo_ckplus_feat10_ema_sfm runs/feat10_ema_gated_lodo_ckplus.safetensors \
+  gated_stage2 lodo_ckplus_feat10 lodo_ckplus_feat10_ema_sfm runs/feat10_ema_gated_lodo_ckplus.safetensors \
       --neutralize-threshold 0.010 --neutral-shape-map runs/maps/neutral_shape_no_ckplus.safetensors
   $N evaluate lodo_feat10_ema_gated=runs/feat10_ema_gated_lodo_ckplus.safetensors --data out/ckplus_wn64 \
       --splits docs/results/lodo_ckplus_default_recipe/ckplus_every_person.json --split test \

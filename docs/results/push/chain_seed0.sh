@@ -6,6 +6,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/push
+source docs/results/choice_helpers.sh   # gated_stage2
 date
 for s in ckplus_wn64:ckplus_with_neutral canada64:canada london64:london; do
   src=${s%%:*}
@@ -22,15 +23,8 @@ F=lodo_jaffe_yale_feat10
   rm -rf runs/$F; $N train --config configs/$F.yaml --name $F --quiet > runs/$F.log 2>&1; }
 date
 for c in ema ema_turned ema_turned_london; do
-  S2=lodo_jaffe_yale_feat10_${c}_sfm
-  [ -f runs/feat10_${c}_gated_seed0.safetensors ] && continue
-  rm -rf runs/$S2; mkdir -p runs/$S2/checkpoints
-  cp runs/$F/checkpoints/step_00002000.safetensors runs/$S2/checkpoints/
-  $PY -c "import yaml; from nfgan.training.config import load_config; yaml.safe_dump(load_config('configs/$S2.yaml'), open('runs/$S2/config.yaml', 'w'), sort_keys=False)"
-  $N train --resume runs/$S2 --steps 2500 --quiet > runs/$S2.log 2>&1
-  $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors runs/feat10_${c}_gated_seed0.safetensors \
-      --neutralize-mode warp_frame --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
-  date
+  gated_stage2 $F lodo_jaffe_yale_feat10_${c}_sfm runs/feat10_${c}_gated_seed0.safetensors \
+      --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
 done
 $PY tools/average_models.py runs/feat10_ema_gated_seed0.safetensors runs/feat10_ema_turned_gated_seed0.safetensors \
     runs/feat10_ema_turned_london_gated_seed0.safetensors --out runs/feat10_soup3_gated_seed0.safetensors
