@@ -126,3 +126,17 @@ def neutrality_loss(probabilities: torch.Tensor, neutral: int) -> torch.Tensor:
     (``B x K`` probabilities, column ``neutral``), mean over the batch. 0 for a face the critic is sure is
     neutral; grows without bound as it becomes sure of another expression (clamped at p = 1e-6)."""
     return -torch.log(probabilities[:, neutral].float().clamp_min(1e-6)).mean()
+
+
+def code_invariance_loss(codes: Sequence[torch.Tensor], target_codes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Expression invariance of a generator's code (not in the paper; ``loss.code``): for each map, the mean squared
+    difference between the code of the input and that of the person's neutral target, divided by the target code's
+    mean square (so every map counts alike whatever its scale); the mean over the maps. ``target_codes`` is a
+    constant (no gradient reaches it). 0 when the input's code is the target's; 1 when it is zero."""
+    if len(codes) != len(target_codes) or not codes:
+        raise ValueError(f"code_invariance_loss: {len(codes)} maps for x but {len(target_codes)} for y")
+    total = 0.0
+    for c, t in zip(codes, target_codes):
+        t = t.detach().float()
+        total = total + (c.float() - t).pow(2).mean() / t.pow(2).mean().clamp_min(1e-8)
+    return total / len(codes)

@@ -34,6 +34,13 @@ needs ``loss.id`` > 0).
 scale and shift before the identity net (:func:`nfgan.models.feature_losses.jitter`), so that L_id cannot be
 met by patterns only the identity net's exact pixel grid reads.
 
+``loss.code`` (default 0) weighs an expression-invariance term on the U-Net's own code: the encoder's maps at 4 px
+and coarser (which the skip mask does not reach) for the input x should equal those for the person's real neutral
+target y (:func:`nfgan.models.losses.code_invariance_loss`; y's maps are computed without gradient and without
+touching BatchNorm's running statistics). The lever reads only the output, which for the training people is already
+neutral; this term asks the encoder itself to map a person's expressive, turned or re-lit photos to the code of
+that person's neutral face, so that less of the expression reaches the decoder for people it never saw.
+
 ``model.in_channels`` (default 1) is 2 for a two-channel input rule (``data.frontalize_fill: both``: a turned face
 mirror-filled and as warped); the discriminator is then conditioned on both channels.
 
@@ -88,12 +95,12 @@ def load_critic(name: str) -> nn.Module:
 
 class Pix2PixModel(GeneratorModel):
     """U-Net ``gen`` and PatchGAN ``dis``; logs ``pixel`` (L1 to the target), ``gan_g`` (G's BCE), ``gan_d``
-    (D's objective), and ``feat`` / ``id`` / ``sym`` when their weight is not 0."""
+    (D's objective), and ``feat`` / ``id`` / ``sym`` / ``neutral`` / ``code`` when their weight is not 0."""
 
     TYPE = "pix2pix"
     NETS = ("gen", "dis")
     GENERATOR = ("gen",)
-    LOSSES = ("pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral")
+    LOSSES = ("pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral", "code")
     PROGRESS = ("pixel", "id", "gan_g", "gan_d")
     WEIGHT_OF = {"gan_g": "gan", "gan_d": "gan"}
     OPTIMIZERS = {"gen": "gen", "dis": "dis"}
@@ -114,7 +121,8 @@ class Pix2PixModel(GeneratorModel):
             "loss": {"feat": nonneg(0.0), "id": nonneg(0.0), "id2": nonneg(0.0), "id_rank": nonneg(0.0),
                      "pixel": nonneg(100.0),
                      "sym": nonneg(0.0),
-                     "gan": nonneg(1.0), "neutral": nonneg(0.0), "id_jitter": nonneg(0.0, high=1.0),
+                     "gan": nonneg(1.0), "neutral": nonneg(0.0), "code": nonneg(0.0),
+                     "id_jitter": nonneg(0.0, high=1.0),
                      "id_reference": opt("input", choices=("input", "target")),
                      "neutral_critics": opt(["minixception"], "list[path_or_name]", check=_critics_check)},
             "optim": {"gen": adam_schema(), "dis": adam_schema()},
@@ -130,6 +138,9 @@ class Pix2PixModel(GeneratorModel):
         if cfg["loss"]["id_rank"] and not cfg["loss"]["id"]:
             raise ConfigError(f"{source}: loss.id_rank = {cfg['loss']['id_rank']} ranks L_id's descriptors and needs "
                               f"loss.id > 0")
+        if cfg["loss"]["code"] and int(cfg["model"]["in_channels"]) != 1:
+            raise ConfigError(f"{source}: loss.code = {cfg['loss']['code']} passes the one-channel target through the "
+                              f"encoder and needs model.in_channels: 1 (got {cfg['model']['in_channels']})")
         for k, net in (("feat", "perceptual"), ("id", "identity"), ("id2", "identity2")):
             if cfg["loss"][k] and not cfg["feature_nets"].get(net):
                 raise ConfigError(f"{source}: loss.{k} = {cfg['loss'][k]} needs feature_nets.{net} "
@@ -162,8 +173,12 @@ class Pix2PixModel(GeneratorModel):
 
     def compute_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         x, y = batch.x, batch.y
+        gen = self.nets["gen"]
         with self.autocast():
-            fake = self.nets["gen"](x)
+            if self.weights["code"] > 0:
+                fake, codes = gen(x, return_codes=True)
+            else:
+                fake = gen(x)
             zero = fake.new_zeros((), dtype=torch.float32)
             # the feature losses first: the order the graph is built in fixes the order autograd sums gradients
             out = {**self.features(fake, batch.x_rows, batch.y_rows, batch.mixed, batch.x_real, batch.y),
@@ -177,6 +192,12 @@ class Pix2PixModel(GeneratorModel):
                                      for c in self.critics) / len(self.critics)
         else:
             out["neutral"] = zero
+        if self.weights["code"] > 0:
+            with torch.no_grad(), self.autocast():
+                target_codes = gen.deep_codes(y)
+            out["code"] = L.code_invariance_loss(codes, target_codes)
+        else:
+            out["code"] = zero
         return out
 
     def backward(self, losses: dict[str, torch.Tensor]) -> None:
@@ -185,7 +206,7 @@ class Pix2PixModel(GeneratorModel):
         dis_p = [p for p in self.nets["dis"].parameters() if p.requires_grad]
         w = self.weights
         g_loss = w["pixel"] * losses["pixel"] + w["gan"] * losses["gan_g"]
-        for k in ("feat", "id", "id2", "id_rank", "sym", "neutral"):
+        for k in ("feat", "id", "id2", "id_rank", "sym", "neutral", "code"):
             if w[k] > 0:
                 g_loss = g_loss + w[k] * losses[k]
         g_loss.backward(inputs=gen_p)

@@ -16,7 +16,8 @@
   is linear (the output is clamped to [-1, 1] outside training) so that it can reach any gray level of the
   photo's own scale. ``tone_lock`` also sets the output's window (same region and weights) to exactly the
   normalised tone before the map back, so the output's window has the input's mean and standard deviation
-  whatever tone the network would have drawn.
+  whatever tone the network would have drawn. ``deep_codes`` gives the encoder's maps at 4 px and coarser (the
+  ones no skip mask reaches), for ``loss.code``.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -33,6 +34,8 @@ from torch import nn
 
 #: the finest skip resolutions :class:`UNetGenerator`'s ``skip_mask`` damps (coarser maps span the whole face)
 MASKED_SKIP_MIN_SIZE = 8
+#: the encoder maps ``deep_codes`` returns (and ``loss.code`` matches): this size and coarser, below the skip mask's
+CODE_MAX_SIZE = MASKED_SKIP_MIN_SIZE // 2
 
 #: the gray-level mean and standard deviation (in [-1, 1] units) ``tone_norm`` gives every face's central window
 TONE_MEAN, TONE_STD = 0.0, 0.5
@@ -188,21 +191,38 @@ class UNetGenerator(nn.Module):
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, keep_stats: bool = False):
+        """The encoder's outputs, finest first, and the input's tone (mean, std) where ``tone_norm`` took it out.
+        ``keep_stats``: each layer runs on copies of its buffers, so BatchNorm's running statistics stay as they were."""
+        tone = None
         if self.tone_norm:
-            mean, std = tone_stats(x, getattr(self, "tone_weight", None))
-            x = ((x.float() - mean) * (TONE_STD / std) + TONE_MEAN).to(x.dtype)
+            tone = tone_stats(x, getattr(self, "tone_weight", None))
+            x = ((x.float() - tone[0]) * (TONE_STD / tone[1]) + TONE_MEAN).to(x.dtype)
         skips = []
         h = x
         for d in self.down:
-            h = d(h)
+            h = (torch.func.functional_call(d, {k: v.clone() for k, v in d.named_buffers()}, (h,)) if keep_stats
+                 else d(h))
             skips.append(h)
+        return skips, tone
+
+    def deep_codes(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's maps at :data:`CODE_MAX_SIZE` px and coarser for ``x`` (finest first): the maps no skip mask
+        reaches, each spanning the whole face. In training mode BatchNorm normalises by ``x``'s own batch, and its
+        running statistics are left exactly as they were (this pass does not count as a training batch)."""
+        skips, _ = self._encode(x, keep_stats=True)
+        return [s for s in skips if s.shape[-1] <= CODE_MAX_SIZE]
+
+    def forward(self, x: torch.Tensor, return_codes: bool = False):
+        """The output for ``x``; with ``return_codes``, also the :meth:`deep_codes` of this same pass."""
+        skips, tone = self._encode(x)
         h = self.up[0](skips[-1])
         for k, u in enumerate(self.up[1:], start=2):
             i = len(skips) - k
             skip = skips[i] * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skips[i]
             h = u(torch.cat([h, skip], dim=1))
         if self.tone_norm:
+            mean, std = tone
             h = h.float()
             if self.tone_lock:                       # the output's window gets exactly the normalised tone
                 out_mean, out_std = tone_stats(h, getattr(self, "tone_weight", None))
@@ -210,6 +230,8 @@ class UNetGenerator(nn.Module):
             h = (h - TONE_MEAN) * (std / TONE_STD) + mean
             if not self.training:
                 h = h.clamp(-1.0, 1.0)
+        if return_codes:
+            return h, [s for s in skips if s.shape[-1] <= CODE_MAX_SIZE]
         return h
 
 
