@@ -53,7 +53,7 @@ def test_unet_skip_connections_carry_detail():
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
     assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "id_rank": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
-                           "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
+                           "code": 0.0, "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None, "identity2": None}
     bad = tmp_path / "bad.yaml"
@@ -120,8 +120,9 @@ def test_training_steps_reduce_l1_on_a_fixed_batch(prepared):
     history = [tr.train_step() for _ in range(12)]
     after = l1_eval()
     vals = history[-1]
-    assert list(vals) == ["pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral"]   # the U-Net's own
-    assert vals["feat"] == vals["id"] == vals["sym"] == 0.0
+    assert list(vals) == ["pixel", "feat", "id", "id2", "id_rank", "sym", "gan_g", "gan_d", "neutral",
+                         "code"]   # the U-Net's own
+    assert vals["feat"] == vals["id"] == vals["sym"] == vals["code"] == 0.0
     assert np.isfinite(vals["gan_g"]) and np.isfinite(vals["gan_d"])
     # the training L1 (batch statistics) falls fast; the eval-mode L1 (running BN statistics) follows
     assert history[-1]["pixel"] < 0.6 * history[0]["pixel"], [h["pixel"] for h in history]
@@ -412,6 +413,82 @@ def test_identity_rank_term_reaches_the_generator_with_its_weight(prepared):
     torch.testing.assert_close(grads[0.5] - grads[0.0], 0.5 * g2, atol=1e-5, rtol=1e-3)
     with pytest.raises(ConfigError, match=r"loss.id_rank = 0.3 ranks L_id's descriptors and needs loss.id > 0"):
         load_config(overrides={"model": {"type": "pix2pix"}, "loss": {"id_rank": 0.3}})
+
+
+def test_deep_codes_are_the_forward_pass_maps_below_the_skip_mask_and_leave_batchnorm_alone():
+    """UNetGenerator.deep_codes: the encoder's 4, 2 and 1 px maps, equal (in training mode, same batch) to the ones the
+    forward pass returns with return_codes, whose output is the plain forward's; the extra pass leaves BatchNorm's
+    running statistics and batch count exactly as they were, and the forward pass still updates them."""
+    torch.manual_seed(0)
+    g = UNetGenerator(dropout=0.0, skip_mask=1.0).train()
+    x = torch.rand(4, 1, 64, 64) * 2 - 1
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    with torch.no_grad():
+        codes = g.deep_codes(x)
+    assert [tuple(c.shape[1:]) for c in codes] == [(256, 4, 4), (256, 2, 2), (256, 1, 1)]
+    assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
+    out, again = g(x, return_codes=True)
+    g.load_state_dict(before)
+    assert torch.equal(out, g(x))
+    assert all(torch.equal(a, b) for a, b in zip(codes, again))
+    moved = [k for k, v in g.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved and all("running" in k or "num_batches" in k for k in moved)
+
+
+def test_code_invariance_loss_is_relative_and_reaches_only_the_inputs_code():
+    a = [torch.full((2, 3, 4, 4), 2.0, requires_grad=True), torch.ones(2, 3, 1, 1, requires_grad=True)]
+    t = [torch.full((2, 3, 4, 4), 2.0, requires_grad=True), torch.full((2, 3, 1, 1), 3.0, requires_grad=True)]
+    loss = L.code_invariance_loss(a, t)
+    assert float(loss.detach()) == pytest.approx((0.0 + 4.0 / 9.0) / 2)   # per map, relative to the target's scale
+    loss.backward()
+    assert t[0].grad is None and t[1].grad is None and a[1].grad is not None
+    assert float(L.code_invariance_loss([torch.zeros(1, 2, 2, 2)], [torch.randn(1, 2, 2, 2) + 3])) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="maps"):
+        L.code_invariance_loss(a, t[:1])
+
+
+def test_code_term_pulls_the_inputs_code_to_the_targets_with_its_weight(prepared):
+    """loss.code: logged as the relative distance of the input's deep code to its target's (computed again here from
+    the same batch); its gradient joins the generator's with its weight, and only the encoder's layers up to the 4 px
+    map and below receive it; weight 0 computes nothing. Steps on a fixed batch bring the codes together. Refused with
+    a two-channel input."""
+    grads = {}
+    for w in (0.0, 2.0):
+        cfg = p2p_config(prepared)
+        cfg["model"]["dropout"] = 0.0
+        cfg["loss"]["code"] = w
+        tr = Trainer(cfg)
+        m = tr.model
+        torch.manual_seed(0)
+        m.nets["gen"] = Pix2PixModel.build_generator(cfg["model"])["gen"]
+        batch = tr.sample_batch()
+        losses = m.compute_losses(batch)
+        if w == 0:
+            assert float(losses["code"]) == 0.0
+        else:
+            gen = m.nets["gen"]
+            with torch.no_grad():
+                want = L.code_invariance_loss(gen(batch.x, return_codes=True)[1], gen.deep_codes(batch.y))
+            assert float(losses["code"].detach()) == pytest.approx(float(want), rel=1e-5) and float(want) > 0
+            own = torch.autograd.grad(losses["code"], list(gen.parameters()), retain_graph=True, allow_unused=True)
+            reached = {n for (n, _), g in zip(gen.named_parameters(), own) if g is not None and g.abs().sum() > 0}
+            assert reached and all(n.startswith("down.") for n in reached)
+            g2 = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                            for p, g in zip(gen.parameters(), own)])
+        grads[w] = _generator_gradient(m, losses)
+    torch.testing.assert_close(grads[2.0] - grads[0.0], 2.0 * g2, atol=1e-5, rtol=1e-3)
+
+    cfg = p2p_config(prepared)
+    cfg["loss"].update(code=20.0, pixel=0.0, gan=0.0)
+    cfg["optim"]["gen"]["lr"] = 1e-3
+    tr = Trainer(cfg)
+    batch = tr.sample_batch()
+    tr.sample_batch = lambda: batch
+    history = [tr.train_step()["code"] for _ in range(10)]
+    assert history[-1] < 0.5 * history[0], history
+    with pytest.raises(ConfigError, match="loss.code = 1.0 .* model.in_channels: 1"):
+        load_config(overrides={"model": {"type": "pix2pix", "in_channels": 2}, "loss": {"code": 1.0},
+                               "data": {"frontalize_inputs": True, "frontalize_fill": "both"}})
 
 
 def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path):

@@ -41,6 +41,10 @@ touching BatchNorm's running statistics). The lever reads only the output, which
 neutral; this term asks the encoder itself to map a person's expressive, turned or re-lit photos to the code of
 that person's neutral face, so that less of the expression reaches the decoder for people it never saw.
 
+``model.skip_shut_sides`` (default none) shuts the U-Net's skip connections of those sizes (px) over the whole face:
+the decoder then draws that scale from the coarser maps only (with ``loss.code``, maps that are pulled to the neutral
+face's).
+
 ``model.in_channels`` (default 1) is 2 for a two-channel input rule (``data.frontalize_fill: both``: a turned face
 mirror-filled and as warped); the discriminator is then conditioned on both channels.
 
@@ -66,6 +70,13 @@ from nfgan.models.unet import (DEFAULT_SKIP_MASK_REGIONS, TONE_REGIONS, PatchDis
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def _shut_sides_check(value: list) -> str | None:
+    sides = [64 >> (i + 1) for i in range(5)]
+    if any(float(v) not in sides for v in value) or len(set(value)) != len(value):
+        return f"expected skip sizes among {sides} (px), each once, got {value}"
+    return None
 
 
 #: expression critics ``loss.neutral_critics`` may name (anything else is a critic file's path)
@@ -114,6 +125,7 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
+                      "skip_shut_sides": opt([], "list[float]", check=_shut_sides_check),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
                       "tone_lock": opt(False), "in_channels": opt(1, choices=(1, 2))},
             "feature_nets": {**feature_nets_schema(None, None),
@@ -152,7 +164,8 @@ class Pix2PixModel(GeneratorModel):
         return {"gen": UNetGenerator(int(m["image_size"]), int(m["ngf"]), int(m["max_channels"]), float(m["dropout"]),
                                      in_channels=int(m["in_channels"]), skip_mask=float(m["skip_mask"]),
                                      skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]),
-                                     tone_region=m["tone_region"], tone_lock=bool(m["tone_lock"]))}
+                                     tone_region=m["tone_region"], tone_lock=bool(m["tone_lock"]),
+                                     skip_shut_sides=tuple(int(v) for v in m["skip_shut_sides"]))}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

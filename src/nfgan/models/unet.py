@@ -16,7 +16,8 @@
   is linear (the output is clamped to [-1, 1] outside training) so that it can reach any gray level of the
   photo's own scale. ``tone_lock`` also sets the output's window (same region and weights) to exactly the
   normalised tone before the map back, so the output's window has the input's mean and standard deviation
-  whatever tone the network would have drawn. ``deep_codes`` gives the encoder's maps at 4 px and coarser (the
+  whatever tone the network would have drawn. ``skip_shut_sides`` (none by default) shuts the skips of the
+  given sizes over the whole face. ``deep_codes`` gives the encoder's maps at 4 px and coarser (the
   ones no skip mask reaches), for ``loss.code``.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
@@ -135,7 +136,7 @@ class UNetGenerator(nn.Module):
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
                  skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window",
-                 tone_lock: bool = False):
+                 tone_lock: bool = False, skip_shut_sides=()):
         super().__init__()
         if tone_region not in TONE_REGIONS:
             raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
@@ -152,16 +153,23 @@ class UNetGenerator(nn.Module):
         if not 0.0 <= float(skip_mask) <= 1.0:
             raise ValueError(f"UNetGenerator skip_mask must be in [0, 1], got {skip_mask}")
         self.skip_mask = float(skip_mask)
+        sides = [image_size >> (i + 1) for i in range(depth - 1)]   # down[i]'s output feeds a skip of this size
+        shut = {int(v) for v in skip_shut_sides}
+        if shut - set(sides) or len(shut) != len(tuple(skip_shut_sides)):
+            raise ValueError(f"UNetGenerator skip_shut_sides must name skip sizes among {sides}, each once, "
+                             f"got {list(skip_shut_sides)}")
         # gates of the masked skips: in the state dict, so a model file keeps the exact mask it was trained with
         masked = []
-        if self.skip_mask > 0:
-            region = expression_region_mask(image_size, tuple(skip_mask_regions))[None, None]
-            for i in range(depth - 1):                 # down[i]'s output, image_size / 2^(i+1) px, feeds a skip
-                side = image_size >> (i + 1)
-                if side >= MASKED_SKIP_MIN_SIZE:
-                    gate = 1.0 - self.skip_mask * F.adaptive_avg_pool2d(region, side)
-                    self.register_buffer(f"skip_gate{i}", gate)
-                    masked.append(i)
+        region = (expression_region_mask(image_size, tuple(skip_mask_regions))[None, None] if self.skip_mask > 0
+                  else None)
+        for i, side in enumerate(sides):
+            if side in shut:                           # the whole skip shut: the decoder draws this scale from below
+                self.register_buffer(f"skip_gate{i}", torch.zeros(1, 1, side, side))
+                masked.append(i)
+            elif region is not None and side >= MASKED_SKIP_MIN_SIZE:
+                gate = 1.0 - self.skip_mask * F.adaptive_avg_pool2d(region, side)
+                self.register_buffer(f"skip_gate{i}", gate)
+                masked.append(i)
         self.masked_skips = tuple(masked)
         chans = [min(ngf * 2 ** min(i, 3), max_channels) for i in range(depth)]
         self.down = nn.ModuleList()
@@ -193,7 +201,7 @@ class UNetGenerator(nn.Module):
 
     def _encode(self, x: torch.Tensor, keep_stats: bool = False):
         """The encoder's outputs, finest first, and the input's tone (mean, std) where ``tone_norm`` took it out.
-        ``keep_stats``: each layer runs on copies of its buffers, so BatchNorm's running statistics stay as they were."""
+        ``keep_stats``: each layer runs on copies of its buffers, so BatchNorm keeps its running statistics."""
         tone = None
         if self.tone_norm:
             tone = tone_stats(x, getattr(self, "tone_weight", None))
