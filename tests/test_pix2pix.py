@@ -542,6 +542,46 @@ def test_skip_mask_shuts_the_fine_skips_inside_the_mouth_and_brows_only(tmp_path
     assert not np.array_equal(g.normalize(faces), reference.normalize(faces))   # the mask is in use
 
 
+def test_skip_shut_sides_close_whole_skips_and_travel_with_the_model(tmp_path):
+    """model.skip_shut_sides: the skips of those sizes pass nothing anywhere (their encoder maps no longer reach the
+    output except through the coarser maps), the other masked skips keep the mouth-and-brows mask; bad sizes are
+    refused; a run trained with it reloads with its gates."""
+    from nfgan.inference import load_model
+    from nfgan.training.loop import train
+
+    torch.manual_seed(0)
+    g = UNetGenerator(dropout=0.0, skip_mask=1.0, skip_shut_sides=(16, 8)).eval()
+    assert g.masked_skips == (0, 1, 2)
+    assert float(g.skip_gate1.abs().sum()) == 0 and float(g.skip_gate2.abs().sum()) == 0
+    assert torch.equal(g.skip_gate0, UNetGenerator(skip_mask=1.0).skip_gate0)
+    only = UNetGenerator(dropout=0.0, skip_shut_sides=(8,))
+    assert only.masked_skips == (2,)
+    # the 16 px skip map changed (by a hook on the encoder layer's output) moves the output only through the
+    # coarser path: with the coarser layers' weights zeroed as well, it does not move it at all
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    for layer in g.down[2:]:
+        for p in layer.parameters():
+            p.data.zero_()
+    with torch.no_grad():
+        base = g(x)
+        handle = g.down[1].register_forward_hook(lambda m, i, o: o + torch.randn_like(o))
+        moved = g(x)
+        handle.remove()
+    assert torch.equal(base, moved)
+    with pytest.raises(ValueError, match="skip_shut_sides"):
+        UNetGenerator(skip_shut_sides=(12,))
+    with pytest.raises(ConfigError, match="skip_shut_sides"):
+        load_config(overrides={"model": {"type": "pix2pix", "skip_shut_sides": [16, 16]}})
+
+    root = make_prepared(tmp_path / "d", subjects=4)
+    cfg = p2p_config(root, steps=2)
+    cfg["model"]["skip_shut_sides"] = [8]
+    train(cfg, tmp_path / "run", progress=False)
+    m = load_model(tmp_path / "run")
+    assert m.info["model"]["skip_shut_sides"] == [8] and m.nets["gen"].masked_skips == (2,)
+    assert float(m.nets["gen"].skip_gate2.abs().sum()) == 0
+
+
 def test_skip_mask_regions_add_the_eyes_and_refuse_unknown_regions(tmp_path):
     """model.skip_mask_regions: the default (mouth, brows) is the mask the shipped files were trained with;
     adding eyes shuts both eyes as well and nothing else new; a run trained with it reloads with its mask."""
