@@ -27,3 +27,18 @@ gated_stage2() {  # gated_stage2 FIRST SECOND OUT RULE...: the second stage conf
   $PY tools/set_input_rule.py runs/$S2/checkpoints/step_00002500.safetensors $out --neutralize-mode warp_frame "$@"
   date
 }
+screen_eval() {  # screen_eval OUTROOT NAME=MODEL...: nfgan evaluate of these models on the JAFFE + Yale screen's people
+                 # (every person of both sets) into OUTROOT/{jaffe,yale}_every_person
+  local root=$1 n; shift
+  for n in jaffe yale; do
+    $N evaluate "$@" --data out/${n}64 --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
+        --out $root/${n}_every_person --no-figures --quiet --kid-subsets 50
+  done
+}
+screen_spec() {  # screen_spec LABEL=OUTROOT@ROW...: score's spec for candidates on the screen (both sets' per_face.csv
+                 # under OUTROOT, the rows of model ROW); printed
+  local a n spec=""
+  for a in "$@"; do for n in jaffe yale; do
+    spec="$spec unseen:$n:${a%%=*}=$(echo ${a#*=} | sed "s#@#/${n}_every_person/per_face.csv@#")"; done; done
+  echo $spec
+}

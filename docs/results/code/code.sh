@@ -5,7 +5,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/code
-source docs/results/choice_helpers.sh   # score, gated_stage2
+source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec
 date
 $PY $R/where.py > $R/where.md
 for w in 3 10; do
@@ -14,19 +14,14 @@ for w in 3 10; do
 done
 $PY $R/code_sight.py feat10_ema=runs/feat10_ema_gated_seed0.safetensors code3=runs/feat10_ema_code3_gated_seed0.safetensors \
     code10=runs/feat10_ema_code10_gated_seed0.safetensors > $R/code_sight.md
+screen_eval $R/seed0 lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
+    lodo_code3_gated=runs/feat10_ema_code3_gated_seed0.safetensors lodo_code10_gated=runs/feat10_ema_code10_gated_seed0.safetensors
 for n in jaffe yale; do
-  $N evaluate lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
-      lodo_code3_gated=runs/feat10_ema_code3_gated_seed0.safetensors \
-      lodo_code10_gated=runs/feat10_ema_code10_gated_seed0.safetensors --data out/${n}64 \
-      --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
-      --out $R/seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
   cmp <(grep ^lodo_feat10_ema_gated, $R/seed0/${n}_every_person/per_face.csv) \
       <(grep ^lodo_feat10_ema_gated, docs/results/round40/seed0/${n}_every_person/per_face.csv) \
       && echo "$n: baseline rows equal to round 40's"
 done
-spec=""
-for m in feat10_ema code3 code10; do for n in jaffe yale; do
-  spec="$spec unseen:$n:$m=$R/seed0/${n}_every_person/per_face.csv@lodo_${m}_gated"; done; done
+spec=$(screen_spec feat10_ema=$R/seed0@lodo_feat10_ema_gated code3=$R/seed0@lodo_code3_gated code10=$R/seed0@lodo_code10_gated)
 score $R/screen_seed0.txt $spec
 $PY docs/results/push/per_class.py $R/seed0 > $R/screen_per_class.md
 date

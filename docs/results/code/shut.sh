@@ -6,7 +6,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/code
-source docs/results/choice_helpers.sh   # score, gated_stage2
+source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec
 date
 F=lodo_jaffe_yale_feat10_shut
 [ -f runs/$F/checkpoints/step_00002000.safetensors ] || {
@@ -16,16 +16,8 @@ gated_stage2 $F lodo_jaffe_yale_feat10_ema_shut_sfm runs/feat10_ema_shut_gated_s
     --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
 $PY $R/code_sight.py feat10_ema=runs/feat10_ema_gated_seed0.safetensors code10=runs/feat10_ema_code10_gated_seed0.safetensors \
     shut=runs/feat10_ema_shut_gated_seed0.safetensors > $R/code_sight_shut.md
-for n in jaffe yale; do
-  $N evaluate lodo_shut_gated=runs/feat10_ema_shut_gated_seed0.safetensors --data out/${n}64 \
-      --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
-      --out $R/shut_seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
-done
-spec=""
-for n in jaffe yale; do
-  spec="$spec unseen:$n:feat10_ema=$R/seed0/${n}_every_person/per_face.csv@lodo_feat10_ema_gated"
-  spec="$spec unseen:$n:shut=$R/shut_seed0/${n}_every_person/per_face.csv@lodo_shut_gated"
-done
+screen_eval $R/shut_seed0 lodo_shut_gated=runs/feat10_ema_shut_gated_seed0.safetensors
+spec=$(screen_spec feat10_ema=$R/seed0@lodo_feat10_ema_gated shut=$R/shut_seed0@lodo_shut_gated)
 score $R/screen_shut_seed0.txt $spec
 $PY docs/results/push/per_class.py $R/shut_seed0 > $R/screen_shut_per_class.md
 date

@@ -27,6 +27,24 @@ def regions() -> dict[str, np.ndarray]:
             "the rest (outside the three)": 1 - three, "whole face": np.ones((64, 64))}
 
 
+def screen_inputs(name: str):
+    """The screen's expressive inputs of set ``name`` (every person; the rows of `soup3` in probe `push`'s per_face.csv):
+    the rows, then (photos, poses, flips, landmarks) of the inputs and the same of their real neutral faces."""
+    folder = REPO / f"out/{name}64"
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    at = {r["id"]: i for i, r in enumerate(rows)}
+    judged = [r for r in csv.DictReader(open(REPO / f"docs/results/push/seed0/{name}_every_person/per_face.csv"))
+              if r["model"] == "lodo_soup3_gated" and is_expressive(r["expression"])]
+    faces = np.load(folder / "faces.npy", mmap_mode="r")
+    lms = np.load(folder / "landmarks.npy", mmap_mode="r")
+
+    def pick(ix):
+        return (np.asarray(faces[ix]), [rows[i]["pose"] for i in ix], [rows[i].get("flipped", "0") for i in ix],
+                np.asarray(lms[ix]))
+
+    return judged, pick([at[r["input_id"]] for r in judged]), pick([at[r["target_id"]] for r in judged])
+
+
 def main() -> int:
     g = load_model(MODEL)
     faceapi = ExpressionClassifier("faceapi")
@@ -35,18 +53,9 @@ def main() -> int:
           "turn neutral |")
     print("|---|---|---|---|---|")
     for name in ("jaffe", "yale"):
-        folder = REPO / f"out/{name}64"
-        rows = list(csv.DictReader(open(folder / "manifest.csv")))
-        at = {r["id"]: i for i, r in enumerate(rows)}
-        judged = [r for r in csv.DictReader(open(REPO / f"docs/results/push/seed0/{name}_every_person/per_face.csv"))
-                  if r["model"] == "lodo_soup3_gated" and is_expressive(r["expression"])]
-        idx = [at[r["input_id"]] for r in judged]
-        faces = np.load(folder / "faces.npy", mmap_mode="r")
-        lms = np.load(folder / "landmarks.npy", mmap_mode="r")
-        out = np.asarray(g.normalize(np.asarray(faces[idx]), [rows[i]["pose"] for i in idx],
-                                     [rows[i].get("flipped", "0") for i in idx],
-                                     landmarks=np.asarray(lms[idx]))).astype(np.float32)
-        real = np.asarray(faces[[at[r["target_id"]] for r in judged]]).astype(np.float32)
+        judged, (photos, poses, flips, lms), neutral = screen_inputs(name)
+        out = np.asarray(g.normalize(photos, poses, flips, landmarks=lms)).astype(np.float32)
+        real = neutral[0].astype(np.float32)
         expressive = np.array(faceapi.predict_labels(out.astype(np.uint8))) != "neutral"
         assert (expressive == np.array([float(r["neutral_faceapi"]) <= 0.5 for r in judged])).all(), \
             f"{name}: face-api's verdicts differ from the screen's"

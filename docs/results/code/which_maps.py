@@ -8,18 +8,17 @@ diagnosis only (it uses the real neutral faces); nothing is chosen from it.
 
     python docs/results/code/which_maps.py > docs/results/code/which_maps.md
 """
-import csv
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nfgan.data.schema import is_expressive
 from nfgan.inference.generator import load_model
 from nfgan.models.auxiliary.expression_faceapi import ExpressionClassifier
 from nfgan.models.unet import CODE_MAX_SIZE, expression_region_mask
 from nfgan.pixels import to_uint8, to_unit_batch
+from where import screen_inputs   # this folder's where.py (a script's folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL = REPO / "runs/feat10_soup3_gated_seed0.safetensors"
@@ -65,24 +64,12 @@ def main() -> int:
     print("| set | outputs face-api calls expressive | maps taken from the real neutral face | turn neutral |")
     print("|---|---|---|---|")
     for name in ("jaffe", "yale"):
-        folder = REPO / f"out/{name}64"
-        rows = list(csv.DictReader(open(folder / "manifest.csv")))
-        at = {r["id"]: i for i, r in enumerate(rows)}
-        judged = [r for r in csv.DictReader(open(REPO / f"docs/results/push/seed0/{name}_every_person/per_face.csv"))
-                  if r["model"] == "lodo_soup3_gated" and is_expressive(r["expression"])]
-        idx = [at[r["input_id"]] for r in judged]
-        tdx = [at[r["target_id"]] for r in judged]
-        faces = np.load(folder / "faces.npy", mmap_mode="r")
-        lms = np.load(folder / "landmarks.npy", mmap_mode="r")
-        inputs = g.generator_inputs(np.asarray(faces[idx]), [rows[i]["pose"] for i in idx],
-                                    [rows[i].get("flipped", "0") for i in idx], np.asarray(lms[idx]))
-        targets = g.generator_inputs(np.asarray(faces[tdx]), [rows[i]["pose"] for i in tdx],
-                                     [rows[i].get("flipped", "0") for i in tdx], np.asarray(lms[tdx]))
+        judged, photos, neutral = screen_inputs(name)
+        inputs, targets = g.generator_inputs(*photos), g.generator_inputs(*neutral)
         x, t = to_unit_batch(inputs), to_unit_batch(targets)
         with torch.no_grad():
             plain = to_uint8(run(gen, x, t, False, None))
-        out = g.normalize(np.asarray(faces[idx]), [rows[i]["pose"] for i in idx],
-                          [rows[i].get("flipped", "0") for i in idx], landmarks=np.asarray(lms[idx]))
+        out = g.normalize(*photos[:3], landmarks=photos[3])
         # one pass of every face against normalize's batches of 64: other kernels, at most a gray level apart
         assert np.abs(plain.astype(int) - out).max() <= 1, "the pass differs from normalize's"
         expressive = np.array(faceapi.predict_labels(out)) != "neutral"
