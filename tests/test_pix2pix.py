@@ -53,7 +53,7 @@ def test_unet_skip_connections_carry_detail():
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
     assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "id_rank": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
-                           "code": 0.0, "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
+                           "code": 0.0, "code_max_size": 4, "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None, "identity2": None}
     bad = tmp_path / "bad.yaml"

@@ -40,6 +40,7 @@ target y (:func:`nfgan.models.losses.code_invariance_loss`; y's maps are compute
 touching BatchNorm's running statistics). The lever reads only the output, which for the training people is already
 neutral; this term asks the encoder itself to map a person's expressive, turned or re-lit photos to the code of
 that person's neutral face, so that less of the expression reaches the decoder for people it never saw.
+``loss.code_max_size`` (default 4) is the largest map the term matches: 8 or 16 adds the skip maps of those sizes.
 
 ``model.skip_shut_sides`` (default none) shuts the U-Net's skip connections of those sizes (px) over the whole face:
 the decoder then draws that scale from the coarser maps only (with ``loss.code``, maps that are pulled to the neutral
@@ -134,6 +135,7 @@ class Pix2PixModel(GeneratorModel):
                      "pixel": nonneg(100.0),
                      "sym": nonneg(0.0),
                      "gan": nonneg(1.0), "neutral": nonneg(0.0), "code": nonneg(0.0),
+                     "code_max_size": opt(4, choices=(4, 8, 16, 32)),
                      "id_jitter": nonneg(0.0, high=1.0),
                      "id_reference": opt("input", choices=("input", "target")),
                      "neutral_critics": opt(["minixception"], "list[path_or_name]", check=_critics_check)},
@@ -189,7 +191,7 @@ class Pix2PixModel(GeneratorModel):
         gen = self.nets["gen"]
         with self.autocast():
             if self.weights["code"] > 0:
-                fake, codes = gen(x, return_codes=True)
+                fake, codes = gen(x, return_codes=int(self.cfg["loss"]["code_max_size"]))
             else:
                 fake = gen(x)
             zero = fake.new_zeros((), dtype=torch.float32)
@@ -207,7 +209,7 @@ class Pix2PixModel(GeneratorModel):
             out["neutral"] = zero
         if self.weights["code"] > 0:
             with torch.no_grad(), self.autocast():
-                target_codes = gen.deep_codes(y)
+                target_codes = gen.deep_codes(y, int(self.cfg["loss"]["code_max_size"]))
             out["code"] = L.code_invariance_loss(codes, target_codes)
         else:
             out["code"] = zero

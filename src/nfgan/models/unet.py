@@ -214,15 +214,16 @@ class UNetGenerator(nn.Module):
             skips.append(h)
         return skips, tone
 
-    def deep_codes(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The encoder's maps at :data:`CODE_MAX_SIZE` px and coarser for ``x`` (finest first): the maps no skip mask
-        reaches, each spanning the whole face. In training mode BatchNorm normalises by ``x``'s own batch, and its
+    def deep_codes(self, x: torch.Tensor, max_size: int = CODE_MAX_SIZE) -> list[torch.Tensor]:
+        """The encoder's maps at ``max_size`` px and coarser for ``x`` (finest first; by default the maps no skip mask
+        reaches, each spanning the whole face). In training mode BatchNorm normalises by ``x``'s own batch, and its
         running statistics are left exactly as they were (this pass does not count as a training batch)."""
         skips, _ = self._encode(x, keep_stats=True)
-        return [s for s in skips if s.shape[-1] <= CODE_MAX_SIZE]
+        return [s for s in skips if s.shape[-1] <= max_size]
 
-    def forward(self, x: torch.Tensor, return_codes: bool = False):
-        """The output for ``x``; with ``return_codes``, also the :meth:`deep_codes` of this same pass."""
+    def forward(self, x: torch.Tensor, return_codes: bool | int = False):
+        """The output for ``x``; with ``return_codes``, also the :meth:`deep_codes` of this same pass (up to
+        ``return_codes`` px when it is a size, :data:`CODE_MAX_SIZE` when it is ``True``)."""
         skips, tone = self._encode(x)
         h = self.up[0](skips[-1])
         for k, u in enumerate(self.up[1:], start=2):
@@ -239,7 +240,8 @@ class UNetGenerator(nn.Module):
             if not self.training:
                 h = h.clamp(-1.0, 1.0)
         if return_codes:
-            return h, [s for s in skips if s.shape[-1] <= CODE_MAX_SIZE]
+            largest = CODE_MAX_SIZE if return_codes is True else int(return_codes)
+            return h, [s for s in skips if s.shape[-1] <= largest]
         return h
 
 
