@@ -433,6 +433,11 @@ def test_deep_codes_are_the_forward_pass_maps_below_the_skip_mask_and_leave_batc
     assert all(torch.equal(a, b) for a, b in zip(codes, again))
     moved = [k for k, v in g.state_dict().items() if not torch.equal(v, before[k])]
     assert moved and all("running" in k or "num_batches" in k for k in moved)
+    g.load_state_dict(before)
+    with torch.no_grad():
+        wider = g.deep_codes(x, 16)
+    assert [c.shape[-1] for c in wider] == [16, 8, 4, 2, 1] and all(torch.equal(a, b) for a, b in zip(wider[2:], codes))
+    assert [c.shape[-1] for c in g(x, return_codes=16)[1]] == [16, 8, 4, 2, 1]
 
 
 def test_code_invariance_loss_is_relative_and_reaches_only_the_inputs_code():

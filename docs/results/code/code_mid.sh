@@ -15,6 +15,9 @@ spec=$(screen_spec feat10_ema=$R/seed0@lodo_feat10_ema_gated code_mid=$R/code_mi
 score $R/screen_code_mid_seed0.txt $spec
 $PY $R/code_sight.py feat10_ema=runs/feat10_ema_gated_seed0.safetensors code10=runs/feat10_ema_code10_gated_seed0.safetensors \
     code_mid=runs/feat10_ema_code_mid_gated_seed0.safetensors > $R/code_sight_mid.md
+# added after the run: the distances on the maps the term matched (16 px and coarser)
+$PY $R/code_sight.py --max-size 16 feat10_ema=runs/feat10_ema_gated_seed0.safetensors \
+    code_mid=runs/feat10_ema_code_mid_gated_seed0.safetensors > $R/code_sight_mid16.md
 $PY docs/results/push/per_class.py $R/code_mid_seed0 > $R/screen_code_mid_per_class.md
 date
 echo CODE_MID_DONE

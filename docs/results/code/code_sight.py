@@ -6,6 +6,7 @@ per set and input kind (expressive photos, neutral variants), for every person o
 model's training). Markdown on stdout.
 
     python docs/results/code/code_sight.py NAME=MODEL.safetensors ...
+    python docs/results/code/code_sight.py --max-size 16 NAME=MODEL.safetensors ...   # the 16 and 8 px maps too
 """
 import csv
 import json
@@ -45,13 +46,16 @@ def pairs(folder: Path, people: set[str]):
     return out
 
 
-def codes(gen, faces: np.ndarray) -> list[torch.Tensor]:
+def codes(gen, faces: np.ndarray, max_size: int) -> list[torch.Tensor]:
     x = torch.as_tensor(faces, dtype=torch.float32)[:, None] / 127.5 - 1.0
     with torch.no_grad():
-        return gen.deep_codes(x)
+        return gen.deep_codes(x, max_size)
 
 
 def main(argv: list[str]) -> int:
+    max_size = 4
+    if argv[:1] == ["--max-size"]:
+        max_size, argv = int(argv[1]), argv[2:]
     models = dict(a.split("=", 1) for a in argv)
     gens = {}
     for name, path in models.items():
@@ -72,7 +76,7 @@ def main(argv: list[str]) -> int:
             xi, ti = [i for i, _ in sel], [t for _, t in sel]
             cells = []
             for gen in gens.values():
-                cx, ct = codes(gen, np.asarray(faces[xi])), codes(gen, np.asarray(faces[ti]))
+                cx, ct = codes(gen, np.asarray(faces[xi]), max_size), codes(gen, np.asarray(faces[ti]), max_size)
                 per = [float(code_invariance_loss([c[j:j + 1] for c in cx], [c[j:j + 1] for c in ct]))
                        for j in range(len(sel))]
                 cells.append(f"{np.mean(per):.3f}")
