@@ -1,5 +1,5 @@
 #!/bin/bash
-# Probe `code` (docs/experiments.md, "An expression-invariant code in the U-Net's loss"), part 1. Needs the seed-0
+# Probe `code` (docs/experiments.md, "An expression-invariant code in the U-Net's loss"). Needs the seed-0
 # leave-JAFFE-and-Yale-out chain of docs/results/push/chain_seed0.sh (its first stage and `feat10_ema` second stage).
 #   bash docs/results/code/code.sh   # two second stages (~8 min each on 2 cores), the screen (~6 min)
 set -x

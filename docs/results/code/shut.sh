@@ -1,6 +1,6 @@
 #!/bin/bash
 # Probe `code`, follow-up `shut` (docs/experiments.md, "An expression-invariant code in the U-Net's loss"): the seed-0
-# leave-JAFFE-and-Yale-out chain with the 16 px and 8 px skips shut and loss.code at 10 (first stage ~45 min, second
+# leave-JAFFE-and-Yale-out chain with the 16 px and 8 px skips shut and loss.code at 10 (first stage ~40 min, second
 # stage ~8 min on 2 cores), on the screen against `feat10_ema` (~4 min).
 #   bash docs/results/code/shut.sh
 set -x
