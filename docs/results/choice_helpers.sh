@@ -42,3 +42,12 @@ screen_spec() {  # screen_spec LABEL=OUTROOT@ROW...: score's spec for candidates
     spec="$spec unseen:$n:${a%%=*}=$(echo ${a#*=} | sed "s#@#/${n}_every_person/per_face.csv@#")"; done; done
   echo $spec
 }
+baseline_rows_check() {  # baseline_rows_check OUTROOT: the screen's seed-0 `feat10_ema` rows under OUTROOT against
+                         # round 40's rows of the same files (the chain retrained in session 41 gives them exactly)
+  local n
+  for n in jaffe yale; do
+    cmp <(grep ^lodo_feat10_ema_gated, $1/${n}_every_person/per_face.csv) \
+        <(grep ^lodo_feat10_ema_gated, docs/results/round40/seed0/${n}_every_person/per_face.csv) \
+        && echo "$n: baseline rows equal to round 40's"
+  done
+}

@@ -5,7 +5,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/code
-source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec
+source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec, baseline_rows_check
 date
 $PY $R/where.py > $R/where.md
 for w in 3 10; do
@@ -16,11 +16,7 @@ $PY $R/code_sight.py feat10_ema=runs/feat10_ema_gated_seed0.safetensors code3=ru
     code10=runs/feat10_ema_code10_gated_seed0.safetensors > $R/code_sight.md
 screen_eval $R/seed0 lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
     lodo_code3_gated=runs/feat10_ema_code3_gated_seed0.safetensors lodo_code10_gated=runs/feat10_ema_code10_gated_seed0.safetensors
-for n in jaffe yale; do
-  cmp <(grep ^lodo_feat10_ema_gated, $R/seed0/${n}_every_person/per_face.csv) \
-      <(grep ^lodo_feat10_ema_gated, docs/results/round40/seed0/${n}_every_person/per_face.csv) \
-      && echo "$n: baseline rows equal to round 40's"
-done
+baseline_rows_check $R/seed0
 spec=$(screen_spec feat10_ema=$R/seed0@lodo_feat10_ema_gated code3=$R/seed0@lodo_code3_gated code10=$R/seed0@lodo_code10_gated)
 score $R/screen_seed0.txt $spec
 $PY docs/results/push/per_class.py $R/seed0 > $R/screen_per_class.md

@@ -6,7 +6,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
-source docs/results/choice_helpers.sh   # score, gated_stage2
+source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec, baseline_rows_check
 date
 [ -f runs/critic_no_jaffe_yale.safetensors ] || $PY tools/train_neutral_critic.py london=out/london64:london \
     canada=out/canada64:canada ckplus=out/ckplus_wn64:ckplus_with_neutral \
@@ -24,20 +24,12 @@ for v in own sfm; do
   gated_stage2 lodo_jaffe_yale_feat10 lodo_jaffe_yale_feat10_ema_crit_${v}_sfm runs/feat10_ema_crit_${v}_gated_seed0.safetensors \
       --neutralize-threshold 0.012 --neutral-shape-map runs/maps/neutral_shape_no_jaffe_yale.safetensors
 done
-for n in jaffe yale; do
-  $N evaluate lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
-      lodo_crit_own_gated=runs/feat10_ema_crit_own_gated_seed0.safetensors \
-      lodo_crit_sfm_gated=runs/feat10_ema_crit_sfm_gated_seed0.safetensors --data out/${n}64 \
-      --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
-      --out $R/seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
-  # the baseline (retrained in session 41) against round 40's rows of the same file
-  cmp <(grep ^lodo_feat10_ema_gated, $R/seed0/${n}_every_person/per_face.csv) \
-      <(grep ^lodo_feat10_ema_gated, docs/results/round40/seed0/${n}_every_person/per_face.csv) \
-      && echo "$n: baseline rows equal to round 40's"
-done
-spec=""
-for m in feat10_ema crit_own crit_sfm; do for n in jaffe yale; do
-  spec="$spec unseen:$n:$m=$R/seed0/${n}_every_person/per_face.csv@lodo_${m}_gated"; done; done
+screen_eval $R/seed0 lodo_feat10_ema_gated=runs/feat10_ema_gated_seed0.safetensors \
+    lodo_crit_own_gated=runs/feat10_ema_crit_own_gated_seed0.safetensors \
+    lodo_crit_sfm_gated=runs/feat10_ema_crit_sfm_gated_seed0.safetensors
+baseline_rows_check $R/seed0   # the baseline (retrained in session 41) against round 40's rows of the same files
+spec=$(screen_spec feat10_ema=$R/seed0@lodo_feat10_ema_gated crit_own=$R/seed0@lodo_crit_own_gated \
+    crit_sfm=$R/seed0@lodo_crit_sfm_gated)
 score $R/screen_seed0.txt $spec
 $PY docs/results/push/per_class.py $R/seed0 > $R/screen_per_class.md
 date

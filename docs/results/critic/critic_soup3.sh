@@ -9,7 +9,7 @@
 set -x
 cd /work/main
 N=.venv/bin/nfgan; PY=.venv/bin/python; R=docs/results/critic
-source docs/results/choice_helpers.sh   # score, gated_stage2
+source docs/results/choice_helpers.sh   # score, gated_stage2, screen_eval, screen_spec
 date
 if [ "$1" = 1 ]; then
   for v in turned turned_london; do
@@ -19,16 +19,9 @@ if [ "$1" = 1 ]; then
   $PY tools/average_models.py runs/feat10_ema_crit_own_gated_seed0.safetensors \
       runs/feat10_ema_turned_crit_own_gated_seed0.safetensors runs/feat10_ema_turned_london_crit_own_gated_seed0.safetensors \
       --out runs/feat10_soup3_crit_own_gated_seed0.safetensors
-  for n in jaffe yale; do
-    $N evaluate lodo_soup3_crit_own_gated=runs/feat10_soup3_crit_own_gated_seed0.safetensors --data out/${n}64 \
-        --splits docs/results/lodo_jaffe_yale/${n}_every_person.json --split test \
-        --out $R/soup3_seed0/${n}_every_person --no-figures --quiet --kid-subsets 50
-  done
-  spec=""
-  for n in jaffe yale; do
-    spec="$spec unseen:$n:soup3=docs/results/push/seed0/${n}_every_person/per_face.csv@lodo_soup3_gated"
-    spec="$spec unseen:$n:soup3_crit_own=$R/soup3_seed0/${n}_every_person/per_face.csv@lodo_soup3_crit_own_gated"
-  done
+  screen_eval $R/soup3_seed0 lodo_soup3_crit_own_gated=runs/feat10_soup3_crit_own_gated_seed0.safetensors
+  spec=$(screen_spec soup3=docs/results/push/seed0@lodo_soup3_gated \
+      soup3_crit_own=$R/soup3_seed0@lodo_soup3_crit_own_gated)
   score $R/screen_soup3_seed0.txt $spec
   $PY docs/results/push/per_class.py $R/soup3_seed0 > $R/screen_soup3_per_class.md
 fi
