@@ -126,7 +126,8 @@ def test_base_files_set_overrides_and_relative_paths(tmp_path):
 def test_model_type_picks_the_schema_in_one_place(tmp_path):
     p2p = load_config(_write(tmp_path / "p.yaml", "model: {type: pix2pix}\n"))
     assert p2p["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "id_rank": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
-                           "code": 0.0, "code_max_size": 4, "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
+                           "code": 0.0, "code_max_size": 4, "id_jitter": 0.0, "id_reference": "input",
+                           "neutral_critics": ["minixception"]}
     assert set(p2p["optim"]) == {"gen", "dis"} and p2p["feature_nets"] == {"perceptual": None, "identity": None,
                                                                      "identity2": None}
     nf = load_config()

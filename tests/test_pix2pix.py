@@ -53,7 +53,8 @@ def test_unet_skip_connections_carry_detail():
 def test_config_rules(tmp_path):
     cfg = load_config(overrides={"model": {"type": "pix2pix"}})
     assert cfg["loss"] == {"feat": 0.0, "id": 0.0, "id2": 0.0, "id_rank": 0.0, "pixel": 100.0, "sym": 0.0, "gan": 1.0, "neutral": 0.0,
-                           "code": 0.0, "code_max_size": 4, "id_jitter": 0.0, "id_reference": "input", "neutral_critics": ["minixception"]}
+                           "code": 0.0, "code_max_size": 4, "id_jitter": 0.0, "id_reference": "input",
+                           "neutral_critics": ["minixception"]}
     assert cfg["model"]["type"] == "pix2pix" and cfg["model"]["ngf"] == 32
     assert cfg["feature_nets"] == {"perceptual": None, "identity": None, "identity2": None}
     bad = tmp_path / "bad.yaml"
@@ -417,7 +418,7 @@ def test_identity_rank_term_reaches_the_generator_with_its_weight(prepared):
 
 def test_deep_codes_are_the_forward_pass_maps_below_the_skip_mask_and_leave_batchnorm_alone():
     """UNetGenerator.deep_codes: the encoder's 4, 2 and 1 px maps, equal (in training mode, same batch) to the ones the
-    forward pass returns with return_codes, whose output is the plain forward's; the extra pass leaves BatchNorm's
+    forward pass returns with code_size, whose output is the plain forward's; the extra pass leaves BatchNorm's
     running statistics and batch count exactly as they were, and the forward pass still updates them."""
     torch.manual_seed(0)
     g = UNetGenerator(dropout=0.0, skip_mask=1.0).train()
@@ -427,7 +428,7 @@ def test_deep_codes_are_the_forward_pass_maps_below_the_skip_mask_and_leave_batc
         codes = g.deep_codes(x)
     assert [tuple(c.shape[1:]) for c in codes] == [(256, 4, 4), (256, 2, 2), (256, 1, 1)]
     assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
-    out, again = g(x, return_codes=True)
+    out, again = g(x, code_size=4)
     g.load_state_dict(before)
     assert torch.equal(out, g(x))
     assert all(torch.equal(a, b) for a, b in zip(codes, again))
@@ -437,7 +438,7 @@ def test_deep_codes_are_the_forward_pass_maps_below_the_skip_mask_and_leave_batc
     with torch.no_grad():
         wider = g.deep_codes(x, 16)
     assert [c.shape[-1] for c in wider] == [16, 8, 4, 2, 1] and all(torch.equal(a, b) for a, b in zip(wider[2:], codes))
-    assert [c.shape[-1] for c in g(x, return_codes=16)[1]] == [16, 8, 4, 2, 1]
+    assert [c.shape[-1] for c in g(x, code_size=16)[1]] == [16, 8, 4, 2, 1]
 
 
 def test_code_invariance_loss_is_relative_and_reaches_only_the_inputs_code():
@@ -473,7 +474,7 @@ def test_code_term_pulls_the_inputs_code_to_the_targets_with_its_weight(prepared
         else:
             gen = m.nets["gen"]
             with torch.no_grad():
-                want = L.code_invariance_loss(gen(batch.x, return_codes=True)[1], gen.deep_codes(batch.y))
+                want = L.code_invariance_loss(gen(batch.x, code_size=4)[1], gen.deep_codes(batch.y))
             assert float(losses["code"].detach()) == pytest.approx(float(want), rel=1e-5) and float(want) > 0
             own = torch.autograd.grad(losses["code"], list(gen.parameters()), retain_graph=True, allow_unused=True)
             reached = {n for (n, _), g in zip(gen.named_parameters(), own) if g is not None and g.abs().sum() > 0}

@@ -65,19 +65,12 @@ from nfgan.models.base import Batch, GeneratorModel, adam_schema
 from nfgan.models.networks import init_weights
 from nfgan.models.nfgan import feature_nets_schema
 from nfgan.models.unet import (DEFAULT_SKIP_MASK_REGIONS, TONE_REGIONS, PatchDiscriminator, UNetGenerator,
-                               skip_mask_regions_error)
+                               skip_mask_regions_error, skip_shut_sides_error)
 
 
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
-
-
-def _shut_sides_check(value: list) -> str | None:
-    sides = [64 >> (i + 1) for i in range(5)]
-    if any(float(v) not in sides for v in value) or len(set(value)) != len(value):
-        return f"expected skip sizes among {sides} (px), each once, got {value}"
-    return None
 
 
 #: expression critics ``loss.neutral_critics`` may name (anything else is a critic file's path)
@@ -126,7 +119,7 @@ class Pix2PixModel(GeneratorModel):
                       "d_layers": opt(3, low=1, high=5), "init_std": positive(0.02, high=1.0),
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
-                      "skip_shut_sides": opt([], "list[float]", check=_shut_sides_check),
+                      "skip_shut_sides": opt([], "list[float]", check=skip_shut_sides_error),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
                       "tone_lock": opt(False), "in_channels": opt(1, choices=(1, 2))},
             "feature_nets": {**feature_nets_schema(None, None),
@@ -189,9 +182,10 @@ class Pix2PixModel(GeneratorModel):
     def compute_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         x, y = batch.x, batch.y
         gen = self.nets["gen"]
+        code_size = int(self.cfg["loss"]["code_max_size"]) if self.weights["code"] > 0 else 0
         with self.autocast():
-            if self.weights["code"] > 0:
-                fake, codes = gen(x, return_codes=int(self.cfg["loss"]["code_max_size"]))
+            if code_size:
+                fake, codes = gen(x, code_size)
             else:
                 fake = gen(x)
             zero = fake.new_zeros((), dtype=torch.float32)
@@ -207,9 +201,9 @@ class Pix2PixModel(GeneratorModel):
                                      for c in self.critics) / len(self.critics)
         else:
             out["neutral"] = zero
-        if self.weights["code"] > 0:
+        if code_size:
             with torch.no_grad(), self.autocast():
-                target_codes = gen.deep_codes(y, int(self.cfg["loss"]["code_max_size"]))
+                target_codes = gen.deep_codes(y, code_size)
             out["code"] = L.code_invariance_loss(codes, target_codes)
         else:
             out["code"] = zero

@@ -101,6 +101,15 @@ def skip_mask_regions_error(regions) -> str | None:
     return None
 
 
+def skip_shut_sides_error(sides, image_size: int = 64) -> str | None:
+    """Why ``sides`` cannot name skips to shut (sizes in px of a ``image_size`` U-Net's skips, each once), or None."""
+    skips = [image_size >> (i + 1) for i in range(int(round(math.log2(image_size))) - 1)]
+    sides = list(sides)
+    if any(float(v) not in skips for v in sides) or len(set(sides)) != len(sides):
+        return f"expected skip sizes among {skips} (px), each once, got {sides}"
+    return None
+
+
 def expression_region_mask(size: int, regions=DEFAULT_SKIP_MASK_REGIONS) -> torch.Tensor:
     """``size x size`` soft mask of the regions that show an expression in a face aligned to nfgan's template
     (:data:`nfgan.data.align.TEMPLATE49`), by default (``regions`` ``mouth``, ``brows``): 1 inside an ellipse
@@ -154,10 +163,10 @@ class UNetGenerator(nn.Module):
             raise ValueError(f"UNetGenerator skip_mask must be in [0, 1], got {skip_mask}")
         self.skip_mask = float(skip_mask)
         sides = [image_size >> (i + 1) for i in range(depth - 1)]   # down[i]'s output feeds a skip of this size
+        error = skip_shut_sides_error(skip_shut_sides, image_size)
+        if error:
+            raise ValueError(f"UNetGenerator skip_shut_sides: {error}")
         shut = {int(v) for v in skip_shut_sides}
-        if shut - set(sides) or len(shut) != len(tuple(skip_shut_sides)):
-            raise ValueError(f"UNetGenerator skip_shut_sides must name skip sizes among {sides}, each once, "
-                             f"got {list(skip_shut_sides)}")
         # gates of the masked skips: in the state dict, so a model file keeps the exact mask it was trained with
         masked = []
         region = (expression_region_mask(image_size, tuple(skip_mask_regions))[None, None] if self.skip_mask > 0
@@ -221,9 +230,9 @@ class UNetGenerator(nn.Module):
         skips, _ = self._encode(x, keep_stats=True)
         return [s for s in skips if s.shape[-1] <= max_size]
 
-    def forward(self, x: torch.Tensor, return_codes: bool | int = False):
-        """The output for ``x``; with ``return_codes``, also the :meth:`deep_codes` of this same pass (up to
-        ``return_codes`` px when it is a size, :data:`CODE_MAX_SIZE` when it is ``True``)."""
+    def forward(self, x: torch.Tensor, code_size: int = 0):
+        """The output for ``x``; with ``code_size`` > 0, also this same pass's encoder maps at ``code_size`` px and
+        coarser (what :meth:`deep_codes` gives for that size)."""
         skips, tone = self._encode(x)
         h = self.up[0](skips[-1])
         for k, u in enumerate(self.up[1:], start=2):
@@ -239,9 +248,8 @@ class UNetGenerator(nn.Module):
             h = (h - TONE_MEAN) * (std / TONE_STD) + mean
             if not self.training:
                 h = h.clamp(-1.0, 1.0)
-        if return_codes:
-            largest = CODE_MAX_SIZE if return_codes is True else int(return_codes)
-            return h, [s for s in skips if s.shape[-1] <= largest]
+        if code_size > 0:
+            return h, [s for s in skips if s.shape[-1] <= code_size]
         return h
 
 
