@@ -12,7 +12,12 @@ maps ``s`` becomes ``s - U U^T (s - c)``, with ``c`` the training people's mean 
 expression directions is set to the average neutral face's. Only the skip connections change (the deeper maps are
 computed from the photo's maps as they were); turned inputs keep the identity pull the model file records.
 
-Variants are model-name fragments, ``skipproj<k>`` (both sizes) or ``skipproj<k>_8`` (the 8 px map only), e.g.
+Variant ``lda`` (written after part 1): the directions that maximise the displacements' energy against the spread of
+the training people's neutral faces around ``c`` (generalised eigenvectors inside the displacements' first 256
+directions, orthonormalised), so that directions people differ along when neutral rank low.
+
+Variants are model-name fragments, ``skipproj<k>`` (both sizes), ``skipproj<k>_8`` (the 8 px map only) or
+``skipprojlda<k>`` (the lda directions, both sizes), e.g.
 ``runs/default_skipproj32.safetensors`` (a copy of the model under that name). Not a package option.
 
     python docs/results/skipproj/probe.py mechanics MODEL            # fit, then how much the directions explain
@@ -37,7 +42,8 @@ from nfgan.pixels import to_uint8, to_unit_batch  # noqa: E402
 FOLDERS = {"london": "out/london64", "ckplus": "out/ckplus_wn64", "jaffe": "out/jaffe64", "yale": "out/yale64",
            "canada": "out/canada64", "london_sfm": "out/london64_sfm", "canada_sfm": "out/canada64_sfm"}
 SIDES = (16, 8)
-PATTERN = re.compile(r"skipproj(\d+)(_8)?")
+PATTERN = re.compile(r"skipproj(lda)?(\d+)(_8)?")
+RANK = 256          # lda: the generalised problem is solved inside the displacements' first RANK directions
 _BASES: dict = {}
 
 
@@ -105,13 +111,31 @@ def fit(g: Generator) -> dict:
         gen = g.nets["gen"].eval()
         a = skip_maps(gen, g.generator_inputs(*read(ex)))
         b = skip_maps(gen, g.generator_inputs(*read(ne)))
+        unique = torch.as_tensor(np.unique([f"{f}:{i}" for f, i in ne], return_index=True)[1])
         basis = {}
         for s in SIDES:
             _, sv, vh = torch.linalg.svd(a[s] - b[s], full_matrices=False)
-            basis[s] = (vh.T.contiguous(), b[s].mean(0), sv)
+            c = b[s].mean(0)
+            basis[s] = (vh.T.contiguous(), c, sv)
+            basis[("lda", s)] = (lda_directions(vh[:RANK].T, a[s] - b[s], b[s][unique] - c), c)
         basis["pairs"] = len(ex)
+        basis["train_d"] = {s: a[s] - b[s] for s in SIDES}
         _BASES[key] = basis
     return _BASES[key]
+
+
+def lda_directions(v: torch.Tensor, d: torch.Tensor, dev: torch.Tensor) -> torch.Tensor:
+    """Directions (orthonormal columns, D x r, the most expression-specific first) inside the span of ``v`` (D x r)
+    that maximise the displacements' energy ``d`` (N x D) against the spread of neutral faces around their mean
+    ``dev`` (M x D): the generalised eigenvectors of (Sd, Sn + eps I), so that a direction neutral faces vary along
+    (the person) ranks low even where expressions move the map."""
+    from scipy.linalg import eigh
+    dr, nr = (d @ v).numpy(), (dev @ v).numpy()
+    sd, sn = dr.T @ dr / len(dr), nr.T @ nr / len(nr)
+    sn += 1e-3 * np.trace(sn) / len(sn) * np.eye(len(sn))
+    _, w = eigh(sd, sn)
+    q, _ = torch.linalg.qr(v @ torch.from_numpy(np.ascontiguousarray(w[:, ::-1])))
+    return q
 
 
 def project(s: torch.Tensor, v: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
@@ -121,13 +145,17 @@ def project(s: torch.Tensor, v: torch.Tensor, c: torch.Tensor, k: int) -> torch.
     return (flat - (flat - c) @ u @ u.T).to(s.dtype).view_as(s)
 
 
-def projected_outputs(gen, x: torch.Tensor, basis: dict, k: int, sides) -> torch.Tensor:
-    """The generator's outputs for inputs ``x`` with the skip maps of ``sides`` projected (eval mode)."""
+def projected_outputs(gen, x: torch.Tensor, basis: dict, lda: bool, k: int, sides) -> torch.Tensor:
+    """The generator's outputs for inputs ``x`` with the skip maps of ``sides`` projected (eval mode); ``lda``: the
+    expression-specific directions instead of the displacements' strongest."""
     plain = gen._encode
+
+    def key(side):
+        return ("lda", side) if lda else side
 
     def encode(h, keep_stats=False):
         skips, tone = plain(h, keep_stats)
-        return [project(m, *basis[m.shape[-1]][:2], k) if m.shape[-1] in sides else m for m in skips], tone
+        return [project(m, *basis[key(m.shape[-1])][:2], k) if m.shape[-1] in sides else m for m in skips], tone
 
     gen._encode = encode
     try:
@@ -139,7 +167,7 @@ def projected_outputs(gen, x: torch.Tensor, basis: dict, k: int, sides) -> torch
 
 def variant(name: str):
     m = PATTERN.search(name)
-    return None if m is None else (int(m.group(1)), (8,) if m.group(2) else SIDES)
+    return None if m is None else (bool(m.group(1)), int(m.group(2)), (8,) if m.group(3) else SIDES)
 
 
 def projecting_normalize(self, images_u8, poses=None, flipped=None, batch_size=64, progress=False, desc="normalize",
@@ -157,7 +185,7 @@ def projecting_normalize(self, images_u8, poses=None, flipped=None, batch_size=6
     for s in range(0, len(rows), batch_size):
         r = rows[s:s + batch_size]
         out[r] = to_uint8(projected_outputs(gen, to_unit_batch(inputs[r]), basis, *v))
-    print(f"{name}: {len(rows)} of {len(inputs)} faces projected (k {v[0]}, sides {v[1]}, "
+    print(f"{name}: {len(rows)} of {len(inputs)} faces projected ({'lda' if v[0] else 'strongest'}, k {v[1]}, sides {v[2]}, "
           f"{basis['pairs']} training pairs)", flush=True)
     return out
 
@@ -184,20 +212,19 @@ def mechanics(model: str) -> int:
     a = skip_maps(gen, g.generator_inputs(*read(ex)))
     b = skip_maps(gen, g.generator_inputs(*read(ne)))
     print(f"{model}: {basis['pairs']} training pairs, {len(ex)} validation pairs")
-    print("| side | k | training displacement explained | validation displacement explained | "
+    print("| directions | side | k | training displacement explained | validation displacement explained | "
           "validation neutral deviation held |")
-    print("|---|---|---|---|---|")
-    for s in SIDES:
-        v, c, sv = basis[s]
-        total = (sv ** 2).sum()
-        d = a[s] - b[s]
-        dev = b[s] - c
-        for k in (4, 8, 16, 32, 64, 128):
-            u = v[:, :k]
-            tr = (sv[:k] ** 2).sum() / total
-            va = ((d @ u) ** 2).sum() / (d ** 2).sum()
-            held = ((dev @ u) ** 2).sum() / (dev ** 2).sum()
-            print(f"| {s} | {k} | {tr:.3f} | {va:.3f} | {held:.3f} |")
+    print("|---|---|---|---|---|---|")
+    for kind in ("strongest", "lda"):
+        for s in SIDES:
+            v, c = basis[("lda", s) if kind == "lda" else s][:2]
+            d, dev, dtr = a[s] - b[s], b[s] - c, basis["train_d"][s]
+            for k in (4, 8, 16, 32, 64, 128):
+                u = v[:, :k]
+                tr = ((dtr @ u) ** 2).sum() / (dtr ** 2).sum()
+                va = ((d @ u) ** 2).sum() / (d ** 2).sum()
+                held = ((dev @ u) ** 2).sum() / (dev ** 2).sum()
+                print(f"| {kind} | {s} | {k} | {tr:.3f} | {va:.3f} | {held:.3f} |")
     return 0
 
 

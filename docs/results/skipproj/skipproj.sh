@@ -3,24 +3,26 @@
 #   bash docs/results/skipproj/skipproj.sh 1   # part 1: validation people, the shipped default (~10 min)
 #   bash docs/results/skipproj/skipproj.sh 2   # part 2: the screen, variants that passed part 1 (needs the seed-0
 #                                              # leave-JAFFE-and-Yale-out soup3 of docs/results/push/chain_seed0.sh)
+# As run: part 1 (no variant passed), then VARIANTS="skipprojlda64 skipprojlda128" P1=docs/results/skipproj/part1_lda
+# bash docs/results/skipproj/skipproj.sh 1, then part 2 with the same VARIANTS (it skips what failed part 1).
 set -x
 cd /work/main
 PY=.venv/bin/python; R=docs/results/skipproj; N="$PY $R/probe.py"   # `$N evaluate` = nfgan evaluate with the step
 source docs/results/choice_helpers.sh   # score, screen_eval, screen_spec
-VARIANTS="skipproj8 skipproj32 skipproj32_8"
+VARIANTS=${VARIANTS:-"skipproj8 skipproj32 skipproj32_8"}; P1=${P1:-$R/part1}   # part 1 folder
 date
 if [ "$1" = 1 ]; then
-  models="default=$($PY -c 'from nfgan.inference.generator import default_model_path as d; print(d())')"
+  def=$($PY -c 'from nfgan.inference.generator import default_model_path as d; print(d())'); models="default=$def"
   for v in $VARIANTS; do
-    cp ${models#default=} runs/default_$v.safetensors
+    cp $def runs/default_$v.safetensors
     models="$models default_$v=runs/default_$v.safetensors"
   done
   for s in london:london64:london ckplus:ckplus_wn64:ckplus_with_neutral jaffe:jaffe64:jaffe yale:yale64:yale; do
     IFS=: read n f split <<< "$s"
     $N evaluate $models --data out/$f --splits $split --split val --calibration-split all \
-        --out $R/part1/${n}_val --no-figures --quiet --kid-subsets 50
+        --out $P1/${n}_val --no-figures --quiet --kid-subsets 50
   done
-  for v in $VARIANTS; do $PY docs/results/push/checks.py $R/part1 default default_$v | tee $R/part1_$v.txt; done
+  for v in $VARIANTS; do $PY docs/results/push/checks.py $P1 default default_$v | tee $R/part1_$v.txt; done
 fi
 if [ "$1" = 2 ]; then
   models="lodo_soup3_gated=runs/feat10_soup3_gated_seed0.safetensors"; labels="soup3=$R/seed0@lodo_soup3_gated"
