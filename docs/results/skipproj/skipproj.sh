@@ -4,7 +4,10 @@
 #   bash docs/results/skipproj/skipproj.sh 2   # part 2: the screen, variants that passed part 1 (needs the seed-0
 #                                              # leave-JAFFE-and-Yale-out soup3 of docs/results/push/chain_seed0.sh)
 # As run: part 1 (no variant passed), then VARIANTS="skipprojlda64 skipprojlda128" P1=docs/results/skipproj/part1_lda
-# bash docs/results/skipproj/skipproj.sh 1, then part 2 with the same VARIANTS (it skips what failed part 1).
+# bash docs/results/skipproj/skipproj.sh 1 (neither passed), then VARIANTS="skipprojlda16 skipprojlda32"
+# P1=docs/results/skipproj/part1_lda32 bash docs/results/skipproj/skipproj.sh 1, then part 2 with VARIANTS="skipprojlda16
+# skipprojlda32 skipprojlda64 skipprojlda128" MEASURE="skipprojlda64 skipprojlda128" (part 2 skips a variant that
+# failed part 1 unless MEASURE names it: scored as a measurement, nothing chosen from it).
 set -x
 cd /work/main
 PY=.venv/bin/python; R=docs/results/skipproj; N="$PY $R/probe.py"   # `$N evaluate` = nfgan evaluate with the step
@@ -27,7 +30,7 @@ fi
 if [ "$1" = 2 ]; then
   models="lodo_soup3_gated=runs/feat10_soup3_gated_seed0.safetensors"; labels="soup3=$R/seed0@lodo_soup3_gated"
   for v in $VARIANTS; do
-    grep -q "part1 default_$v pass" $R/part1_$v.txt || continue
+    grep -q "part1 default_$v pass" $R/part1_$v.txt || [[ " $MEASURE " == *" $v "* ]] || continue
     cp runs/feat10_soup3_gated_seed0.safetensors runs/soup3_seed0_$v.safetensors
     models="$models lodo_${v}_gated=runs/soup3_seed0_$v.safetensors"; labels="$labels $v=$R/seed0@lodo_${v}_gated"
   done
