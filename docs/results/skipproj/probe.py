@@ -2,8 +2,10 @@
 (probe)"): an inference step on the U-Net's 16 px and 8 px skip maps, where the residual expression of people the
 model never saw comes through (`docs/results/code/which_maps.md`).
 
-The directions: for every frontal expressive photo of the model's own training people (the model file's
-``train_subjects``, in the real and synthetic folders its training config read), the difference between the
+The directions: for every frontal expressive photo of the model's own training people (the training split's people
+among the model file's ``train_subjects``, in the real and synthetic folders its training config read; until the
+correction of round 49 the whole ``train_subjects``, which also holds validation people the input rule's maps were
+fit on), the difference between the
 encoder's 16 px (and 8 px) map of the photo and that of the same person's frontal neutral photo (the same CK+
 sequence's first frame where there is one), both as the generator reads them (the model's input rule). The top
 ``k`` right singular vectors ``U`` of those differences (per map size, not centred) span what an expression does to
@@ -54,12 +56,21 @@ def source_names(info: dict) -> list[str]:
     return sorted(n for n in names if n in FOLDERS)
 
 
-def training_pairs(info: dict):
-    """(expressive, neutral) generator-input pairs of the model's training people: a list of
-    (source, photos, poses, flips, landmarks) for each side of the pairs, as arrays over all sources."""
-    subjects = set(info["train_subjects"])
+def split_of(info: dict, name: str) -> str:
+    """The split file a training source of the model names."""
+    parts = info.get("averaged_from") or [{"sources": info["config"]["data"]["sources"]}]
+    return next(p["sources"][name]["splits"] for p in parts if p["sources"].get(name))
+
+
+def training_pairs(info: dict, part: str = "train"):
+    """(expressive, neutral) generator-input pairs of the model's training people (the ``part`` people of each
+    source's split file among the file's ``train_subjects``, which also names the people the input rule's maps were
+    fit on: validation people too): (folder, row) items for each side of the pairs, over all sources."""
+    from nfgan.data.pairs import load_splits
+
     ex, ne = [], []
     for name in source_names(info):
+        subjects = set(info["train_subjects"]) & set(load_splits(split_of(info, name))[part])
         folder = REPO / FOLDERS[name]
         rows = list(csv.DictReader(open(folder / "manifest.csv")))
         neutral, by_seq = {}, {}
@@ -202,13 +213,7 @@ def mechanics(model: str) -> int:
     g = load_model(model)
     gen = g.nets["gen"].eval()
     basis = fit(g)
-    from nfgan.data.pairs import load_splits
-    val = set()
-    for name in source_names(g.info):
-        split = {"london_sfm": "london", "canada_sfm": "canada", "ckplus": "ckplus_with_neutral"}.get(name, name)
-        val |= set(load_splits(split).get("val", []))
-    info = dict(g.info, train_subjects=sorted(val))
-    ex, ne = training_pairs(info)
+    ex, ne = training_pairs(g.info, "val")
     a = skip_maps(gen, g.generator_inputs(*read(ex)))
     b = skip_maps(gen, g.generator_inputs(*read(ne)))
     print(f"{model}: {basis['pairs']} training pairs, {len(ex)} validation pairs")
