@@ -46,6 +46,10 @@ that person's neutral face, so that less of the expression reaches the decoder f
 the decoder then draws that scale from the coarser maps only (with ``loss.code``, maps that are pulled to the neutral
 face's).
 
+``model.skip_proj_k`` (default 0) is not trained: ``tools/fit_expression_directions.py`` sets it on a trained model
+and stores the directions it fits in the model file (``nfgan.inference.expression_directions``); a training config
+that sets it is refused.
+
 ``model.in_channels`` (default 1) is 2 for a two-channel input rule (``data.frontalize_fill: both``: a turned face
 mirror-filled and as warped); the discriminator is then conditioned on both channels.
 
@@ -65,7 +69,8 @@ from nfgan.models.base import Batch, GeneratorModel, adam_schema
 from nfgan.models.networks import init_weights
 from nfgan.models.nfgan import feature_nets_schema
 from nfgan.models.unet import (DEFAULT_SKIP_MASK_REGIONS, TONE_REGIONS, PatchDiscriminator, UNetGenerator,
-                               skip_mask_regions_error, skip_shut_sides_error)
+                               skip_mask_regions_error, skip_proj_error,
+                               skip_shut_sides_error)
 
 
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -120,6 +125,8 @@ class Pix2PixModel(GeneratorModel):
                       "skip_mask": nonneg(0.0, high=1.0),
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
                       "skip_shut_sides": opt([], "list[float]", check=skip_shut_sides_error),
+                      "skip_proj_k": opt(0, low=0, high=4096),
+                      "skip_proj_sides": opt([16, 8], "list[float]", check=skip_shut_sides_error),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
                       "tone_lock": opt(False), "in_channels": opt(1, choices=(1, 2))},
             "feature_nets": {**feature_nets_schema(None, None),
@@ -142,6 +149,9 @@ class Pix2PixModel(GeneratorModel):
                               f"model.tone_norm: true")
         if cfg["model"]["tone_lock"] and not cfg["model"]["tone_norm"]:
             raise ConfigError(f"{source}: model.tone_lock does nothing without model.tone_norm: true")
+        if cfg["model"]["skip_proj_k"]:
+            raise ConfigError(f"{source}: model.skip_proj_k = {cfg['model']['skip_proj_k']} is an inference step "
+                              "fitted on a trained model (tools/fit_expression_directions.py), not trained: leave it 0")
         if cfg["loss"]["id_rank"] and not cfg["loss"]["id"]:
             raise ConfigError(f"{source}: loss.id_rank = {cfg['loss']['id_rank']} ranks L_id's descriptors and needs "
                               f"loss.id > 0")
@@ -160,7 +170,9 @@ class Pix2PixModel(GeneratorModel):
                                      in_channels=int(m["in_channels"]), skip_mask=float(m["skip_mask"]),
                                      skip_mask_regions=m["skip_mask_regions"], tone_norm=bool(m["tone_norm"]),
                                      tone_region=m["tone_region"], tone_lock=bool(m["tone_lock"]),
-                                     skip_shut_sides=tuple(int(v) for v in m["skip_shut_sides"]))}
+                                     skip_shut_sides=tuple(int(v) for v in m["skip_shut_sides"]),
+                                     skip_proj_k=int(m["skip_proj_k"]),
+                                     skip_proj_sides=tuple(int(v) for v in m["skip_proj_sides"]))}
 
     def __init__(self, cfg: dict, device: torch.device, data, feature_nets: dict | None = None):
         super().__init__(cfg, device)

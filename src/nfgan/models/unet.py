@@ -18,7 +18,11 @@
   normalised tone before the map back, so the output's window has the input's mean and standard deviation
   whatever tone the network would have drawn. ``skip_shut_sides`` (none by default) shuts the skips of the
   given sizes over the whole face. ``deep_codes`` gives the encoder's maps at 4 px and coarser (the
-  ones no skip mask reaches), for ``loss.code``.
+  ones no skip mask reaches), for ``loss.code``. ``skip_proj_k`` > 0 (an inference step, 0 by default) takes
+  ``k`` expression directions out of the skips of ``skip_proj_sides`` (16 and 8 px): each such skip map ``s``
+  (flattened) becomes ``s - Q Q^T (s - c)`` before its gate, with ``Q`` (orthonormal columns) and ``c`` buffers
+  that ``nfgan.inference.expression_directions`` fits for a trained model (zero, i.e. no change, until then);
+  the deeper maps are computed from the photo's maps as they were.
 * ``PatchDiscriminator``: conditional, on the channel pair (input x, candidate); C ndf (no BN), 2ndf, 4ndf with
   stride 2, 8ndf with stride 1, then a 1-map stride-1 conv: a 6x6 map of patch logits for 64x64 input (each
   logit sees a 70x70 receptive field cut to the image - for 64px faces this is close to the whole face, as
@@ -110,6 +114,16 @@ def skip_shut_sides_error(sides, image_size: int = 64) -> str | None:
     return None
 
 
+def skip_proj_error(k, sides, image_size: int = 64) -> str | None:
+    """Why ``k`` directions cannot be taken out of the skips ``sides`` (px) of a ``image_size`` U-Net, or None."""
+    error = skip_shut_sides_error(sides, image_size)
+    if error:
+        return error
+    if int(k) < 0 or (int(k) > 0 and not list(sides)):
+        return f"expected k >= 0 and, with k > 0, one or more skip sizes; got k {k}, sides {list(sides)}"
+    return None
+
+
 def expression_region_mask(size: int, regions=DEFAULT_SKIP_MASK_REGIONS) -> torch.Tensor:
     """``size x size`` soft mask of the regions that show an expression in a face aligned to nfgan's template
     (:data:`nfgan.data.align.TEMPLATE49`), by default (``regions`` ``mouth``, ``brows``): 1 inside an ellipse
@@ -145,7 +159,7 @@ class UNetGenerator(nn.Module):
     def __init__(self, image_size: int = 64, ngf: int = 32, max_channels: int = 256, dropout: float = 0.5,
                  in_channels: int = 1, out_channels: int = 1, skip_mask: float = 0.0,
                  skip_mask_regions=DEFAULT_SKIP_MASK_REGIONS, tone_norm: bool = False, tone_region: str = "window",
-                 tone_lock: bool = False, skip_shut_sides=()):
+                 tone_lock: bool = False, skip_shut_sides=(), skip_proj_k: int = 0, skip_proj_sides=(16, 8)):
         super().__init__()
         if tone_region not in TONE_REGIONS:
             raise ValueError(f"UNetGenerator tone_region must be one of {TONE_REGIONS}, got {tone_region!r}")
@@ -181,6 +195,21 @@ class UNetGenerator(nn.Module):
                 masked.append(i)
         self.masked_skips = tuple(masked)
         chans = [min(ngf * 2 ** min(i, 3), max_channels) for i in range(depth)]
+        error = skip_proj_error(skip_proj_k, skip_proj_sides, image_size)
+        if error:
+            raise ValueError(f"UNetGenerator skip_proj: {error}")
+        self.skip_proj_k = int(skip_proj_k)
+        projected = []
+        for i, side in enumerate(sides):   # in the state dict: a model file carries its fitted directions
+            if self.skip_proj_k and side in {int(v) for v in skip_proj_sides}:
+                dim = chans[i] * side * side
+                if self.skip_proj_k > dim:
+                    raise ValueError(f"UNetGenerator skip_proj_k {skip_proj_k} exceeds the {dim} values of the "
+                                     f"{side} px skip")
+                self.register_buffer(f"skip_proj{i}_q", torch.zeros(dim, self.skip_proj_k))
+                self.register_buffer(f"skip_proj{i}_c", torch.zeros(dim))
+                projected.append(i)
+        self.projected_skips = tuple(projected)
         self.down = nn.ModuleList()
         cin = in_channels
         for i, c in enumerate(chans):
@@ -223,6 +252,12 @@ class UNetGenerator(nn.Module):
             skips.append(h)
         return skips, tone
 
+    def projected_skip(self, i: int, s: torch.Tensor) -> torch.Tensor:
+        """Skip map ``s`` of encoder block ``i`` with its part along the fitted directions set to ``c``'s."""
+        q, c = getattr(self, f"skip_proj{i}_q"), getattr(self, f"skip_proj{i}_c")
+        flat = s.flatten(1)
+        return (flat - (flat - c) @ q @ q.T).view_as(s)
+
     def deep_codes(self, x: torch.Tensor, max_size: int = CODE_MAX_SIZE) -> list[torch.Tensor]:
         """The encoder's maps at ``max_size`` px and coarser for ``x`` (finest first; by default the maps no skip mask
         reaches, each spanning the whole face). In training mode BatchNorm normalises by ``x``'s own batch, and its
@@ -237,7 +272,8 @@ class UNetGenerator(nn.Module):
         h = self.up[0](skips[-1])
         for k, u in enumerate(self.up[1:], start=2):
             i = len(skips) - k
-            skip = skips[i] * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skips[i]
+            skip = self.projected_skip(i, skips[i]) if i in self.projected_skips else skips[i]
+            skip = skip * getattr(self, f"skip_gate{i}") if i in self.masked_skips else skip
             h = u(torch.cat([h, skip], dim=1))
         if self.tone_norm:
             mean, std = tone
