@@ -26,6 +26,7 @@ Variants are model-name fragments, ``skipproj<k>`` (both sizes), ``skipproj<k>_8
     python docs/results/skipproj/probe.py evaluate NAME=MODEL ... --data ...   # nfgan evaluate with the step
 """
 import csv
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -36,7 +37,6 @@ import torch
 REPO = Path(__file__).resolve().parents[3]
 from nfgan.cli import main as nfgan  # noqa: E402
 from nfgan.data.frontalize import is_turned  # noqa: E402
-from nfgan.data.schema import is_expressive  # noqa: E402
 from nfgan.inference.generator import Generator, load_model  # noqa: E402
 from nfgan.pixels import to_uint8, to_unit_batch  # noqa: E402
 
@@ -47,6 +47,9 @@ SIDES = (16, 8)
 PATTERN = re.compile(r"skipproj(lda)?(\d+)(_8)?")
 RANK = 256          # lda: the generalised problem is solved inside the displacements' first RANK directions
 _BASES: dict = {}
+_spec = importlib.util.spec_from_file_location("fit_expression_directions", REPO / "tools/fit_expression_directions.py")
+FIT_TOOL = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(FIT_TOOL)
 
 
 def source_names(info: dict) -> list[str]:
@@ -72,17 +75,9 @@ def training_pairs(info: dict, part: str = "train"):
     for name in source_names(info):
         subjects = set(info["train_subjects"]) & set(load_splits(split_of(info, name))[part])
         folder = REPO / FOLDERS[name]
-        rows = list(csv.DictReader(open(folder / "manifest.csv")))
-        neutral, by_seq = {}, {}
-        for i, r in enumerate(rows):
-            if r["subject"] in subjects and r["pose"] == "frontal" and r["expression"] == "neutral":
-                neutral.setdefault(r["subject"], i)
-                if r.get("sequence"):
-                    by_seq.setdefault(r["sequence"], i)
-        for i, r in enumerate(rows):
-            if (r["subject"] in neutral and r["pose"] == "frontal" and is_expressive(r["expression"])):
-                ex.append((folder, i))
-                ne.append((folder, by_seq.get(r.get("sequence") or "", neutral[r["subject"]])))
+        for i, j in FIT_TOOL.folder_pairs(folder, subjects):   # the package tool's pairing (the same rule)
+            ex.append((folder, i))
+            ne.append((folder, j))
     return ex, ne
 
 
