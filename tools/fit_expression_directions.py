@@ -16,7 +16,6 @@ sources ending in ``_turned`` are left out), in name order. OUT holds the same w
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -37,24 +36,23 @@ def training_sources(info: dict) -> list[str]:
     return [out[k] for k in sorted(out)]
 
 
-def folder_pairs(folder: Path, subjects: set[str]) -> list[tuple[int, int]]:
-    """(expressive row, neutral row) pairs of a prepared folder's frontal photos of ``subjects``."""
+def folder_pairs(manifest: list[dict], subjects: set[str]) -> list[tuple[int, int]]:
+    """(expressive row, neutral row) pairs of a prepared folder's frontal photos of ``subjects`` (``manifest``: its
+    rows, ``nfgan.data.dataset.read_manifest``)."""
     from nfgan.data.schema import is_expressive
 
-    rows = list(csv.DictReader(open(folder / "manifest.csv", newline="")))
     neutral, by_seq = {}, {}
-    for i, r in enumerate(rows):
+    for i, r in enumerate(manifest):
         if r["subject"] in subjects and r["pose"] == "frontal" and r["expression"] == "neutral":
             neutral.setdefault(r["subject"], i)
             if r.get("sequence"):
                 by_seq.setdefault(r["sequence"], i)
-    return [(i, by_seq.get(r.get("sequence") or "", neutral[r["subject"]])) for i, r in enumerate(rows)
+    return [(i, by_seq.get(r.get("sequence") or "", neutral[r["subject"]])) for i, r in enumerate(manifest)
             if r["subject"] in neutral and r["pose"] == "frontal" and is_expressive(r["expression"])]
 
 
-def read_rows(folder: Path, rows: list[int]):
-    """(photos, poses, flips, landmarks) of a prepared folder's rows, in order."""
-    manifest = list(csv.DictReader(open(folder / "manifest.csv", newline="")))
+def read_rows(folder: Path, manifest: list[dict], rows: list[int]):
+    """(photos, poses, flips, landmarks) of a prepared folder's rows (``manifest``: its rows), in order."""
     faces = np.load(folder / "faces.npy", mmap_mode="r", allow_pickle=False)
     lms = (np.load(folder / "landmarks.npy", mmap_mode="r", allow_pickle=False)
            if (folder / "landmarks.npy").is_file() else None)   # a rule without frontalisation needs none
@@ -63,6 +61,7 @@ def read_rows(folder: Path, rows: list[int]):
 
 
 def main(argv=None) -> int:
+    from nfgan.data.dataset import PreparedDatasetError, read_manifest
     from nfgan.data.pairs import SplitError, source_spec
     from nfgan.inference import export_model, load_model
     from nfgan.inference.expression_directions import DEFAULT_RANK, ExpressionDirectionsError, fit_directions, \
@@ -94,17 +93,20 @@ def main(argv=None) -> int:
             ap.error(str(e))
         folder = Path(folder)
         folders[name] = spec.partition("=")[2]
-        if not (folder / "manifest.csv").is_file():
-            ap.error(f"{name}: {folder} is not a prepared folder (no manifest.csv)")
-        pairs = folder_pairs(folder, set(map(str, subjects)) & set(map(str, splits.get("train", []))))
+        try:
+            manifest = read_manifest(folder / "manifest.csv")
+        except PreparedDatasetError as e:
+            ap.error(f"{name}: {e}")
+        pairs = folder_pairs(manifest, set(map(str, subjects)) & set(map(str, splits.get("train", []))))
         print(f"{name}: {len(pairs)} pairs ({folder})", file=sys.stderr)
         if not pairs:
             continue
         rows_x, rows_y = [p[0] for p in pairs], [p[1] for p in pairs]
-        ex.append(g.generator_inputs(*read_rows(folder, rows_x)))
-        ne.append(g.generator_inputs(*read_rows(folder, rows_y)))
+        offset = sum(len(a) for a in ne)
+        ex.append(g.generator_inputs(*read_rows(folder, manifest, rows_x)))
+        ne.append(g.generator_inputs(*read_rows(folder, manifest, rows_y)))
         for j, r in enumerate(rows_y):
-            unique_of.setdefault((name, r), sum(len(a) for a in ne[:-1]) + j)
+            unique_of.setdefault((name, r), offset + j)
     if not ex:
         ap.error("no (expressive, neutral) pairs of the model's training people in these folders")
     sides = tuple(int(s) for s in args.sides.split(","))

@@ -37,6 +37,7 @@ import torch
 REPO = Path(__file__).resolve().parents[3]
 from nfgan.cli import main as nfgan  # noqa: E402
 from nfgan.data.frontalize import is_turned  # noqa: E402
+from nfgan.inference.expression_directions import expression_specific, skip_maps  # noqa: E402
 from nfgan.inference.generator import Generator, load_model  # noqa: E402
 from nfgan.pixels import to_uint8, to_unit_batch  # noqa: E402
 
@@ -69,13 +70,14 @@ def training_pairs(info: dict, part: str = "train"):
     """(expressive, neutral) generator-input pairs of the model's training people (the ``part`` people of each
     source's split file among the file's ``train_subjects``, which also names the people the input rule's maps were
     fit on: validation people too): (folder, row) items for each side of the pairs, over all sources."""
+    from nfgan.data.dataset import read_manifest
     from nfgan.data.pairs import load_splits
 
     ex, ne = [], []
     for name in source_names(info):
         subjects = set(info["train_subjects"]) & set(load_splits(split_of(info, name))[part])
         folder = REPO / FOLDERS[name]
-        for i, j in FIT_TOOL.folder_pairs(folder, subjects):   # the package tool's pairing (the same rule)
+        for i, j in FIT_TOOL.folder_pairs(read_manifest(folder / "manifest.csv"), subjects):   # the tool's pairing
             ex.append((folder, i))
             ne.append((folder, j))
     return ex, ne
@@ -96,18 +98,6 @@ def read(items):
     return np.stack(out[0]), out[1], out[2], np.stack(out[3])
 
 
-def skip_maps(gen, inputs_u8: np.ndarray) -> dict[int, torch.Tensor]:
-    """The encoder's maps of ``SIDES`` for generator inputs, flattened: side -> N x D (eval mode)."""
-    got = {s: [] for s in SIDES}
-    with torch.no_grad():
-        for b in range(0, len(inputs_u8), 128):
-            skips, _ = gen._encode(to_unit_batch(inputs_u8[b:b + 128]))
-            for m in skips:
-                if m.shape[-1] in got:
-                    got[m.shape[-1]].append(m.flatten(1).double())
-    return {s: torch.cat(v) for s, v in got.items()}
-
-
 def fit(g: Generator) -> dict:
     """side -> (V: D x D' right singular vectors, strongest first; c: the mean neutral map; singular values),
     from the model's training people; also the pair count."""
@@ -115,33 +105,19 @@ def fit(g: Generator) -> dict:
     if key not in _BASES:
         ex, ne = training_pairs(g.info)
         gen = g.nets["gen"].eval()
-        a = skip_maps(gen, g.generator_inputs(*read(ex)))
-        b = skip_maps(gen, g.generator_inputs(*read(ne)))
+        a = skip_maps(gen, g.generator_inputs(*read(ex)), SIDES)
+        b = skip_maps(gen, g.generator_inputs(*read(ne)), SIDES)
         unique = torch.as_tensor(np.unique([f"{f}:{i}" for f, i in ne], return_index=True)[1])
         basis = {}
         for s in SIDES:
             _, sv, vh = torch.linalg.svd(a[s] - b[s], full_matrices=False)
             c = b[s].mean(0)
             basis[s] = (vh.T.contiguous(), c, sv)
-            basis[("lda", s)] = (lda_directions(vh[:RANK].T, a[s] - b[s], b[s][unique] - c), c)
+            basis[("lda", s)] = (expression_specific(a[s] - b[s], b[s][unique] - c, RANK), c)
         basis["pairs"] = len(ex)
         basis["train_d"] = {s: a[s] - b[s] for s in SIDES}
         _BASES[key] = basis
     return _BASES[key]
-
-
-def lda_directions(v: torch.Tensor, d: torch.Tensor, dev: torch.Tensor) -> torch.Tensor:
-    """Directions (orthonormal columns, D x r, the most expression-specific first) inside the span of ``v`` (D x r)
-    that maximise the displacements' energy ``d`` (N x D) against the spread of neutral faces around their mean
-    ``dev`` (M x D): the generalised eigenvectors of (Sd, Sn + eps I), so that a direction neutral faces vary along
-    (the person) ranks low even where expressions move the map."""
-    from scipy.linalg import eigh
-    dr, nr = (d @ v).numpy(), (dev @ v).numpy()
-    sd, sn = dr.T @ dr / len(dr), nr.T @ nr / len(nr)
-    sn += 1e-3 * np.trace(sn) / len(sn) * np.eye(len(sn))
-    _, w = eigh(sd, sn)
-    q, _ = torch.linalg.qr(v @ torch.from_numpy(np.ascontiguousarray(w[:, ::-1])))
-    return q
 
 
 def project(s: torch.Tensor, v: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
@@ -209,8 +185,8 @@ def mechanics(model: str) -> int:
     gen = g.nets["gen"].eval()
     basis = fit(g)
     ex, ne = training_pairs(g.info, "val")
-    a = skip_maps(gen, g.generator_inputs(*read(ex)))
-    b = skip_maps(gen, g.generator_inputs(*read(ne)))
+    a = skip_maps(gen, g.generator_inputs(*read(ex)), SIDES)
+    b = skip_maps(gen, g.generator_inputs(*read(ne)), SIDES)
     print(f"{model}: {basis['pairs']} training pairs, {len(ex)} validation pairs")
     print("| directions | side | k | training displacement explained | validation displacement explained | "
           "validation neutral deviation held |")

@@ -199,9 +199,9 @@ class UNetGenerator(nn.Module):
         if error:
             raise ValueError(f"UNetGenerator skip_proj: {error}")
         self.skip_proj_k = int(skip_proj_k)
-        projected = []
+        projected, proj_sides = [], {int(v) for v in skip_proj_sides} if self.skip_proj_k else set()
         for i, side in enumerate(sides):   # in the state dict: a model file carries its fitted directions
-            if self.skip_proj_k and side in {int(v) for v in skip_proj_sides}:
+            if side in proj_sides:
                 dim = chans[i] * side * side
                 if self.skip_proj_k > dim:
                     raise ValueError(f"UNetGenerator skip_proj_k {skip_proj_k} exceeds the {dim} values of the "
