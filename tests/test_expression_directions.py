@@ -121,3 +121,40 @@ def test_tool_fits_on_training_people_and_the_file_applies_the_step_everywhere(t
     assert main(["export", "--format", "onnx", "-o", str(tmp_path / "onnx"), "--model", str(out)]) == 0
     got = Normalizer.from_onnx(tmp_path / "onnx" / "dirs.onnx", threads=1).normalize(faces)
     assert np.abs(got.astype(int) - a).max() <= 1
+
+
+def test_a_float16_model_keeps_its_directions_float32_through_the_fit_and_the_export(tmp_path):
+    """The shipping path: a float16 model file, its directions fitted (tools/fit_expression_directions.py), then
+    written again with metrics (tools/export_default_model.py): weights stay float16, the directions float32 (the
+    same faces as the fitted file), and the file keeps its record of the directions and training people."""
+    import json
+
+    from conftest import load_script, make_prepared, p2p_config, tiny_nets
+    from safetensors import safe_open
+
+    from nfgan.inference import export_model, load_model
+    from nfgan.training.loop import train
+
+    root = make_prepared(tmp_path / "d", subjects=8, poses=("frontal",))
+    train(p2p_config(root, steps=2), tmp_path / "run", progress=False, feature_nets=tiny_nets())
+    half = export_model(tmp_path / "run", tmp_path / "half.safetensors", half=True)
+    dirs, shipped = tmp_path / "dirs.safetensors", tmp_path / "shipped.safetensors"
+    assert load_script("tools/fit_expression_directions.py").main(
+        [str(half), str(dirs), "--k", "2", "--rank", "4", f"synthetic={root}:{root / 'splits.json'}"]) == 0
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"models": {}, "identity_calibration": {}}))
+    assert load_script("tools/export_default_model.py").main(
+        [str(dirs), "--metrics", str(metrics), "--calibration-only", "--out", str(shipped)]) == 0
+    for f in (dirs, shipped):
+        with safe_open(f, "pt") as st:
+            dtypes = {k: st.get_tensor(k).dtype for k in st.keys()}
+        proj = {k for k in dtypes if k.rpartition("/")[2].startswith("skip_proj")}
+        assert len(proj) == 4 and all(dtypes[k] == torch.float32 for k in proj)
+        assert {dtypes[k] for k in dtypes if k not in proj and dtypes[k].is_floating_point} == {torch.float16}
+    a, b = load_model(dirs), load_model(shipped)
+    assert b.info["expression_directions"] == a.info["expression_directions"]
+    assert b.info["expression_directions"]["pairs"] == 6 and b.info["model"]["skip_proj_k"] == 2
+    assert b.info["train_subjects"] == load_model(half).info["train_subjects"]
+    faces = np.load(root / "faces.npy")
+    assert np.array_equal(a.normalize(faces), b.normalize(faces))
+    assert not np.array_equal(a.normalize(faces), load_model(half).normalize(faces))

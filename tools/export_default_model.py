@@ -26,6 +26,13 @@ by ``--metrics``'s, e.g. to ship the default with an inference-time step added:
 frontal landmarks (``nfgan.data.frontal_shape``; the map, the shipped one by default, is embedded). No shipped
 model uses it (docs/experiments.md, rounds 42-42d).
 
+A file of ``tools/fit_expression_directions.py`` (the default's expression directions taken out of its mid skips)
+ships the same way, as a model file this tool wrote: its record of the directions is kept, e.g.
+
+    python tools/fit_expression_directions.py default runs/default_dirs16.safetensors --k 16
+    python tools/export_default_model.py runs/default_dirs16.safetensors --metrics EVAL_DIR/metrics.json \
+        --name default --out src/nfgan/assets/pix2pix_all_data_research64.safetensors
+
 RUN may also be a weight average of several runs' second stages (``tools/average_models.py``): it ships with the
 union of their training data sources and training subjects, and lists the averaged files (``averaged_from``).
 
@@ -188,7 +195,8 @@ def main(argv=None) -> int:
 
 
 #: what a re-exported model file keeps of the file it was read from (the rest is written anew)
-KEPT = ("training_data", "train_subjects", "license", "loss_networks", "alignment", "splits", "source_run")
+KEPT = ("training_data", "train_subjects", "license", "loss_networks", "alignment", "splits", "source_run",
+        "expression_directions", "derived_from")
 
 
 def _reexport(args, g, metrics: dict, name: str | None) -> int:

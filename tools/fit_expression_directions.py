@@ -11,7 +11,9 @@ prepared folder, every frontal expressive photo of those people with the same pe
 same CK+ sequence's first frame where there is one, else the person's first). Sources: by default the frontal ones
 the model's training config names, with their split files (every averaged second stage's, for a weight average;
 sources ending in ``_turned`` are left out), in name order. OUT holds the same weights with ``model.skip_proj_k`` set and the directions in the generator's buffers, so
-``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply the step to every input.
+``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply the step to every input. OUT
+is stored like MODEL (float16 weights stay float16; the directions are float32). To ship it, score it and write it
+again with its data, licence and metrics: ``tools/export_default_model.py OUT --metrics ... --out ...``.
 """
 from __future__ import annotations
 
@@ -120,7 +122,8 @@ def main(argv=None) -> int:
     record = {"k": args.k, "sides": list(sides), "rank": args.rank, "pairs": n,
               "sources": folders}
     new = Generator(g.kind, {**g.nets, "gen": gen}, {**g.info, "model": cfg})
-    out = export_model(new, args.out, expression_directions=record, derived_from=str(args.model),
+    # a float16 file stays float16 (its weights are float16 values already; the directions are kept float32)
+    out = export_model(new, args.out, half=g.info.get("stored_dtype") == "float16", expression_directions=record, derived_from=str(args.model),
                        **{k: g.info[k] for k in CARRIED if k in g.info})
     print(f"wrote {out}: {args.k} expression directions out of the {', '.join(map(str, sides))} px skips, fitted on "
           f"{n} pairs of {len(unique_of)} neutral photos")

@@ -352,7 +352,8 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
                  **metadata) -> Path:
     """Write the inference part of a run (its model's ``GENERATOR`` networks) to one safetensors file with the
     model hyper-parameters, input rule, step and the given ``metadata`` (JSON-able: data, licence, metrics).
-    ``half`` stores float tensors as float16 (loaded back into float32 modules); ``weights`` chooses the moving
+    ``half`` stores float weights as float16 (loaded back into float32 modules; the expression directions of
+    ``model.skip_proj_k`` stay float32: rounding a projection moves every output); ``weights`` chooses the moving
     average or the live generator as in :func:`load_model`; ``rule`` replaces the input rule the model was
     trained with (e.g. a geometric step applied at inference only); ``identity_pull`` adds an identity pull
     (``False`` drops the model's; ``None`` keeps it). The training subjects a checkpoint records
@@ -371,7 +372,9 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
                for k, v in net.state_dict().items()}
     if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        tensors = {k: v.half() if v.is_floating_point() and not k.rpartition("/")[2].startswith("skip_proj")
+                   else v
+                   for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
             "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
             "neutralize_shape": g.rule.neutralize, "input_rule": g.rule.as_dict(),
