@@ -53,9 +53,9 @@ def test_pull_moves_turned_outputs_towards_the_photos_identity_and_leaves_fronta
 
 
 def test_pull_runs_under_the_callers_no_grad_and_inference_mode(faces, pulled):
-    """The same batch with and without the caller's mode: the same faces, byte for byte (against a batch of other
-    size, float rounding moves the pull's Adam steps by a few gray levels: the default's projection sums in a
-    batch-dependent order), and pulled (not the plain outputs)."""
+    """The same batch with and without the caller's mode: the same faces, byte for byte, and pulled (not the plain
+    outputs). Against a batch of another size the comparison would not be exact: sums whose order depends on the
+    batch round differently, and the pull's five Adam steps carry that to a few gray levels."""
     crops, poses, flipped, lms, turned = faces
     g, _, off = pulled
     i = np.flatnonzero(turned)[:2]

@@ -123,8 +123,8 @@ def main(argv=None) -> int:
               "sources": folders}
     new = Generator(g.kind, {**g.nets, "gen": gen}, {**g.info, "model": cfg})
     # a float16 file stays float16 (its weights are float16 values already; the directions are kept float32)
-    out = export_model(new, args.out, half=g.info.get("stored_dtype") == "float16", expression_directions=record, derived_from=str(args.model),
-                       **{k: g.info[k] for k in CARRIED if k in g.info})
+    out = export_model(new, args.out, half=g.info.get("stored_dtype") == "float16", expression_directions=record,
+                       derived_from=str(args.model), **{k: g.info[k] for k in CARRIED if k in g.info})
     print(f"wrote {out}: {args.k} expression directions out of the {', '.join(map(str, sides))} px skips, fitted on "
           f"{n} pairs of {len(unique_of)} neutral photos")
     return 0

@@ -371,10 +371,9 @@ def export_model(checkpoint: "str | Path | Generator", out: str | Path, half: bo
         pull.check(g.nets["gen"] if "gen" in g.nets else None, str(out))
     tensors = {f"{name}/{k}": v.detach().cpu().contiguous() for name, net in g.nets.items()
                for k, v in net.state_dict().items()}
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() and not k.rpartition("/")[2].startswith("skip_proj")
-                   else v
-                   for k, v in tensors.items()}
+    if half:   # the expression directions (buffers skip_proj*) stay float32
+        keep = {k for k in tensors if k.rpartition("/")[2].startswith("skip_proj")}
+        tensors = {k: v.half() if v.is_floating_point() and k not in keep else v for k, v in tensors.items()}
     info = {"format": EXPORT_FORMAT, "kind": g.kind, "model": g.info["model"], "step": g.info.get("step"),
             "flip_left_poses": g.flip_left_poses, "frontalize_inputs": g.frontalize, "frontalize_fill": g.rule.fill,
             "neutralize_shape": g.rule.neutralize, "input_rule": g.rule.as_dict(),
