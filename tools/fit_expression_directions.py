@@ -10,10 +10,11 @@ file's ``train_subjects`` also names the validation people its input rule's maps
 prepared folder, every frontal expressive photo of those people with the same person's frontal neutral photo (the
 same CK+ sequence's first frame where there is one, else the person's first). Sources: by default the frontal ones
 the model's training config names, with their split files (every averaged second stage's, for a weight average;
-sources ending in ``_turned`` are left out), in name order. OUT holds the same weights with ``model.skip_proj_k`` set and the directions in the generator's buffers, so
-``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT`` and ONNX export apply the step to every input. OUT
-is stored like MODEL (float16 weights stay float16; the directions are float32). To ship it, score it and write it
-again with its data, licence and metrics: ``tools/export_default_model.py OUT --metrics ... --out ...``.
+sources ending in ``_turned`` are left out), in name order. OUT holds the same weights with ``model.skip_proj_k``
+set and the directions in the generator's buffers, so ``nfgan evaluate NAME=OUT``, ``nfgan normalize --model OUT``
+and ONNX export apply the step to every input. OUT is stored like MODEL (float16 weights stay float16; the
+directions are float32). To ship it, score it and write it again with its data, licence and metrics:
+``tools/export_default_model.py OUT --metrics ... --out ...``.
 """
 from __future__ import annotations
 
