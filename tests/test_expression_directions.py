@@ -158,3 +158,53 @@ def test_a_float16_model_keeps_its_directions_float32_through_the_fit_and_the_ex
     faces = np.load(root / "faces.npy")
     assert np.array_equal(a.normalize(faces), b.normalize(faces))
     assert not np.array_equal(a.normalize(faces), load_model(half).normalize(faces))
+
+
+def test_a_second_stage_trains_with_fixed_directions_from_a_first_stage_without_them(tmp_path):
+    """model.skip_proj_from: a second stage resumed from a first stage's checkpoint (which has no directions) takes
+    the first k directions of a file fitted on that first stage out of its skips while it trains: the trained file
+    holds them unchanged and applies them, and its weights differ from the same second stage trained without them.
+    A config naming no file, or a file without directions, is refused with the reason."""
+    import shutil
+
+    from conftest import load_script, make_prepared, p2p_config, tiny_nets
+    from safetensors import safe_open
+
+    from nfgan.inference import load_model
+    from nfgan.training.loop import train
+
+    root = make_prepared(tmp_path / "d", subjects=8, poses=("frontal",))
+    train(p2p_config(root, steps=2), tmp_path / "first", progress=False, feature_nets=tiny_nets())
+    dirs = tmp_path / "dirs.safetensors"
+    assert load_script("tools/fit_expression_directions.py").main(
+        [str(tmp_path / "first"), str(dirs), "--k", "3", "--rank", "4", f"synthetic={root}:{root / 'splits.json'}"]) == 0
+
+    def second(name, **model):
+        run = tmp_path / name
+        shutil.copytree(tmp_path / "first" / "checkpoints", run / "checkpoints")
+        cfg = p2p_config(root, steps=4)
+        cfg["model"].update(model)
+        train(cfg, run, resume=True, progress=False, feature_nets=tiny_nets())
+        return load_model(run)
+
+    fixed, plain = second("fixed", skip_proj_k=2, skip_proj_from=str(dirs)), second("plain")
+    assert fixed.info["model"]["skip_proj_k"] == 2 and plain.info["model"]["skip_proj_k"] == 0
+    gen = fixed.nets["gen"]
+    with safe_open(str(dirs), "pt") as f:
+        for i in gen.projected_skips:
+            assert torch.equal(getattr(gen, f"skip_proj{i}_q"), f.get_tensor(f"gen/skip_proj{i}_q")[:, :2])
+            assert torch.equal(getattr(gen, f"skip_proj{i}_c"), f.get_tensor(f"gen/skip_proj{i}_c"))
+    a, b = gen.state_dict(), plain.nets["gen"].state_dict()
+    assert all(k in a for k in b) and any(not torch.equal(a[k], b[k]) for k in b if b[k].is_floating_point())
+    faces = np.load(root / "faces.npy")
+    assert not np.array_equal(fixed.normalize(faces), plain.normalize(faces))
+
+    with pytest.raises(ConfigError, match="skip_proj_from needs model.skip_proj_k"):
+        load_config(overrides={"model": {"type": "pix2pix", "skip_proj_from": str(dirs)}})
+    cfg = p2p_config(root, steps=2)
+    cfg["model"].update(skip_proj_k=2, skip_proj_from=str(tmp_path / "first" / "checkpoints" / "step_00000002.safetensors"))
+    with pytest.raises(ConfigError, match="step_00000002.safetensors: model.skip_proj_from: no expression directions"):
+        train(cfg, tmp_path / "bad", progress=False, feature_nets=tiny_nets())
+    cfg["model"].update(skip_proj_k=4, skip_proj_from=str(dirs))
+    with pytest.raises(ConfigError, match="needs .* x 4 or more columns"):
+        train(cfg, tmp_path / "bad2", progress=False, feature_nets=tiny_nets())

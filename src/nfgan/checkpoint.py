@@ -43,6 +43,17 @@ class CheckpointError(ValueError):
     pass
 
 
+def with_fixed_buffers(net: nn.Module, state: dict) -> dict:
+    """``state`` for ``net.load_state_dict``: where the only tensors it lacks are the U-Net's fixed expression
+    directions (``skip_proj*`` buffers; ``model.skip_proj_from``, e.g. a second stage resumed from a first stage's
+    checkpoint), the net's own (loaded from that file) fill them; any other mismatch still fails the strict load."""
+    own = net.state_dict()
+    lacking = [k for k in own if k not in state]
+    if lacking and all(k.rpartition(".")[2].startswith("skip_proj") for k in lacking):
+        return {**{k: own[k] for k in lacking}, **state}
+    return state
+
+
 def save_checkpoint(path: str | Path, step: int, nets: Mapping[str, nn.Module],
                     optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
                     rng: Mapping[str, torch.Tensor] | None = None, model: dict | None = None,

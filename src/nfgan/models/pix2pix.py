@@ -47,8 +47,12 @@ the decoder then draws that scale from the coarser maps only (with ``loss.code``
 face's).
 
 ``model.skip_proj_k`` (default 0) is not trained: ``tools/fit_expression_directions.py`` sets it on a trained model
-and stores the directions it fits in the model file (``nfgan.inference.expression_directions``); a training config
-that sets it is refused.
+and stores the directions it fits in the model file (``nfgan.inference.expression_directions``). A training config
+may set it only with ``model.skip_proj_from``, a model file holding such directions (e.g. the tool's output for the
+first stage a second stage resumes from): the U-Net then takes the file's first ``k`` directions out of its skips
+during training too, fixed (buffers, no gradient), so the decoder learns to work without them; the trained file
+keeps them and applies them at inference as the tool's files do. A checkpoint written without them (that first
+stage) resumes with the file's.
 
 ``model.in_channels`` (default 1) is 2 for a two-channel input rule (``data.frontalize_fill: both``: a turned face
 mirror-filled and as warped); the discriminator is then conditioned on both channels.
@@ -58,6 +62,8 @@ outputs are deterministic (pix2pix keeps dropout on at test time as a noise sour
 normaliser wants one answer per face).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +109,37 @@ def load_critic(name: str) -> nn.Module:
     return NeutralCritic.load(None if name == "nfgan" else name)
 
 
+def load_skip_directions(gen: UNetGenerator, path: str | Path) -> None:
+    """Copy the first ``gen.skip_proj_k`` expression directions of each projected skip, and the mean neutral map,
+    from a model file that holds them (``tools/fit_expression_directions.py``) into ``gen``'s buffers
+    (``model.skip_proj_from``: training then keeps them fixed). Problems are ConfigErrors naming the file."""
+    from safetensors import safe_open
+
+    path, k = Path(path), gen.skip_proj_k
+    where = f"{path}: model.skip_proj_from"
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such file")
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored = {key: f.get_tensor(key) for key in f.keys() if key.startswith("gen/skip_proj")}
+    except Exception as e:   # safetensors' own error type is not importable from its Python API
+        raise ConfigError(f"{where}: not a readable safetensors model file ({e})") from None
+    with torch.no_grad():
+        for i in gen.projected_skips:
+            q, c = stored.get(f"gen/skip_proj{i}_q"), stored.get(f"gen/skip_proj{i}_c")
+            own = getattr(gen, f"skip_proj{i}_q")
+            if q is None or c is None:
+                raise ConfigError(f"{where}: no expression directions for the {64 >> (i + 1)} px skip (gen/skip_proj"
+                                  f"{i}_q); fit them with tools/fit_expression_directions.py")
+            if q.dim() != 2 or q.shape[0] != own.shape[0] or q.shape[1] < k or c.shape != (own.shape[0],):
+                raise ConfigError(f"{where}: the {64 >> (i + 1)} px skip's directions are {tuple(q.shape)}; this "
+                                  f"U-Net needs {own.shape[0]} x {k} or more columns (model.skip_proj_k)")
+            if not (torch.isfinite(q).all() and torch.isfinite(c).all()):
+                raise ConfigError(f"{where}: the {64 >> (i + 1)} px skip's directions hold NaN or infinite values")
+            own.copy_(q[:, :k])
+            getattr(gen, f"skip_proj{i}_c").copy_(c)
+
+
 class Pix2PixModel(GeneratorModel):
     """U-Net ``gen`` and PatchGAN ``dis``; logs ``pixel`` (L1 to the target), ``gan_g`` (G's BCE), ``gan_d``
     (D's objective), and ``feat`` / ``id`` / ``sym`` / ``neutral`` / ``code`` when their weight is not 0."""
@@ -126,6 +163,7 @@ class Pix2PixModel(GeneratorModel):
                       "skip_mask_regions": opt(list(DEFAULT_SKIP_MASK_REGIONS), "list[str]", check=skip_mask_regions_error),
                       "skip_shut_sides": opt([], "list[float]", check=skip_shut_sides_error),
                       "skip_proj_k": opt(0, low=0, high=4096),
+                      "skip_proj_from": opt(None, "path", nullable=True),
                       "skip_proj_sides": opt([16, 8], "list[float]", check=skip_shut_sides_error),
                       "tone_norm": opt(False), "tone_region": opt("window", choices=TONE_REGIONS),
                       "tone_lock": opt(False), "in_channels": opt(1, choices=(1, 2))},
@@ -149,9 +187,13 @@ class Pix2PixModel(GeneratorModel):
                               f"model.tone_norm: true")
         if cfg["model"]["tone_lock"] and not cfg["model"]["tone_norm"]:
             raise ConfigError(f"{source}: model.tone_lock does nothing without model.tone_norm: true")
-        if cfg["model"]["skip_proj_k"]:
+        if cfg["model"]["skip_proj_k"] and not cfg["model"]["skip_proj_from"]:
             raise ConfigError(f"{source}: model.skip_proj_k = {cfg['model']['skip_proj_k']} is an inference step "
-                              "fitted on a trained model (tools/fit_expression_directions.py), not trained: leave it 0")
+                              "fitted on a trained model (tools/fit_expression_directions.py), not trained: leave it "
+                              "0, or name the model file whose directions training keeps fixed in model.skip_proj_from")
+        if cfg["model"]["skip_proj_from"] and not cfg["model"]["skip_proj_k"]:
+            raise ConfigError(f"{source}: model.skip_proj_from needs model.skip_proj_k > 0 (how many of its "
+                              "directions to take out)")
         if cfg["loss"]["id_rank"] and not cfg["loss"]["id"]:
             raise ConfigError(f"{source}: loss.id_rank = {cfg['loss']['id_rank']} ranks L_id's descriptors and needs "
                               f"loss.id > 0")
@@ -185,6 +227,9 @@ class Pix2PixModel(GeneratorModel):
                      "dis": PatchDiscriminator(m["ndf"], m["d_layers"], in_channels=int(m["in_channels"]) + 1)}
         for net in self.nets.values():
             init_weights(net, m["init_std"])
+        if m["skip_proj_from"]:
+            load_skip_directions(self.nets["gen"], m["skip_proj_from"])
+        for net in self.nets.values():
             self.place(net)
         self.optimizers = self.make_optimizers()
 

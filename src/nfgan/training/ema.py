@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from nfgan.checkpoint import EMA_PREFIX
+from nfgan.checkpoint import EMA_PREFIX, with_fixed_buffers
 
 
 def ema_decay(half_life: float) -> float:
@@ -63,7 +63,7 @@ class WeightAverage:
     def load(self, states: dict[str, dict[str, torch.Tensor]], since: int) -> None:
         """The averages a checkpoint stored (``states``: name -> state dict)."""
         for name, net in self.nets.items():
-            net.load_state_dict(states[name])
+            net.load_state_dict(with_fixed_buffers(net, states[name]))
         self.since = int(since)
 
     def checkpoint_nets(self) -> dict[str, nn.Module]:

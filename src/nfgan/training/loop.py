@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from nfgan.atomic import save_image, write_text
-from nfgan.checkpoint import CheckpointError, averaged_nets, load_checkpoint, save_checkpoint
+from nfgan.checkpoint import CheckpointError, averaged_nets, load_checkpoint, save_checkpoint, with_fixed_buffers
 from nfgan.config import ConfigError
 from nfgan.device import DEVICE_HELP, resolve_device
 from nfgan.models import model_class
@@ -206,7 +206,7 @@ class Trainer:
         if bad:
             raise CheckpointError(f"{ck['path']}: weights {bad[:3]} hold NaN or infinite values")
         for name, net in self.model.nets.items():
-            net.load_state_dict(ck["nets"][name])
+            net.load_state_dict(with_fixed_buffers(net, ck["nets"][name]))
         for name, opt in self.model.optimizers.items():
             opt.load_state_dict(ck["optimizers"][name])
         rng, suffix = ck["rng"], (f"_rank{self.dist.rank}" if self.dist.rank else "")
