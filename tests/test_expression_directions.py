@@ -177,7 +177,8 @@ def test_a_second_stage_trains_with_fixed_directions_from_a_first_stage_without_
     train(p2p_config(root, steps=2), tmp_path / "first", progress=False, feature_nets=tiny_nets())
     dirs = tmp_path / "dirs.safetensors"
     assert load_script("tools/fit_expression_directions.py").main(
-        [str(tmp_path / "first"), str(dirs), "--k", "3", "--rank", "4", f"synthetic={root}:{root / 'splits.json'}"]) == 0
+        [str(tmp_path / "first"), str(dirs), "--k", "3", "--rank", "4",
+         f"synthetic={root}:{root / 'splits.json'}"]) == 0
 
     def second(name, **model):
         run = tmp_path / name
@@ -202,7 +203,8 @@ def test_a_second_stage_trains_with_fixed_directions_from_a_first_stage_without_
     with pytest.raises(ConfigError, match="skip_proj_from needs model.skip_proj_k"):
         load_config(overrides={"model": {"type": "pix2pix", "skip_proj_from": str(dirs)}})
     cfg = p2p_config(root, steps=2)
-    cfg["model"].update(skip_proj_k=2, skip_proj_from=str(tmp_path / "first" / "checkpoints" / "step_00000002.safetensors"))
+    first_checkpoint = tmp_path / "first" / "checkpoints" / "step_00000002.safetensors"
+    cfg["model"].update(skip_proj_k=2, skip_proj_from=str(first_checkpoint))
     with pytest.raises(ConfigError, match="step_00000002.safetensors: model.skip_proj_from: no expression directions"):
         train(cfg, tmp_path / "bad", progress=False, feature_nets=tiny_nets())
     cfg["model"].update(skip_proj_k=4, skip_proj_from=str(dirs))
