@@ -18,6 +18,9 @@ alike) and each figure the best of ``--repeats`` passes after a warm-up pass:
   inference_mode, torch bf16 autocast (with and without channels-last), onnxruntime (``nfgan export`` graph);
   with each path's largest difference from today's output in gray levels, on the example faces and on the
   prepared faces of ``--prepared`` (default ``out/london64`` when present);
+* what the default's expression directions cost (``model.skip_proj_k``; a file without them has no such row): the
+  same weights with a U-Net built without them, torch fp32, full and network only, and how far its outputs are
+  from today's (not a path to today's outputs);
 * the default as it ships, with the identity pull of its turned faces (``nfgan.inference.identity_pull``: five
   gradient steps through the U-Net and dlib's network per turned face), torch fp32, and how far it moves them;
 * the NFGAN (Enc + Dec), torch fp32 and onnxruntime;
@@ -57,6 +60,7 @@ from nfgan.inference.normalizer import Normalizer, default_model_path, nfgan_mod
 
 PARITY = 1   # gray levels a faster path may differ from today's output and still count
 PULL = "torch fp32 + identity pull (as shipped)"   # the default with its identity pull of turned faces
+NODIRS = "torch fp32 without expression directions"   # the default's weights without its skip projection
 
 
 def example_photos() -> list[Path]:
@@ -128,6 +132,16 @@ def matmul_gflops(dtype: torch.dtype, n: int, repeats: int) -> float:
     return 2 * n ** 3 / sec / 1e9
 
 
+def without_directions(path) -> object:
+    """The model file at ``path`` with its U-Net rebuilt without expression directions (``model.skip_proj_k`` 0),
+    the same weights otherwise."""
+    g = load_model(path)
+    gen = g.model_class.build_generator({**g.info["model"], "skip_proj_k": 0})["gen"]
+    gen.load_state_dict({k: v for k, v in g.nets["gen"].state_dict().items() if not k.startswith("skip_proj")})
+    g.nets["gen"] = gen.eval()
+    return g
+
+
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
@@ -185,6 +199,12 @@ def main(argv=None) -> int:
         fns[name + " [net]"] = (lambda g=net_only, kw=kw: g.normalize(inputs, batch_size=bs, **kw))
     if default.pull is not None:
         fns[PULL] = lambda: default.normalize(faces, poses, flipped, bs, landmarks=lms)
+    undirected = None
+    if int(default.info["model"].get("skip_proj_k", 0)):   # what the projection costs: the same weights without it
+        undirected, undirected_net = without_directions(default_model_path()), without_directions(default_model_path())
+        undirected_net.rule = InputRule(False, frontalize=False)
+        fns[NODIRS] = lambda: undirected.normalize(faces, poses, flipped, bs, landmarks=lms, identity_pull=False)
+        fns[NODIRS + " [net]"] = lambda: undirected_net.normalize(inputs, batch_size=bs)
     fns["NFGAN torch fp32"] = lambda: nfgan.normalize(faces, poses, flipped, bs)
     if have_ort:
         nfgan_ort = load_onnx_generator(nfgan_model_path(), threads=args.threads)
@@ -263,6 +283,11 @@ def main(argv=None) -> int:
         print(f"{name:<42} {rate:>9.1f} {rate / base:>8.2f} {net_rate:>9.1f} {net_rate / base:>8.2f} {shown:>9}")
         if d <= PARITY and (dp is None or dp <= PARITY) and (fastest is None or rate > fastest[1]):
             fastest = (name, rate)
+    if undirected is not None:   # not a path to today's outputs: the projection moves them
+        rate, net_rate = args.n / secs[NODIRS], args.n / secs[NODIRS + " [net]"]
+        d = max_diff(undirected.normalize(faces[:n_unique], poses[:n_unique], flipped[:n_unique], bs,
+                                          landmarks=lms[:n_unique], identity_pull=False), today)
+        print(f"{NODIRS:<42} {rate:>9.1f} {rate / base:>8.2f} {net_rate:>9.1f} {net_rate / base:>8.2f} {d:>9}")
     if PULL in secs:
         rate = args.n / secs[PULL]
         print(f"{PULL:<42} {rate:>9.1f} {rate / base:>8.2f}  (turned faces moved {moved.mean():.1f} gray levels on "
