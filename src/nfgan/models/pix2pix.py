@@ -127,15 +127,15 @@ def load_skip_directions(gen: UNetGenerator, path: str | Path) -> None:
     with torch.no_grad():
         for i in gen.projected_skips:
             q, c = stored.get(f"gen/skip_proj{i}_q"), stored.get(f"gen/skip_proj{i}_c")
-            own = getattr(gen, f"skip_proj{i}_q")
+            own, side = getattr(gen, f"skip_proj{i}_q"), 64 >> (i + 1)   # pix2pix's U-Net is 64 px
             if q is None or c is None:
-                raise ConfigError(f"{where}: no expression directions for the {64 >> (i + 1)} px skip (gen/skip_proj"
-                                  f"{i}_q); fit them with tools/fit_expression_directions.py")
+                raise ConfigError(f"{where}: no expression directions for the {side} px skip (gen/skip_proj{i}_q); "
+                                  "fit them with tools/fit_expression_directions.py")
             if q.dim() != 2 or q.shape[0] != own.shape[0] or q.shape[1] < k or c.shape != (own.shape[0],):
-                raise ConfigError(f"{where}: the {64 >> (i + 1)} px skip's directions are {tuple(q.shape)}; this "
-                                  f"U-Net needs {own.shape[0]} x {k} or more columns (model.skip_proj_k)")
+                raise ConfigError(f"{where}: the {side} px skip's directions are {tuple(q.shape)}; this U-Net needs "
+                                  f"{own.shape[0]} x {k} or more columns (model.skip_proj_k)")
             if not (torch.isfinite(q).all() and torch.isfinite(c).all()):
-                raise ConfigError(f"{where}: the {64 >> (i + 1)} px skip's directions hold NaN or infinite values")
+                raise ConfigError(f"{where}: the {side} px skip's directions hold NaN or infinite values")
             own.copy_(q[:, :k])
             getattr(gen, f"skip_proj{i}_c").copy_(c)
 
